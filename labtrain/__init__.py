@@ -1,0 +1,25 @@
+"""labtrain: train physical learning machines -- on a benchtop chip or its simulated twin.
+
+The names most notebooks need are importable from here::
+
+    import labtrain as lt
+    net = lt.lattice(4, 4, n_inputs=2, n_outputs=1)
+    chip = lt.IdealChip(net)
+"""
+
+__version__ = "0.1.0"
+
+from .chip import CapabilityError, Chip, ClampNudge, CurrentNudge, IdealChip, Measurement  # noqa: E402
+from .network import Network, all_to_all, from_edge_list, layered, lattice, random_graph  # noqa: E402
+from .optim import SGD, Adam, Momentum, TapStep  # noqa: E402
+from .protocols import (AnalyticGradient, CoupledLearning, EquilibriumPropagation,  # noqa: E402
+                        UpdateMask, gep_family)
+from .simulators import LinearResistorNetwork  # noqa: E402
+from .tasks import Task, make_task  # noqa: E402
+
+__all__ = [
+    "__version__", "Chip", "IdealChip", "CapabilityError", "ClampNudge", "CurrentNudge", "Measurement",
+    "Network", "lattice", "all_to_all", "layered", "random_graph", "from_edge_list",
+    "SGD", "Momentum", "Adam", "TapStep", "AnalyticGradient", "EquilibriumPropagation", "CoupledLearning",
+    "UpdateMask", "gep_family", "LinearResistorNetwork", "Task", "make_task",
+]

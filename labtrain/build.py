@@ -1,0 +1,142 @@
+"""Turn a validated :class:`~labtrain.config.Experiment` into task, network, chip, rule and optimiser.
+
+Every failure here is still a :class:`~labtrain.config.ConfigError` naming the
+file and section, raised before any chip exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .chip.base import Chip
+from .chip.ideal import IdealChip
+from .config import ConfigError, Experiment
+from .network import Network, NetworkError, all_to_all, from_edge_list, layered, lattice, random_graph
+from .optim import Optimizer, make_optimizer
+from .protocols.analytic import AnalyticGradient
+from .protocols.base import GradientEstimator
+from .protocols.gep import CoupledLearning, EquilibriumPropagation
+from .protocols.masks import UpdateMask
+from .tasks import Task, TaskError, make_task
+
+__all__ = ["Setup", "build_task", "build_network", "build_chip", "build_estimator", "build_optimizer",
+           "build_setup", "initial_conductances"]
+
+
+def _src(exp: Experiment) -> str:
+    return str(exp.path) if exp.path else "<experiment>"
+
+
+def build_task(exp: Experiment) -> Task:
+    t = dict(exp["task"])
+    name = t.pop("name")
+    if t["mnist_path"]:
+        t["mnist_path"] = str(exp.resolve(t["mnist_path"]))
+    t["classes"] = t["classes"] or None
+    t["decoder"] = t["decoder"] or None
+    try:
+        return make_task(name, **t)
+    except TaskError as exc:
+        raise ConfigError(f"{_src(exp)}: [task] {exc}") from None
+
+
+def build_network(exp: Experiment, n_inputs: int, n_outputs: int) -> Network:
+    """Build the network; terminal counts come from the task unless listed explicitly."""
+    c = exp["chip"]
+    explicit = {k: (c[k] or None) for k in ("inputs", "outputs", "grounds")}
+    bounds = {"g_min_s": c["g_min_s"], "g_max_s": c["g_max_s"]}
+    topo = c["topology"]
+    try:
+        if topo == "lattice":
+            net = lattice(c["rows"], c["cols"], diagonals=c["diagonals"], skip=c["skip"], n_inputs=n_inputs,
+                          n_outputs=n_outputs, **explicit, **bounds)
+        elif topo == "all_to_all":
+            net = all_to_all(c["n_nodes"], n_inputs=n_inputs, n_outputs=n_outputs, **explicit, **bounds)
+        elif topo == "layered":
+            if any(explicit.values()):
+                raise NetworkError("layered networks place their own terminals; remove inputs/outputs/grounds")
+            net = layered([n_inputs, *c["hidden_layers"], n_outputs], **bounds)
+        elif topo == "random":
+            net = random_graph(c["n_nodes"], c["n_edges"], seed=c["graph_seed"], n_inputs=n_inputs,
+                               n_outputs=n_outputs, **explicit, **bounds)
+        else:
+            net = from_edge_list(exp.resolve(c["edge_list"]), **explicit, **bounds)
+    except NetworkError as exc:
+        raise ConfigError(f"{_src(exp)}: [chip] {exc}") from None
+    if len(net.inputs) != n_inputs:
+        raise ConfigError(f"{_src(exp)}: [chip] inputs = {list(net.inputs)}: the task feeds {n_inputs} input "
+                          f"value(s) per example (features + bias inputs), the network has {len(net.inputs)} inputs")
+    if len(net.outputs) != n_outputs:
+        raise ConfigError(f"{_src(exp)}: [chip] outputs = {list(net.outputs)}: the task needs {n_outputs} "
+                          f"output(s), the network has {len(net.outputs)}")
+    return net
+
+
+def initial_conductances(exp: Experiment, net: Network) -> np.ndarray:
+    rng = np.random.default_rng([exp["run"]["seed"], 2])
+    lo, hi = net.g_min_s, net.g_max_s
+    kind = exp["chip"]["g_init"]
+    if kind == "uniform_random":
+        return rng.uniform(lo, hi)
+    if kind == "log_uniform_random":
+        return np.exp(rng.uniform(np.log(lo), np.log(hi)))
+    if kind == "min":
+        return lo.copy()
+    if kind == "max":
+        return hi.copy()
+    return np.sqrt(lo * hi)
+
+
+def build_chip(exp: Experiment, net: Network) -> Chip:
+    b = exp["backend"]
+    if b["kind"] != "ideal":  # guarded by config validation; kept for direct API use
+        raise ConfigError(f"{_src(exp)}: [backend] kind = {b['kind']!r} is not available in this version")
+    return IdealChip(net, initial_conductances(exp, net), input_mode=exp["chip"]["input_mode"],
+                     pot_steps=b["pot_steps"], read_noise_v=b["read_noise_v"], seed=exp["run"]["seed"])
+
+
+def build_estimator(exp: Experiment) -> GradientEstimator:
+    lr = exp["learning"]
+    if lr["rule"] == "analytic":
+        return AnalyticGradient()
+    if lr["rule"] == "ep":
+        return EquilibriumPropagation(lr["beta_s"], centred=lr["centred"])
+    return CoupledLearning(lr["eta"], centred=lr["centred"])
+
+
+def build_optimizer(exp: Experiment) -> Optimizer:
+    lr = exp["learning"]
+    name = "tap_step" if lr["rule"] == "cl_clocked" else lr["optimizer"]
+    return make_optimizer(name, lr["learning_rate"], lr["momentum"], lr["deadband"])
+
+
+@dataclass
+class Setup:
+    """Everything a run needs, built from one experiment."""
+
+    experiment: Experiment
+    task: Task
+    network: Network
+    chip: Chip
+    estimator: GradientEstimator
+    optimizer: Optimizer
+    mask: UpdateMask
+
+
+def build_setup(exp: Experiment) -> Setup:
+    """Build and cross-check all parts.  Raises ConfigError; touches no instrument on failure."""
+    task = build_task(exp)
+    net = build_network(exp, task.n_inputs, task.n_outputs)
+    estimator = build_estimator(exp)
+    optimizer = build_optimizer(exp)
+    lr = exp["learning"]
+    mask = UpdateMask(net.n_edges, lr["update_fraction"], lr["mask_mode"], exp["run"]["seed"])
+    chip = build_chip(exp, net)
+    try:
+        estimator.check(chip)
+    except Exception as exc:
+        chip.close()
+        raise ConfigError(f"{_src(exp)}: [learning] rule = {lr['rule']!r}: {exc}") from None
+    return Setup(exp, task, net, chip, estimator, optimizer, mask)

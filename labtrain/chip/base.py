@@ -1,0 +1,208 @@
+"""The Chip interface: everything a learning protocol may ask of a device.
+
+A protocol sees trainable parameters (with units and bounds; setting them
+returns what the device really took), ``measure`` for a batch of DC input
+vectors with an optional nudge, optional local readouts, a ``capabilities``
+set, ``snapshot()`` and a safe state.  The ideal chip (physics model called
+directly) and the instrument-backed chips (twin and hardware) implement it.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..readouts import EdgeDrops
+
+__all__ = [
+    "Chip",
+    "CapabilityError",
+    "ParameterSpec",
+    "PotQuantizer",
+    "CurrentNudge",
+    "ClampNudge",
+    "Measurement",
+    "EDGE_DROPS",
+    "CURRENT_NUDGE",
+    "CLAMP_NUDGE",
+    "NETWORK_MODEL",
+]
+
+EDGE_DROPS = "edge_drops"          #: every edge's voltage drop can be read
+CURRENT_NUDGE = "current_nudge"    #: currents can be injected into the outputs
+CLAMP_NUDGE = "clamp_nudge"        #: outputs can be held at given voltages
+NETWORK_MODEL = "network_model"    #: a physics model at the current parameters is available
+
+
+class CapabilityError(RuntimeError):
+    """A protocol needs something the chip cannot do."""
+
+
+@dataclass(frozen=True)
+class PotQuantizer:
+    """Digital potentiometer: ``n_taps`` resistance settings evenly spaced in ohms.
+
+    Conductance ``g = 1 / R`` with ``R = r_min_ohm + tap / (n_taps - 1) * (r_max_ohm - r_min_ohm)``,
+    so the conductance steps are uneven, as on a real pot.
+    """
+
+    r_min_ohm: np.ndarray
+    r_max_ohm: np.ndarray
+    n_taps: int
+
+    def to_taps(self, conductance_s: np.ndarray) -> np.ndarray:
+        """Nearest tap index of each conductance (clipped to the tap range)."""
+        frac = (1.0 / np.asarray(conductance_s, float) - self.r_min_ohm) / (self.r_max_ohm - self.r_min_ohm)
+        return np.clip(np.rint(frac * (self.n_taps - 1)), 0, self.n_taps - 1).astype(np.int64)
+
+    def to_conductance(self, taps: np.ndarray) -> np.ndarray:
+        """Conductance (S) at each tap index."""
+        r = self.r_min_ohm + np.asarray(taps) / (self.n_taps - 1) * (self.r_max_ohm - self.r_min_ohm)
+        return 1.0 / r
+
+    def quantize(self, conductance_s: np.ndarray) -> np.ndarray:
+        """Conductance the pot really takes when asked for ``conductance_s``."""
+        return self.to_conductance(self.to_taps(conductance_s))
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """Trainable parameters of a chip: name, unit and per-parameter bounds."""
+
+    name: str
+    unit: str
+    lower: np.ndarray
+    upper: np.ndarray
+    quantizer: PotQuantizer | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.lower)
+
+    @property
+    def span(self) -> np.ndarray:
+        """Width of the allowed range of each parameter."""
+        return self.upper - self.lower
+
+
+@dataclass
+class CurrentNudge:
+    """Inject ``current_a`` (B x n_outputs, amperes) into the output nodes."""
+
+    current_a: np.ndarray
+
+
+@dataclass
+class ClampNudge:
+    """Hold the output nodes at ``voltage_v`` (B x n_outputs, volts)."""
+
+    voltage_v: np.ndarray
+
+
+@dataclass
+class Measurement:
+    """One batch measurement.
+
+    Attributes
+    ----------
+    output_v : ndarray, shape (B, n_outputs)
+        Output voltages.
+    edge_drops : EdgeDrops or None
+        Edge voltage drops, when requested and supported.
+    timestamp_s : float
+        Wall-clock time (``time.time()``) when the measurement finished.
+    """
+
+    output_v: np.ndarray
+    edge_drops: EdgeDrops | None = None
+    timestamp_s: float = field(default_factory=time.time)
+
+
+class Chip(abc.ABC):
+    """Abstract learning device.  Use as a context manager: exit goes to the safe state."""
+
+    backend: str = "abstract"
+    capabilities: frozenset[str] = frozenset()
+
+    # ---------------------------------------------------------------- shape
+    @property
+    @abc.abstractmethod
+    def n_inputs(self) -> int:
+        """Number of input terminals."""
+
+    @property
+    @abc.abstractmethod
+    def n_outputs(self) -> int:
+        """Number of output terminals."""
+
+    @property
+    @abc.abstractmethod
+    def parameter_spec(self) -> ParameterSpec:
+        """Names, units and bounds of the trainable parameters."""
+
+    # ----------------------------------------------------------- parameters
+    @abc.abstractmethod
+    def get_parameters(self) -> np.ndarray:
+        """Current parameter values (a copy)."""
+
+    @abc.abstractmethod
+    def set_parameters(self, values: np.ndarray) -> np.ndarray:
+        """Request parameter values; returns what the device really took."""
+
+    def step_parameters(self, direction: np.ndarray) -> np.ndarray:
+        """Move every parameter one device step in ``sign(direction)`` (0 = stay).
+
+        On a chip with digital pots one step is one tap; otherwise it is 1/256
+        of the allowed range.  Returns what the device took.
+        """
+        spec = self.parameter_spec
+        sign = np.sign(np.asarray(direction, float)).astype(np.int64)
+        current = self.get_parameters()
+        if spec.quantizer is not None:
+            q = spec.quantizer
+            # Higher conductance = lower resistance = lower tap index.
+            taps = np.clip(q.to_taps(current) - sign, 0, q.n_taps - 1)
+            return self.set_parameters(q.to_conductance(taps))
+        return self.set_parameters(current + sign * spec.span / 256.0)
+
+    # ----------------------------------------------------------- measuring
+    @abc.abstractmethod
+    def measure(self, inputs: np.ndarray, nudge: CurrentNudge | ClampNudge | None = None,
+                edge_drops: bool = False) -> Measurement:
+        """Measure a batch of DC input vectors (B x n_inputs), optionally nudged."""
+
+    def network_model(self) -> Any:
+        """Physics model of the chip at its current parameters (capability ``network_model``)."""
+        raise CapabilityError(f"{self.backend} chip has no network model")
+
+    # ------------------------------------------------------------- safety
+    def safe_state(self) -> None:
+        """Put every output at its safe level.  Idempotent."""
+
+    def close(self) -> None:
+        """Go to the safe state and release resources."""
+        self.safe_state()
+
+    def __enter__(self) -> "Chip":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ records
+    @abc.abstractmethod
+    def snapshot(self) -> dict:
+        """JSON-friendly description of the chip and all its settings."""
+
+    def require(self, needed: Iterable[str], who: str) -> None:
+        """Raise :class:`CapabilityError` naming what ``who`` needs and the chip lacks."""
+        missing = sorted(set(needed) - set(self.capabilities))
+        if missing:
+            raise CapabilityError(
+                f"{who} needs chip capabilities {missing}, which the {self.backend} chip does not have "
+                f"(it has {sorted(self.capabilities)})"
+            )

@@ -1,0 +1,287 @@
+"""Experiment files: TOML with sections [experiment], [chip], [backend], [task], [learning], [run].
+
+Every key is declared once in :data:`SCHEMA` with its type, default, allowed
+range or choices and a one-line description (the GUI builds its form from the
+same table).  :func:`load_experiment` validates a file and raises
+:class:`ConfigError` with a one-line message naming the file, the key, the bad
+value and what is allowed; unknown keys get a did-you-mean.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S
+from .optim import OPTIMIZERS
+from .protocols.masks import MASK_MODES
+from .simulators.linear_resistor import INPUT_MODES
+from .tasks import DECODERS, TASKS
+
+__all__ = ["ConfigError", "Field", "SCHEMA", "Experiment", "load_experiment", "parse_experiment", "RULES", "BACKENDS"]
+
+RULES = ("analytic", "ep", "cl", "cl_clocked")
+BACKENDS = ("ideal", "twin", "hardware")
+AVAILABLE_BACKENDS = ("ideal",)
+TOPOLOGIES = ("lattice", "all_to_all", "layered", "random", "edge_list")
+
+
+class ConfigError(ValueError):
+    """Invalid experiment file or override; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One experiment-file key.
+
+    ``kind`` is one of ``str int float bool ints floats``; ``low``/``high``
+    bound numbers (and every entry of a list); ``choices`` restricts strings.
+    """
+
+    kind: str
+    default: Any
+    doc: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    low_open: bool = False  # True: value must be > low
+
+    def allowed(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        if self.low is None and self.high is None:
+            return f"a value of type {self.kind}"
+        return f"{self.kind} in {'(' if self.low_open else '['}{lo}, {hi}]"
+
+
+F = Field
+SCHEMA: dict[str, dict[str, Field]] = {
+    "experiment": {
+        "name": F("str", "", "Run name (default: the file's stem)"),
+        "description": F("str", "", "Free text stored with the run"),
+    },
+    "chip": {
+        "type": F("str", "resistor_network", "Kind of learning machine", choices=("resistor_network",)),
+        "topology": F("str", "lattice", "Network builder", choices=TOPOLOGIES),
+        "rows": F("int", 4, "Lattice rows", 1, 2000),
+        "cols": F("int", 4, "Lattice columns", 2, 2000),
+        "diagonals": F("bool", False, "Lattice: add diagonal edges"),
+        "skip": F("int", 0, "Lattice: extra links this many nodes apart (0 = none)", 0, 1000),
+        "n_nodes": F("int", 16, "all_to_all / random: number of nodes", 2, 10_000_000),
+        "n_edges": F("int", 40, "random: number of edges", 1, 100_000_000),
+        "hidden_layers": F("ints", [4], "layered: sizes of the hidden layers", 1, 100_000),
+        "edge_list": F("str", "", "edge_list: path of the edge file (relative to the experiment file)"),
+        "graph_seed": F("int", 0, "random: seed of the graph and of its terminal placement", 0, 2**32 - 1),
+        "inputs": F("ints", [], "Input node indices (default: placed by the builder)", 0, None),
+        "outputs": F("ints", [], "Output node indices (default: placed by the builder)", 0, None),
+        "grounds": F("ints", [], "Ground (0 V) node indices (default: placed by the builder)", 0, None),
+        "input_mode": F("str", "voltage", "Inputs as voltage or current sources", choices=INPUT_MODES),
+        "g_min_s": F("float", DEFAULT_G_MIN_S, "Lowest edge conductance (S)", 0, 1e6, low_open=True),
+        "g_max_s": F("float", DEFAULT_G_MAX_S, "Highest edge conductance (S)", 0, 1e6, low_open=True),
+        "g_init": F("str", "geometric_mean", "Initial conductances",
+                    choices=("geometric_mean", "uniform_random", "log_uniform_random", "min", "max")),
+    },
+    "backend": {
+        "kind": F("str", "ideal", "ideal (physics model), twin (simulated instruments) or hardware",
+                  choices=BACKENDS),
+        "pot_steps": F("int", 0, "Quantise conductances to this many pot taps (0 = continuous)", 0, 1_000_000),
+        "read_noise_v": F("float", 0.0, "Gaussian noise (std, V) on every node reading", 0, 10),
+    },
+    "task": {
+        "name": F("str", "xor", "Task", choices=TASKS),
+        "input_low_v": F("float", 0.0, "Input voltage for the smallest feature value (V)", -10, 10),
+        "input_high_v": F("float", 1.0, "Input voltage for the largest feature value (V)", -10, 10),
+        "target_on_v": F("float", 0.6, "Target voltage of the output of the true class (V)", -10, 10),
+        "target_off_v": F("float", 0.2, "Target voltage of the other outputs (V)", -10, 10),
+        "bias_inputs_v": F("floats", [], "Constant voltages appended to every input vector (V)", -10, 10),
+        "decoder": F("str", "", "regression, argmax or nearest_target (default: by task)", choices=("",) + DECODERS),
+        "test_fraction": F("float", 0.3, "Fraction of examples held out for testing", 0, 1, low_open=True),
+        "n_samples": F("int", 200, "Regression: number of examples", 2, 10_000_000),
+        "n_features": F("int", 2, "Regression: number of input features", 1, 100_000),
+        "n_targets": F("int", 1, "Regression: number of outputs", 1, 100_000),
+        "noise_v": F("float", 0.0, "Regression: target noise (std, V)", 0, 10),
+        "classes": F("ints", [], "Classification: keep only these classes (default: all)", 0, 9),
+        "downsample": F("int", 1, "Digits/MNIST: average-pool images by this factor", 1, 28),
+        "mnist_path": F("str", "", "MNIST: folder with the four IDX files (relative paths: to the experiment file)"),
+        "n_train": F("int", 60000, "MNIST: number of training images", 1, 60000),
+        "n_test": F("int", 10000, "MNIST: number of test images", 1, 10000),
+        "seed": F("int", 0, "Seed of the train/test split and of synthetic data", 0, 2**32 - 1),
+    },
+    "learning": {
+        "rule": F("str", "cl", "Learning rule", choices=RULES),
+        "beta_s": F("float", 1e-6, "EP nudge conductance beta (S)", 0, 1e6, low_open=True),
+        "eta": F("float", 0.1, "Coupled-learning clamp fraction eta", 0, 1, low_open=True),
+        "centred": F("bool", False, "EP/CL: symmetric +/- nudge"),
+        "optimizer": F("str", "adam", "Optimiser (cl_clocked always uses tap_step)", choices=OPTIMIZERS),
+        "learning_rate": F("float", 0.01, "Step size, in units of each parameter's allowed range", 0, 1e6, low_open=True),
+        "momentum": F("float", 0.9, "Momentum coefficient", 0, 1),
+        "deadband": F("float", 0.0, "tap_step: normalised gradients below this do not move a pot", 0, 1e6),
+        "update_fraction": F("float", 1.0, "Fraction of edges updated per step (partial updates)", 0, 1, low_open=True),
+        "mask_mode": F("str", "fixed", "Partial updates: fixed subset or a new random subset each step",
+                       choices=MASK_MODES),
+    },
+    "run": {
+        "epochs": F("int", 20, "Passes over the training set", 1, 10_000_000),
+        "batch_size": F("int", 0, "Examples per step (0 = full batch)", 0, 10_000_000),
+        "seed": F("int", 0, "Seed of shuffling, initial conductances and read noise", 0, 2**32 - 1),
+        "eval_every": F("int", 0, "Evaluate train/test every N steps (0 = once per epoch)", 0, 10_000_000),
+        "checkpoint_every": F("int", 1, "Write a resumable checkpoint every N steps", 1, 10_000_000),
+        "record_parameters_every": F("int", 1, "Store the parameter vector every N steps (0 = never)", 0, 10_000_000),
+        "out_dir": F("str", "runs", "Folder for run files (relative to the working directory)"),
+    },
+}
+SECTION_DOCS = {
+    "experiment": "name and description", "chip": "the learning machine and its network",
+    "backend": "what realises the chip", "task": "data and its encoding to volts",
+    "learning": "learning rule and optimiser", "run": "training loop and storage",
+}
+
+
+@dataclass
+class Experiment:
+    """A validated experiment: ``sections[section][key]`` holds every value (defaults filled)."""
+
+    sections: dict[str, dict[str, Any]]
+    text: str = ""
+    path: Path | None = None
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        return self.sections[section]
+
+    @property
+    def name(self) -> str:
+        return self.sections["experiment"]["name"] or (self.path.stem if self.path else "experiment")
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the file, resolved against the experiment file's folder."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_value(where: str, key: str, value: Any, spec: Field) -> Any:
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"{where} {key} = {value!r}: {why}")
+
+    kind = spec.kind
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad("expected true or false")
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise bad("expected a string")
+        if spec.choices and value not in spec.choices:
+            raise bad(f"expected {spec.allowed()}" + _suggest(value, list(spec.choices)))
+        return value
+    if kind in ("int", "float"):
+        return _check_number(bad, value, spec, kind)
+    if kind in ("ints", "floats"):
+        if not isinstance(value, list):
+            raise bad(f"expected a list of {kind[:-1]}s")
+        return [_check_number(bad, v, spec, kind[:-1]) for v in value]
+    raise AssertionError(kind)
+
+
+def _check_number(bad, value: Any, spec: Field, kind: str) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise bad(f"expected {'an integer' if kind == 'int' else 'a number'}")
+    if kind == "int" and not isinstance(value, int):
+        raise bad("expected an integer")
+    if not math.isfinite(value):
+        raise bad("expected a finite number")
+    too_low = spec.low is not None and (value <= spec.low if spec.low_open else value < spec.low)
+    too_high = spec.high is not None and value > spec.high
+    if too_low or too_high:
+        raise bad(f"out of range; allowed: {spec.allowed()}")
+    return int(value) if kind == "int" else float(value)
+
+
+def parse_experiment(data: dict[str, Any], source: str = "<experiment>",
+                     overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Validate a parsed TOML mapping; return every section with defaults filled in."""
+    merged: dict[str, dict[str, Any]] = {}
+    for section, values in data.items():
+        if section not in SCHEMA:
+            raise ConfigError(f"{source}: unknown section [{section}]{_suggest(section, list(SCHEMA))}; "
+                              f"sections are {', '.join(SCHEMA)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table of keys, got {values!r}")
+        merged[section] = dict(values)
+    for section, values in (overrides or {}).items():
+        merged.setdefault(section, {}).update(values)
+    result: dict[str, dict[str, Any]] = {}
+    for section, fields in SCHEMA.items():
+        given = merged.get(section, {})
+        where = f"{source}: [{section}]"
+        for key in given:
+            if key not in fields:
+                raise ConfigError(f"{where} unknown key {key!r}{_suggest(key, list(fields))}; "
+                                  f"allowed keys: {', '.join(fields)}")
+        result[section] = {k: (_check_value(where, k, given[k], spec) if k in given else spec.default)
+                           for k, spec in fields.items()}
+    _cross_checks(result, source)
+    return result
+
+
+def _cross_checks(s: dict[str, dict[str, Any]], source: str) -> None:
+    chip, task, learning, backend = s["chip"], s["task"], s["learning"], s["backend"]
+    if chip["g_min_s"] > chip["g_max_s"]:
+        raise ConfigError(f"{source}: [chip] g_min_s = {chip['g_min_s']!r} is above g_max_s = {chip['g_max_s']!r}")
+    if task["input_low_v"] == task["input_high_v"]:
+        raise ConfigError(f"{source}: [task] input_low_v = input_high_v = {task['input_low_v']!r}: the inputs "
+                          "would carry no information")
+    if backend["kind"] not in AVAILABLE_BACKENDS:
+        raise ConfigError(f"{source}: [backend] kind = {backend['kind']!r}: this labtrain version has no instrument "
+                          f"layer yet; available: {', '.join(AVAILABLE_BACKENDS)}")
+    if backend["pot_steps"] == 1:
+        raise ConfigError(f"{source}: [backend] pot_steps = 1: a pot needs >= 2 taps (0 = continuous)")
+    if chip["topology"] == "edge_list" and not chip["edge_list"]:
+        raise ConfigError(f"{source}: [chip] topology = 'edge_list' needs edge_list = \"path/to/edges.txt\"")
+    if chip["topology"] == "edge_list" and not (chip["inputs"] and chip["outputs"] and chip["grounds"]):
+        raise ConfigError(f"{source}: [chip] topology = 'edge_list' needs explicit inputs, outputs and grounds")
+    if task["name"] == "mnist" and not task["mnist_path"]:
+        raise ConfigError(f"{source}: [task] name = 'mnist' needs mnist_path, a folder with the MNIST IDX files")
+    if learning["rule"] == "cl_clocked" and learning["optimizer"] not in ("adam", "tap_step"):
+        # adam is the default; an explicit other choice is a contradiction worth flagging
+        raise ConfigError(f"{source}: [learning] optimizer = {learning['optimizer']!r}: rule cl_clocked moves one "
+                          "pot tap per step; use optimizer = 'tap_step' or leave it out")
+
+
+def load_experiment(path: str | Path, overrides: dict[str, dict[str, Any]] | None = None) -> Experiment:
+    """Read and validate an experiment file (raises :class:`ConfigError`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: experiment file not found")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return experiment_from_text(text, path, overrides)
+
+
+def experiment_from_text(text: str, path: Path | None = None,
+                         overrides: dict[str, dict[str, Any]] | None = None) -> Experiment:
+    """Validate experiment-file text (``path`` names it in errors and anchors relative paths)."""
+    source = str(path) if path else "<experiment>"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    sections = parse_experiment(data, source, overrides)
+    return Experiment(sections, text, path, dict(overrides or {}))

@@ -1,0 +1,14 @@
+"""Learning protocols: turn chip measurements into parameter updates.
+
+They use only the Chip interface and declare the capabilities they need.
+"""
+
+from .analytic import AnalyticGradient
+from .base import GradientEstimate, GradientEstimator, half_squared_error
+from .gep import CoupledLearning, EquilibriumPropagation, GEPRule, gep_family
+from .masks import MASK_MODES, UpdateMask
+
+__all__ = [
+    "AnalyticGradient", "EquilibriumPropagation", "CoupledLearning", "GEPRule", "gep_family",
+    "GradientEstimate", "GradientEstimator", "half_squared_error", "UpdateMask", "MASK_MODES",
+]

@@ -1,0 +1,298 @@
+"""Learning tasks and their encoding to volts.
+
+A :class:`Task` holds train and test examples already encoded for a chip:
+input voltages (or currents) per example, target output voltages, and for
+classification the integer labels plus the rule that decodes outputs into a
+class.  Builders: Boolean gates, linear and nonlinear regression, Iris,
+sklearn digits (optionally downsampled, subset of classes) and MNIST from IDX
+files on disk.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["Task", "TaskError", "GATES", "TASKS", "DECODERS", "make_task", "decode", "accuracy", "load_idx"]
+
+#: Truth tables of the 16 two-input Boolean gates, for inputs (00, 01, 10, 11).
+GATES: dict[str, tuple[int, int, int, int]] = {
+    "false": (0, 0, 0, 0), "and": (0, 0, 0, 1), "a_and_not_b": (0, 0, 1, 0), "a": (0, 0, 1, 1),
+    "not_a_and_b": (0, 1, 0, 0), "b": (0, 1, 0, 1), "xor": (0, 1, 1, 0), "or": (0, 1, 1, 1),
+    "nor": (1, 0, 0, 0), "xnor": (1, 0, 0, 1), "not_b": (1, 0, 1, 0), "a_or_not_b": (1, 0, 1, 1),
+    "not_a": (1, 1, 0, 0), "not_a_or_b": (1, 1, 0, 1), "nand": (1, 1, 1, 0), "true": (1, 1, 1, 1),
+}
+TASKS = tuple(GATES) + ("linear_regression", "nonlinear_regression", "iris", "digits", "mnist")
+DECODERS = ("regression", "argmax", "nearest_target")
+
+
+class TaskError(ValueError):
+    """A task cannot be built (bad setting, missing data file, empty split)."""
+
+
+@dataclass
+class Task:
+    """Encoded examples of one learning task.
+
+    Attributes
+    ----------
+    x_train, x_test : ndarray, shape (N, n_inputs)
+        Chip inputs (volts, or amperes for current-driven inputs), bias inputs included.
+    t_train, t_test : ndarray, shape (N, n_outputs)
+        Target output voltages.
+    y_train, y_test : ndarray of int or None
+        Class labels (classification only).
+    decoder : str
+        ``regression``, ``argmax`` or ``nearest_target``.
+    class_targets_v : ndarray, shape (n_classes, n_outputs) or None
+        Target voltage vector of every class (for ``nearest_target``).
+    """
+
+    name: str
+    x_train: np.ndarray
+    t_train: np.ndarray
+    x_test: np.ndarray
+    t_test: np.ndarray
+    y_train: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    decoder: str = "regression"
+    class_targets_v: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.t_train.shape[1]
+
+    @property
+    def is_classification(self) -> bool:
+        return self.y_train is not None
+
+    def describe(self) -> dict:
+        return {"name": self.name, "n_train": len(self.x_train), "n_test": len(self.x_test),
+                "n_inputs": self.n_inputs, "n_outputs": self.n_outputs, "decoder": self.decoder, **self.info}
+
+
+# ------------------------------------------------------------------ decoding
+def decode(output_v: np.ndarray, decoder: str, class_targets_v: np.ndarray | None = None) -> np.ndarray:
+    """Class index of every output vector."""
+    if decoder == "argmax":
+        return np.argmax(output_v, axis=1)
+    if decoder == "nearest_target":
+        dist = ((output_v[:, None, :] - class_targets_v[None, :, :]) ** 2).sum(-1)
+        return np.argmin(dist, axis=1)
+    raise ValueError(f"decoder {decoder!r} does not give classes")
+
+
+def accuracy(task: Task, output_v: np.ndarray, labels: np.ndarray | None) -> float:
+    """Fraction classified correctly (NaN for regression tasks)."""
+    if labels is None or task.decoder == "regression":
+        return float("nan")
+    return float(np.mean(decode(output_v, task.decoder, task.class_targets_v) == labels))
+
+
+# ------------------------------------------------------------------ encoding
+def _scale_inputs(train: np.ndarray, test: np.ndarray, low_v: float, high_v: float) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = train.min(axis=0), train.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    f = lambda a: low_v + (high_v - low_v) * np.clip((a - lo) / span, 0.0, 1.0)  # noqa: E731
+    return f(train), f(test)
+
+
+def _split(n: int, test_fraction: float, rng: np.random.Generator, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffled (stratified when labels are given) train/test index split."""
+    if labels is None:
+        perm = rng.permutation(n)
+        n_test = int(round(test_fraction * n))
+        return perm[n_test:], perm[:n_test]
+    train, test = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_test = int(round(test_fraction * len(idx)))
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+def _one_hot_targets(labels: np.ndarray, n_classes: int, on_v: float, off_v: float) -> np.ndarray:
+    t = np.full((len(labels), n_classes), off_v)
+    t[np.arange(len(labels)), labels] = on_v
+    return t
+
+
+def _downsample(images: np.ndarray, side: int, factor: int) -> np.ndarray:
+    """Average-pool square images (N, side*side) by ``factor``."""
+    if factor <= 1:
+        return images
+    if side % factor:
+        raise TaskError(f"downsample factor {factor} does not divide the image side {side}")
+    s = side // factor
+    return images.reshape(-1, s, factor, s, factor).mean(axis=(2, 4)).reshape(-1, s * s)
+
+
+# ----------------------------------------------------------------- datasets
+def load_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (MNIST format), optionally gzipped."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise TaskError(f"{path} is not an IDX file (bad magic number)")
+    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if data[2] not in dtypes:
+        raise TaskError(f"{path}: unknown IDX element type 0x{data[2]:02x}")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    body = np.frombuffer(data, dtype=dtypes[data[2]], offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise TaskError(f"{path}: header says {shape} but the file holds {body.size} values")
+    return body.reshape(shape)
+
+
+def _find_idx(directory: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        if (directory / name).is_file():
+            return directory / name
+    raise TaskError(f"MNIST file {stem}[.gz] not found in {directory} (labtrain never downloads data; "
+                    "point task.mnist_path at a folder with the four IDX files)")
+
+
+def _mnist(path: str, n_train: int, n_test: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    d = Path(path).expanduser()
+    if not d.is_dir():
+        raise TaskError(f"MNIST folder {d} does not exist")
+    xtr = load_idx(_find_idx(d, "train-images-idx3-ubyte")).reshape(-1, 784).astype(float)
+    ytr = load_idx(_find_idx(d, "train-labels-idx1-ubyte")).astype(int)
+    xte = load_idx(_find_idx(d, "t10k-images-idx3-ubyte")).reshape(-1, 784).astype(float)
+    yte = load_idx(_find_idx(d, "t10k-labels-idx1-ubyte")).astype(int)
+    return xtr[:n_train], ytr[:n_train], xte[:n_test], yte[:n_test]
+
+
+def make_task(
+    name: str,
+    *,
+    seed: int = 0,
+    input_low_v: float = 0.0,
+    input_high_v: float = 1.0,
+    target_on_v: float = 0.6,
+    target_off_v: float = 0.2,
+    bias_inputs_v: Sequence[float] = (),
+    decoder: str | None = None,
+    test_fraction: float = 0.3,
+    n_samples: int = 200,
+    n_features: int = 2,
+    n_targets: int = 1,
+    noise_v: float = 0.0,
+    classes: Sequence[int] | None = None,
+    downsample: int = 1,
+    mnist_path: str = "",
+    n_train: int = 60000,
+    n_test: int = 10000,
+) -> Task:
+    """Build and encode a task by name (one of :data:`TASKS`).
+
+    Features are min-max scaled to ``[input_low_v, input_high_v]`` using the
+    training split; classes get one-hot target voltages ``target_on_v`` /
+    ``target_off_v`` (one output per class), except two-class tasks, which use
+    a single output whose target is ``on`` for class 1 and ``off`` for class 0.
+    ``bias_inputs_v`` are constant voltages appended to every example.
+    """
+    rng = np.random.default_rng([seed, 1])
+    name = name.lower()
+    y_tr = y_te = None
+    if name in GATES:
+        bits = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)
+        x_tr = x_te = input_low_v + (input_high_v - input_low_v) * bits
+        y_tr = y_te = np.array(GATES[name])
+        n_classes = 2
+        info = {"gate": name}
+    elif name in ("linear_regression", "nonlinear_regression"):
+        feats = rng.uniform(0, 1, (n_samples, n_features))
+        if name == "linear_regression":
+            # A passive network outputs weighted averages of its inputs and 0 V: make targets that it can reach.
+            w = rng.dirichlet(np.ones(n_features + 1), size=n_targets)[:, :n_features]
+            y = feats @ w.T
+        else:
+            y = 0.5 + 0.4 * np.sin(np.pi * feats.sum(axis=1, keepdims=True) / n_features) * np.ones((1, n_targets))
+            y = 0.1 + 0.8 * (y - y.min()) / max(np.ptp(y), 1e-12)
+        targets = input_low_v + (input_high_v - input_low_v) * y + rng.normal(0, noise_v, y.shape)
+        tr, te = _split(n_samples, test_fraction, rng)
+        x_all = input_low_v + (input_high_v - input_low_v) * feats
+        x_tr, x_te = x_all[tr], x_all[te]
+        t_tr, t_te = targets[tr], targets[te]
+        info = {"n_features": n_features, "n_targets": n_targets, "noise_v": noise_v}
+        return _finish(name, x_tr, t_tr, x_te, t_te, None, None, decoder or "regression", None,
+                       bias_inputs_v, info)
+    elif name in ("iris", "digits", "mnist"):
+        if name == "iris":
+            from sklearn.datasets import load_iris
+            data = load_iris()
+            feats, labels, side = data.data, data.target, 0
+            is_train = None
+        elif name == "digits":
+            from sklearn.datasets import load_digits
+            data = load_digits()
+            feats, labels, side = data.data, data.target, 8
+            is_train = None
+        else:
+            if not mnist_path:
+                raise TaskError("task mnist needs mnist_path, a folder with the four MNIST IDX files")
+            a, b, c, d = _mnist(mnist_path, n_train, n_test)
+            feats, labels, side = np.vstack([a, c]), np.r_[b, d], 28
+            is_train = np.r_[np.ones(len(a), bool), np.zeros(len(c), bool)]
+        if side:
+            feats = _downsample(feats, side, downsample)
+        if classes is not None:
+            classes = [int(c) for c in classes]
+            missing = sorted(set(classes) - set(np.unique(labels).tolist()))
+            if missing:
+                raise TaskError(f"task {name} has no class {missing[0]} (classes are {sorted(set(labels.tolist()))})")
+            keep = np.isin(labels, classes)
+            feats, labels = feats[keep], np.searchsorted(np.array(sorted(classes)), labels[keep])
+            is_train = None if is_train is None else is_train[keep]
+        n_classes = int(labels.max()) + 1
+        if is_train is not None:  # MNIST keeps its own train/test files
+            tr, te = np.flatnonzero(is_train), np.flatnonzero(~is_train)
+        else:
+            tr, te = _split(len(labels), test_fraction, rng, labels)
+        x_tr, x_te = _scale_inputs(feats[tr], feats[te], input_low_v, input_high_v)
+        y_tr, y_te = labels[tr], labels[te]
+        info = {"n_classes": n_classes, "downsample": downsample, "classes": classes}
+    else:
+        raise TaskError(f"unknown task {name!r}")
+    if len(x_tr) == 0 or len(x_te) == 0:
+        raise TaskError(f"task {name} has an empty train or test split ({len(x_tr)} / {len(x_te)} examples)")
+    if n_classes == 2:
+        class_targets = np.array([[target_off_v], [target_on_v]])
+    else:
+        class_targets = np.full((n_classes, n_classes), target_off_v)
+        np.fill_diagonal(class_targets, target_on_v)
+    dec = decoder or ("nearest_target" if n_classes == 2 else "argmax")
+    if dec == "argmax" and n_classes == 2:
+        raise TaskError("decoder argmax needs one output per class; two-class tasks use nearest_target")
+    return _finish(name, x_tr, class_targets[y_tr], x_te, class_targets[y_te], y_tr, y_te, dec,
+                   class_targets, bias_inputs_v, info)
+
+
+def _finish(name, x_tr, t_tr, x_te, t_te, y_tr, y_te, decoder, class_targets, bias_inputs_v, info) -> Task:
+    if len(x_tr) == 0 or len(x_te) == 0:
+        raise TaskError(f"task {name} has an empty train or test split ({len(x_tr)} / {len(x_te)} examples)")
+    if decoder not in DECODERS:
+        raise TaskError(f"unknown decoder {decoder!r}; choose from {DECODERS}")
+    if decoder != "regression" and y_tr is None:
+        raise TaskError(f"decoder {decoder!r} needs a classification task; {name} is a regression")
+    bias = np.asarray(list(bias_inputs_v), float)
+    if bias.size:
+        x_tr = np.hstack([x_tr, np.broadcast_to(bias, (len(x_tr), bias.size))])
+        x_te = np.hstack([x_te, np.broadcast_to(bias, (len(x_te), bias.size))])
+    info = {**info, "bias_inputs_v": bias.tolist()}
+    return Task(name, np.ascontiguousarray(x_tr, float), np.asarray(t_tr, float), np.ascontiguousarray(x_te, float),
+                np.asarray(t_te, float), y_tr, y_te, decoder, class_targets, info)
