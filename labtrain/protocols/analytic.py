@@ -14,7 +14,18 @@ import numpy as np
 from ..chip.base import NETWORK_MODEL, Chip
 from .base import GradientEstimate, GradientEstimator, half_squared_error
 
-__all__ = ["AnalyticGradient"]
+__all__ = ["AnalyticGradient", "adjoint_gradient"]
+
+
+def adjoint_gradient(model, inputs: np.ndarray, error_v: np.ndarray) -> np.ndarray:
+    """``dC/dg`` from the model's free state and its adjoint state driven by ``error_v = v_O - t``.
+
+    The error is injected at the outputs as a current (1 A per volt of error)
+    with every source shorted; ``dC/dg_e = -mean_b (B^T u)_e (B^T v)_e``.
+    """
+    free = model.steady_state(inputs)
+    adjoint = model.steady_state(np.zeros_like(inputs), output_current_a=error_v)
+    return -adjoint.edge_drops.mean_product(free.edge_drops)
 
 
 class AnalyticGradient(GradientEstimator):
@@ -25,9 +36,5 @@ class AnalyticGradient(GradientEstimator):
 
     def estimate(self, chip: Chip, inputs: np.ndarray, targets_v: np.ndarray) -> GradientEstimate:
         measured = chip.measure(inputs)
-        model = chip.network_model()
-        free = model.steady_state(inputs)
-        error_a = measured.output_v - targets_v  # injected as a current, 1 A per volt of error
-        adjoint = model.steady_state(np.zeros_like(inputs), output_current_a=error_a)
-        gradient = -adjoint.edge_drops.mean_product(free.edge_drops)
+        gradient = adjoint_gradient(chip.network_model(), inputs, measured.output_v - targets_v)
         return GradientEstimate(gradient, half_squared_error(measured.output_v, targets_v), measured.output_v, 1)

@@ -1,0 +1,7 @@
+"""``python -m labtrain`` is the ``labtrain`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

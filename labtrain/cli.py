@@ -1,0 +1,353 @@
+"""``labtrain`` command line: run, resume, check, runs, show, export, gradcheck, bench.
+
+Exit codes: 0 success; 1 a run failed; 2 bad input (experiment file, run file or
+argument -- one line on stderr, nothing run); 130 a run stopped by Ctrl-C
+(saved and resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import __version__
+from .config import BACKENDS, ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
+
+
+class UsageError(ValueError):
+    """Bad command-line input that is neither an experiment nor a run-file problem."""
+
+
+# ---------------------------------------------------------------- helpers
+def _fmt(value: Any, spec: str = ".4g") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return "-"
+    return format(value, spec) if isinstance(value, (int, float, np.floating)) else str(value)
+
+
+def _pct(value: float) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}%"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+class _Progress:
+    """tqdm progress bar fed by run events."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = None
+        self.last_eval: dict[str, float] = {}
+
+    def __call__(self, event) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if event.kind == "start":
+            total = event.data["total_steps"]
+            self.bar = tqdm(total=total, initial=event.data["resumed_from"], unit="step", dynamic_ncols=True,
+                            file=sys.stderr)
+        elif event.kind == "step" and self.bar is not None:
+            self.bar.update(1)
+            post = {"loss": f"{event.data['loss']:.3g}"}
+            if "test_accuracy" in self.last_eval and not math.isnan(self.last_eval["test_accuracy"]):
+                post["test_acc"] = f"{100 * self.last_eval['test_accuracy']:.0f}%"
+            self.bar.set_postfix(post, refresh=False)
+        elif event.kind == "eval":
+            self.last_eval = event.data
+        elif event.kind == "stop" and self.bar is not None:
+            self.bar.close()
+
+
+def _train(run, quiet: bool) -> int:
+    """Run with Ctrl-C mapped to a stop at the next step boundary; print the summary."""
+    first = {"hit": False}
+
+    def on_sigint(signum, frame):
+        if first["hit"]:
+            raise KeyboardInterrupt
+        first["hit"] = True
+        run.request_stop()
+        print("\nstopping at the next step boundary (Ctrl-C again to interrupt the step)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = run.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if run.store is not None:
+            run.store.close()
+    final = result.final
+    print(f"status      {result.status}" + (f" ({result.message})" if result.message else ""))
+    print(f"steps       {result.steps_done} / {result.total_steps}")
+    if final:
+        print(f"train loss  {_fmt(final['train_loss'])} V^2   accuracy {_pct(final['train_accuracy'])}")
+        print(f"test loss   {_fmt(final['test_loss'])} V^2   accuracy {_pct(final['test_accuracy'])}")
+    if result.path is not None:
+        print(f"run file    {result.path}")
+        if result.status != "completed":
+            print(f"resume with: labtrain resume {result.path}")
+    if result.status == "completed":
+        return EXIT_OK
+    return EXIT_STOPPED if result.status == "stopped" else EXIT_FAILED
+
+
+# ---------------------------------------------------------------- commands
+def cmd_run(args: argparse.Namespace) -> int:
+    from .launch import overrides_from_cli, prepare_run
+
+    progress = _Progress(args.quiet)
+    overrides = overrides_from_cli(args.backend, args.epochs, args.seed, args.out)
+    run = prepare_run(args.file, overrides, listeners=[progress])
+    if not args.quiet:
+        print(f"run file    {run.store.path}", file=sys.stderr)
+    return _train(run, args.quiet)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from .launch import prepare_resume
+
+    run = prepare_resume(args.run, listeners=[_Progress(args.quiet)], epochs=args.epochs)
+    print(f"resuming {args.run} at step {run.next_step} of {run.total_steps}", file=sys.stderr)
+    return _train(run, args.quiet)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .build import build_setup
+    from .config import load_experiment
+    from .launch import overrides_from_cli
+    from .run import Run
+
+    exp = load_experiment(args.file, overrides_from_cli(backend=args.backend))
+    setup = build_setup(exp)
+    try:
+        r = exp["run"]
+        run = Run(setup.chip, setup.estimator, setup.optimizer, setup.task, epochs=r["epochs"],
+                  batch_size=r["batch_size"], seed=r["seed"])
+        net, task = setup.network, setup.task
+        print(f"{args.file}: OK")
+        print(f"  chip      {net.name}: {net.n_nodes} nodes, {net.n_edges} edges, inputs {list(net.inputs)}, "
+              f"outputs {list(net.outputs)}, grounds {list(net.grounds)}; backend {exp['backend']['kind']}")
+        print(f"  task      {task.name}: {len(task.x_train)} train / {len(task.x_test)} test examples, "
+              f"decoder {task.decoder}")
+        print(f"  learning  {setup.estimator.describe()} with {setup.optimizer.name}")
+        print(f"  run       {r['epochs']} epochs x {run.steps_per_epoch} steps of {run.batch_size} examples "
+              f"= {run.total_steps} steps; run files in {r['out_dir']}/")
+    finally:
+        setup.chip.close()
+    return EXIT_OK
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from .store import list_runs
+
+    directory = Path(args.dir)
+    if not directory.is_dir():
+        raise UsageError(f"{directory}: no such folder")
+    rows = list_runs(directory)
+    if not rows:
+        print(f"no run files in {directory}")
+        return EXIT_OK
+    print(_table([[r["name"], r["created"], r["rule"], r["backend"], f"{r['steps_done']}/{r['total_steps']}",
+                   _fmt(r["test_loss"]), _pct(r["test_accuracy"]), r["status"], r["path"]] for r in rows],
+                 ["name", "date", "rule", "backend", "steps", "test loss", "test acc", "status", "file"]))
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .store import RunStore, read_summary
+
+    summary = read_summary(args.run)
+    for key, value in summary.items():
+        if isinstance(value, float) and "accuracy" in key:
+            value = _pct(value)
+        print(f"{key:<17} {_fmt(value)}")
+    with RunStore.open(args.run) as store:
+        print("\nexperiment file:\n" + store.experiment_text.rstrip())
+        if store.overrides:
+            print(f"overrides: {json.dumps(store.overrides)}")
+        print("\nsnapshot:\n" + json.dumps(store.snapshot, indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_run
+    from .store import RunStore
+
+    RunStore.open(args.run).close()  # a clean StoreError for a bad file
+    for path in export_run(args.run, args.format, args.output):
+        print(path)
+    return EXIT_OK
+
+
+def _gradcheck_setup(path: str, overrides: dict):
+    """Setup and parameters for gradcheck: an experiment file, or a run file (at its latest checkpoint)."""
+    from .build import build_setup
+    from .config import experiment_from_text, load_experiment
+    from .store import RunStore
+
+    if str(path).endswith(".h5"):
+        with RunStore.open(path) as store:
+            merged = store.overrides
+            for section, values in overrides.items():
+                merged.setdefault(section, {}).update(values)
+            source = store.source
+            exp = experiment_from_text(store.experiment_text, Path(source) if source else None, merged)
+            cp = store.latest_checkpoint()
+        setup = build_setup(exp)
+        if cp is not None:
+            setup.chip.set_parameters(cp[1])
+        return setup, f"at the checkpoint after step {cp[0]}" if cp else "at the initial parameters"
+    return build_setup(load_experiment(path, overrides)), "at the initial parameters"
+
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    from .chip.base import CapabilityError
+    from .protocols import AnalyticGradient, compare_gradients, exact_gradient, gep_family
+
+    setup, where = _gradcheck_setup(args.file, {})
+    exp, chip, task = setup.experiment, setup.chip, setup.task
+    try:
+        beta_s = args.beta_s if args.beta_s is not None else exp["learning"]["beta_s"]
+        eta = args.eta if args.eta is not None else exp["learning"]["eta"]
+        n = len(task.x_train) if args.batch in (0, None) else min(args.batch, len(task.x_train))
+        idx = np.random.default_rng(args.seed).choice(len(task.x_train), n, replace=False)
+        x, t = task.x_train[idx], task.t_train[idx]
+        exact = exact_gradient(chip, x, t)
+        print(f"gradient fidelity {where}, batch of {n} training examples, against the exact "
+              f"(adjoint) gradient of the noise-free network model; |exact| = {np.linalg.norm(exact):.3g} V^2/S")
+        rows = []
+        for est in [AnalyticGradient(), *gep_family(beta_s, eta)]:
+            label = est.name + (" centred" if getattr(est, "centred", False) else "")
+            setting = "" if not hasattr(est, "strength") else f"{est.strength_name} = {est.strength:g}"
+            try:
+                est.check(chip)
+            except CapabilityError as exc:
+                rows.append([label, setting, "-", "-", "-", "-", f"unsupported: {exc}"])
+                continue
+            if hasattr(chip, "reseed"):
+                chip.reseed([args.seed, 9])
+            e = est.estimate(chip, x, t)
+            f = compare_gradients(e.gradient, exact)
+            rows.append([label, setting, f"{f.cosine:.6f}", f"{f.relative_error:.2e}", f"{f.scale:.4g}",
+                         str(e.n_phases), ""])
+        print(_table(rows, ["estimator", "setting", "cosine", "rel. error", "scale", "phases", "note"]))
+        print("cosine 1 = same direction; scale = projection of the estimate on the exact gradient "
+              "(CL descends its own objective: expect cosine ~1 but scale != 1 with several outputs or "
+              "strong output coupling)")
+    finally:
+        chip.close()
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import format_table, run_step_benchmark
+
+    rows = run_step_benchmark(batch_size=args.batch, quick=args.quick, progress=print)
+    print(format_table(rows))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="labtrain", description="Train physical learning machines on a chip or "
+                                "its simulated twin.")
+    p.add_argument("--version", action="version", version=f"labtrain {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="train from an experiment file")
+    r.add_argument("file", help="experiment file (TOML)")
+    r.add_argument("--backend", choices=BACKENDS, help="override [backend] kind")
+    r.add_argument("--epochs", type=_positive_int, help="override [run] epochs")
+    r.add_argument("--seed", type=_nonnegative_int, help="override [run] seed")
+    r.add_argument("--out", help="override [run] out_dir (folder for the run file)")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+
+    r = sub.add_parser("resume", help="continue a stopped or crashed run from its run file")
+    r.add_argument("run", help="run file (.h5)")
+    r.add_argument("--epochs", type=_positive_int, help="new total number of epochs")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_resume)
+
+    r = sub.add_parser("check", help="validate an experiment file (and build its network and task) without running")
+    r.add_argument("file")
+    r.add_argument("--backend", choices=BACKENDS, help="override [backend] kind")
+    r.set_defaults(func=cmd_check)
+
+    r = sub.add_parser("runs", help="list run files")
+    r.add_argument("dir", nargs="?", default="runs", help="folder to search (default: runs)")
+    r.set_defaults(func=cmd_runs)
+
+    r = sub.add_parser("show", help="print a run's summary, experiment and snapshot")
+    r.add_argument("run")
+    r.set_defaults(func=cmd_show)
+
+    r = sub.add_parser("export", help="export a run to netCDF or CSV")
+    r.add_argument("run")
+    r.add_argument("--format", choices=("netcdf", "csv"), default="netcdf")
+    r.add_argument("-o", "--output", help="output file (netcdf) or path stem (csv); default: next to the run")
+    r.set_defaults(func=cmd_export)
+
+    r = sub.add_parser("gradcheck", help="compare every supported gradient estimator with the exact gradient")
+    r.add_argument("file", help="experiment file, or a run file (.h5: uses its latest checkpoint)")
+    r.add_argument("--beta-s", type=_positive_float, help="EP nudge (S); default: the file's beta_s")
+    r.add_argument("--eta", type=_positive_float, help="CL clamp fraction; default: the file's eta")
+    r.add_argument("--batch", type=_nonnegative_int, default=0, help="examples (0 = whole training set)")
+    r.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the batch choice and read noise")
+    r.set_defaults(func=cmd_gradcheck)
+
+    r = sub.add_parser("bench", help="training-step benchmark on 2-D lattices (ratio vs per-example solves)")
+    r.add_argument("--batch", type=_positive_int, default=256, help="batch size (default 256)")
+    r.add_argument("--quick", action="store_true", help="small sizes only (seconds)")
+    r.set_defaults(func=cmd_bench)
+    return p
+
+
+def _number(kind, check, what):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not check(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+    return parse
+
+
+_positive_int = _number(int, lambda v: v >= 1, "an integer >= 1")
+_nonnegative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+_positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``labtrain`` console script."""
+    from .store import StoreError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, StoreError, UsageError) as exc:
+        print(f"labtrain {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
