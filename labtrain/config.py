@@ -53,8 +53,9 @@ class Field:
     def allowed(self) -> str:
         if self.choices:
             return "one of " + ", ".join(self.choices)
-        lo = "-inf" if self.low is None else f"{self.low:g}"
-        hi = "inf" if self.high is None else f"{self.high:g}"
+        num = (lambda v: f"{int(v)}") if self.kind in ("int", "ints") else (lambda v: f"{v:g}")
+        lo = "-inf" if self.low is None else num(self.low)
+        hi = "inf" if self.high is None else num(self.high)
         if self.low is None and self.high is None:
             return f"a value of type {self.kind}"
         return f"{self.kind} in {'(' if self.low_open else '['}{lo}, {hi}]"
@@ -100,6 +101,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "target_on_v": F("float", 0.6, "Target voltage of the output of the true class (V)", -10, 10),
         "target_off_v": F("float", 0.2, "Target voltage of the other outputs (V)", -10, 10),
         "bias_inputs_v": F("floats", [], "Constant voltages appended to every input vector (V)", -10, 10),
+        "complementary_inputs": F("bool", False, "Also drive every feature's mirrored voltage "
+                                  "(input_low_v + input_high_v - x) on a second input (differential drive)"),
         "decoder": F("str", "", "regression, argmax or nearest_target (default: by task)", choices=("",) + DECODERS),
         "test_fraction": F("float", 0.3, "Fraction of examples held out for testing", 0, 1, low_open=True),
         "n_samples": F("int", 200, "Regression: number of examples", 2, 10_000_000),
@@ -174,9 +177,18 @@ def _suggest(word: str, options: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _show(value: Any) -> str:
+    """A value as it is written in TOML (``true``, not ``True``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return repr(value)
+
+
 def _check_value(where: str, key: str, value: Any, spec: Field) -> Any:
     def bad(why: str) -> ConfigError:
-        return ConfigError(f"{where} {key} = {value!r}: {why}")
+        return ConfigError(f"{where} {key} = {_show(value)}: {why}")
 
     kind = spec.kind
     if kind == "bool":

@@ -70,6 +70,7 @@ class Network:
     def __post_init__(self) -> None:
         edges = np.asarray(self.edges, dtype=np.int64).reshape(-1, 2)
         m = len(edges)
+        object.__setattr__(self, "n_nodes", int(self.n_nodes))
         object.__setattr__(self, "edges", edges)
         object.__setattr__(self, "inputs", tuple(int(i) for i in self.inputs))
         object.__setattr__(self, "outputs", tuple(int(i) for i in self.outputs))
@@ -175,7 +176,7 @@ def _pick(candidates: Sequence[int], k: int) -> list[int]:
         raise NetworkError(f"cannot place {k} terminals on {len(candidates)} candidate nodes")
     if k == 0:
         return []
-    pos = np.round(np.linspace(0, len(candidates) - 1, k + 2)[1:-1]).astype(int) if k < len(candidates) else range(k)
+    pos = np.floor((np.arange(k) + 0.5) * len(candidates) / k).astype(int)  # centred, always distinct
     return [candidates[i] for i in pos]
 
 

@@ -196,6 +196,7 @@ def make_task(
     mnist_path: str = "",
     n_train: int = 60000,
     n_test: int = 10000,
+    complementary_inputs: bool = False,
 ) -> Task:
     """Build and encode a task by name (one of :data:`TASKS`).
 
@@ -204,6 +205,10 @@ def make_task(
     ``target_off_v`` (one output per class), except two-class tasks, which use
     a single output whose target is ``on`` for class 1 and ``off`` for class 0.
     ``bias_inputs_v`` are constant voltages appended to every example.
+    ``complementary_inputs`` drives a second input per feature at the mirrored
+    voltage ``input_low_v + input_high_v - x`` (differential drive): a passive
+    network can only form non-negative weighted averages of its inputs, and the
+    mirrored copy lets it weight a feature negatively.
     """
     rng = np.random.default_rng([seed, 1])
     name = name.lower()
@@ -230,7 +235,7 @@ def make_task(
         t_tr, t_te = targets[tr], targets[te]
         info = {"n_features": n_features, "n_targets": n_targets, "noise_v": noise_v}
         return _finish(name, x_tr, t_tr, x_te, t_te, None, None, decoder or "regression", None,
-                       bias_inputs_v, info)
+                       bias_inputs_v, info, complementary_inputs and (input_low_v, input_high_v))
     elif name in ("iris", "digits", "mnist"):
         if name == "iris":
             from sklearn.datasets import load_iris
@@ -279,20 +284,24 @@ def make_task(
     if dec == "argmax" and n_classes == 2:
         raise TaskError("decoder argmax needs one output per class; two-class tasks use nearest_target")
     return _finish(name, x_tr, class_targets[y_tr], x_te, class_targets[y_te], y_tr, y_te, dec,
-                   class_targets, bias_inputs_v, info)
+                   class_targets, bias_inputs_v, info, complementary_inputs and (input_low_v, input_high_v))
 
 
-def _finish(name, x_tr, t_tr, x_te, t_te, y_tr, y_te, decoder, class_targets, bias_inputs_v, info) -> Task:
+def _finish(name, x_tr, t_tr, x_te, t_te, y_tr, y_te, decoder, class_targets, bias_inputs_v, info,
+            mirror_v=None) -> Task:
     if len(x_tr) == 0 or len(x_te) == 0:
         raise TaskError(f"task {name} has an empty train or test split ({len(x_tr)} / {len(x_te)} examples)")
     if decoder not in DECODERS:
         raise TaskError(f"unknown decoder {decoder!r}; choose from {DECODERS}")
     if decoder != "regression" and y_tr is None:
         raise TaskError(f"decoder {decoder!r} needs a classification task; {name} is a regression")
+    if mirror_v:
+        x_tr = np.hstack([x_tr, sum(mirror_v) - x_tr])
+        x_te = np.hstack([x_te, sum(mirror_v) - x_te])
     bias = np.asarray(list(bias_inputs_v), float)
     if bias.size:
         x_tr = np.hstack([x_tr, np.broadcast_to(bias, (len(x_tr), bias.size))])
         x_te = np.hstack([x_te, np.broadcast_to(bias, (len(x_te), bias.size))])
-    info = {**info, "bias_inputs_v": bias.tolist()}
+    info = {**info, "bias_inputs_v": bias.tolist(), "complementary_inputs": bool(mirror_v)}
     return Task(name, np.ascontiguousarray(x_tr, float), np.asarray(t_tr, float), np.ascontiguousarray(x_te, float),
                 np.asarray(t_te, float), y_tr, y_te, decoder, class_targets, info)
