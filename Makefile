@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/labtrain run examples/xor_resistor_cl.toml
+	$(BIN)/labtrain run examples/digits_cl.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

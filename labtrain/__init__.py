@@ -13,7 +13,11 @@ from .chip import CapabilityError, Chip, ClampNudge, CurrentNudge, IdealChip, Me
 from .network import Network, all_to_all, from_edge_list, layered, lattice, random_graph  # noqa: E402
 from .optim import SGD, Adam, Momentum, TapStep  # noqa: E402
 from .protocols import (AnalyticGradient, CoupledLearning, EquilibriumPropagation,  # noqa: E402
-                        UpdateMask, gep_family)
+                        UpdateMask, exact_gradient, gep_family, gradient_fidelity)
+from .config import ConfigError, load_experiment  # noqa: E402
+from .launch import prepare_resume, prepare_run  # noqa: E402
+from .run import Run, RunResult  # noqa: E402
+from .store import RunStore, list_runs, read_summary  # noqa: E402
 from .simulators import LinearResistorNetwork  # noqa: E402
 from .tasks import Task, make_task  # noqa: E402
 
@@ -21,5 +25,7 @@ __all__ = [
     "__version__", "Chip", "IdealChip", "CapabilityError", "ClampNudge", "CurrentNudge", "Measurement",
     "Network", "lattice", "all_to_all", "layered", "random_graph", "from_edge_list",
     "SGD", "Momentum", "Adam", "TapStep", "AnalyticGradient", "EquilibriumPropagation", "CoupledLearning",
-    "UpdateMask", "gep_family", "LinearResistorNetwork", "Task", "make_task",
+    "UpdateMask", "gep_family", "exact_gradient", "gradient_fidelity", "LinearResistorNetwork", "Task",
+    "make_task", "ConfigError", "load_experiment", "prepare_run", "prepare_resume", "Run", "RunResult",
+    "RunStore", "list_runs", "read_summary",
 ]

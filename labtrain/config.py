@@ -297,3 +297,32 @@ def experiment_from_text(text: str, path: Path | None = None,
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     sections = parse_experiment(data, source, overrides)
     return Experiment(sections, text, path, dict(overrides or {}))
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def schema_markdown() -> str:
+    """The experiment-file reference (docs/experiment-file.md is generated from this)."""
+    lines = ["# Experiment-file reference", "",
+             "Generated from `labtrain.config.SCHEMA` (`labtrain.config.schema_markdown()`); "
+             "a test keeps this page in step with the code.", "",
+             "An experiment file is TOML with the sections below; every key is optional (defaults shown). "
+             "Unknown sections and keys are errors. Relative paths are resolved against the experiment file's "
+             "folder, except `[run] out_dir` (the working directory).", ""]
+    for section, fields in SCHEMA.items():
+        lines += [f"## [{section}] — {SECTION_DOCS[section]}", "", "| key | type | default | allowed | meaning |",
+                  "|---|---|---|---|---|"]
+        for key, spec in fields.items():
+            allowed = spec.allowed() if (spec.choices or spec.low is not None or spec.high is not None) else ""
+            lines.append(f"| `{key}` | {spec.kind} | `{_toml(spec.default)}` | {allowed.replace('|', '/')} | {spec.doc} |")
+        lines.append("")
+    return "\n".join(lines)
+

@@ -86,6 +86,9 @@ class EquilibriumPropagation(GEPRule):
     strength_name = "beta_s"
     requires = frozenset({EDGE_DROPS, CURRENT_NUDGE})
 
+    def __init__(self, beta_s: float, centred: bool = False) -> None:
+        super().__init__(beta_s, centred)
+
     def nudge(self, free: Measurement, targets_v: np.ndarray, strength: float) -> CurrentNudge:
         return CurrentNudge(strength * (targets_v - free.output_v))
 
@@ -101,6 +104,9 @@ class CoupledLearning(GEPRule):
     order = 2
     strength_name = "eta"
     requires = frozenset({EDGE_DROPS, CLAMP_NUDGE})
+
+    def __init__(self, eta: float, centred: bool = False) -> None:
+        super().__init__(eta, centred)
 
     def nudge(self, free: Measurement, targets_v: np.ndarray, strength: float) -> ClampNudge:
         return ClampNudge(free.output_v + strength * (targets_v - free.output_v))
