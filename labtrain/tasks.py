@@ -121,12 +121,6 @@ def _split(n: int, test_fraction: float, rng: np.random.Generator, labels: np.nd
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
-def _one_hot_targets(labels: np.ndarray, n_classes: int, on_v: float, off_v: float) -> np.ndarray:
-    t = np.full((len(labels), n_classes), off_v)
-    t[np.arange(len(labels)), labels] = on_v
-    return t
-
-
 def _downsample(images: np.ndarray, side: int, factor: int) -> np.ndarray:
     """Average-pool square images (N, side*side) by ``factor``."""
     if factor <= 1:
@@ -142,8 +136,11 @@ def load_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (MNIST format), optionally gzipped."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read()
+    except (OSError, EOFError) as exc:
+        raise TaskError(f"{path}: cannot read ({exc})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise TaskError(f"{path} is not an IDX file (bad magic number)")
     dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
