@@ -48,7 +48,11 @@ class Optimizer(abc.ABC):
         if mask is not None:
             delta = np.where(mask, delta, 0.0)
         self.shadow = np.clip(self.shadow + delta, 0.0, 1.0)
-        return chip.set_parameters(spec.lower + self.shadow * spec.span)
+        target = spec.lower + self.shadow * spec.span
+        if mask is not None:
+            # Masked-out parameters keep exactly what the chip holds (no round-trip drift).
+            target = np.where(mask, target, chip.get_parameters())
+        return chip.set_parameters(target)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Arrays that fully describe the optimiser's state (for checkpoints)."""

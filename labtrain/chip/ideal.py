@@ -85,7 +85,8 @@ class IdealChip(Chip):
             raise ValueError("conductances must be finite")
         g = self.network.clip(values)
         if self._spec.quantizer is not None:
-            g = self._spec.quantizer.quantize(g)
+            # clip again: 1/(1/g) at the end taps can land one ulp outside the bounds
+            g = self.network.clip(self._spec.quantizer.quantize(g))
         self._g = g
         self._model = None
         return g.copy()
