@@ -37,7 +37,7 @@ __all__ = ["Run", "Event", "RunResult", "Listener", "run_file_path"]
 class Event:
     """Something that happened in a run.
 
-    ``kind`` is one of ``start step eval checkpoint pause resume stop``; ``data``
+    ``kind`` is one of ``start step eval epoch checkpoint pause resume stop``; ``data``
     carries the numbers (``loss``, ``train_accuracy``, ``status``, ...).
     """
 
@@ -237,6 +237,9 @@ class Run:
                     self.emit("eval", step, self.evals[-1])
                 if (step + 1) % self.checkpoint_every == 0:
                     self._checkpoint(step)
+                if (step + 1) % self.steps_per_epoch == 0:
+                    self.emit("epoch", step, {"epoch": step // self.steps_per_epoch,
+                                              "epochs": self.epochs})
             status = "completed" if self.next_step >= self.total_steps else "stopped"
         except KeyboardInterrupt:
             status, message = "stopped", "interrupted (Ctrl-C)"
