@@ -39,7 +39,8 @@ def build_task(exp: Experiment) -> Task:
     try:
         return make_task(name, **t)
     except TaskError as exc:
-        raise ConfigError(f"{_src(exp)}: [task] {exc}") from None
+        hint = f" (test_fraction = {t['test_fraction']!r})" if "empty train or test split" in str(exc) else ""
+        raise ConfigError(f"{_src(exp)}: [task] {exc}{hint}") from None
 
 
 def build_network(exp: Experiment, n_inputs: int, n_outputs: int) -> Network:
@@ -62,7 +63,10 @@ def build_network(exp: Experiment, n_inputs: int, n_outputs: int) -> Network:
             net = random_graph(c["n_nodes"], c["n_edges"], seed=c["graph_seed"], n_inputs=n_inputs,
                                n_outputs=n_outputs, **explicit, **bounds)
         else:
-            net = from_edge_list(exp.resolve(c["edge_list"]), **explicit, **bounds)
+            edge_file = exp.resolve(c["edge_list"])
+            if not edge_file.is_file():
+                raise NetworkError(f"edge_list = {c['edge_list']!r}: file {edge_file} not found")
+            net = from_edge_list(edge_file, **explicit, **bounds)
     except NetworkError as exc:
         raise ConfigError(f"{_src(exp)}: [chip] {exc}") from None
     if len(net.inputs) != n_inputs:

@@ -27,6 +27,13 @@ class UsageError(ValueError):
     """Bad command-line input that is neither an experiment nor a run-file problem."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line on stderr (exit 2), like every other bad input."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 # ---------------------------------------------------------------- helpers
 def _fmt(value: Any, spec: str = ".4g") -> str:
     if value is None:
@@ -266,8 +273,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="labtrain", description="Train physical learning machines on a chip or "
-                                "its simulated twin.")
+    p = _Parser(prog="labtrain", description="Train physical learning machines on a chip or "
+                "its simulated twin.")
     p.add_argument("--version", action="version", version=f"labtrain {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

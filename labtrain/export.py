@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .store import RunStore
+from .store import EVAL_COLUMNS, STEP_COLUMNS, RunStore
 
 __all__ = ["EXPORT_FORMATS", "run_to_dataset", "export_run"]
 
@@ -49,6 +49,11 @@ def run_to_dataset(path: str | Path):
     return ds
 
 
+def _ordered(table: dict[str, np.ndarray], columns: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Columns in their documented order (HDF5 lists them alphabetically), extra ones after."""
+    return {**{c: table[c] for c in columns if c in table}, **{c: v for c, v in table.items() if c not in columns}}
+
+
 def export_run(path: str | Path, fmt: str, out: str | Path | None = None) -> list[Path]:
     """Write ``path`` as netCDF (one ``.nc``) or CSV (``-steps.csv``, ``-eval.csv``, ``-parameters.csv``).
 
@@ -65,7 +70,8 @@ def export_run(path: str | Path, fmt: str, out: str | Path | None = None) -> lis
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = []
     with RunStore.open(path) as store:
-        tables = {"steps": store.table("steps"), "eval": store.table("eval")}
+        tables = {"steps": _ordered(store.table("steps"), STEP_COLUMNS),
+                  "eval": _ordered(store.table("eval"), EVAL_COLUMNS)}
         hist_step, hist = store.parameter_history()
         params = {"initial": store.parameters("initial"), "final": store.parameters("final")}
     for name, table in tables.items():

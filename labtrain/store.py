@@ -100,9 +100,16 @@ class RunStore:
         path = Path(path)
         if not path.is_file():
             raise StoreError(f"{path}: run file not found")
+        # Checked first: HDF5 opening an empty file in "r+" mode silently makes it an HDF5 file.
+        if not h5py.is_hdf5(path):
+            raise StoreError(f"{path}: not an HDF5 file (a labtrain run file is HDF5)")
         try:
-            h5 = h5py.File(path, mode)
+            # Readers skip HDF5's file lock so that `runs`/`show` work on a run still being written
+            # (it flushes every step); writers keep it, so a live run cannot be resumed twice.
+            h5 = h5py.File(path, mode, locking=False) if mode == "r" else h5py.File(path, mode)
         except OSError as exc:
+            if "unable to lock file" in str(exc):
+                raise StoreError(f"{path}: open for writing by another process (is that run still going?)") from None
             raise StoreError(f"{path}: cannot open as HDF5 ({exc})") from None
         if h5.attrs.get("format") != FORMAT:
             h5.close()
