@@ -214,10 +214,22 @@ def lattice(
         parts += [np.c_[idx[:, :-skip].ravel(), idx[:, skip:].ravel()], np.c_[idx[:-skip, :].ravel(), idx[skip:, :].ravel()]]
     edges = np.vstack([p for p in parts if len(p)])
     left, right = list(idx[:, 0]), list(idx[:, -1])
-    ins = _terminals(inputs, _pick(left, n_inputs) if rows >= n_inputs else list(idx.ravel()[:n_inputs]))
-    outs = _terminals(outputs, _pick(right, n_outputs) if rows >= n_outputs else list(idx.ravel()[-n_outputs:]))
-    bottom = [int(i) for i in idx[-1, 1:-1]] or [int(idx[-1, 0])]
-    gnd = _terminals(grounds, [bottom[len(bottom) // 2]])
+    # More terminals than rows: fill whole columns inwards from the left (inputs) / right (outputs).
+    ins = _terminals(inputs, _pick(left, n_inputs) if rows >= n_inputs else
+                     [int(i) for i in idx.T.ravel()[:n_inputs]])
+    outs = _terminals(outputs, _pick(right, n_outputs) if rows >= n_outputs else
+                      [int(i) for i in idx[:, ::-1].T.ravel()[:n_outputs]])
+    if (inputs is None or outputs is None) and set(ins) & set(outs):
+        raise NetworkError(f"{n_inputs} inputs and {n_outputs} outputs do not fit on a {rows}x{cols} lattice "
+                           f"(inputs fill columns from the left, outputs from the right); use a larger lattice "
+                           f"or list inputs and outputs explicitly")
+    used = set(ins) | set(outs)
+    bottom = [int(i) for i in idx[-1, 1:-1] if int(i) not in used] or \
+             [int(i) for i in idx[::-1].ravel() if int(i) not in used][:1]
+    if grounds is None and not bottom:
+        raise NetworkError(f"no node left for the ground on a {rows}x{cols} lattice with {n_inputs} inputs and "
+                           f"{n_outputs} outputs; use a larger lattice")
+    gnd = _terminals(grounds, [bottom[len(bottom) // 2]] if bottom else [])
     rr, cc = np.divmod(np.arange(rows * cols), cols)
     return Network(rows * cols, edges, ins, outs, gnd, g_min_s, g_max_s, f"lattice {rows}x{cols}",
                    np.c_[cc, -rr].astype(float))

@@ -68,6 +68,7 @@ def test_stop_request_takes_effect_at_step_boundary(tmp_path):
     run = small_run(tmp_path, epochs=5, listeners=[stop_after_three])
     result = run.run()
     assert result.status == "stopped" and result.steps_done == 3
+    run.store.close()
     with RunStore.open(tmp_path / "r.h5") as store:
         assert store.attrs["status"] == "stopped"
         assert list(store.table("steps")["step"]) == [0, 1, 2]
@@ -102,6 +103,7 @@ def test_instrument_error_leaves_safe_state_and_keeps_completed_steps(tmp_path):
     with pytest.raises(OSError, match="instrument timeout"):
         run.run()
     assert chip.safe_calls >= 1
+    run.store.close()
     with RunStore.open(tmp_path / "r.h5") as store:
         assert store.attrs["status"] == "failed"
         assert "instrument timeout" in store.attrs["message"]

@@ -37,11 +37,17 @@ class Fidelity:
     scale : float
         Least-squares factor ``g . g* / |g*|^2`` (how much larger the estimate is
         along the true gradient; CL's effective-conductance weighting shows here).
+    scaled_error : float
+        ``|g - s g*| / |s g*|`` with that scale ``s``: the error left once the
+        scale is forgiven (``tan`` of the angle); the figure of merit for rules
+        like CL whose natural normalisation differs from ``dC/dtheta``.
     """
 
     cosine: float
     relative_error: float
     scale: float
+
+    scaled_error: float = float("nan")
 
 
 def compare_gradients(estimate: np.ndarray, exact: np.ndarray) -> Fidelity:
@@ -53,7 +59,9 @@ def compare_gradients(estimate: np.ndarray, exact: np.ndarray) -> Fidelity:
         return Fidelity(float("nan"), float("inf") if n_est else 0.0, float("nan"))
     dot = float(estimate @ exact)
     cosine = dot / (n_est * n_exact) if n_est else 0.0
-    return Fidelity(cosine, float(np.linalg.norm(estimate - exact)) / n_exact, dot / n_exact**2)
+    scale = dot / n_exact**2
+    scaled = float(np.linalg.norm(estimate - scale * exact)) / (abs(scale) * n_exact) if scale else float("inf")
+    return Fidelity(cosine, float(np.linalg.norm(estimate - exact)) / n_exact, scale, scaled)
 
 
 def gradient_fidelity(chip: Chip, estimator: GradientEstimator, inputs: np.ndarray,
