@@ -105,6 +105,11 @@ def _train(run, quiet: bool) -> int:
     print(f"status      {result.status}" + (f" ({result.message})" if result.message else ""))
     print(f"steps       {result.steps_done} / {result.total_steps}")
     if final:
+        when = int(final["step"])
+        if when != result.steps_done - 1:
+            label = "before training" if when < 0 else f"after step {when + 1}"
+            print(f"last evaluation {label}; last step's batch loss "
+                  f"{_fmt(result.step_loss[-1]) if result.step_loss else '-'} V^2")
         print(f"train loss  {_fmt(final['train_loss'])} V^2   accuracy {_pct(final['train_accuracy'])}")
         print(f"test loss   {_fmt(final['test_loss'])} V^2   accuracy {_pct(final['test_accuracy'])}")
     if result.path is not None:
