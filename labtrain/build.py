@@ -95,10 +95,30 @@ def initial_conductances(exp: Experiment, net: Network) -> np.ndarray:
 
 def build_chip(exp: Experiment, net: Network) -> Chip:
     b = exp["backend"]
-    if b["kind"] != "ideal":  # guarded by config validation; kept for direct API use
-        raise ConfigError(f"{_src(exp)}: [backend] kind = {b['kind']!r} is not available in this version")
+    if b["kind"] != "ideal":
+        return _build_instrument_chip(exp, net)
     return IdealChip(net, initial_conductances(exp, net), input_mode=exp["chip"]["input_mode"],
                      pot_steps=b["pot_steps"], read_noise_v=b["read_noise_v"], seed=exp["run"]["seed"])
+
+
+def _build_instrument_chip(exp: Experiment, net: Network) -> Chip:
+    """Twin or hardware chip; every failure becomes a one-line ConfigError naming the section."""
+    from .instruments import BUILD_ERRORS, build_instrument_chip
+    from .ports import PortError
+
+    b = exp["backend"]
+    try:
+        return build_instrument_chip(b, exp["wiring"], net, initial_conductances(exp, net), exp["run"]["seed"])
+    except BUILD_ERRORS as exc:
+        section = "wiring" if type(exc).__name__ == "WiringError" else "backend"
+        raise ConfigError(f"{_src(exp)}: [{section}] {exc}") from None
+    except ImportError as exc:
+        raise ConfigError(f"{_src(exp)}: [backend] kind = {b['kind']!r} needs an optional driver: {exc} "
+                          "(pip install 'labtrain[hardware]')") from None
+    except (PortError, OSError) as exc:
+        raise ConfigError(f"{_src(exp)}: [backend] kind = {b['kind']!r}: instrument not reachable: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{_src(exp)}: [backend] {exc}") from None
 
 
 def build_estimator(exp: Experiment) -> GradientEstimator:

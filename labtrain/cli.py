@@ -1,8 +1,9 @@
 """``labtrain`` command line: run, resume, check, runs, show, export, gradcheck, bench.
 
 Exit codes: 0 success; 1 a run failed; 2 bad input (experiment file, run file or
-argument -- one line on stderr, nothing run); 130 a run stopped by Ctrl-C
-(saved and resumable).
+argument -- one line on stderr, nothing run); 3 a run paused by an instrument
+fault (safe state, saved, resumable); 130 a run stopped by Ctrl-C (saved and
+resumable).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from . import __version__
 from .config import BACKENDS, ConfigError
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_FAULT, EXIT_STOPPED = 0, 1, 2, 3, 130
 
 
 class UsageError(ValueError):
@@ -118,6 +119,8 @@ def _train(run, quiet: bool) -> int:
             print(f"resume with: labtrain resume {result.path}")
     if result.status == "completed":
         return EXIT_OK
+    if result.status == "paused":
+        return EXIT_FAULT
     return EXIT_STOPPED if result.status == "stopped" else EXIT_FAILED
 
 

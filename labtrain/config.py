@@ -26,7 +26,7 @@ __all__ = ["ConfigError", "Field", "SCHEMA", "Experiment", "load_experiment", "p
 
 RULES = ("analytic", "ep", "cl", "cl_clocked")
 BACKENDS = ("ideal", "twin", "hardware")
-AVAILABLE_BACKENDS = ("ideal",)
+AVAILABLE_BACKENDS = ("ideal", "twin", "hardware")
 TOPOLOGIES = ("lattice", "all_to_all", "layered", "random", "edge_list")
 
 
@@ -92,7 +92,46 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "kind": F("str", "ideal", "ideal (physics model), twin (simulated instruments) or hardware",
                   choices=BACKENDS),
         "pot_steps": F("int", 0, "Quantise conductances to this many pot taps (0 = continuous)", 0, 1_000_000),
-        "read_noise_v": F("float", 0.0, "Gaussian noise (std, V) on every node reading", 0, 10),
+        "read_noise_v": F("float", 0.0, "ideal: Gaussian noise (std, V) on every node reading", 0, 10),
+        "rate_hz": F("float", 10_000.0, "twin/hardware: DAQ sample clock (Hz)", 0, 1e7, low_open=True),
+        "settle_samples": F("int", 10, "twin/hardware: samples discarded at the start of each example's plateau",
+                            0, 1_000_000),
+        "average_samples": F("int", 10, "twin/hardware: samples averaged per example", 1, 1_000_000),
+        "timeout_s": F("float", 10.0, "twin/hardware: longest wait for an instrument beyond the acquisition (s)",
+                       0, 3600, low_open=True),
+        "retries": F("int", 2, "twin/hardware: extra attempts after an instrument timeout or I/O error", 0, 100),
+        "retry_wait_s": F("float", 0.0, "twin/hardware: pause between attempts (s)", 0, 600),
+        "max_abs_v": F("float", 2.0, "twin/hardware: no AO channel may leave [-max_abs_v, max_abs_v] (V)",
+                       0, 10, low_open=True),
+        "max_slew_v_per_s": F("float", 1000.0, "twin/hardware: fastest allowed AO change (V/s)", 0, 1e9,
+                              low_open=True),
+        "ai_max_abs_v": F("float", 10.0, "twin/hardware: AI input range +- (V)", 0, 10, low_open=True),
+        "pot_taps": F("int", 1024, "twin/hardware: taps of every digital pot", 2, 1_000_000),
+        "pot_r_total_ohm": F("float", 1e5, "twin/hardware: end-to-end resistance of a pot (ohm)", 0, 1e12,
+                             low_open=True),
+        "pot_r_wiper_ohm": F("float", 50.0, "twin/hardware: wiper resistance (ohm)", 0, 1e9),
+        "pot_r_end_ohm": F("float", 0.0, "twin/hardware: fixed resistance in series with every pot (ohm)", 0, 1e12),
+        "pot_tolerance": F("float", 0.0, "twin: relative spread of the parts' true end-to-end resistance", 0, 0.5),
+        "twin_noise_white_v": F("float", 1e-4, "twin: white noise on every AI sample (RMS, V)", 0, 10),
+        "twin_noise_1f_v": F("float", 0.0, "twin: 1/f noise on every AI channel (RMS, V)", 0, 10),
+        "twin_adc_bits": F("int", 16, "twin: ADC resolution (bits)", 4, 32),
+        "twin_rc_time_s": F("float", 0.0, "twin: first-order settling time constant of every node (s)", 0, 10),
+        "daq_device": F("str", "Dev1", "hardware: NI-DAQmx device name"),
+        "pot_interface": F("str", "serial", "hardware: pot array behind a serial bridge or an FTDI SPI chain",
+                           choices=("serial", "ftdi")),
+        "pot_address": F("str", "", "hardware: serial port (e.g. /dev/ttyACM0) or FTDI URL (ftdi://ftdi:232h/1)"),
+    },
+    "wiring": {
+        "read": F("str", "all", "AI channels on every node (local readouts) or on the outputs only",
+                  choices=("all", "outputs")),
+        "output_series_ohm": F("float", 10.0, "Resistance between an output's AO and its node when its switch "
+                               "is closed (ohm; small: voltage clamp; large, ~1/beta_s: EP current nudge)", 0, 1e12),
+        "input_ao": F("strs", [], "AO channel of every input node (default: <daq_device>/ao0, ao1, ...)"),
+        "output_ao": F("strs", [], "AO channel behind every output's switch (default: the next AO channels)"),
+        "output_switch_do": F("strs", [], "Digital line of every output's switch (default: port0/line0, ...)"),
+        "node_ai": F("strs", [], "AI channel of every read node (default: <daq_device>/ai0, ai1, ...)"),
+        "read_nodes": F("ints", [], "Nodes read by node_ai (default: all nodes or the outputs, see read)", 0, None),
+        "pot_channels": F("ints", [], "Pot channel of every edge (default: edge e on channel e)", 0, None),
     },
     "task": {
         "name": F("str", "xor", "Task", choices=TASKS),
@@ -143,6 +182,7 @@ SECTION_DOCS = {
     "experiment": "name and description", "chip": "the learning machine and its network",
     "backend": "what realises the chip", "task": "data and its encoding to volts",
     "learning": "learning rule and optimiser", "run": "training loop and storage",
+    "wiring": "twin/hardware: which node and edge is on which instrument channel",
 }
 
 
@@ -203,6 +243,10 @@ def _check_value(where: str, key: str, value: Any, spec: Field) -> Any:
         return value
     if kind in ("int", "float"):
         return _check_number(bad, value, spec, kind)
+    if kind == "strs":
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise bad("expected a list of non-empty strings")
+        return list(value)
     if kind in ("ints", "floats"):
         if not isinstance(value, list):
             raise bad(f"expected a list of {kind[:-1]}s")

@@ -7,6 +7,8 @@ read noise / update mask of step ``k`` are drawn from ``(seed, e)`` and
 uninterrupted run would have.  Stop, pause and resume take effect at step
 boundaries only.  Whatever happens -- completion, stop, exception, Ctrl-C --
 the chip ends in its safe state and the run file records how the run ended.
+An instrument fault that survives the chip's retries pauses the run (status
+``paused``, the reason in the run file); ``labtrain resume`` continues it.
 
 Events (:class:`Event`) go to every listener: the run file, the CLI progress
 bar and the GUI.
@@ -25,6 +27,7 @@ import numpy as np
 
 from .chip.base import Chip
 from .optim import Optimizer
+from .ports import PortError
 from .protocols.base import GradientEstimator, half_squared_error
 from .protocols.masks import UpdateMask
 from .store import RunStore
@@ -243,6 +246,9 @@ class Run:
             status = "completed" if self.next_step >= self.total_steps else "stopped"
         except KeyboardInterrupt:
             status, message = "stopped", "interrupted (Ctrl-C)"
+        except PortError as exc:
+            # An instrument kept failing after the chip's retries: pause in the safe state, resumable.
+            status, message = "paused", f"instrument fault: {exc}"
         except Exception as exc:
             status, message = "failed", f"{type(exc).__name__}: {exc}"
             raise
