@@ -1,0 +1,172 @@
+"""Twin of a digital-potentiometer array used as rheostats (one channel per network edge).
+
+:class:`SimulatedPotArray` behaves like a bank of real digital pots:
+
+* every part's true end-to-end resistance deviates from the datasheet value,
+  drawn once (seeded) from ``N(1, tolerance)`` -- that is the
+  :attr:`~SimulatedPotArray.true_calibration` the physics uses;
+* the chip only knows the datasheet, :attr:`~SimulatedPotArray.calibration`
+  (the *nominal* :class:`~labtrain.ports.PotCalibration`), unless a measured
+  calibration table is loaded on top;
+* taps are integers ``0 .. n_taps - 1``; anything else is a ``ValueError``
+  (nothing is written);
+* every write is recorded in :attr:`~SimulatedPotArray.history` with its
+  timestamp, so tests can replay what reached the chip;
+* :meth:`~SimulatedPotArray.inject_faults` makes the next calls raise
+  :class:`~labtrain.ports.PortTimeout` or :class:`~labtrain.ports.PortIOError`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..ports import PotArray, PotCalibration
+from ._faults import FaultInjector
+
+__all__ = ["SimulatedPotArray", "PotWrite"]
+
+
+@dataclass(frozen=True)
+class PotWrite:
+    """One ``set_taps`` that reached the parts: when (twin clock and wall clock) and the taps held afterwards."""
+
+    t_s: float
+    wall_s: float
+    taps: np.ndarray
+
+
+class SimulatedPotArray(PotArray):
+    """Twin of an array of ``n_channels`` digital potentiometers wired as rheostats.
+
+    Parameters
+    ----------
+    n_channels : int
+        Number of pots (channel ``c`` is edge ``e`` where ``wiring.pot_channels[e] == c``).
+    n_taps : int
+        Taps per pot (e.g. 256 or 1024).
+    r_total_ohm : float
+        Datasheet end-to-end resistance (ohms).
+    r_wiper_ohm : float
+        Wiper resistance (ohms), in series at every tap.
+    r_end_ohm : float
+        Fixed series resistance at the zero end (ohms), e.g. an external resistor.
+    tolerance : float
+        Relative standard deviation of each part's true ``r_total_ohm`` (e.g. 0.2
+        for the +-20 % of typical digital pots).  Draws are clipped to
+        ``[0.05, 3]`` times nominal so no part is unphysical.
+    seed : int
+        Seed of the per-part draws.
+    initial_tap : int, optional
+        Tap every part holds at power-up (default mid-scale, as most parts do).
+    clock : callable, optional
+        Returns the twin's time in seconds (e.g. ``lambda: daq.simulated_time_s``)
+        for the timestamps of :attr:`history`; default ``time.monotonic``.
+    name : str
+        Identity suffix.
+    """
+
+    def __init__(self, n_channels: int, n_taps: int = 1024, r_total_ohm: float = 1e5, r_wiper_ohm: float = 50.0,
+                 r_end_ohm: float = 0.0, tolerance: float = 0.2, seed: int = 0, initial_tap: int | None = None,
+                 clock: Callable[[], float] | None = None, name: str = "") -> None:
+        if int(n_channels) != n_channels or n_channels < 1:
+            raise ValueError(f"n_channels must be an integer >= 1, got {n_channels!r}")
+        if int(n_taps) != n_taps or n_taps < 2:
+            raise ValueError(f"n_taps must be an integer >= 2, got {n_taps!r}")
+        if not (np.isfinite(tolerance) and 0 <= tolerance < 1):
+            raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
+        self.n_channels = int(n_channels)
+        self.n_taps = int(n_taps)
+        self.seed = int(seed)
+        self.name = name
+        self.calibration = PotCalibration.nominal(self.n_channels, self.n_taps, r_total_ohm, r_wiper_ohm,
+                                                  r_end_ohm, tolerance)
+        factor = np.clip(np.random.default_rng(seed).normal(1.0, tolerance, self.n_channels), 0.05, 3.0)
+        nominal = self.calibration
+        self.true_calibration = PotCalibration(self.n_taps, nominal.r_total_ohm * factor, nominal.r_wiper_ohm.copy(),
+                                               nominal.r_end_ohm.copy(), 0.0)
+        start = self.n_taps // 2 if initial_tap is None else initial_tap
+        self._taps = self._validated(np.full(self.n_channels, start))
+        self.clock = clock if clock is not None else time.monotonic
+        self.history: list[PotWrite] = []
+        self._faults = FaultInjector("SimulatedPotArray")
+        self.n_writes = 0
+
+    # ------------------------------------------------------------------ port
+    def set_taps(self, taps: np.ndarray) -> np.ndarray:
+        """Set every channel's tap (integers ``0 .. n_taps-1``, shape ``(n_channels,)``); returns the taps held."""
+        new = self._validated(taps)
+        self._faults.check("set_taps", "before")
+        self._taps = new
+        self.n_writes += 1
+        self.history.append(PotWrite(float(self.clock()), time.monotonic(), new.copy()))
+        self._faults.check("set_taps", "after")
+        return new.copy()
+
+    def get_taps(self) -> np.ndarray:
+        """Read back every channel's tap."""
+        self._faults.check("get_taps", "before")
+        return self._taps.copy()
+
+    def identify(self) -> str:
+        suffix = f" {self.name}" if self.name else ""
+        return f"labtrain SimulatedPotArray {self.n_channels}ch {self.n_taps} taps{suffix}"
+
+    def snapshot(self) -> dict:
+        snap = super().snapshot()
+        snap.update({"taps": self._taps.tolist(), "seed": self.seed,
+                     "twin_true_calibration": self.true_calibration.to_dict()})
+        return snap
+
+    # ------------------------------------------------------------- twin only
+    @property
+    def held_taps(self) -> np.ndarray:
+        """Taps the parts hold now (twin-side truth: no I/O, never faults)."""
+        return self._taps.copy()
+
+    def true_resistance_ohm(self, taps: np.ndarray | None = None) -> np.ndarray:
+        """True resistance of every channel (ohms) at ``taps`` (default: the held taps)."""
+        return self.true_calibration.resistance_ohm(self._taps if taps is None else np.asarray(taps))
+
+    def true_conductance_s(self, taps: np.ndarray | None = None) -> np.ndarray:
+        """True conductance of every channel (siemens) at ``taps`` (default: the held taps)."""
+        return 1.0 / self.true_resistance_ohm(taps)
+
+    def taps_record(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(t_s, taps)`` of every write: shapes ``(n_writes,)`` and ``(n_writes, n_channels)``."""
+        if not self.history:
+            return np.zeros(0), np.zeros((0, self.n_channels), np.int64)
+        return np.array([w.t_s for w in self.history]), np.stack([w.taps for w in self.history])
+
+    def inject_faults(self, n: int, kind: str = "timeout", methods: tuple[str, ...] = ("set_taps", "get_taps"),
+                      when: str = "before") -> None:
+        """Make the next ``n`` calls of ``methods`` raise ``PortTimeout`` or ``PortIOError`` (kind "timeout" or "io").
+
+        ``when="before"``: the call fails before anything reaches the parts;
+        ``when="after"`` (``set_taps`` only): the taps were written, then the
+        acknowledgement was lost.  ``n = 0`` disarms.
+        """
+        self._faults.arm(n, kind, frozenset(methods), when)
+
+    @property
+    def faults_pending(self) -> int:
+        return self._faults.pending()
+
+    # -------------------------------------------------------------- helpers
+    def _validated(self, taps: np.ndarray) -> np.ndarray:
+        arr = np.asarray(taps)
+        if arr.shape != (self.n_channels,):
+            raise ValueError(f"expected {self.n_channels} taps, got shape {arr.shape}")
+        if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+            raise ValueError(f"taps must be integers, got dtype {arr.dtype}")
+        if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr) & (arr == np.rint(arr))):
+            bad = arr[~(np.isfinite(arr) & (arr == np.rint(arr)))][0]
+            raise ValueError(f"taps must be integers, got {bad!r}")
+        out = arr.astype(np.int64)
+        if out.min() < 0 or out.max() >= self.n_taps:
+            bad = int(out[(out < 0) | (out >= self.n_taps)][0])
+            raise ValueError(f"tap {bad} is outside 0..{self.n_taps - 1}")
+        return out
