@@ -113,12 +113,48 @@ def _build_instrument_chip(exp: Experiment, net: Network) -> Chip:
         section = "wiring" if type(exc).__name__ == "WiringError" else "backend"
         raise ConfigError(f"{_src(exp)}: [{section}] {exc}") from None
     except ImportError as exc:
-        raise ConfigError(f"{_src(exp)}: [backend] kind = {b['kind']!r} needs an optional driver: {exc} "
-                          "(pip install 'labtrain[hardware]')") from None
+        raise ConfigError(f"{_src(exp)}: [backend] kind = {b['kind']!r} needs an optional driver: "
+                          f"{_with_install_hint(exc)}") from None
     except (PortError, OSError) as exc:
         raise ConfigError(f"{_src(exp)}: [backend] kind = {b['kind']!r}: instrument not reachable: {exc}") from None
     except ValueError as exc:
         raise ConfigError(f"{_src(exp)}: [backend] {exc}") from None
+
+
+def check_instruments(exp: Experiment) -> tuple[Task, Network, dict[str, str], dict]:
+    """For ``labtrain check`` on twin/hardware: build task, network and wiring, ask every instrument its
+    identity -- without applying any voltage or moving any pot.  Returns (task, network, identities, wiring)."""
+    from .chip.base import CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL
+    from .instruments import build_wiring, identify_instruments
+    from .ports import PortError
+    from .wiring import WiringError
+
+    task = build_task(exp)
+    net = build_network(exp, task.n_inputs, task.n_outputs)
+    b = exp["backend"]
+    try:
+        wiring = build_wiring(b, exp["wiring"], net)
+    except WiringError as exc:
+        raise ConfigError(f"{_src(exp)}: [wiring] {exc}") from None
+    caps = {CURRENT_NUDGE, CLAMP_NUDGE, NETWORK_MODEL} | ({EDGE_DROPS} if wiring.reads_every_node(net) else set())
+    estimator = build_estimator(exp)
+    missing = sorted(estimator.requires - caps)
+    if missing:
+        raise ConfigError(f"{_src(exp)}: [learning] rule = {exp['learning']['rule']!r} needs {missing}; with "
+                          f"[wiring] read = {exp['wiring']['read']!r} the chip cannot provide it")
+    try:
+        identities = identify_instruments(b, exp["wiring"], net)
+    except ImportError as exc:
+        raise ConfigError(f"{_src(exp)}: [backend] kind = {b['kind']!r} needs an optional driver: "
+                          f"{_with_install_hint(exc)}") from None
+    except (PortError, OSError, ValueError) as exc:
+        raise ConfigError(f"{_src(exp)}: [backend] instrument not reachable: {exc}") from None
+    return task, net, identities, wiring.to_dict()
+
+
+def _with_install_hint(exc: Exception) -> str:
+    text = str(exc)
+    return text if "labtrain[hardware]" in text else f"{text} (pip install 'labtrain[hardware]')"
 
 
 def build_estimator(exp: Experiment) -> GradientEstimator:

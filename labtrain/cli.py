@@ -151,6 +151,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .run import Run
 
     exp = load_experiment(args.file, overrides_from_cli(backend=args.backend))
+    if exp["backend"]["kind"] != "ideal":
+        return _check_instruments(args, exp)
     setup = build_setup(exp)
     try:
         r = exp["run"]
@@ -167,6 +169,27 @@ def cmd_check(args: argparse.Namespace) -> int:
               f"= {run.total_steps} steps; run files in {r['out_dir']}/")
     finally:
         setup.chip.close()
+    return EXIT_OK
+
+
+def _check_instruments(args: argparse.Namespace, exp) -> int:
+    from .build import check_instruments
+
+    task, net, identities, wiring = check_instruments(exp)
+    print(f"{args.file}: OK (backend {exp['backend']['kind']}; no voltage applied, no pot moved)")
+    print(f"  chip      {net.name}: {net.n_nodes} nodes, {net.n_edges} edges")
+    print(f"  task      {task.name}: {len(task.x_train)} train / {len(task.x_test)} test examples")
+    print(f"  wiring    inputs on {', '.join(wiring['input_ao'])}; outputs via {', '.join(wiring['output_ao'])}; "
+          f"{len(wiring['node_ai'])} AI channels; {len(wiring['pot_channels'])} pots")
+    for name, identity in identities.items():
+        print(f"  {name:<9} {identity}")
+    return EXIT_OK
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from .drivers.discovery import format_devices, list_devices
+
+    print(format_devices(list_devices()))
     return EXIT_OK
 
 
@@ -308,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("file")
     r.add_argument("--backend", choices=BACKENDS, help="override [backend] kind")
     r.set_defaults(func=cmd_check)
+
+    r = sub.add_parser("devices", help="list VISA resources, NI devices and serial ports")
+    r.set_defaults(func=cmd_devices)
 
     r = sub.add_parser("runs", help="list run files")
     r.add_argument("dir", nargs="?", default="runs", help="folder to search (default: runs)")
