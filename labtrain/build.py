@@ -140,8 +140,10 @@ def check_instruments(exp: Experiment) -> tuple[Task, Network, dict[str, str], d
     estimator = build_estimator(exp)
     missing = sorted(estimator.requires - caps)
     if missing:
-        raise ConfigError(f"{_src(exp)}: [learning] rule = {exp['learning']['rule']!r} needs {missing}; with "
-                          f"[wiring] read = {exp['wiring']['read']!r} the chip cannot provide it")
+        # same words as build_setup's capability check, so `check` and `run` agree
+        raise ConfigError(f"{_src(exp)}: [learning] rule = {exp['learning']['rule']!r}: {estimator.name} needs "
+                          f"chip capabilities {missing}, which the {b['kind']} chip does not have "
+                          f"(it has {sorted(caps)})")
     try:
         identities = identify_instruments(b, exp["wiring"], net)
     except ImportError as exc:

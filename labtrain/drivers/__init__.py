@@ -1,5 +1,22 @@
-"""Real instrument drivers (NI DAQ via nidaqmx, lock-ins via PyMeasure, pot arrays).
+"""Real instrument drivers behind the port interfaces of :mod:`labtrain.ports`.
 
-Filled by the instrument-layer issue.  Every driver imports its heavy
-dependency lazily, so ``import labtrain`` never needs nidaqmx, pyvisa or pyserial.
+==========================================  ==================  =======================================
+driver                                      port                needs (``pip install 'labtrain[hardware]'``)
+==========================================  ==================  =======================================
+:class:`.nidaq.NIDAQ`                       DAQ                 nidaqmx + the NI-DAQmx driver
+:class:`.lockin.SR830LockIn`                LockIn              pymeasure, pyvisa + a VISA backend
+:class:`.lockin.SR860LockIn`                LockIn              pymeasure, pyvisa + a VISA backend
+:class:`.potbridge.SerialPotBridge`         PotArray            pyserial (bridge firmware: docs/hardware.md)
+:class:`.potbridge.FTDIAD5293Chain`         PotArray            pyftdi (+ libusb)
+:func:`.discovery.list_devices`             --                  whatever of the above is installed
+==========================================  ==================  =======================================
+
+Import the driver modules directly (``from labtrain.drivers.nidaq import NIDAQ``).
+Every driver imports its heavy dependency lazily, inside its constructor, so
+``import labtrain`` -- and importing these modules -- never needs nidaqmx,
+pymeasure, pyvisa, pyserial or pyftdi; a missing one is a one-line
+``ImportError`` naming the extra.  Instrument faults surface as
+:class:`~labtrain.ports.PortTimeout` / :class:`~labtrain.ports.PortIOError`.
+The wiring, the pot-bridge line protocol and the AD5293 frames are described
+in ``docs/hardware.md``.
 """

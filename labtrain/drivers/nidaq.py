@@ -1,0 +1,324 @@
+"""NI DAQ (M/X-series and alike) through ``nidaqmx``: synchronised AO/AI, static AO levels, DO switch lines.
+
+One acquisition (:meth:`NIDAQ.write_read`) builds two finite tasks on one
+sample clock::
+
+    AI task  : ai channels, sample clock at rate_hz (onboard), n samples  ─┐ master
+    AO task  : ao channels, n samples, sample clock = /Dev1/ai/SampleClock │ (or its own clock at
+               start trigger = /Dev1/ai/StartTrigger  ◄────────────────────┘  the same rate)
+
+The AO task is written and *armed* first; starting the AI task fires the
+start trigger, so sample ``k`` of every AO channel and every AI channel share
+one clock edge.  AI samples land in a preallocated ``(n_ai, n)`` array through
+:class:`nidaqmx.stream_readers.AnalogMultiChannelReader`; both tasks are
+closed before the call returns.
+
+``nidaqmx`` is imported when a :class:`NIDAQ` is created, never at
+``import labtrain``.  The NI-DAQmx C driver itself is only needed when a task
+is created (``identify`` is the cheapest way to check it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..ports import DAQ, Acquisition, PortIOError, PortTimeout
+from ._common import require
+
+__all__ = ["NIDAQ", "TIMEOUT_ERROR_CODES", "TERMINAL_CONFIGS"]
+
+#: NI-DAQmx error codes that mean "did not finish in time" (-> PortTimeout; any other DaqError -> PortIOError)
+TIMEOUT_ERROR_CODES = frozenset({
+    -200284,  # SAMPLES_NOT_YET_AVAILABLE: read timed out
+    -200292,  # SAMPLES_CAN_NOT_YET_BE_WRITTEN: write timed out
+    -200474,  # OPERATION_TIMED_OUT
+    -200560,  # WAIT_UNTIL_DONE_DOES_NOT_INDICATE_DONE: wait_until_done timed out
+    -200221,  # TIMEOUT_EXCEEDED
+})
+
+#: accepted spellings of the AI terminal configuration -> nidaqmx.constants.TerminalConfiguration member
+TERMINAL_CONFIGS = {
+    "rse": "RSE", "nrse": "NRSE", "diff": "DIFF", "differential": "DIFF", "pseudo_diff": "PSEUDO_DIFF",
+    "pseudodifferential": "PSEUDO_DIFF", "default": "DEFAULT",
+}
+AO_CLOCKS = ("ai", "onboard")
+_RELATIVE = re.compile(r"^(ai|ao|port|line|ctr|pfi)\d+(/|$)", re.IGNORECASE)  # a channel without its device
+
+
+class NIDAQ(DAQ):
+    """An NI-DAQmx device as a :class:`~labtrain.ports.DAQ` port.
+
+    Parameters
+    ----------
+    device : str
+        NI-DAQmx device name as in NI MAX, e.g. ``"Dev1"``.
+    ao_channels, ai_channels : sequence of str
+        Channels this port may use, ``"Dev1/ao0"`` or just ``"ao0"`` (the device is prepended).
+    do_lines : sequence of str
+        Digital-output lines (clamp switches), ``"Dev1/port0/line0"`` or ``"port0/line0"``.
+    ao_range_v, ai_range_v : (float, float)
+        Converter ranges (V); NI-DAQmx picks the smallest hardware range that covers them.
+    terminal_config : str
+        AI terminal configuration: ``"RSE"`` (referenced single-ended, default), ``"NRSE"``,
+        ``"DIFF"``/``"differential"``, ``"PSEUDO_DIFF"`` or ``"DEFAULT"``.
+    max_rate_hz : float, optional
+        Highest sample clock allowed.  ``None`` asks the device (``ai_max_single_chan_rate``,
+        ``ai_max_multi_chan_rate`` / number of AI channels, ``ao_max_rate``).
+    ao_clock : {"ai", "onboard"}
+        ``"ai"`` (default): AO samples on the AI sample clock (``/Dev1/ai/SampleClock``), exactly
+        one clock.  ``"onboard"``: the AO task runs its own clock at the same rate from the same
+        timebase.  Either way AO starts on ``/Dev1/ai/StartTrigger``.
+
+    Notes
+    -----
+    Creating the port applies nothing.  AO levels and DO states are *tracked*: until the first
+    ``set_dc`` / ``set_digital`` they read 0 V / open (``False``), which is what the safety
+    layer drives them to first.  DO lines are held by one persistent on-demand task (lines
+    keep their state while it is open); it is closed by :meth:`close`.
+    """
+
+    def __init__(self, device: str = "Dev1", ao_channels: Sequence[str] = (), ai_channels: Sequence[str] = (),
+                 do_lines: Sequence[str] = (), ao_range_v: tuple[float, float] = (-10.0, 10.0),
+                 ai_range_v: tuple[float, float] = (-10.0, 10.0), terminal_config: str = "RSE",
+                 max_rate_hz: float | None = None, ao_clock: str = "ai") -> None:
+        self._nidaqmx = require("nidaqmx", "NIDAQ")
+        self._constants = require("nidaqmx.constants", "NIDAQ", "nidaqmx")
+        self._readers = require("nidaqmx.stream_readers", "NIDAQ", "nidaqmx")
+        self._writers = require("nidaqmx.stream_writers", "NIDAQ", "nidaqmx")
+        self._system = require("nidaqmx.system", "NIDAQ", "nidaqmx")
+        errors = require("nidaqmx.errors", "NIDAQ", "nidaqmx")
+        self._daq_error = errors.DaqError
+        # the package's base error also covers DaqNotFoundError (NI-DAQmx driver missing)
+        self._any_error = getattr(errors, "Error", errors.DaqError)
+
+        if not device or "/" in device:
+            raise ValueError(f"device = {device!r}: expected an NI-DAQmx device name such as 'Dev1'")
+        self.device = device
+        self.ao_channels = self._names(ao_channels, "ao_channels")
+        self.ai_channels = self._names(ai_channels, "ai_channels")
+        self.do_lines = self._names(do_lines, "do_lines")
+        self.ao_range_v = self._range(ao_range_v, "ao_range_v")
+        self.ai_range_v = self._range(ai_range_v, "ai_range_v")
+        key = str(terminal_config).strip().lower().replace("-", "_").replace(" ", "_")
+        if key not in TERMINAL_CONFIGS:
+            raise ValueError(f"terminal_config = {terminal_config!r}: expected one of RSE, NRSE, DIFF, "
+                             f"PSEUDO_DIFF, DEFAULT")
+        self.terminal_config = TERMINAL_CONFIGS[key]
+        self._terminal = getattr(self._constants.TerminalConfiguration, self.terminal_config)
+        if ao_clock not in AO_CLOCKS:
+            raise ValueError(f"ao_clock = {ao_clock!r}: expected one of {', '.join(AO_CLOCKS)}")
+        self.ao_clock = ao_clock
+        if max_rate_hz is None:
+            max_rate_hz = self._device_max_rate_hz()
+        if not max_rate_hz > 0:
+            raise ValueError(f"max_rate_hz must be > 0, got {max_rate_hz}")
+        self.max_rate_hz = float(max_rate_hz)
+        self._dc_v = {ch: 0.0 for ch in self.ao_channels}
+        self._do = {line: False for line in self.do_lines}
+        self._do_task = None
+
+    # ----------------------------------------------------------------- helpers
+    def _full(self, name: str) -> str:
+        """``"ao0"`` / ``"port0/line1"`` -> ``"Dev1/ao0"`` / ``"Dev1/port0/line1"``; full names stay as they are."""
+        name = str(name).strip().lstrip("/")
+        return f"{self.device}/{name}" if _RELATIVE.match(name) else name
+
+    def _names(self, names: Sequence[str], what: str) -> tuple[str, ...]:
+        if isinstance(names, str):
+            names = [n for n in names.split(",") if n.strip()]
+        full = tuple(self._full(n) for n in names)
+        dup = sorted({n for n in full if full.count(n) > 1})
+        if dup:
+            raise ValueError(f"{what}: channel {dup[0]!r} is listed twice")
+        return full
+
+    @staticmethod
+    def _range(rng: Sequence[float], what: str) -> tuple[float, float]:
+        lo, hi = (float(v) for v in rng)
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise ValueError(f"{what} = {tuple(rng)}: expected (low, high) with low < high")
+        return lo, hi
+
+    def _terminal_name(self, signal: str) -> str:
+        return f"/{self.device}/{signal}"
+
+    @contextlib.contextmanager
+    def _daq_errors(self, what: str) -> Iterator[None]:
+        """Translate nidaqmx errors raised in the block into PortTimeout / PortIOError."""
+        try:
+            yield
+        except self._daq_error as exc:
+            code = getattr(exc, "error_code", None)
+            if code in TIMEOUT_ERROR_CODES:
+                raise PortTimeout(f"{self.device}: {what} timed out (DAQmx error {code})") from exc
+            raise PortIOError(f"{self.device}: {what} failed (DAQmx error {code}): "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        except self._any_error as exc:  # e.g. DaqNotFoundError: the NI-DAQmx driver is not installed
+            raise PortIOError(f"{self.device}: {what}: {type(exc).__name__}: {exc}") from exc
+
+    def _check_channels(self, names: Sequence[str], allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+        full = self._names(names, what)
+        unknown = [n for n in full if n not in allowed]
+        if unknown:
+            raise ValueError(f"{what}: {unknown[0]!r} is not one of this DAQ's channels "
+                             f"({', '.join(allowed) or 'none'})")
+        return full
+
+    def _check_levels(self, values: np.ndarray, what: str) -> None:
+        lo, hi = self.ao_range_v
+        if values.size and not np.all(np.isfinite(values)):
+            raise ValueError(f"{what}: values must be finite")
+        if values.size and (values.min() < lo or values.max() > hi):
+            raise ValueError(f"{what}: values span [{values.min():g}, {values.max():g}] V, outside the AO range "
+                             f"[{lo:g}, {hi:g}] V")
+
+    def _device_max_rate_hz(self) -> float:
+        with self._daq_errors("reading the device's rate limits"):
+            dev = self._system.Device(self.device)
+            ai_single = float(dev.ai_max_single_chan_rate)
+            ai_multi = float(dev.ai_max_multi_chan_rate)
+            simultaneous = bool(getattr(dev, "ai_simultaneous_sampling_supported", False))
+            n_ai = max(len(self.ai_channels), 1)
+            rate = ai_single if n_ai == 1 else (ai_multi if simultaneous else ai_multi / n_ai)
+            rate = min(rate, ai_single)
+            if self.ao_channels:
+                rate = min(rate, float(dev.ao_max_rate))
+        return rate
+
+    # ----------------------------------------------------------------- DAQ port
+    def write_read(self, ao_channels: Sequence[str], ao_v: np.ndarray, ai_channels: Sequence[str],
+                   rate_hz: float, timeout_s: float = 10.0) -> Acquisition:
+        """Write ``ao_v`` (n_ao x n) and read ``ai_channels`` (n samples each) on one clock.
+
+        ``timeout_s`` is the wait allowed *beyond* the acquisition's own duration.  AO channels not
+        named keep their DC level; every named channel holds its last sample afterwards.
+        """
+        ao = self._check_channels(ao_channels, self.ao_channels, "ao_channels")
+        ai = self._check_channels(ai_channels, self.ai_channels, "ai_channels")
+        if not ai:
+            raise ValueError("write_read needs at least one AI channel")
+        ao_v = np.ascontiguousarray(ao_v, dtype=np.float64)
+        if ao_v.ndim != 2 or ao_v.shape[0] != len(ao):
+            raise ValueError(f"ao_v must have shape ({len(ao)}, n_samples), got {ao_v.shape}")
+        n = ao_v.shape[1]
+        if n < 2:
+            raise ValueError(f"a finite acquisition needs >= 2 samples, got {n}")
+        self._check_levels(ao_v, "ao_v")
+        if not 0 < rate_hz <= self.max_rate_hz:
+            raise ValueError(f"rate_hz = {rate_hz}: must be in (0, {self.max_rate_hz:g}] Hz")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        const = self._constants
+        finite = const.AcquisitionType.FINITE
+        read_timeout_s = n / rate_hz + timeout_s
+        data = np.zeros((len(ai), n), dtype=np.float64)
+        ai_task = ao_task = None
+        ao_armed = False
+        with self._daq_errors("synchronised AO/AI acquisition"):
+            try:
+                ai_task = self._nidaqmx.Task()
+                lo, hi = self.ai_range_v
+                for ch in ai:
+                    ai_task.ai_channels.add_ai_voltage_chan(ch, terminal_config=self._terminal, min_val=lo,
+                                                            max_val=hi)
+                ai_task.timing.cfg_samp_clk_timing(rate_hz, sample_mode=finite, samps_per_chan=n)
+                if ao:
+                    ao_task = self._nidaqmx.Task()
+                    lo, hi = self.ao_range_v
+                    for ch in ao:
+                        ao_task.ao_channels.add_ao_voltage_chan(ch, min_val=lo, max_val=hi)
+                    source = self._terminal_name("ai/SampleClock") if self.ao_clock == "ai" else ""
+                    ao_task.timing.cfg_samp_clk_timing(rate_hz, source=source, sample_mode=finite,
+                                                       samps_per_chan=n)
+                    ao_task.triggers.start_trigger.cfg_dig_edge_start_trig(self._terminal_name("ai/StartTrigger"))
+                    writer = self._writers.AnalogMultiChannelWriter(ao_task.out_stream, auto_start=False)
+                    writer.write_many_sample(ao_v, timeout=timeout_s)
+                    ao_task.start()  # armed: waits for the AI start trigger
+                    ao_armed = True
+                reader = self._readers.AnalogMultiChannelReader(ai_task.in_stream)
+                actual_rate = float(getattr(ai_task.timing, "samp_clk_rate", rate_hz) or rate_hz)
+                t0 = time.time()
+                ai_task.start()  # fires ai/StartTrigger: AO and AI begin on the same edge
+                got = reader.read_many_sample(data, number_of_samples_per_channel=n, timeout=read_timeout_s)
+                if got is not None and int(got) != n:
+                    raise PortIOError(f"{self.device}: read {int(got)} of {n} samples per channel")
+                if ao_task is not None:
+                    ao_task.wait_until_done(timeout=timeout_s)
+            finally:
+                if ao_armed:
+                    # an armed generation ends on its last sample (or was stopped near it: best knowledge)
+                    self._dc_v.update({ch: float(ao_v[i, -1]) for i, ch in enumerate(ao)})
+                for task in (ao_task, ai_task):
+                    if task is not None:
+                        with contextlib.suppress(Exception):
+                            task.close()
+        return Acquisition(ai_v=data, rate_hz=actual_rate, start_time_s=t0, channels=ai)
+
+    def set_dc(self, levels_v: dict[str, float]) -> None:
+        """Step the named AO channels to static levels with one on-demand task (no ramp: the safety layer ramps)."""
+        if not levels_v:
+            return
+        names = self._check_channels(list(levels_v), self.ao_channels, "set_dc")
+        values = np.array([float(v) for v in levels_v.values()], dtype=np.float64)
+        self._check_levels(values, "set_dc")
+        lo, hi = self.ao_range_v
+        with self._daq_errors("setting DC levels"):
+            with self._nidaqmx.Task() as task:
+                for ch in names:
+                    task.ao_channels.add_ao_voltage_chan(ch, min_val=lo, max_val=hi)
+                writer = self._writers.AnalogMultiChannelWriter(task.out_stream, auto_start=True)
+                writer.write_one_sample(values, timeout=10.0)
+        self._dc_v.update(dict(zip(names, values.tolist())))
+
+    def dc_levels_v(self) -> dict[str, float]:
+        return dict(self._dc_v)
+
+    def set_digital(self, states: dict[str, bool]) -> None:
+        """Drive the named DO lines; the others keep their state (all lines are written every time)."""
+        if not states:
+            return
+        names = self._check_channels(list(states), self.do_lines, "set_digital")
+        new = dict(self._do)
+        new.update({n: bool(v) for n, v in zip(names, states.values())})
+        with self._daq_errors("setting digital lines"):
+            if self._do_task is None:
+                task = self._nidaqmx.Task()
+                try:
+                    for line in self.do_lines:
+                        task.do_channels.add_do_chan(line, line_grouping=self._constants.LineGrouping.CHAN_PER_LINE)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        task.close()
+                    raise
+                self._do_task = task
+            self._do_task.write([new[line] for line in self.do_lines], auto_start=True)
+        self._do = new
+
+    def digital_states(self) -> dict[str, bool]:
+        return dict(self._do)
+
+    def identify(self) -> str:
+        """``"<product type> serial <hex> (<device>)"`` from the NI-DAQmx system (applies nothing)."""
+        with self._daq_errors("identify"):
+            dev = self._system.Device(self.device)
+            product = str(dev.product_type)
+            serial = int(dev.serial_num)
+            simulated = bool(getattr(dev, "dev_is_simulated", False))
+        return f"NI {product} serial {serial:X} ({self.device}{', simulated' if simulated else ''})"
+
+    def snapshot(self) -> dict:
+        snap = super().snapshot()
+        snap.update({"device": self.device, "terminal_config": self.terminal_config, "ao_clock": self.ao_clock,
+                     "dc_levels_v": self.dc_levels_v(), "digital_states": self.digital_states()})
+        return snap
+
+    def close(self) -> None:
+        if self._do_task is not None:
+            task, self._do_task = self._do_task, None
+            with self._daq_errors("closing the DO task"):
+                task.close()

@@ -1,0 +1,35 @@
+"""Shared pytest options.
+
+Hardware tests (``@pytest.mark.hardware``) run only with ``--hardware``; each
+also needs the address of its instrument (``--daq-device``, ``--lockin``,
+``--potbridge``, ``--ftdi-url``) and skips without it.  They only query
+(identify, read back): they never apply a voltage or move a pot.
+"""
+
+import pytest
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("labtrain hardware")
+    group.addoption("--hardware", action="store_true", default=False,
+                    help="run tests marked 'hardware' against real instruments (read-only queries)")
+    group.addoption("--daq-device", default=None, help="NI-DAQmx device name for hardware tests, e.g. Dev1")
+    group.addoption("--lockin", default=None,
+                    help="lock-in for hardware tests as MODEL@VISA, e.g. SR830@GPIB0::8::INSTR")
+    group.addoption("--potbridge", default=None,
+                    help="pot bridge for hardware tests as PORT:N_CHANNELS:N_TAPS, e.g. /dev/ttyACM0:32:1024")
+    group.addoption("--ftdi-url", default=None, help="AD5293 chain for hardware tests as URL#N_PARTS, "
+                    "e.g. ftdi://ftdi:232h/1#8")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "hardware: needs real instruments; runs only with --hardware")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--hardware"):
+        return
+    skip = pytest.mark.skip(reason="hardware test: run with --hardware and an instrument address")
+    for item in items:
+        if "hardware" in item.keywords:
+            item.add_marker(skip)
