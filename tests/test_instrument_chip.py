@@ -290,3 +290,21 @@ def test_outputs_only_wiring_supports_analytic_not_ep():
         lt.AnalyticGradient().check(setup.chip)
     finally:
         setup.chip.close()
+
+
+def test_twin_run_stopped_and_resumed_matches_uninterrupted(tmp_path):
+    """The run loop reseeds the twin's noise per step, so a dry run resumes bit for bit."""
+    full = fault_run(tmp_path / "a", epochs=3)
+    expected = full.run().parameters
+    full.store.close()
+    full.chip.close()
+    run = fault_run(tmp_path / "b", epochs=3)
+    run.listeners.append(lambda e: run.request_stop() if e.kind == "step" and e.step == 3 else None)
+    assert run.run().status == "stopped"
+    run.store.close()
+    run.chip.close()
+    resumed = prepare_resume(run.store.path)
+    got = resumed.run().parameters
+    resumed.store.close()
+    resumed.chip.close()
+    np.testing.assert_array_equal(got, expected)

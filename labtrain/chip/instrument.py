@@ -317,6 +317,13 @@ class InstrumentChip(Chip):
             return self._last_free[1]
         return self.measure(inputs).output_v
 
+    def reseed(self, seed: int | list[int]) -> None:
+        """Reseed a simulated DAQ's noise (no effect on real instruments)."""
+        inner = getattr(self.daq, "daq", self.daq)
+        reseed = getattr(inner, "reseed", None)
+        if reseed is not None:
+            reseed(seed)
+
     # ----------------------------------------------------------- safety
     def safe_state(self) -> None:
         """Open the output switches, ramp every output to its safe level, pots to their safe taps."""

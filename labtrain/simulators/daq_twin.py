@@ -395,6 +395,15 @@ class SimulatedDAQ(DAQ):
         """The twin's clock (seconds): advanced by acquisitions, :meth:`sleep` and ``dc_write_s``."""
         return self._clock
 
+    def reseed(self, seed: int | Sequence[int]) -> None:
+        """Restart the noise generator (the run loop reseeds per step, so twin runs resume exactly).
+
+        The 1/f processes keep their present state; with ``noise_1f_v = 0`` and
+        ``rc_time_s = 0`` every reading after a reseed depends only on the seed
+        and on what is written.
+        """
+        self._rng = np.random.default_rng(seed)
+
     def sleep(self, seconds: float) -> None:
         """Let ``seconds`` of simulated time pass (nodes relax, noise evolves); returns at once."""
         self._advance_idle(_non_negative("seconds", seconds))
