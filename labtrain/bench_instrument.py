@@ -320,7 +320,7 @@ def _steps(chip: InstrumentChip, inputs: np.ndarray, targets_v: np.ndarray, n_st
         optimizer.apply(chip, estimate.gradient)
         wall = time.perf_counter() - t0
         after = probe()
-        phases = estimate.phases
+        phases = estimate.n_phases
         if k:
             walls.append(wall)
             deltas.append({key: after[key] - before[key] for key in after})

@@ -294,12 +294,12 @@ def test_outputs_only_wiring_supports_analytic_not_ep():
 
 def test_twin_run_stopped_and_resumed_matches_uninterrupted(tmp_path):
     """The run loop reseeds the twin's noise per step, so a dry run resumes bit for bit."""
-    full = fault_run(tmp_path / "a", epochs=3)
+    full = fault_run(tmp_path / "a", epochs=4)
     expected = full.run().parameters
     full.store.close()
     full.chip.close()
-    run = fault_run(tmp_path / "b", epochs=3)
-    run.listeners.append(lambda e: run.request_stop() if e.kind == "step" and e.step == 3 else None)
+    run = fault_run(tmp_path / "b", epochs=4)
+    run.listeners.append(lambda e: run.request_stop() if e.kind == "step" and e.step == 1 else None)
     assert run.run().status == "stopped"
     run.store.close()
     run.chip.close()
