@@ -105,6 +105,8 @@ class FakeDAQ(DAQ):
         ``set_dc`` and ``set_digital`` calls received.
     last_shape : tuple of int
         ``(n_ao, n_samples, n_ai)`` of the last ``write_read``.
+    last_ao_v : ndarray or None
+        The last waveform received (the caller's array, not a copy).
     busy_s : float
         Wall time spent inside this object's methods (subtracted from a step
         to leave labtrain's own time).
@@ -132,6 +134,7 @@ class FakeDAQ(DAQ):
         self.n_set_dc = 0
         self.n_set_digital = 0
         self.last_shape: tuple[int, int, int] = (0, 0, 0)
+        self.last_ao_v: np.ndarray | None = None
         self.busy_s = 0.0
 
     def write_read(self, ao_channels: Sequence[str], ao_v: np.ndarray, ai_channels: Sequence[str],
@@ -141,13 +144,14 @@ class FakeDAQ(DAQ):
         for i, c in enumerate(ao_channels):
             self._dc[c] = float(ao_v[i, -1])
         ai = tuple(ai_channels)
-        out = np.zeros((len(ai), n))
+        out = np.full((len(ai), n), 0.0)  # written, like a driver's read buffer (np.zeros would be lazy)
         start = self._clock
         self._clock += n / rate_hz
         self.n_write_read += 1
         self.ao_samples += n
         self.ai_values += out.size
         self.last_shape = (int(ao_v.shape[0]), n, len(ai))
+        self.last_ao_v = ao_v
         self.busy_s += time.perf_counter() - t0
         return Acquisition(out, float(rate_hz), start, ai)
 

@@ -298,6 +298,11 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.instrument:  # instead of the step benchmark; --batch does not apply
+        from .bench_instrument import format_instrument_report, run_instrument_benchmark
+
+        print(format_instrument_report(run_instrument_benchmark(quick=args.quick, progress=print)))
+        return EXIT_OK
     from .bench import format_table, run_step_benchmark
 
     rows = run_step_benchmark(batch_size=args.batch, quick=args.quick, progress=print)
@@ -360,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("bench", help="training-step benchmark on 2-D lattices (ratio vs per-example solves)")
     r.add_argument("--batch", type=_positive_int, default=256, help="batch size (default 256)")
     r.add_argument("--quick", action="store_true", help="small sizes only (seconds)")
+    r.add_argument("--instrument", action="store_true",
+                   help="instead: instrument-layer benchmark (twin vs real time at 10 kS/s, labtrain's overhead "
+                        "per hardware step on a fake DAQ); --batch does not apply")
     r.set_defaults(func=cmd_bench)
     return p
 

@@ -198,7 +198,7 @@ class Run:
             self.store.append_step({"step": step, "epoch": step // self.steps_per_epoch, "time_s": elapsed,
                                     "loss": est.loss, "n_phases": est.n_phases}, params if record else None)
         self.emit("step", step, {"loss": est.loss, "time_s": elapsed, "output_v": est.output_v, "targets_v": t,
-                                 "parameters": params})
+                                 "parameters": params, "gradient": est.gradient, "inputs": x})
         return est.loss
 
     def _checkpoint(self, step: int) -> None:

@@ -149,6 +149,8 @@ class InstrumentChip(Chip):
         self._pots_dirty = True
         self._last_free: tuple[np.ndarray, np.ndarray] | None = None
         self.acquisitions = 0
+        #: the last acquisition's waveforms (for a scope view): rate, AO/AI channels and samples
+        self.last_waveforms: dict | None = None
         self.acquired_time_s = 0.0
         init = np.sqrt(self._spec.lower * self._spec.upper) if conductance_s is None else conductance_s
         self.set_parameters(init)
@@ -253,6 +255,9 @@ class InstrumentChip(Chip):
                 self._call("open output switches", self.daq.set_digital,
                            {line: False for line in self.wiring.output_switch_do})
         ai = np.asarray(acq.ai_v, float)
+        self.last_waveforms = {"rate_hz": s.rate_hz, "ao_channels": list(self.wiring.ao_channels()), "ao_v": ao_v,
+                               "ai_channels": list(self.wiring.node_ai), "ai_v": ai,
+                               "settle_samples": s.settle_samples, "plateau_samples": p}
         if ai.shape != (len(self.wiring.node_ai), n_b * p):
             raise PortErrorMismatch(f"DAQ returned {ai.shape} samples, expected {(len(self.wiring.node_ai), n_b * p)}")
         self.acquisitions += 1
