@@ -308,3 +308,25 @@ def test_twin_run_stopped_and_resumed_matches_uninterrupted(tmp_path):
     resumed.store.close()
     resumed.chip.close()
     np.testing.assert_array_equal(got, expected)
+
+
+def test_cli_check_twin_identifies_instruments_without_applying_voltage(capsys, monkeypatch):
+    from labtrain import cli
+    from labtrain.simulators import daq_twin
+
+    written = []
+    original = daq_twin.SimulatedDAQ.write_read
+    monkeypatch.setattr(daq_twin.SimulatedDAQ, "write_read", lambda *a, **k: written.append(1) or original(*a, **k))
+    code = cli.main(["check", str(EXAMPLES / "iris_cl.toml"), "--backend", "twin"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "no voltage applied" in out and "SimulatedDAQ" in out and "SimulatedPotArray" in out
+    assert written == []
+
+
+def test_cli_devices_never_fails(capsys):
+    from labtrain import cli
+
+    assert cli.main(["devices"]) == 0
+    out = capsys.readouterr().out
+    assert "VISA" in out and "NI-DAQmx" in out and "Serial" in out
