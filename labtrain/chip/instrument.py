@@ -272,8 +272,7 @@ class InstrumentChip(Chip):
         averaging window would see them: that is a settings error, raised
         before anything is written.
         """
-        shape = getattr(self.daq, "shape_waveform", None)
-        if shape is None or n_b < 2:
+        if not hasattr(self.daq, "max_step_v") or n_b < 2:
             return ao_v
         s = self.settings
         channels = self.wiring.ao_channels()
@@ -286,7 +285,13 @@ class InstrumentChip(Chip):
             raise ValueError(f"{channels[c]} jumps {jumps[c]:.3g} V between examples; at the slew limit "
                              f"({step[c] * s.rate_hz:.3g} V/s) that ramp takes {need} samples, more than "
                              f"settle_samples = {s.settle_samples}: raise settle_samples or max_slew_v_per_s")
-        return shape(channels, ao_v, s.rate_hz)
+        # Vectorised form of safety.rate_limit for plateau waveforms: the ramp into plateau k starts
+        # from plateau k-1's level and fits inside the settling window (checked above).
+        n_ch, p = ao_v.shape[0], s.plateau_samples
+        prev = np.concatenate([levels[:, :1], levels[:, :-1]], axis=1)           # (n_ch, B)
+        gap = levels - prev
+        moved = np.minimum(np.abs(gap)[:, :, None], step[:, None, None] * np.arange(1, p + 1)[None, None, :])
+        return (prev[:, :, None] + np.sign(gap)[:, :, None] * moved).reshape(n_ch, n_b * p)
 
     def measure(self, inputs: np.ndarray, nudge: CurrentNudge | ClampNudge | None = None,
                 edge_drops: bool = False) -> Measurement:
