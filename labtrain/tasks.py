@@ -27,7 +27,7 @@ GATES: dict[str, tuple[int, int, int, int]] = {
     "not_a": (1, 1, 0, 0), "not_a_or_b": (1, 1, 0, 1), "nand": (1, 1, 1, 0), "true": (1, 1, 1, 1),
 }
 TASKS = tuple(GATES) + ("linear_regression", "nonlinear_regression", "iris", "digits", "mnist")
-DECODERS = ("regression", "argmax", "nearest_target")
+DECODERS = ("regression", "argmax", "nearest_target", "nearest_phase")
 
 
 class TaskError(ValueError):
@@ -87,6 +87,9 @@ def decode(output_v: np.ndarray, decoder: str, class_targets_v: np.ndarray | Non
         return np.argmax(output_v, axis=1)
     if decoder == "nearest_target":
         dist = ((output_v[:, None, :] - class_targets_v[None, :, :]) ** 2).sum(-1)
+        return np.argmin(dist, axis=1)
+    if decoder == "nearest_phase":  # outputs and targets are phases (rad): circular distance
+        dist = (1.0 - np.cos(output_v[:, None, :] - class_targets_v[None, :, :])).sum(-1)
         return np.argmin(dist, axis=1)
     raise ValueError(f"decoder {decoder!r} does not give classes")
 

@@ -117,3 +117,9 @@ def test_mnist_missing_file_and_bad_idx(tmp_path):
     (tmp_path / "short").write_bytes((tmp_path / "short").read_bytes()[:-2])
     with pytest.raises(TaskError, match="header says"):
         load_idx(tmp_path / "short")
+
+
+def test_nearest_phase_decoder_wraps_around():
+    targets = np.array([[-np.pi / 2], [np.pi / 2]])
+    out = np.array([[-1.4], [1.6], [np.pi / 2 + 2 * np.pi], [-np.pi / 2 - 2 * np.pi + 0.1]])
+    np.testing.assert_array_equal(decode(out, "nearest_phase", targets), [0, 1, 1, 0])
