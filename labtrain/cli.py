@@ -297,6 +297,17 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        import pyqtgraph  # noqa: F401
+        from PyQt6 import QtWidgets  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(f"the GUI needs PyQt6 and pyqtgraph ({exc}): pip install 'labtrain[gui]'") from None
+    from .gui.app import run_from_args
+
+    return run_from_args(args)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.instrument:  # instead of the step benchmark; --batch does not apply
         from .bench_instrument import format_instrument_report, run_instrument_benchmark
@@ -369,6 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: instrument-layer benchmark (twin vs real time at 10 kS/s, labtrain's overhead "
                         "per hardware step on a fake DAQ); --batch does not apply")
     r.set_defaults(func=cmd_bench)
+
+    from .gui import add_arguments as add_gui_arguments
+
+    r = sub.add_parser("gui", help="live-plotting window: edit, run, pause, stop and browse experiments")
+    add_gui_arguments(r)
+    r.set_defaults(func=cmd_gui)
     return p
 
 

@@ -1,0 +1,295 @@
+"""The chip's trainable parameters, drawn where they live.
+
+* ``network``  -- graph chips: every edge drawn with colour and width by its
+  conductance (log scale, fixed to the chip's bounds so colours compare over
+  time); terminals marked (inputs, outputs, grounds).  Edges are binned into
+  a few colour levels, one ``connect="pairs"`` curve per level, so a redraw
+  is a handful of calls whatever the number of edges.
+* ``heat map`` -- lattices: each edge's conductance painted at its midpoint
+  on a doubled grid (node sites empty), terminals on top.
+* ``bars``     -- one bar per parameter (DNPU electrodes, or any chip without
+  a network drawing).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtCore, QtWidgets
+
+from .graph_layout import network_positions
+
+__all__ = ["ParameterMap", "MODES"]
+
+MODES = ("network", "heat map", "bars")
+N_LEVELS = 24
+_ROLE_STYLE = {  # role: (symbol, size, colour, legend)
+    "inputs": ("t2", 13, "#E69F00", "inputs"),
+    "outputs": ("s", 11, "#CC79A7", "outputs"),
+    "grounds": ("t", 12, "#000000", "ground"),
+}
+
+
+def _si(value: float, unit: str) -> str:
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g} {unit}"
+    exp3 = int(math.floor(math.log10(abs(value)) / 3))
+    exp3 = max(-5, min(4, exp3))
+    prefix = {-5: "f", -4: "p", -3: "n", -2: "µ", -1: "m", 0: "", 1: "k", 2: "M", 3: "G", 4: "T"}[exp3]
+    return f"{value / 10 ** (3 * exp3):.3g} {prefix}{unit}"
+
+
+class ParameterMap(QtWidgets.QWidget):
+    """Network drawing / lattice heat map / bars of the chip's parameters."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        row = QtWidgets.QHBoxLayout()
+        row.setContentsMargins(4, 2, 4, 0)
+        self.title = QtWidgets.QLabel("<b>Parameters</b> — no run yet")
+        self.title.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        self.mode_box = QtWidgets.QComboBox()
+        self.mode_box.addItems(MODES)
+        self.mode_box.setToolTip("network: edges coloured and sized by conductance; heat map: lattices; "
+                                 "bars: one bar per parameter")
+        self.mode_box.currentTextChanged.connect(self._mode_changed)
+        row.addWidget(self.title, 1)
+        row.addWidget(QtWidgets.QLabel("view"))
+        row.addWidget(self.mode_box)
+        layout.addLayout(row)
+        self.glw = pg.GraphicsLayoutWidget()
+        layout.addWidget(self.glw, 1)
+        self.plot = self.glw.addPlot(row=0, col=0)
+        self.cmap = pg.colormap.get("viridis")
+        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=self.cmap, interactive=False, width=14)
+        self.colorbar.axis.setWidth(78)  # room for "100 µS" (pyqtgraph fixes it at 45 px)
+        self.glw.addItem(self.colorbar, row=0, col=1)
+        self.legend = None
+        self.network = None
+        self.values: np.ndarray | None = None
+        self.mode = "bars"
+        self._lo = self._hi = 1.0
+        self.unit, self.name = "", "parameter"
+        self._edge_items: list[pg.PlotDataItem] = []
+        self._image: pg.ImageItem | None = None
+        self._bars: pg.BarGraphItem | pg.PlotDataItem | None = None
+        self._positions: np.ndarray | None = None
+        self._step = -1
+        self.plot.hideAxis("left")
+        self.plot.hideAxis("bottom")
+
+    # ------------------------------------------------------------ setup
+    def configure(self, network, lower: np.ndarray, upper: np.ndarray, unit: str, name: str,
+                  values: np.ndarray) -> None:
+        """A new chip: pick the default view and draw ``values``."""
+        self.network = network
+        self.unit, self.name = unit, name
+        lower, upper = np.asarray(lower, float), np.asarray(upper, float)
+        self.log = unit == "S" and np.all(lower > 0)
+        self._lo, self._hi = float(lower.min()), float(upper.max())
+        if self._hi <= self._lo:
+            self._hi = self._lo + 1.0
+        self._positions = None
+        n = len(lower)
+        graph_ok = network is not None and n == len(network.edges)
+        model = self.mode_box.model()
+        for i, mode in enumerate(MODES):
+            ok = mode == "bars" or (graph_ok and (mode == "network" or self._is_lattice()))
+            model.item(i).setEnabled(ok)
+        if not graph_ok:
+            default = "bars"
+        elif self._is_lattice():
+            default = "heat map"
+        else:
+            default = "network"
+        self.values = np.asarray(values, float)
+        self.mode_box.blockSignals(True)
+        self.mode_box.setCurrentText(default)
+        self.mode_box.blockSignals(False)
+        self._build(default)
+
+    def _is_lattice(self) -> bool:
+        net = self.network
+        return (net is not None and net.positions is not None and str(net.name).startswith("lattice")
+                and np.allclose(net.positions, np.round(net.positions)))
+
+    def _mode_changed(self, mode: str) -> None:
+        if self.values is not None:
+            self._build(mode)
+
+    def _clear_plot(self) -> None:
+        self.plot.clear()
+        legend = self.plot.legend
+        if legend is not None:
+            if legend.scene() is not None:
+                legend.scene().removeItem(legend)
+            self.plot.legend = None
+        self.legend = None
+        self._edge_items, self._image, self._bars = [], None, None
+
+    def _colorbar_ticks(self) -> None:
+        axis = self.colorbar.axis
+        if self.log:
+            lo, hi = math.log10(self._lo), math.log10(self._hi)
+            self.colorbar.setLevels((lo, hi))
+            decades = range(math.ceil(lo - 0.02), math.floor(hi + 0.02) + 1)
+            major = [(min(max(float(d), lo), hi), _si(10.0**d, "S")) for d in decades]  # 9.9 uS drawn at the end
+            for end, value in ((lo, self._lo), (hi, self._hi)):  # label the ends unless a decade is there
+                if all(abs(end - d) > 0.2 for d, _ in major):
+                    major.append((end, _si(value, "S")))
+            minor = [(d + math.log10(k), "") for d in range(math.floor(lo), math.ceil(hi) + 1) for k in range(2, 10)
+                     if lo <= d + math.log10(k) <= hi]
+            axis.setTicks([major, minor])
+            axis.setLabel("conductance (log scale)")
+        else:
+            self.colorbar.setLevels((self._lo, self._hi))
+            axis.setTicks(None)
+            axis.setLabel(self.name, units=self.unit)
+
+    def _norm(self, values: np.ndarray) -> np.ndarray:
+        if self.log:
+            v = np.log10(np.maximum(values, 1e-300))
+            lo, hi = math.log10(self._lo), math.log10(self._hi)
+        else:
+            v, lo, hi = values, self._lo, self._hi
+        return np.clip((v - lo) / (hi - lo), 0.0, 1.0)
+
+    def _build(self, mode: str) -> None:
+        self._clear_plot()
+        self.mode = mode
+        self._colorbar_ticks()
+        vb = self.plot.getViewBox()
+        if mode == "bars":
+            self.plot.showAxis("left")
+            self.plot.showAxis("bottom")
+            self.plot.setLabel("bottom", "parameter index")
+            self.plot.setLabel("left", self.name, units=self.unit)
+            vb.setAspectLocked(False)
+            n = len(self.values)
+            self.plot.setLogMode(y=self.log)
+            if self.log:  # conductances span decades: points on a log axis, with the allowed range
+                self.plot.getAxis("left").enableAutoSIPrefix(False)
+                self.plot.setLabel("left", f"{self.name} (S, log scale)", units=None)
+                self._bars = pg.ScatterPlotItem(size=5, pen=None)
+                for bound in (self._lo, self._hi):
+                    self.plot.addItem(pg.InfiniteLine(pos=math.log10(bound), angle=0, pen=pg.mkPen(
+                        "#909090", style=QtCore.Qt.PenStyle.DotLine)))
+            elif n <= 400:
+                self._bars = pg.BarGraphItem(x=np.arange(n), height=self.values, width=0.8, brush="#0072B2", pen=None)
+            else:
+                self._bars = pg.PlotDataItem(np.arange(n), self.values, pen=pg.mkPen("#0072B2"))
+                self._bars.setDownsampling(auto=True, method="peak")
+                self._bars.setClipToView(True)
+            self.plot.addItem(self._bars)
+        else:
+            self.plot.setLogMode(y=False)
+            self.plot.hideAxis("left")
+            self.plot.hideAxis("bottom")
+            vb.setAspectLocked(True)
+            if self._positions is None:
+                self._positions = network_positions(self.network)
+            if mode == "network":
+                self._build_network()
+            else:
+                self._build_heatmap()
+            self._add_terminals()
+        self.set_parameters(self.values, self._step)
+        vb.autoRange(padding=0.04)
+
+    def _build_network(self) -> None:
+        pos = self._positions
+        e = self.network.edges
+        self._seg = np.stack([pos[e[:, 0]], pos[e[:, 1]]], axis=1)  # (m, 2 ends, xy)
+        for level in range(N_LEVELS):
+            u = (level + 0.5) / N_LEVELS
+            color = self.cmap.map(u, mode="qcolor")
+            width = 0.5 + 2.5 * u if len(e) <= 5000 else 1.0
+            item = pg.PlotDataItem([], [], pen=pg.mkPen(color, width=width), connect="pairs")
+            item.setZValue(level)
+            self.plot.addItem(item)
+            self._edge_items.append(item)
+
+    def _build_heatmap(self) -> None:
+        pos = np.round(self._positions).astype(np.int64)
+        e = self.network.edges
+        d = np.abs(pos[e[:, 0]] - pos[e[:, 1]])
+        self._hm_edges = np.flatnonzero((d.max(axis=1) <= 1))  # nearest neighbours and diagonals
+        xmin, ymin = pos.min(axis=0)
+        self._hm_shape = (2 * (pos[:, 1].max() - ymin) + 1, 2 * (pos[:, 0].max() - xmin) + 1)
+        mid = pos[e[self._hm_edges, 0]] + pos[e[self._hm_edges, 1]] - 2 * np.array([xmin, ymin])
+        self._hm_flat = mid[:, 1] * self._hm_shape[1] + mid[:, 0]
+        self._hm_count = np.bincount(self._hm_flat, minlength=self._hm_shape[0] * self._hm_shape[1])
+        self._image = pg.ImageItem(axisOrder="row-major")
+        self._image.setLookupTable(self.cmap.getLookupTable(nPts=256))
+        h, w = self._hm_shape
+        self._hm_rect = QtCore.QRectF(xmin - 0.25, ymin - 0.25, w / 2, h / 2)
+        self.plot.addItem(self._image)
+
+    def _add_terminals(self) -> None:
+        net, pos = self.network, self._positions
+        self.legend = self.plot.addLegend(offset=(5, 2), labelTextSize="8pt", brush=(255, 255, 255, 210),
+                                          pen="#c0c0c0")
+        self.legend.setColumnCount(3)
+        # head-room above the drawing for the one-line legend
+        (x0, y0), (x1, y1) = pos.min(axis=0), pos.max(axis=0)
+        room = pg.ScatterPlotItem([(x0 + x1) / 2], [y1 + 0.12 * max(y1 - y0, x1 - x0, 1e-9)], size=1, pen=None,
+                                  brush=(0, 0, 0, 0))
+        self.plot.addItem(room)
+        roles = set(net.inputs) | set(net.outputs) | set(net.grounds)
+        hidden = np.array([i for i in range(net.n_nodes) if i not in roles], np.int64)
+        if 0 < len(hidden) <= 5000:
+            size = 4 if self.mode == "network" else 3
+            s = pg.ScatterPlotItem(pos[hidden, 0], pos[hidden, 1], size=size, pen=None, brush="#808080")
+            s.setZValue(N_LEVELS + 1)
+            self.plot.addItem(s)
+        for role, (symbol, size, color, label) in _ROLE_STYLE.items():
+            idx = list(getattr(net, role))
+            s = pg.ScatterPlotItem(pos[idx, 0], pos[idx, 1], symbol=symbol, size=size,
+                                   pen=pg.mkPen("#ffffff", width=1), brush=color, name=label)
+            s.setZValue(N_LEVELS + 2)
+            self.plot.addItem(s)
+
+    # ------------------------------------------------------------ update
+    def set_parameters(self, values: np.ndarray, step: int = -1) -> None:
+        values = np.asarray(values, float)
+        self.values, self._step = values, step
+        if self.mode == "bars" and self._bars is not None:
+            if isinstance(self._bars, pg.ScatterPlotItem):
+                u = self._norm(values)
+                lut = self.cmap.getLookupTable(nPts=256, alpha=False)
+                rgb = lut[np.minimum((u * 255).astype(int), 255)]
+                self._bars.setData(np.arange(len(values)), np.log10(np.maximum(values, 1e-300)),
+                                   brush=[pg.mkBrush(*c) for c in rgb])
+            elif isinstance(self._bars, pg.BarGraphItem):
+                u = self._norm(values)
+                brushes = [pg.mkBrush(self.cmap.map(float(x), mode="qcolor")) for x in u]
+                self._bars.setOpts(height=values, brushes=brushes)
+            else:
+                self._bars.setData(np.arange(len(values)), values)
+        elif self.mode == "network" and self._edge_items:
+            level = np.minimum((self._norm(values) * N_LEVELS).astype(np.int64), N_LEVELS - 1)
+            order = np.argsort(level, kind="stable")
+            bounds = np.searchsorted(level[order], np.arange(N_LEVELS + 1))
+            for k, item in enumerate(self._edge_items):
+                idx = order[bounds[k]:bounds[k + 1]]
+                seg = self._seg[idx]
+                item.setData(seg[:, :, 0].ravel(), seg[:, :, 1].ravel())
+        elif self.mode == "heat map" and self._image is not None:
+            v = np.log10(np.maximum(values, 1e-300)) if self.log else values
+            total = np.bincount(self._hm_flat, weights=v[self._hm_edges], minlength=self._hm_count.size)
+            img = np.full(self._hm_count.size, np.nan)
+            has = self._hm_count > 0
+            img[has] = total[has] / self._hm_count[has]
+            lo, hi = (math.log10(self._lo), math.log10(self._hi)) if self.log else (self._lo, self._hi)
+            self._image.setImage(img.reshape(self._hm_shape), levels=(lo, hi), autoLevels=False)
+            self._image.setRect(self._hm_rect)
+        vmin, vmax = float(values.min()), float(values.max())
+        when = "initial" if step < 0 else f"after step {step + 1}"
+        what = "Conductances" if self.unit == "S" else self.name.capitalize()
+        self.title.setText(f"<b>{what}</b> {when}: {_si(vmin, self.unit)} … {_si(vmax, self.unit)}")
+        self.title.setToolTip(f"{len(values)} {self.name} values ({self.unit}), {when}")

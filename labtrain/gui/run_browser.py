@@ -1,0 +1,284 @@
+"""Run browser: the run files of a folder; overlay their curves, show their snapshot, re-run or resume.
+
+A past run is read once when it is opened (read-only, without HDF5's file
+lock, so a run still being written by another process can be looked at);
+nothing is re-read per frame.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from ..store import RunStore, StoreError, list_runs, read_summary
+
+__all__ = ["RunBrowser", "PastRun", "load_run"]
+
+_COLUMNS = ("name", "date", "rule", "backend", "steps", "test loss (V²)", "test acc.", "status")
+
+
+@dataclass
+class PastRun:
+    """Everything the window shows of a run file (read once)."""
+
+    path: Path
+    summary: dict[str, Any]
+    step: np.ndarray
+    loss: np.ndarray
+    eval: dict[str, np.ndarray]
+    snapshot: dict
+    experiment_text: str
+    overrides: dict
+    source: str
+    final_parameters: np.ndarray | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.summary['name']} {self.summary['created'][5:16]}"
+
+
+def load_run(path: str | Path) -> PastRun:
+    """Read a run file (raises :class:`~labtrain.store.StoreError` for a file that is not one)."""
+    path = Path(path)
+    summary = read_summary(path)
+    with RunStore.open(path) as store:
+        steps = store.table("steps")
+        params = store.parameters("final")
+        if params is None:
+            cp = store.latest_checkpoint()
+            params = cp[1] if cp is not None else store.parameters("initial")
+        return PastRun(path, summary, steps["step"], steps["loss"], store.table("eval"), store.snapshot,
+                       store.experiment_text, store.overrides, store.source, params)
+
+
+def _fmt(value: Any, spec: str = ".3g") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return format(value, spec)
+
+
+class RunBrowser(QtWidgets.QWidget):
+    """Table of run files with overlay / snapshot / re-run / resume actions."""
+
+    overlay_requested = QtCore.pyqtSignal(object)      # PastRun
+    clear_overlays_requested = QtCore.pyqtSignal()
+    rerun_requested = QtCore.pyqtSignal(object)        # PastRun
+    resume_requested = QtCore.pyqtSignal(str)          # path
+    error = QtCore.pyqtSignal(str, str)                # title, message
+
+    def __init__(self, directory: str | Path = "runs", parent=None) -> None:
+        super().__init__(parent)
+        self.directory = Path(directory)
+        self.loaded: dict[str, PastRun] = {}
+        self.exclude: set[str] = set()  # the run this window is writing
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(QtWidgets.QLabel("Folder"))
+        self.dir_edit = QtWidgets.QLineEdit(str(self.directory))
+        self.dir_edit.editingFinished.connect(lambda: self.set_directory(self.dir_edit.text()))
+        row.addWidget(self.dir_edit, 1)
+        browse = QtWidgets.QToolButton(text="…", toolTip="Choose the folder of run files")
+        browse.clicked.connect(self._ask_directory)
+        refresh = QtWidgets.QToolButton(toolTip="Re-read the folder")
+        refresh.setIcon(self.style().standardIcon(QtWidgets.QStyle.StandardPixmap.SP_BrowserReload))
+        refresh.clicked.connect(self.refresh)
+        row.addWidget(browse)
+        row.addWidget(refresh)
+        layout.addLayout(row)
+
+        self.table = QtWidgets.QTableWidget(0, len(_COLUMNS))
+        self.table.setHorizontalHeaderLabels(_COLUMNS)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.table.itemDoubleClicked.connect(lambda *_: self.overlay_selected())
+        layout.addWidget(self.table, 2)
+
+        row = QtWidgets.QHBoxLayout()
+        self.open_button = QtWidgets.QPushButton("Open file…")
+        self.open_button.setToolTip("Open a run file (.h5) anywhere and overlay it")
+        self.overlay_button = QtWidgets.QPushButton("Overlay")
+        self.overlay_button.setToolTip("Draw the selected runs' loss and accuracy on the live plots (dashed)")
+        self.clear_button = QtWidgets.QPushButton("Clear overlays")
+        self.rerun_button = QtWidgets.QPushButton("Re-run")
+        self.rerun_button.setToolTip("Load the run's experiment text and overrides into the experiment panel and "
+                                     "start a new run with the same settings")
+        self.resume_button = QtWidgets.QPushButton("Resume")
+        self.resume_button.setToolTip("Continue a stopped, paused or crashed run from its last checkpoint")
+        for b in (self.open_button, self.overlay_button, self.clear_button, self.rerun_button, self.resume_button):
+            row.addWidget(b)
+        self.open_button.clicked.connect(self._ask_open)
+        self.overlay_button.clicked.connect(self.overlay_selected)
+        self.clear_button.clicked.connect(self.clear_overlays_requested.emit)
+        self.rerun_button.clicked.connect(self._rerun)
+        self.resume_button.clicked.connect(self._resume)
+        layout.addLayout(row)
+
+        self.details = QtWidgets.QTabWidget()
+        self.snapshot_tree = QtWidgets.QTreeWidget()
+        self.snapshot_tree.setHeaderLabels(["key", "value"])
+        self.snapshot_tree.setColumnWidth(0, 200)
+        self.summary_view = QtWidgets.QPlainTextEdit(readOnly=True)
+        self.experiment_view = QtWidgets.QPlainTextEdit(readOnly=True)
+        font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
+        font.setPointSize(9)
+        for w in (self.summary_view, self.experiment_view):
+            w.setFont(font)
+        self.details.addTab(self.summary_view, "Summary")
+        self.details.addTab(self.snapshot_tree, "Snapshot")
+        self.details.addTab(self.experiment_view, "Experiment")
+        layout.addWidget(self.details, 3)
+        self._rows: list[dict] = []
+        self._selection_changed()
+
+    # ------------------------------------------------------------ folder
+    def set_directory(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.dir_edit.setText(str(self.directory))
+        self.refresh()
+
+    def _ask_directory(self) -> None:
+        name = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder of run files", str(self.directory))
+        if name:
+            self.set_directory(name)
+
+    def refresh(self) -> None:
+        rows = list_runs(self.directory) if self.directory.is_dir() else []
+        rows = [r for r in rows if str(Path(r["path"]).resolve()) not in self.exclude]
+        self._rows = rows
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(rows))
+        for i, r in enumerate(rows):
+            acc = r["test_accuracy"]
+            cells = [r["name"], r["created"], r["rule"], r["backend"], f"{r['steps_done']}/{r['total_steps']}",
+                     _fmt(r["test_loss"]), "–" if math.isnan(acc) else f"{100 * acc:.1f} %", r["status"]]
+            for j, text in enumerate(cells):
+                item = QtWidgets.QTableWidgetItem(str(text))
+                item.setToolTip(r["path"] + (f"\n{r['message']}" if r.get("message") else ""))
+                if j == 7 and text in ("failed", "crashed"):
+                    item.setForeground(QtGui.QBrush(QtGui.QColor("#b00000")))
+                self.table.setItem(i, j, item)
+        self._selection_changed()
+
+    # ------------------------------------------------------------ selection and actions
+    def selected_paths(self) -> list[str]:
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        return [self._rows[r]["path"] for r in rows if r < len(self._rows)]
+
+    def select_path(self, path: str | Path) -> None:
+        target = str(Path(path).resolve())
+        for i, r in enumerate(self._rows):
+            if str(Path(r["path"]).resolve()) == target:
+                self.table.selectRow(i)
+                return
+
+    def _selection_changed(self) -> None:
+        paths = self.selected_paths()
+        one = len(paths) == 1
+        self.overlay_button.setEnabled(bool(paths))
+        self.rerun_button.setEnabled(one)
+        status = self._rows[self.table.currentRow()]["status"] if one and self.table.currentRow() >= 0 else ""
+        self.resume_button.setEnabled(one and status in ("stopped", "paused", "crashed", "failed"))
+        if one:
+            run = self.open_run(paths[0], overlay=False)
+            if run is not None:
+                self.show_details(run)
+
+    def open_run(self, path: str | Path, overlay: bool = True) -> PastRun | None:
+        """Read a run file (cached); overlay its curves if asked.  Errors go to :attr:`error`."""
+        key = str(Path(path).resolve())
+        run = self.loaded.get(key)
+        if run is None:
+            try:
+                run = load_run(path)
+            except (StoreError, OSError, KeyError) as exc:
+                self.error.emit("Cannot open run file", str(exc))
+                return None
+            self.loaded[key] = run
+        if overlay:
+            self.show_details(run)
+            self.overlay_requested.emit(run)
+        return run
+
+    def overlay_selected(self) -> None:
+        for path in self.selected_paths():
+            self.open_run(path, overlay=True)
+
+    def _ask_open(self) -> None:
+        name, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open run file", str(self.directory),
+                                                        "Run files (*.h5);;All files (*)")
+        if name:
+            self.open_run(name, overlay=True)
+
+    def _rerun(self) -> None:
+        paths = self.selected_paths()
+        if paths:
+            run = self.open_run(paths[0], overlay=False)
+            if run is not None:
+                self.rerun_requested.emit(run)
+
+    def _resume(self) -> None:
+        paths = self.selected_paths()
+        if paths:
+            self.loaded.pop(str(Path(paths[0]).resolve()), None)
+            self.resume_requested.emit(paths[0])
+
+    def forget(self, path: str | Path) -> None:
+        """Drop a cached run (it has changed on disk)."""
+        self.loaded.pop(str(Path(path).resolve()), None)
+
+    # ------------------------------------------------------------ details
+    def show_details(self, run: PastRun) -> None:
+        s = run.summary
+        lines = [f"{k:<17} {v:.4g}" if isinstance(v, float) else f"{k:<17} {v}" for k, v in s.items()]
+        if run.overrides:
+            lines.append(f"overrides         {json.dumps(run.overrides)}")
+        self.summary_view.setPlainText("\n".join(lines))
+        self.experiment_view.setPlainText(run.experiment_text)
+        self.snapshot_tree.clear()
+        self._fill(self.snapshot_tree.invisibleRootItem(), run.snapshot)
+        for i in range(self.snapshot_tree.topLevelItemCount()):
+            self.snapshot_tree.topLevelItem(i).setExpanded(True)
+
+    def _fill(self, parent: QtWidgets.QTreeWidgetItem, value: Any, depth: int = 0) -> None:
+        if isinstance(value, dict):
+            for k in sorted(value):
+                v = value[k]
+                if isinstance(v, (dict, list)) and not _is_short_list(v):
+                    item = QtWidgets.QTreeWidgetItem(parent, [str(k), _brief(v)])
+                    self._fill(item, v, depth + 1)
+                else:
+                    QtWidgets.QTreeWidgetItem(parent, [str(k), json.dumps(v)])
+        elif isinstance(value, list):
+            for i, v in enumerate(value[:200]):
+                if isinstance(v, (dict, list)) and not _is_short_list(v):
+                    item = QtWidgets.QTreeWidgetItem(parent, [f"[{i}]", _brief(v)])
+                    self._fill(item, v, depth + 1)
+                else:
+                    QtWidgets.QTreeWidgetItem(parent, [f"[{i}]", json.dumps(v)])
+            if len(value) > 200:
+                QtWidgets.QTreeWidgetItem(parent, ["…", f"{len(value) - 200} more"])
+
+
+def _is_short_list(v: Any) -> bool:
+    return isinstance(v, list) and len(v) <= 8 and all(not isinstance(x, (dict, list)) for x in v)
+
+
+def _brief(v: Any) -> str:
+    if isinstance(v, dict):
+        return f"{{{len(v)} keys}}"
+    if all(isinstance(x, (int, float)) for x in v) and v:
+        return f"[{len(v)} values, {min(v):.4g} … {max(v):.4g}]"
+    return f"[{len(v)} items]"
