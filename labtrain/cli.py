@@ -1,4 +1,4 @@
-"""``labtrain`` command line: run, resume, check, runs, show, export, gradcheck, bench.
+"""``labtrain`` command line: run, resume, check, runs, show, export, gradcheck, bench, devices, gui.
 
 Exit codes: 0 success; 1 a run failed; 2 bad input (experiment file, run file or
 argument -- one line on stderr, nothing run); 3 a run paused by an instrument
