@@ -20,6 +20,7 @@ from ..readouts import EdgeDrops
 
 __all__ = [
     "Chip",
+    "NetworkChip",
     "CapabilityError",
     "ParameterSpec",
     "PotQuantizer",
@@ -206,3 +207,23 @@ class Chip(abc.ABC):
                 f"{who} needs chip capabilities {missing}, which the {self.backend} chip does not have "
                 f"(it has {sorted(self.capabilities)})"
             )
+
+
+class NetworkChip(Chip):
+    """A chip built on a :class:`~labtrain.network.Network`: terminals from the network, parameters
+    described by ``self._spec`` (subclasses set ``network`` and ``_spec``)."""
+
+    network: Any
+    _spec: ParameterSpec
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.network.inputs)
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.network.outputs)
+
+    @property
+    def parameter_spec(self) -> ParameterSpec:
+        return self._spec

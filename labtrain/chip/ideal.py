@@ -12,13 +12,13 @@ import numpy as np
 from ..network import Network
 from ..readouts import EdgeDrops
 from ..simulators.linear_resistor import LinearResistorNetwork
-from .base import (CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, Chip, ClampNudge,
+from .base import (NetworkChip, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, Chip, ClampNudge,
                    CurrentNudge, Measurement, ParameterSpec, PotQuantizer)
 
 __all__ = ["IdealChip"]
 
 
-class IdealChip(Chip):
+class IdealChip(NetworkChip):
     """Linear resistor network chip backed directly by :class:`LinearResistorNetwork`.
 
     Parameters
@@ -61,18 +61,6 @@ class IdealChip(Chip):
         init = np.sqrt(network.g_min_s * network.g_max_s) if conductance_s is None else conductance_s
         self._g = np.empty(network.n_edges)
         self.set_parameters(init)
-
-    @property
-    def n_inputs(self) -> int:
-        return len(self.network.inputs)
-
-    @property
-    def n_outputs(self) -> int:
-        return len(self.network.outputs)
-
-    @property
-    def parameter_spec(self) -> ParameterSpec:
-        return self._spec
 
     def get_parameters(self) -> np.ndarray:
         return self._g.copy()

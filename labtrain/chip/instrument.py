@@ -36,7 +36,7 @@ from ..ports import DAQ, PortError, PortIOError, PotArray
 from ..readouts import EdgeDrops
 from ..simulators.linear_resistor import LinearResistorNetwork
 from ..wiring import Wiring
-from .base import (CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, Chip, ClampNudge, CurrentNudge,
+from .base import (NetworkChip, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, Chip, ClampNudge, CurrentNudge,
                    Measurement, ParameterSpec, PotQuantizer)
 
 __all__ = ["InstrumentChip", "AcquisitionSettings"]
@@ -83,7 +83,7 @@ class AcquisitionSettings:
         return self.settle_samples + self.average_samples
 
 
-class InstrumentChip(Chip):
+class InstrumentChip(NetworkChip):
     """Resistor-network chip driven through a DAQ and a potentiometer array.
 
     Parameters
@@ -154,19 +154,6 @@ class InstrumentChip(Chip):
         self.acquired_time_s = 0.0
         init = np.sqrt(self._spec.lower * self._spec.upper) if conductance_s is None else conductance_s
         self.set_parameters(init)
-
-    # ------------------------------------------------------------ shape
-    @property
-    def n_inputs(self) -> int:
-        return len(self.network.inputs)
-
-    @property
-    def n_outputs(self) -> int:
-        return len(self.network.outputs)
-
-    @property
-    def parameter_spec(self) -> ParameterSpec:
-        return self._spec
 
     # -------------------------------------------------------- retrying
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..network import Network
 from ..simulators.xy import COSTS, PhaseCost, TorqueNudge, XYModel, XYState, circular_mean
-from .base import CapabilityError, Chip, Measurement, ParameterSpec
+from .base import NetworkChip, CapabilityError, Chip, Measurement, ParameterSpec
 
 __all__ = ["XYChip", "XYMeasurement", "TorqueNudge", "PhaseCost", "COSTS", "XY_PHASES", "TORQUE_NUDGE",
            "XY_MODEL", "BIAS_MODES"]
@@ -68,7 +68,7 @@ class XYMeasurement(Measurement):
     n_unstable: int = 0
 
 
-class XYChip(Chip):
+class XYChip(NetworkChip):
     """Ideal XY oscillator network.
 
     Parameters
@@ -147,18 +147,6 @@ class XYChip(Chip):
         self.set_parameters(parameters)
 
     # ---------------------------------------------------------------- shape
-    @property
-    def n_inputs(self) -> int:
-        return len(self.network.inputs)
-
-    @property
-    def n_outputs(self) -> int:
-        return len(self.network.outputs)
-
-    @property
-    def parameter_spec(self) -> ParameterSpec:
-        return self._spec
-
     @property
     def n_parameters(self) -> int:
         return self._spec.size
