@@ -79,6 +79,7 @@ Typical use::
 
 from __future__ import annotations
 
+import abc
 import atexit
 import logging
 import math
@@ -463,8 +464,18 @@ class _SafePort:
         if register_port:
             register(self)
 
-    def safe_state(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def safe_state(self) -> None:
+        """Bring the wrapped port to its safe state (each wrapper defines what that is)."""
+
+    @abc.abstractmethod
+    def limits_snapshot(self) -> dict:
+        """The limits this wrapper enforces (goes into the run's snapshot)."""
+
+    def snapshot(self) -> dict:
+        snap = dict(self._inner.snapshot())
+        snap["safety"] = self.limits_snapshot()
+        return snap
 
     def _check_open(self) -> None:
         if self._closed:
@@ -869,11 +880,6 @@ class SafeDAQ(_SafePort, DAQ):
                 "allowed_do_lines": None if self.config.allowed_do_lines is None
                 else list(self.config.allowed_do_lines)}
 
-    def snapshot(self) -> dict:
-        snap = dict(self._inner.snapshot())
-        snap["safety"] = self.limits_snapshot()
-        return snap
-
     def safe_state(self) -> None:
         """Ramp every AO channel to its safe level and open every digital line; raise the first failure."""
         if self._closed:  # made safe before it was closed
@@ -1031,11 +1037,6 @@ class SafePotArray(_SafePort, PotArray):
         return {"safe_taps": self.safe_taps.tolist(), "tap_ranges": self.tap_ranges.tolist(),
                 "max_tap_step": self.max_tap_step}
 
-    def snapshot(self) -> dict:
-        snap = dict(self._inner.snapshot())
-        snap["safety"] = self.limits_snapshot()
-        return snap
-
     def safe_state(self) -> None:
         """Set every channel to its safe tap."""
         if self._closed:  # made safe before it was closed
@@ -1162,11 +1163,6 @@ class SafeLockIn(_SafePort, LockIn):
     def limits_snapshot(self) -> dict:
         return {"max_amplitude_v": self.max_amplitude_v, "frequency_range_hz": list(self.frequency_range_hz),
                 "safe_amplitude_v": self.safe_amplitude_v}
-
-    def snapshot(self) -> dict:
-        snap = dict(self._inner.snapshot())
-        snap["safety"] = self.limits_snapshot()
-        return snap
 
     def safe_state(self) -> None:
         """Set the sine-out amplitude to the safe (minimum) amplitude."""
