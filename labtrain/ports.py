@@ -227,6 +227,17 @@ class PotCalibration:
         full = lambda v: np.full(n_channels, float(v))  # noqa: E731
         return cls(int(n_taps), full(r_total_ohm), full(r_wiper_ohm), full(r_end_ohm), float(tolerance))
 
+    @classmethod
+    def for_device(cls, calibration: "PotCalibration | None", n_channels: int, n_taps: int, r_total_ohm: float,
+                   r_wiper_ohm: float, r_end_ohm: float, device: str = "device") -> "PotCalibration":
+        """``calibration`` checked against a device's channels x taps, or the nominal table if None."""
+        if calibration is None:
+            return cls.nominal(n_channels, n_taps, r_total_ohm, r_wiper_ohm, r_end_ohm)
+        if calibration.n_channels != n_channels or calibration.n_taps != n_taps:
+            raise ValueError(f"calibration is for {calibration.n_channels} channels x {calibration.n_taps} taps, "
+                             f"the {device} has {n_channels} x {n_taps}")
+        return calibration
+
     def __post_init__(self) -> None:
         if self.n_taps < 2:
             raise ValueError(f"a pot needs >= 2 taps, got {self.n_taps}")

@@ -129,12 +129,8 @@ class SerialPotBridge(PotArray):
             raise ValueError(f"max_line_chars must be >= 32, got {max_line_chars}")
         self.n_channels = int(n_channels)
         self.n_taps = int(n_taps)
-        if calibration is None:
-            calibration = PotCalibration.nominal(self.n_channels, self.n_taps, r_total_ohm, r_wiper_ohm, r_end_ohm)
-        if calibration.n_channels != self.n_channels or calibration.n_taps != self.n_taps:
-            raise ValueError(f"calibration is for {calibration.n_channels} channels x {calibration.n_taps} taps, "
-                             f"the bridge has {self.n_channels} x {self.n_taps}")
-        self.calibration = calibration
+        self.calibration = PotCalibration.for_device(calibration, self.n_channels, self.n_taps, r_total_ohm,
+                                                     r_wiper_ohm, r_end_ohm, "bridge")
         self.port = port
         self.timeout_s = float(timeout_s)
         self.max_line_chars = int(max_line_chars)
@@ -390,12 +386,8 @@ class FTDIAD5293Chain(PotArray):
             raise ValueError(f"n_channels (parts in the chain) must be >= 1, got {n_channels}")
         self.n_channels = int(n_channels)
         self.n_taps = 1024
-        if calibration is None:
-            calibration = PotCalibration.nominal(self.n_channels, self.n_taps, r_total_ohm, r_wiper_ohm, r_end_ohm)
-        if calibration.n_channels != self.n_channels or calibration.n_taps != self.n_taps:
-            raise ValueError(f"calibration is for {calibration.n_channels} channels x {calibration.n_taps} taps, "
-                             f"the chain has {self.n_channels} x 1024")
-        self.calibration = calibration
+        self.calibration = PotCalibration.for_device(calibration, self.n_channels, self.n_taps, r_total_ohm,
+                                                     r_wiper_ohm, r_end_ohm, "chain")
         self.url = url
         self.cs = int(cs)
         self.frequency_hz = float(frequency_hz)
