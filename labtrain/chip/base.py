@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -31,12 +31,21 @@ __all__ = [
     "CURRENT_NUDGE",
     "CLAMP_NUDGE",
     "NETWORK_MODEL",
+    "AC_TONES",
+    "Tone",
+    "ACMeasurement",
+    "TONE_TERMINALS",
 ]
 
 EDGE_DROPS = "edge_drops"          #: every edge's voltage drop can be read
 CURRENT_NUDGE = "current_nudge"    #: currents can be injected into the outputs
 CLAMP_NUDGE = "clamp_nudge"        #: outputs can be held at given voltages
 NETWORK_MODEL = "network_model"    #: a physics model at the current parameters is available
+AC_TONES = "ac_tones"              #: sinusoids can be added on terminals and responses demodulated
+
+#: where a :class:`Tone` can act: an input's voltage, a current injected into an output node,
+#: or a control electrode's voltage (DNPU)
+TONE_TERMINALS = ("input", "output_current", "control")
 
 
 class CapabilityError(RuntimeError):
@@ -123,6 +132,62 @@ class Measurement:
     timestamp_s: float = field(default_factory=time.time)
 
 
+@dataclass
+class Tone:
+    """A sinusoid ``amplitude * sin(2 pi frequency_hz t)`` added on one terminal during an AC measurement.
+
+    Attributes
+    ----------
+    terminal : {"input", "output_current", "control"}
+        Input voltage (V), current injected into an output node (A), or
+        control-electrode voltage (V).
+    index : int
+        Which input / output / control electrode.
+    frequency_hz : float
+        Must lie on the measurement plan's grid (see :class:`labtrain.demod.FrequencyPlan`).
+    amplitude : float or ndarray, shape (B,)
+        Peak amplitude, the same for every example or one per example.
+    """
+
+    terminal: str
+    index: int
+    frequency_hz: float
+    amplitude: float | np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.terminal not in TONE_TERMINALS:
+            raise ValueError(f"tone terminal {self.terminal!r}: expected one of {TONE_TERMINALS}")
+        if self.frequency_hz <= 0:
+            raise ValueError(f"tone frequency must be > 0 Hz, got {self.frequency_hz}")
+
+
+@dataclass
+class ACMeasurement:
+    """What one AC measurement of a batch read, demodulated at the plan's tones.
+
+    Attributes
+    ----------
+    output : Demodulated
+        Outputs (volts for networks, amperes for a DNPU), ``in_phase`` of shape
+        ``(B, n_outputs, n_tones)``, ``dc`` of shape ``(B, n_outputs)``.
+    edge_drops : Demodulated or None
+        Every edge's voltage drop, ``(B, n_edges, n_tones)``, when requested.
+    plan : FrequencyPlan
+        Tones, window and sample clock used.
+    acquisition_s : float
+        Time the device spent acquiring (simulated or real), settling included.
+    waveforms : ndarray or None
+        Raw sampled outputs ``(B, n_outputs, n_samples)`` when the chip keeps them.
+    """
+
+    output: Any
+    plan: Any
+    edge_drops: Any = None
+    acquisition_s: float = 0.0
+    waveforms: np.ndarray | None = None
+    timestamp_s: float = field(default_factory=time.time)
+
+
 class Chip(abc.ABC):
     """Abstract learning device.  Use as a context manager: exit goes to the safe state."""
 
@@ -175,6 +240,19 @@ class Chip(abc.ABC):
     def measure(self, inputs: np.ndarray, nudge: CurrentNudge | ClampNudge | None = None,
                 edge_drops: bool = False) -> Measurement:
         """Measure a batch of DC input vectors (B x n_inputs), optionally nudged."""
+
+    def measure_ac(self, inputs: np.ndarray, tones: Sequence[Tone], plan: Any, *, settle_samples: int = 0,
+                   edge_drops: bool = False) -> ACMeasurement:
+        """Drive DC ``inputs`` (B x n_inputs) plus ``tones``, sample the response and demodulate it.
+
+        Capability ``ac_tones``.  Each example is one window: ``settle_samples``
+        samples discarded, then ``plan.window_samples`` demodulated at every
+        tone of ``plan`` (time counts from the first settling sample, so each
+        tone starts at phase 0).  Time-domain: the chip synthesises and
+        samples real waveforms (a physics model evaluated per sample, or an
+        instrument), it never shortcuts to the small-signal answer.
+        """
+        raise CapabilityError(f"{self.backend} chip cannot drive and demodulate tones")
 
     def network_model(self) -> Any:
         """Physics model of the chip at its current parameters (capability ``network_model``)."""
