@@ -2,17 +2,26 @@
 
 Every failure here is still a :class:`~labtrain.config.ConfigError` naming the
 file and section, raised before any chip exists.
+
+Chip types dispatch through :data:`CHIP_BUILDERS` (``[chip] type`` ->
+:class:`~labtrain.builders.ChipBuilder`): the resistor network is built by the
+functions of this module, other types by ``labtrain.builders.<type>``; see
+:mod:`labtrain.builders` for how to add one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
+from .builders import ChipBuilder
+from .builders import nonreciprocal as _nonreciprocal_builder
+from .builders import xy as _xy_builder
 from .chip.base import Chip
 from .chip.ideal import IdealChip
-from .config import ConfigError, Experiment
+from .config import SCHEMA, ConfigError, Experiment
 from .network import Network, NetworkError, all_to_all, from_edge_list, layered, lattice, random_graph
 from .optim import Optimizer, make_optimizer
 from .protocols.analytic import AnalyticGradient
@@ -22,15 +31,23 @@ from .protocols.masks import UpdateMask
 from .tasks import Task, TaskError, make_task
 
 __all__ = ["Setup", "build_task", "build_network", "build_chip", "build_estimator", "build_optimizer",
-           "build_setup", "initial_conductances"]
+           "build_setup", "initial_conductances", "task_arguments", "chip_builder", "CHIP_BUILDERS",
+           "RESISTOR_RULES"]
 
 
 def _src(exp: Experiment) -> str:
     return str(exp.path) if exp.path else "<experiment>"
 
 
+def task_arguments(exp: Experiment) -> dict[str, Any]:
+    """The ``[task]`` keys that apply to the experiment's chip type (``name`` included)."""
+    kind = exp["chip"]["type"]
+    return {k: v for k, v in exp["task"].items() if SCHEMA["task"][k].types is None or kind in SCHEMA["task"][k].types}
+
+
 def build_task(exp: Experiment) -> Task:
-    t = dict(exp["task"])
+    """The task of a voltage-driven chip (inputs and targets in volts)."""
+    t = task_arguments(exp)
     name = t.pop("name")
     if t["mnist_path"]:
         t["mnist_path"] = str(exp.resolve(t["mnist_path"]))
@@ -159,13 +176,52 @@ def _with_install_hint(exc: Exception) -> str:
     return text if "labtrain[hardware]" in text else f"{text} (pip install 'labtrain[hardware]')"
 
 
+#: Rules of ``[chip] type = "resistor_network"`` (names as in ``config.CHIP_RULES``).
+RESISTOR_RULES: dict[str, Callable[[Experiment], GradientEstimator]] = {
+    "analytic": lambda exp: AnalyticGradient(),
+    "ep": lambda exp: EquilibriumPropagation(exp["learning"]["beta_s"], centred=exp["learning"]["centred"]),
+    "cl": lambda exp: CoupledLearning(exp["learning"]["eta"], centred=exp["learning"]["centred"]),
+    "cl_clocked": lambda exp: CoupledLearning(exp["learning"]["eta"], centred=exp["learning"]["centred"]),
+}
+
+
+def _resistor_network(exp: Experiment, task: Task) -> Network:
+    return build_network(exp, task.n_inputs, task.n_outputs)
+
+
+def _resistor_chip(exp: Experiment, net: Network, task: Task) -> Chip:
+    return build_chip(exp, net)
+
+
+#: ``[chip] type`` -> how to build it.  Add new types here (see :mod:`labtrain.builders`).
+CHIP_BUILDERS: dict[str, ChipBuilder] = {
+    "resistor_network": ChipBuilder(build_task, _resistor_network, _resistor_chip, RESISTOR_RULES),
+    "xy": _xy_builder.BUILDER,
+    "nonreciprocal": _nonreciprocal_builder.BUILDER,
+}
+
+
+def chip_builder(exp: Experiment) -> ChipBuilder:
+    """The builder of the experiment's ``[chip] type``."""
+    kind = exp["chip"]["type"]
+    try:
+        return CHIP_BUILDERS[kind]
+    except KeyError:
+        raise ConfigError(f"{_src(exp)}: [chip] type = {kind!r}: this labtrain version cannot build it; "
+                          f"available: {', '.join(CHIP_BUILDERS)}") from None
+
+
 def build_estimator(exp: Experiment) -> GradientEstimator:
-    lr = exp["learning"]
-    if lr["rule"] == "analytic":
-        return AnalyticGradient()
-    if lr["rule"] == "ep":
-        return EquilibriumPropagation(lr["beta_s"], centred=lr["centred"])
-    return CoupledLearning(lr["eta"], centred=lr["centred"])
+    """The ``[learning] rule`` of the experiment's chip type."""
+    rule = exp["learning"]["rule"]
+    rules = chip_builder(exp).rules
+    if rule not in rules:
+        raise ConfigError(f"{_src(exp)}: [learning] rule = {rule!r} does not fit [chip] type = "
+                          f"{exp['chip']['type']!r}; rules for it: {', '.join(rules)}")
+    try:
+        return rules[rule](exp)
+    except ValueError as exc:
+        raise ConfigError(f"{_src(exp)}: [learning] rule = {rule!r}: {exc}") from None
 
 
 def build_optimizer(exp: Experiment) -> Optimizer:
@@ -180,25 +236,30 @@ class Setup:
 
     experiment: Experiment
     task: Task
-    network: Network
+    network: Network | None
     chip: Chip
     estimator: GradientEstimator
     optimizer: Optimizer
     mask: UpdateMask
+    maps: Any = None  # spatial-map recorder ([run] record_maps_every > 0), see labtrain.spatial_maps
 
 
 def build_setup(exp: Experiment) -> Setup:
     """Build and cross-check all parts.  Raises ConfigError; touches no instrument on failure."""
-    task = build_task(exp)
-    net = build_network(exp, task.n_inputs, task.n_outputs)
+    builder = chip_builder(exp)
+    task = builder.task(exp)
+    net = builder.network(exp, task)
     estimator = build_estimator(exp)
     optimizer = build_optimizer(exp)
     lr = exp["learning"]
-    mask = UpdateMask(net.n_edges, lr["update_fraction"], lr["mask_mode"], exp["run"]["seed"])
-    chip = build_chip(exp, net)
+    chip = builder.chip(exp, net, task)
+    mask = UpdateMask(chip.parameter_spec.size, lr["update_fraction"], lr["mask_mode"], exp["run"]["seed"])
     try:
         estimator.check(chip)
     except Exception as exc:
         chip.close()
         raise ConfigError(f"{_src(exp)}: [learning] rule = {lr['rule']!r}: {exc}") from None
-    return Setup(exp, task, net, chip, estimator, optimizer, mask)
+    setup = Setup(exp, task, net, chip, estimator, optimizer, mask)
+    if exp["run"].get("record_maps_every", 0) and builder.maps is not None:
+        setup.maps = builder.maps(setup)
+    return setup

@@ -84,6 +84,12 @@ class _Progress:
             self.bar.close()
 
 
+def _loss_unit(estimator) -> str:
+    """`` V^2`` after a loss in volts squared; nothing after a dimensionless one."""
+    unit = getattr(estimator, "loss_unit", "V^2")
+    return "" if unit in ("", "1") else f" {unit}"
+
+
 def _train(run, quiet: bool) -> int:
     """Run with Ctrl-C mapped to a stop at the next step boundary; print the summary."""
     first = {"hit": False}
@@ -103,6 +109,7 @@ def _train(run, quiet: bool) -> int:
         if run.store is not None:
             run.store.close()
     final = result.final
+    unit = _loss_unit(run.estimator)
     print(f"status      {result.status}" + (f" ({result.message})" if result.message else ""))
     print(f"steps       {result.steps_done} / {result.total_steps}")
     if final:
@@ -110,9 +117,9 @@ def _train(run, quiet: bool) -> int:
         if when != result.steps_done - 1:
             label = "before training" if when < 0 else f"after step {when + 1}"
             print(f"last evaluation {label}; last step's batch loss "
-                  f"{_fmt(result.step_loss[-1]) if result.step_loss else '-'} V^2")
-        print(f"train loss  {_fmt(final['train_loss'])} V^2   accuracy {_pct(final['train_accuracy'])}")
-        print(f"test loss   {_fmt(final['test_loss'])} V^2   accuracy {_pct(final['test_accuracy'])}")
+                  f"{_fmt(result.step_loss[-1]) if result.step_loss else '-'}{unit}")
+        print(f"train loss  {_fmt(final['train_loss'])}{unit}   accuracy {_pct(final['train_accuracy'])}")
+        print(f"test loss   {_fmt(final['test_loss'])}{unit}   accuracy {_pct(final['test_accuracy'])}")
     if result.path is not None:
         print(f"run file    {result.path}")
         if result.status != "completed":
@@ -160,8 +167,14 @@ def cmd_check(args: argparse.Namespace) -> int:
                   batch_size=r["batch_size"], seed=r["seed"])
         net, task = setup.network, setup.task
         print(f"{args.file}: OK")
-        print(f"  chip      {net.name}: {net.n_nodes} nodes, {net.n_edges} edges, inputs {list(net.inputs)}, "
-              f"outputs {list(net.outputs)}, grounds {list(net.grounds)}; backend {exp['backend']['kind']}")
+        if net is not None:
+            print(f"  chip      {net.name}: {net.n_nodes} nodes, {net.n_edges} edges, inputs {list(net.inputs)}, "
+                  f"outputs {list(net.outputs)}, grounds {list(net.grounds)}; backend {exp['backend']['kind']}")
+        else:
+            snap = setup.chip.snapshot()
+            sizes = "-".join(map(str, snap.get("topology", {}).get("layer_sizes", [])))
+            print(f"  chip      {snap.get('chip', exp['chip']['type'])} {sizes}: {setup.chip.parameter_spec.size} "
+                  f"parameters; backend {exp['backend']['kind']}")
         print(f"  task      {task.name}: {len(task.x_train)} train / {len(task.x_test)} test examples, "
               f"decoder {task.decoder}")
         print(f"  learning  {setup.estimator.describe()} with {setup.optimizer.name}")
@@ -257,17 +270,48 @@ def _gradcheck_setup(path: str, overrides: dict):
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
+    from .build import chip_builder
+
+    setup, where = _gradcheck_setup(args.file, {})
+    gradcheck = chip_builder(setup.experiment).gradcheck
+    if gradcheck is None:
+        return _gradcheck_resistor(args, setup, where)
+    chip, task = setup.chip, setup.task
+    if args.beta_s is not None or args.eta is not None:
+        chip.close()
+        raise UsageError(f"--beta-s / --eta are resistor-network settings; [chip] type = "
+                         f"{setup.experiment['chip']['type']!r} takes --beta (dimensionless)")
+    try:
+        x, t, n = _gradcheck_batch(args, task)
+        report = gradcheck(setup, x, t, args.seed, {"beta": args.beta})
+        print(f"gradient fidelity {where}, batch of {n} training examples, {report.intro}")
+        print(_table(report.rows, ["estimator", "setting", "cosine", "rel. error", "scale", "err. after scale",
+                                   "phases", "note"]))
+        print(report.note)
+    finally:
+        chip.close()
+    return EXIT_OK
+
+
+def _gradcheck_batch(args: argparse.Namespace, task) -> tuple[np.ndarray, np.ndarray, int]:
+    n = len(task.x_train) if args.batch in (0, None) else min(args.batch, len(task.x_train))
+    idx = np.random.default_rng(args.seed).choice(len(task.x_train), n, replace=False)
+    return task.x_train[idx], task.t_train[idx], n
+
+
+def _gradcheck_resistor(args: argparse.Namespace, setup, where: str) -> int:
     from .chip.base import CapabilityError
     from .protocols import AnalyticGradient, compare_gradients, exact_gradient, gep_family
 
-    setup, where = _gradcheck_setup(args.file, {})
     exp, chip, task = setup.experiment, setup.chip, setup.task
+    if args.beta is not None:
+        chip.close()
+        raise UsageError("--beta is the dimensionless nudge of xy / nonreciprocal chips; this resistor network "
+                         "takes --beta-s (S)")
     try:
         beta_s = args.beta_s if args.beta_s is not None else exp["learning"]["beta_s"]
         eta = args.eta if args.eta is not None else exp["learning"]["eta"]
-        n = len(task.x_train) if args.batch in (0, None) else min(args.batch, len(task.x_train))
-        idx = np.random.default_rng(args.seed).choice(len(task.x_train), n, replace=False)
-        x, t = task.x_train[idx], task.t_train[idx]
+        x, t, n = _gradcheck_batch(args, task)
         exact = exact_gradient(chip, x, t)
         print(f"gradient fidelity {where}, batch of {n} training examples, against the exact "
               f"(adjoint) gradient of the noise-free network model; |exact| = {np.linalg.norm(exact):.3g} V^2/S")
@@ -369,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("file", help="experiment file, or a run file (.h5: uses its latest checkpoint)")
     r.add_argument("--beta-s", type=_positive_float, help="EP nudge (S); default: the file's beta_s")
     r.add_argument("--eta", type=_positive_float, help="CL clamp fraction; default: the file's eta")
+    r.add_argument("--beta", type=_positive_float,
+                   help="xy / nonreciprocal nudge (dimensionless); default: the file's beta")
     r.add_argument("--batch", type=_nonnegative_int, default=0, help="examples (0 = whole training set)")
     r.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the batch choice and read noise")
     r.set_defaults(func=cmd_gradcheck)

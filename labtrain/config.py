@@ -20,14 +20,39 @@ from .network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S
 from .optim import OPTIMIZERS
 from .protocols.masks import MASK_MODES
 from .simulators.linear_resistor import INPUT_MODES
+from .simulators.nonreciprocal import ACTIVATIONS as NR_ACTIVATIONS
+from .simulators.nonreciprocal import DYNAMICS as NR_DYNAMICS
+from .simulators.nonreciprocal import INIT_MODES as NR_INIT_MODES
 from .tasks import DECODERS, TASKS
+from .xy_tasks import PHASE_TASKS
 
-__all__ = ["ConfigError", "Field", "SCHEMA", "Experiment", "load_experiment", "parse_experiment", "RULES", "BACKENDS"]
+__all__ = ["ConfigError", "Field", "SCHEMA", "Experiment", "load_experiment", "parse_experiment", "RULES", "BACKENDS",
+           "CHIP_RULES", "CHIP_TYPES", "CHIP_BACKENDS", "CHIP_TOPOLOGIES"]
 
-RULES = ("analytic", "ep", "cl", "cl_clocked")
+#: Learning rules of every ``[chip] type`` (the first is the type's default rule).  A new chip type adds
+#: itself here, to CHIP_BACKENDS / CHIP_TOPOLOGIES, and to ``labtrain.build.CHIP_BUILDERS``.
+CHIP_RULES: dict[str, tuple[str, ...]] = {
+    "resistor_network": ("cl", "analytic", "ep", "cl_clocked"),
+    "xy": ("xy_ep", "xy_implicit"),
+    "nonreciprocal": ("aep", "plain_ep", "vf_ep", "implicit"),
+}
+CHIP_TYPES = tuple(CHIP_RULES)
+RULES = tuple(r for rules in CHIP_RULES.values() for r in rules)
 BACKENDS = ("ideal", "twin", "hardware")
 AVAILABLE_BACKENDS = ("ideal", "twin", "hardware")
-TOPOLOGIES = ("lattice", "all_to_all", "layered", "random", "edge_list")
+TOPOLOGIES = ("lattice", "all_to_all", "layered", "random", "edge_list", "stacked_lattice")
+#: Backends that can realise each chip type (types not listed: every backend).
+CHIP_BACKENDS: dict[str, tuple[str, ...]] = {"xy": ("ideal",), "nonreciprocal": ("ideal",)}
+#: Topologies each chip type accepts (types not listed: every topology but stacked_lattice).
+CHIP_TOPOLOGIES: dict[str, tuple[str, ...]] = {
+    "xy": ("lattice", "stacked_lattice", "all_to_all", "layered", "random", "edge_list"),
+    "nonreciprocal": ("layered",),
+}
+#: Chip types whose inputs and targets are voltages (keys with ``_v``, conductances, pots).
+VOLTAGE_CHIPS = ("resistor_network",)
+#: Chip types built on a graph (labtrain.network.Network): lattice / random / edge-list keys apply.
+GRAPH_CHIPS = ("resistor_network", "xy")
+XY, NONRECIPROCAL = ("xy",), ("nonreciprocal",)
 
 
 class ConfigError(ValueError):
@@ -49,6 +74,7 @@ class Field:
     high: float | None = None
     choices: tuple[str, ...] | None = None
     low_open: bool = False  # True: value must be > low
+    types: tuple[str, ...] | None = None  # [chip] types the key applies to (None: every type)
 
     def allowed(self) -> str:
         if self.choices:
@@ -68,31 +94,84 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "description": F("str", "", "Free text stored with the run"),
     },
     "chip": {
-        "type": F("str", "resistor_network", "Kind of learning machine", choices=("resistor_network",)),
-        "topology": F("str", "lattice", "Network builder", choices=TOPOLOGIES),
-        "rows": F("int", 4, "Lattice rows", 1, 2000),
-        "cols": F("int", 4, "Lattice columns", 2, 2000),
-        "diagonals": F("bool", False, "Lattice: add diagonal edges"),
-        "skip": F("int", 0, "Lattice: extra links this many nodes apart (0 = none)", 0, 1000),
-        "n_nodes": F("int", 16, "all_to_all / random: number of nodes", 2, 10_000_000),
-        "n_edges": F("int", 40, "random: number of edges", 1, 100_000_000),
-        "hidden_layers": F("ints", [4], "layered: sizes of the hidden layers", 1, 100_000),
-        "edge_list": F("str", "", "edge_list: path of the edge file (relative to the experiment file)"),
-        "graph_seed": F("int", 0, "random: seed of the graph and of its terminal placement", 0, 2**32 - 1),
-        "inputs": F("ints", [], "Input node indices (default: placed by the builder)", 0, None),
-        "outputs": F("ints", [], "Output node indices (default: placed by the builder)", 0, None),
-        "grounds": F("ints", [], "Ground (0 V) node indices (default: placed by the builder)", 0, None),
-        "input_mode": F("str", "voltage", "Inputs as voltage or current sources", choices=INPUT_MODES),
-        "g_min_s": F("float", DEFAULT_G_MIN_S, "Lowest edge conductance (S)", 0, 1e6, low_open=True),
-        "g_max_s": F("float", DEFAULT_G_MAX_S, "Highest edge conductance (S)", 0, 1e6, low_open=True),
+        "type": F("str", "resistor_network", "Kind of learning machine: resistor network, XY oscillator network "
+                  "or non-reciprocal (layered rate) network", choices=CHIP_TYPES),
+        "topology": F("str", "lattice", "Network builder (nonreciprocal: layered only; stacked_lattice: xy only)",
+                      choices=TOPOLOGIES),
+        "rows": F("int", 4, "Lattice rows", 1, 2000, types=GRAPH_CHIPS),
+        "cols": F("int", 4, "Lattice columns", 2, 2000, types=GRAPH_CHIPS),
+        "diagonals": F("bool", False, "Lattice: add diagonal edges", types=GRAPH_CHIPS),
+        "skip": F("int", 0, "Lattice: extra links this many nodes apart (0 = none)", 0, 1000, types=GRAPH_CHIPS),
+        "layers": F("int", 2, "stacked_lattice: number of rows x cols lattices, node (r, c) of one linked to "
+                    "node (r, c) of the next", 1, 1000, types=XY),
+        "n_nodes": F("int", 16, "all_to_all / random: number of nodes", 2, 10_000_000, types=GRAPH_CHIPS),
+        "n_edges": F("int", 40, "random: number of edges", 1, 100_000_000, types=GRAPH_CHIPS),
+        "hidden_layers": F("ints", [4], "layered (and nonreciprocal): sizes of the hidden layers", 1, 100_000),
+        "edge_list": F("str", "", "edge_list: path of the edge file (relative to the experiment file)", types=GRAPH_CHIPS),
+        "graph_seed": F("int", 0, "random: seed of the graph and of its terminal placement", 0, 2**32 - 1, types=GRAPH_CHIPS),
+        "inputs": F("ints", [], "Input node indices (default: placed by the builder)", 0, None, types=GRAPH_CHIPS),
+        "outputs": F("ints", [], "Output node indices (default: placed by the builder)", 0, None, types=GRAPH_CHIPS),
+        "grounds": F("ints", [], "Ground node indices (resistors: 0 V; xy: reference oscillators; default: "
+                     "placed by the builder)", 0, None, types=GRAPH_CHIPS),
+        "input_mode": F("str", "voltage", "Inputs as voltage or current sources", choices=INPUT_MODES,
+                        types=VOLTAGE_CHIPS),
+        "g_min_s": F("float", DEFAULT_G_MIN_S, "Lowest edge conductance (S)", 0, 1e6, low_open=True,
+                     types=VOLTAGE_CHIPS),
+        "g_max_s": F("float", DEFAULT_G_MAX_S, "Highest edge conductance (S)", 0, 1e6, low_open=True,
+                     types=VOLTAGE_CHIPS),
         "g_init": F("str", "geometric_mean", "Initial conductances",
-                    choices=("geometric_mean", "uniform_random", "log_uniform_random", "min", "max")),
+                    choices=("geometric_mean", "uniform_random", "log_uniform_random", "min", "max"),
+                    types=VOLTAGE_CHIPS),
+        # --- xy: oscillator phases phi, energy E = -sum W cos(phi_a - phi_b) - sum h cos(phi - psi)
+        "bias": F("str", "vector", "xy: trainable bias fields on the free oscillators: none, field (amplitude at "
+                  "fixed phase bias_phase_rad) or vector (amplitude and phase)", choices=("none", "field", "vector"),
+                  types=XY),
+        "bias_on": F("str", "free", "xy: bias fields on every free oscillator, or on the hidden ones only "
+                     "(not the outputs)", choices=("free", "hidden"), types=XY),
+        "bias_phase_rad": F("float", math.pi / 2, "xy, bias = field: fixed phase of every bias field (rad)",
+                            -2 * math.pi, 2 * math.pi, types=XY),
+        "coupling_min_rad_per_s": F("float", -2.0, "xy: lowest coupling W (rad/s; negative = antiferromagnetic)",
+                                    -1e6, 1e6, types=XY),
+        "coupling_max_rad_per_s": F("float", 2.0, "xy: highest coupling W (rad/s)", -1e6, 1e6, types=XY),
+        "bias_max_rad_per_s": F("float", 2.0, "xy: every bias component lies in [-bias_max_rad_per_s, "
+                                "+bias_max_rad_per_s] (rad/s)", 0, 1e6, low_open=True, types=XY),
+        "init_coupling_rad_per_s": F("floats", [-1.0, 1.0], "xy: initial couplings uniform in [low, high] "
+                                     "(rad/s; seeded by [run] seed)", -1e6, 1e6, types=XY),
+        "init_bias_rad_per_s": F("float", 0.0, "xy: initial bias components uniform in [-x, x] (rad/s)",
+                                 0, 1e6, types=XY),
+        "n_starts": F("int", 8, "xy: random initial phase states relaxed per example (multistability: the output "
+                      "is their circular mean)", 1, 100_000, types=XY),
+        "clamp_grounds": F("bool", False, "xy: clamp the ground (reference) oscillators at ground_phase_rad; "
+                           "false: they are ordinary free oscillators", types=XY),
+        "ground_phase_rad": F("float", 0.0, "xy, clamp_grounds: phase of the reference oscillators (rad)",
+                              -2 * math.pi, 2 * math.pi, types=XY),
+        "relax_tol": F("float", 1e-10, "xy / nonreciprocal: relaxation converged when max |dphi/dt| (rad/s) / "
+                       "max |ds/dt| (1/time unit) < relax_tol", 0, 1, low_open=True, types=XY + NONRECIPROCAL),
+        "relax_max_steps": F("int", 0, "xy / nonreciprocal: relaxation iteration limit (0 = the chip's default: "
+                             "xy 20000, nonreciprocal 5000)", 0, 100_000_000, types=XY + NONRECIPROCAL),
+        # --- nonreciprocal: layered rate network, ds/dt = F(s, theta) with separate forward/backward couplings
+        "backward": F("bool", True, "nonreciprocal: separate trainable backward couplings W_b (false: strictly "
+                      "feedforward)", types=NONRECIPROCAL),
+        "dynamics": F("str", "hopfield", "nonreciprocal: hopfield (gain rho'(s) on the synaptic input) or leaky",
+                      choices=NR_DYNAMICS, types=NONRECIPROCAL),
+        "activation": F("str", "smooth_hard_sigmoid", "nonreciprocal: activation rho", choices=NR_ACTIVATIONS,
+                        types=NONRECIPROCAL),
+        "weight_init": F("str", "asymmetric", "nonreciprocal: backward couplings drawn independently "
+                         "(asymmetric), as W_f^T (symmetric) or zero", choices=NR_INIT_MODES, types=NONRECIPROCAL),
+        "weight_init_scale": F("float", 1.0, "nonreciprocal: weights start N(0, scale^2 / fan_in) "
+                               "(dimensionless)", 0, 1e3, types=NONRECIPROCAL),
+        "weight_bound": F("float", 5.0, "nonreciprocal: couplings clipped to [-bound, bound] (dimensionless)",
+                          0, 1e6, low_open=True, types=NONRECIPROCAL),
+        "unit_bias_bound": F("float", 5.0, "nonreciprocal: unit biases clipped to [-bound, bound] (dimensionless)",
+                             0, 1e6, low_open=True, types=NONRECIPROCAL),
     },
     "backend": {
         "kind": F("str", "ideal", "ideal (physics model), twin (simulated instruments) or hardware",
                   choices=BACKENDS),
-        "pot_steps": F("int", 0, "Quantise conductances to this many pot taps (0 = continuous)", 0, 1_000_000),
-        "read_noise_v": F("float", 0.0, "ideal: Gaussian noise (std, V) on every node reading", 0, 10),
+        "pot_steps": F("int", 0, "Quantise conductances to this many pot taps (0 = continuous)", 0, 1_000_000,
+                       types=VOLTAGE_CHIPS),
+        "read_noise_v": F("float", 0.0, "ideal: Gaussian noise (std, V) on every node reading", 0, 10,
+                          types=VOLTAGE_CHIPS),
         "rate_hz": F("float", 10_000.0, "twin/hardware: DAQ sample clock (Hz)", 0, 1e7, low_open=True),
         "settle_samples": F("int", 10, "twin/hardware: samples discarded at the start of each example's plateau",
                             0, 1_000_000),
@@ -135,19 +214,32 @@ SCHEMA: dict[str, dict[str, Field]] = {
     },
     "task": {
         "name": F("str", "xor", "Task", choices=TASKS),
-        "input_low_v": F("float", 0.0, "Input voltage for the smallest feature value (V)", -10, 10),
-        "input_high_v": F("float", 1.0, "Input voltage for the largest feature value (V)", -10, 10),
-        "target_on_v": F("float", 0.6, "Target voltage of the output of the true class (V)", -10, 10),
-        "target_off_v": F("float", 0.2, "Target voltage of the other outputs (V)", -10, 10),
-        "bias_inputs_v": F("floats", [], "Constant voltages appended to every input vector (V)", -10, 10),
+        "input_low_v": F("float", 0.0, "Input voltage for the smallest feature value (V)", -10, 10,
+                         types=VOLTAGE_CHIPS),
+        "input_high_v": F("float", 1.0, "Input voltage for the largest feature value (V)", -10, 10,
+                          types=VOLTAGE_CHIPS),
+        "target_on_v": F("float", 0.6, "Target voltage of the output of the true class (V)", -10, 10,
+                         types=VOLTAGE_CHIPS),
+        "target_off_v": F("float", 0.2, "Target voltage of the other outputs (V)", -10, 10, types=VOLTAGE_CHIPS),
+        "bias_inputs_v": F("floats", [], "Constant voltages appended to every input vector (V)", -10, 10,
+                           types=VOLTAGE_CHIPS),
         "complementary_inputs": F("bool", False, "Also drive every feature's mirrored voltage "
-                                  "(input_low_v + input_high_v - x) on a second input (differential drive)"),
+                                  "(input_low_v + input_high_v - x) on a second input (differential drive)",
+                                  types=VOLTAGE_CHIPS),
+        "input_phase_rad": F("float", math.pi / 2, "xy: inputs (features min-max scaled) span [-x, +x] (rad)",
+                             0, math.pi, low_open=True, types=XY),
+        "target_phase_rad": F("float", math.pi / 2, "xy: target phase +x for the true class, -x otherwise (rad)",
+                              0, math.pi, low_open=True, types=XY),
+        "state_target_on": F("float", 1.0, "nonreciprocal: target state of the true class's output unit "
+                             "(dimensionless; inputs are scaled to [0, 1])", -1e3, 1e3, types=NONRECIPROCAL),
+        "state_target_off": F("float", 0.0, "nonreciprocal: target state of the other output units",
+                              -1e3, 1e3, types=NONRECIPROCAL),
         "decoder": F("str", "", "regression, argmax or nearest_target (default: by task)", choices=("",) + DECODERS),
         "test_fraction": F("float", 0.3, "Fraction of examples held out for testing", 0, 1, low_open=True),
         "n_samples": F("int", 200, "Regression: number of examples", 2, 10_000_000),
         "n_features": F("int", 2, "Regression: number of input features", 1, 100_000),
         "n_targets": F("int", 1, "Regression: number of outputs", 1, 100_000),
-        "noise_v": F("float", 0.0, "Regression: target noise (std, V)", 0, 10),
+        "noise_v": F("float", 0.0, "Regression: target noise (std, V)", 0, 10, types=VOLTAGE_CHIPS),
         "classes": F("ints", [], "Classification: keep only these classes (default: all)", 0, 9),
         "downsample": F("int", 1, "Digits/MNIST: average-pool images by this factor", 1, 28),
         "mnist_path": F("str", "", "MNIST: folder with the four IDX files (relative paths: to the experiment file)"),
@@ -156,10 +248,18 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "seed": F("int", 0, "Seed of the train/test split and of synthetic data", 0, 2**32 - 1),
     },
     "learning": {
-        "rule": F("str", "cl", "Learning rule", choices=RULES),
-        "beta_s": F("float", 1e-6, "EP nudge conductance beta (S)", 0, 1e6, low_open=True),
-        "eta": F("float", 0.1, "Coupled-learning clamp fraction eta", 0, 1, low_open=True),
-        "centred": F("bool", False, "EP/CL: symmetric +/- nudge"),
+        "rule": F("str", "", "Learning rule (default: cl for resistor_network, xy_ep for xy, aep for "
+                  "nonreciprocal)", choices=("",) + RULES),
+        "beta_s": F("float", 1e-6, "EP nudge conductance beta (S)", 0, 1e6, low_open=True, types=VOLTAGE_CHIPS),
+        "beta": F("float", 0.1, "xy_ep / aep / plain_ep / vf_ep: nudge strength (dimensionless: multiplier of the "
+                  "cost in the energy / force per unit output error)", 0, 1e6, low_open=True,
+                  types=XY + NONRECIPROCAL),
+        "cost": F("str", "cosine", "xy: output cost, cosine (1 - cos(phi - tau))/2 or log "
+                  "-log[(1 + eps + cos(phi - tau))/(2 + eps)]", choices=("cosine", "log"), types=XY),
+        "cost_eps": F("float", 0.1, "xy, cost = log: eps", 0, 1e6, low_open=True, types=XY),
+        "eta": F("float", 0.1, "Coupled-learning clamp fraction eta", 0, 1, low_open=True, types=VOLTAGE_CHIPS),
+        "centred": F("bool", False, "EP/CL/xy_ep/aep/plain_ep/vf_ep: symmetric +/- nudge (bias O(beta^2) "
+                     "instead of O(beta))"),
         "optimizer": F("str", "adam", "Optimiser (cl_clocked always uses tap_step)", choices=OPTIMIZERS),
         "learning_rate": F("float", 0.01, "Step size, in units of each parameter's allowed range", 0, 1e6, low_open=True),
         "momentum": F("float", 0.9, "Momentum coefficient", 0, 1),
@@ -175,6 +275,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "eval_every": F("int", 0, "Evaluate train/test every N steps (0 = once per epoch)", 0, 10_000_000),
         "checkpoint_every": F("int", 1, "Write a resumable checkpoint every N steps", 1, 10_000_000),
         "record_parameters_every": F("int", 1, "Store the parameter vector every N steps (0 = never)", 0, 10_000_000),
+        "record_maps_every": F("int", 0, "xy: store spatial maps (couplings, response to the inputs) every N steps "
+                               "(0 = never)", 0, 10_000_000, types=XY),
         "out_dir": F("str", "runs", "Folder for run files (relative to the working directory)"),
     },
 }
@@ -281,18 +383,64 @@ def parse_experiment(data: dict[str, Any], source: str = "<experiment>",
         merged[section] = dict(values)
     for section, values in (overrides or {}).items():
         merged.setdefault(section, {}).update(values)
+    type_spec = SCHEMA["chip"]["type"]
+    kind = _check_value(f"{source}: [chip]", "type", merged.get("chip", {}).get("type", type_spec.default), type_spec)
     result: dict[str, dict[str, Any]] = {}
     for section, fields in SCHEMA.items():
         given = merged.get(section, {})
         where = f"{source}: [{section}]"
+        applicable = [k for k, spec in fields.items() if spec.types is None or kind in spec.types]
         for key in given:
             if key not in fields:
-                raise ConfigError(f"{where} unknown key {key!r}{_suggest(key, list(fields))}; "
-                                  f"allowed keys: {', '.join(fields)}")
+                raise ConfigError(f"{where} unknown key {key!r}{_suggest(key, applicable)}; "
+                                  f"allowed keys: {', '.join(applicable)}")
+            if key not in applicable:
+                raise ConfigError(f"{where} {key} applies to [chip] type {' / '.join(fields[key].types)}, "
+                                  f"not to type = {kind!r}; remove it")
         result[section] = {k: (_check_value(where, k, given[k], spec) if k in given else spec.default)
                            for k, spec in fields.items()}
+    _check_chip_type(result, merged, source)
     _cross_checks(result, source)
     return result
+
+
+def _check_chip_type(s: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], source: str) -> None:
+    """Rule, topology, backend and task must fit ``[chip] type``; an empty rule becomes the type's default."""
+    kind = s["chip"]["type"]
+    learning = s["learning"]
+    rules = CHIP_RULES[kind]
+    if not learning["rule"]:
+        learning["rule"] = rules[0]
+    elif learning["rule"] not in rules:
+        raise ConfigError(f"{source}: [learning] rule = {learning['rule']!r} does not fit [chip] type = {kind!r}; "
+                          f"rules for {kind}: {', '.join(rules)}")
+    topo = s["chip"]["topology"]
+    topologies = CHIP_TOPOLOGIES.get(kind, tuple(t for t in TOPOLOGIES if t != "stacked_lattice"))
+    if kind == "nonreciprocal" and "topology" not in given.get("chip", {}):
+        s["chip"]["topology"] = "layered"
+    elif topo not in topologies:
+        raise ConfigError(f"{source}: [chip] topology = {topo!r} does not fit type = {kind!r}; "
+                          f"topologies for {kind}: {', '.join(topologies)}")
+    backend = s["backend"]["kind"]
+    backends = CHIP_BACKENDS.get(kind, BACKENDS)
+    if backend not in backends:
+        raise ConfigError(f"{source}: [backend] kind = {backend!r}: [chip] type = {kind!r} has no {backend} "
+                          f"backend yet; available: {', '.join(backends)}")
+    if kind == "xy":
+        c = s["chip"]
+        if c["coupling_min_rad_per_s"] >= c["coupling_max_rad_per_s"]:
+            raise ConfigError(f"{source}: [chip] coupling_min_rad_per_s = {c['coupling_min_rad_per_s']!r} must be "
+                              f"below coupling_max_rad_per_s = {c['coupling_max_rad_per_s']!r}")
+        init = c["init_coupling_rad_per_s"]
+        if len(init) != 2 or init[0] > init[1]:
+            raise ConfigError(f"{source}: [chip] init_coupling_rad_per_s = {_show(init)}: expected [low, high] "
+                              "with low <= high")
+        if s["task"]["name"] not in PHASE_TASKS:
+            raise ConfigError(f"{source}: [task] name = {s['task']['name']!r}: [chip] type = 'xy' takes "
+                              f"phase-encoded classification tasks: {', '.join(PHASE_TASKS)}")
+        if s["task"]["decoder"] not in ("", "nearest_phase"):
+            raise ConfigError(f"{source}: [task] decoder = {s['task']['decoder']!r}: xy outputs are phases, "
+                              "decoded by nearest_phase (circular distance); leave decoder out")
 
 
 def _cross_checks(s: dict[str, dict[str, Any]], source: str) -> None:
@@ -361,12 +509,17 @@ def schema_markdown() -> str:
              "An experiment file is TOML with the sections below; every key is optional (defaults shown). "
              "Unknown sections and keys are errors. Relative paths are resolved against the experiment file's "
              "folder, except `[run] out_dir` (the working directory).", ""]
+    lines += ["`[chip] type` selects the learning machine; a key listed for some chip types only is an error "
+              "with any other type. Rules per type (the first is the default): "
+              + "; ".join(f"{kind}: {', '.join(rules)}" for kind, rules in CHIP_RULES.items()) + ".", ""]
     for section, fields in SCHEMA.items():
-        lines += [f"## [{section}] — {SECTION_DOCS[section]}", "", "| key | type | default | allowed | meaning |",
-                  "|---|---|---|---|---|"]
+        lines += [f"## [{section}] — {SECTION_DOCS[section]}", "",
+                  "| key | type | default | allowed | chip types | meaning |", "|---|---|---|---|---|---|"]
         for key, spec in fields.items():
             allowed = spec.allowed() if (spec.choices or spec.low is not None or spec.high is not None) else ""
-            lines.append(f"| `{key}` | {spec.kind} | `{_toml(spec.default)}` | {allowed.replace('|', '/')} | {spec.doc} |")
+            types = ", ".join(spec.types) if spec.types else "all"
+            lines.append(f"| `{key}` | {spec.kind} | `{_toml(spec.default)}` | {allowed.replace('|', '/')} | {types} "
+                         f"| {spec.doc} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -33,7 +33,7 @@ def _make_run(setup: Setup, store: RunStore | None, listeners: list[Listener]) -
     return Run(setup.chip, setup.estimator, setup.optimizer, setup.task, epochs=r["epochs"],
                batch_size=r["batch_size"], seed=r["seed"], mask=setup.mask, eval_every=r["eval_every"],
                checkpoint_every=r["checkpoint_every"], record_parameters_every=r["record_parameters_every"],
-               store=store, listeners=listeners)
+               maps=setup.maps, record_maps_every=r["record_maps_every"], store=store, listeners=listeners)
 
 
 def _snapshot(setup: Setup) -> dict:

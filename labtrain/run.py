@@ -28,7 +28,7 @@ import numpy as np
 from .chip.base import Chip
 from .optim import Optimizer
 from .ports import PortError
-from .protocols.base import GradientEstimator, half_squared_error
+from .protocols.base import GradientEstimator
 from .protocols.masks import UpdateMask
 from .store import RunStore
 from .tasks import Task, accuracy
@@ -40,7 +40,7 @@ __all__ = ["Run", "Event", "RunResult", "Listener", "run_file_path"]
 class Event:
     """Something that happened in a run.
 
-    ``kind`` is one of ``start step eval epoch checkpoint pause resume stop``; ``data``
+    ``kind`` is one of ``start step eval maps epoch checkpoint pause resume stop``; ``data``
     carries the numbers (``loss``, ``train_accuracy``, ``status``, ...).
     """
 
@@ -103,6 +103,12 @@ class Run:
         Write a resumable checkpoint every N steps (and always at the end).
     record_parameters_every : int
         Store the parameter vector every N steps (0: never).
+    maps : map recorder, optional
+        Spatial maps (:class:`labtrain.spatial_maps.XYMapRecorder`): ``record(step)`` returns a dict of
+        arrays, recorded before training and after every ``record_maps_every``-th step, stored in the
+        run file and sent as ``maps`` events.
+    record_maps_every : int
+        Record ``maps`` every N steps (0: never).
     store : RunStore, optional
         Run file to write; without one the run keeps its metrics in memory only.
     listeners : list of callables
@@ -112,6 +118,7 @@ class Run:
     def __init__(self, chip: Chip, estimator: GradientEstimator, optimizer: Optimizer, task: Task, *,
                  epochs: int = 10, batch_size: int = 0, seed: int = 0, mask: UpdateMask | None = None,
                  eval_every: int = 0, checkpoint_every: int = 1, record_parameters_every: int = 1,
+                 maps: Any = None, record_maps_every: int = 0,
                  store: RunStore | None = None, listeners: list[Listener] | None = None) -> None:
         estimator.check(chip)
         if task.n_inputs != chip.n_inputs or task.n_outputs != chip.n_outputs:
@@ -127,6 +134,8 @@ class Run:
         self.eval_every = int(eval_every)
         self.checkpoint_every = max(1, int(checkpoint_every))
         self.record_parameters_every = int(record_parameters_every)
+        self.maps = maps if record_maps_every else None
+        self.record_maps_every = int(record_maps_every) if maps is not None else 0
         self.store = store
         self.listeners: list[Listener] = list(listeners or [])
         self.next_step = 0
@@ -171,13 +180,21 @@ class Run:
         """Loss and accuracy on the train and test sets, measured on the chip."""
         self._reseed(step, 5)
         t = self.task
-        out_tr = self.chip.measure(t.x_train).output_v
-        out_te = self.chip.measure(t.x_test).output_v
+        tr = self.chip.measure(t.x_train)
+        te = self.chip.measure(t.x_test)
+        loss = self.estimator.measurement_loss
         return {
             "step": step, "epoch": step // self.steps_per_epoch,
-            "train_loss": half_squared_error(out_tr, t.t_train), "train_accuracy": accuracy(t, out_tr, t.y_train),
-            "test_loss": half_squared_error(out_te, t.t_test), "test_accuracy": accuracy(t, out_te, t.y_test),
+            "train_loss": loss(tr, t.t_train), "train_accuracy": accuracy(t, tr.output_v, t.y_train),
+            "test_loss": loss(te, t.t_test), "test_accuracy": accuracy(t, te.output_v, t.y_test),
         }
+
+    def record_maps(self, step: int) -> None:
+        """Record the spatial maps after ``step`` (-1: before training) to the run file and listeners."""
+        maps = self.maps.record(step)
+        if self.store is not None:
+            self.store.append_maps(step, maps, getattr(self.maps, "attrs", {}))
+        self.emit("maps", step, dict(maps))
 
     def _reseed(self, step: int, stream: int) -> None:
         reseed = getattr(self.chip, "reseed", None)
@@ -199,6 +216,8 @@ class Run:
                                     "loss": est.loss, "n_phases": est.n_phases}, params if record else None)
         self.emit("step", step, {"loss": est.loss, "time_s": elapsed, "output_v": est.output_v, "targets_v": t,
                                  "parameters": params, "gradient": est.gradient, "inputs": x})
+        if self.record_maps_every and (step + 1) % self.record_maps_every == 0:
+            self.record_maps(step)
         return est.loss
 
     def _checkpoint(self, step: int) -> None:
@@ -223,6 +242,8 @@ class Run:
             if self.store is not None:
                 self.store.append_eval(self.evals[-1])
             self.emit("eval", -1, self.evals[-1])
+            if self.record_maps_every:
+                self.record_maps(-1)
         try:
             while self.next_step < self.total_steps:
                 if self._stop.is_set():

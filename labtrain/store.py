@@ -12,6 +12,8 @@ Layout::
     /parameters/initial   parameters before training
     /parameters/history   parameters after selected steps (rows), with /parameters/history_step
     /parameters/final     parameters at the end of the run
+    /maps/<name>          optional spatial maps (xy chips, [run] record_maps_every): one row per
+                          recording, /maps/step the step after which it was taken (-1: before training)
     /checkpoint/slot0|1   resumable state, written alternately; attrs latest_slot names the
                           complete one (so a kill while writing leaves the other intact)
 
@@ -149,6 +151,32 @@ class RunStore:
             self._append(self.h5["eval"][col], row[col])
         self.h5.flush()
 
+    def append_maps(self, step: int, maps: dict[str, np.ndarray], attrs: dict[str, dict] | None = None) -> None:
+        """Append one recording of spatial maps (arrays of fixed shape per name) taken after ``step``.
+
+        The ``/maps`` group and its datasets are created at the first call;
+        ``attrs[name]`` (e.g. ``unit``, ``doc``) become dataset attributes.
+        """
+        if "maps" not in self.h5:
+            g = self.h5.create_group("maps")
+            g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(1024,))
+            for name, value in maps.items():
+                value = np.asarray(value, float)
+                ds = g.create_dataset(name, shape=(0, *value.shape), maxshape=(None, *value.shape),
+                                      dtype=np.float64, chunks=(max(1, min(64, 2**20 // max(value.size, 1))),
+                                                                *value.shape))
+                for key, text in (attrs or {}).get(name, {}).items():
+                    ds.attrs[key] = text
+        g = self.h5["maps"]
+        for name, value in maps.items():
+            self._append(g[name], np.asarray(value, float))
+        self._append(g["step"], step)
+        self.h5.flush()
+
+    def maps(self) -> dict[str, np.ndarray]:
+        """Every stored map (``step`` included) as arrays; empty if the run recorded none."""
+        return {k: ds[:] for k, ds in self.h5["maps"].items()} if "maps" in self.h5 else {}
+
     def write_checkpoint(self, step: int, parameters: np.ndarray, optimizer_state: dict[str, np.ndarray]) -> None:
         """Store resumable state after ``step``; the previous checkpoint survives until this one is complete."""
         cp = self.h5["checkpoint"]
@@ -192,6 +220,10 @@ class RunStore:
         keep = int(np.sum(hs[:] <= step))
         hs.resize(keep, axis=0)
         self.h5["parameters/history"].resize(keep, axis=0)
+        if "maps" in self.h5:
+            keep = int(np.sum(self.h5["maps/step"][:] <= step))
+            for ds in self.h5["maps"].values():
+                ds.resize(keep, axis=0)
         self.h5.flush()
 
     # -------------------------------------------------------------- reading

@@ -14,28 +14,34 @@ single-output tasks; with one output per class the circular rule is
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from .tasks import GATES, Task, TaskError, make_task
 
 __all__ = ["phase_task", "PHASE_TASKS", "circular_distance", "decode_phases", "phase_accuracy"]
 
-PHASE_TASKS = tuple(GATES) + ("iris",)
+PHASE_TASKS = tuple(GATES) + ("iris", "digits")
 
 
 def phase_task(name: str, *, seed: int = 0, input_phase: float = np.pi / 2, target_phase: float = np.pi / 2,
-               test_fraction: float = 0.3) -> Task:
-    """A gate (e.g. ``"xor"``) or ``"iris"`` with inputs in ``[-input_phase, input_phase]`` rad.
+               test_fraction: float = 0.3, decoder: str = "nearest_target", classes: Sequence[int] | None = None,
+               downsample: int = 1) -> Task:
+    """A gate (e.g. ``"xor"``), ``"iris"`` or ``"digits"`` with inputs in ``[-input_phase, input_phase]`` rad.
 
     Targets are ``+target_phase`` for the class (or the output's class) and
     ``-target_phase`` otherwise.  Gates train and test on the four input pairs.
+    ``decoder="nearest_phase"`` makes :func:`labtrain.tasks.accuracy` decode on
+    the circle (what the run loop uses); ``classes`` / ``downsample`` select
+    digit classes and average-pool the 8x8 images.
     """
     name = name.lower()
     if name not in PHASE_TASKS:
         raise TaskError(f"unknown phase task {name!r}; choose from {PHASE_TASKS}")
     task = make_task(name, seed=seed, input_low_v=-input_phase, input_high_v=input_phase,
-                     target_on_v=target_phase, target_off_v=-target_phase, decoder="nearest_target",
-                     test_fraction=test_fraction)
+                     target_on_v=target_phase, target_off_v=-target_phase, decoder=decoder,
+                     test_fraction=test_fraction, classes=classes, downsample=downsample)
     task.info = {**task.info, "encoding": "phase", "input_phase_rad": float(input_phase),
                  "target_phase_rad": float(target_phase)}
     return task

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..chip.base import Chip
+from ..chip.base import Chip, Measurement
 
 __all__ = ["GradientEstimate", "GradientEstimator", "half_squared_error"]
 
@@ -49,6 +49,8 @@ class GradientEstimator(abc.ABC):
 
     name: str = "estimator"
     requires: frozenset[str] = frozenset()
+    #: unit of :attr:`GradientEstimate.loss` and of :meth:`measurement_loss` ("1": dimensionless)
+    loss_unit: str = "V^2"
 
     def check(self, chip: Chip) -> None:
         """Raise :class:`~labtrain.chip.CapabilityError` if ``chip`` cannot run this rule."""
@@ -57,6 +59,14 @@ class GradientEstimator(abc.ABC):
     @abc.abstractmethod
     def estimate(self, chip: Chip, inputs: np.ndarray, targets_v: np.ndarray) -> GradientEstimate:
         """Measure the chip on a batch and estimate dC/dtheta."""
+
+    def measurement_loss(self, measurement: Measurement, targets_v: np.ndarray) -> float:
+        """The loss this rule minimises, of a free measurement (the run loop's evaluation uses it).
+
+        Default: :func:`half_squared_error` of the outputs; rules on phase
+        outputs override it with a circular cost.
+        """
+        return half_squared_error(measurement.output_v, targets_v)
 
     def describe(self) -> dict:
         """Settings, for the run snapshot."""

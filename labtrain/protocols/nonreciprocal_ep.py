@@ -65,6 +65,7 @@ class NonReciprocalEP(GradientEstimator):
 
     correction = False
     requires = frozenset({STATE_READOUT})
+    loss_unit = "1"
 
     def __init__(self, beta: float, centred: bool = True) -> None:
         if not beta > 0:
@@ -136,6 +137,7 @@ class ImplicitGradient(GradientEstimator):
 
     name = "implicit"
     requires = frozenset({NETWORK_MODEL, STATE_READOUT})
+    loss_unit = "1"
 
     def estimate(self, chip: Chip, inputs: np.ndarray, targets_v: np.ndarray) -> GradientEstimate:
         free = chip.relax(inputs)

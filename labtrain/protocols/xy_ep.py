@@ -59,6 +59,7 @@ class XYEquilibriumPropagation(GradientEstimator):
 
     name = "xy_ep"
     requires = frozenset({XY_PHASES, TORQUE_NUDGE})
+    loss_unit = "1"
 
     def __init__(self, beta: float, centred: bool = False, cost: PhaseCost | str = "cosine",
                  eps: float = 0.1) -> None:
@@ -82,6 +83,10 @@ class XYEquilibriumPropagation(GradientEstimator):
         gradient = diff.reshape(-1, diff.shape[-1]).mean(axis=0)
         return GradientEstimate(gradient, phase_loss(free, targets, self.cost), free.output_v, phases)
 
+    def measurement_loss(self, measurement: XYMeasurement, targets_v: np.ndarray) -> float:
+        """Mean cost over examples and random starts (:func:`phase_loss`), as in :meth:`estimate`."""
+        return phase_loss(measurement, targets_v, self.cost)
+
     def describe(self) -> dict:
         return {"rule": self.name, "beta": self.beta, "centred": self.centred, "cost": self.cost.describe()}
 
@@ -94,6 +99,7 @@ class XYImplicitGradient(GradientEstimator):
 
     name = "xy_exact"
     requires = frozenset({XY_PHASES, XY_MODEL})
+    loss_unit = "1"
 
     def __init__(self, cost: PhaseCost | str = "cosine", eps: float = 0.1) -> None:
         self.cost = _cost(cost, eps)
@@ -103,6 +109,10 @@ class XYImplicitGradient(GradientEstimator):
         free = chip.measure(inputs)
         gradient = chip.exact_gradient(inputs, targets, self.cost, phases=free.phases)
         return GradientEstimate(gradient, phase_loss(free, targets, self.cost), free.output_v, 1)
+
+    def measurement_loss(self, measurement: XYMeasurement, targets_v: np.ndarray) -> float:
+        """Mean cost over examples and random starts (:func:`phase_loss`), as in :meth:`estimate`."""
+        return phase_loss(measurement, targets_v, self.cost)
 
     def describe(self) -> dict:
         return {"rule": self.name, "cost": self.cost.describe()}
