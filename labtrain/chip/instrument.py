@@ -27,17 +27,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..demod import FrequencyPlan, demodulate
 from ..network import Network
 from ..ports import DAQ, PortError, PortIOError, PotArray
 from ..readouts import EdgeDrops
 from ..simulators.linear_resistor import LinearResistorNetwork
 from ..wiring import Wiring
-from .base import (NetworkChip, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, Chip, ClampNudge, CurrentNudge,
-                   Measurement, ParameterSpec, PotQuantizer)
+from .base import (NetworkChip, AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement, Chip,
+                   ClampNudge, CurrentNudge, Measurement, ParameterSpec, PotQuantizer, Tone)
+from .network_tones import check_ac_request, network_tone_drive, synthesise
 
 __all__ = ["InstrumentChip", "AcquisitionSettings"]
 
@@ -137,7 +139,7 @@ class InstrumentChip(NetworkChip):
         self._spec = ParameterSpec("conductance", "S", quantizer.to_conductance(self._tap_hi),
                                    quantizer.to_conductance(self._tap_lo), quantizer)
         self.reads_all = wiring.reads_every_node(network)
-        caps = {CURRENT_NUDGE, CLAMP_NUDGE, NETWORK_MODEL}
+        caps = {CURRENT_NUDGE, CLAMP_NUDGE, NETWORK_MODEL, AC_TONES}
         if self.reads_all:
             caps.add(EDGE_DROPS)
         self.capabilities = frozenset(caps)
@@ -148,6 +150,7 @@ class InstrumentChip(NetworkChip):
         self._model: LinearResistorNetwork | None = None
         self._pots_dirty = True
         self._last_free: tuple[np.ndarray, np.ndarray] | None = None
+        self._last_free_ac: tuple[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None = None
         self.acquisitions = 0
         #: the last acquisition's waveforms (for a scope view): rate, AO/AI channels and samples
         self.last_waveforms: dict | None = None
@@ -210,6 +213,7 @@ class InstrumentChip(NetworkChip):
         self._model = None
         self._pots_dirty = False
         self._last_free = None
+        self._last_free_ac = None
 
     def network_model(self) -> LinearResistorNetwork:
         """The network at the conductances the chip believes it holds (nominal pot calibration)."""
@@ -232,25 +236,37 @@ class InstrumentChip(NetworkChip):
             ao.append(np.repeat(output_ao_v.T, p, axis=1))
         ao_v = np.vstack(ao)
         ao_v = self._slew_shaped(ao_v, n_b)
-        switches = {line: output_ao_v is not None for line in self.wiring.output_switch_do}
+        ai, _ = self._write_read(ao_v, output_ao_v is not None, s.settle_samples, p)
+        windows = ai.reshape(ai.shape[0], n_b, p)[:, :, s.settle_samples:]
+        return windows.mean(axis=2).T
+
+    def _write_read(self, ao_v: np.ndarray, switches_closed: bool, settle_samples: int, plateau_samples: int,
+                    extra: dict | None = None) -> tuple[np.ndarray, float]:
+        """One acquisition of the AO waveform ``ao_v`` (n_ao, n) with the output switches open or closed.
+
+        Returns the AI samples (n_read, n) and the acquisition's duration; keeps
+        the waveforms for a scope view (``last_waveforms``).
+        """
+        s = self.settings
+        n = ao_v.shape[1]
+        switches = {line: bool(switches_closed) for line in self.wiring.output_switch_do}
         self._call("set output switches", self.daq.set_digital, switches)
         try:
             acq = self._call("acquire", self.daq.write_read, self.wiring.ao_channels(), ao_v,
-                             self.wiring.node_ai, s.rate_hz, s.timeout_s + n_b * p / s.rate_hz)
+                             self.wiring.node_ai, s.rate_hz, s.timeout_s + n / s.rate_hz)
         finally:
-            if output_ao_v is not None:
+            if switches_closed:
                 self._call("open output switches", self.daq.set_digital,
                            {line: False for line in self.wiring.output_switch_do})
         ai = np.asarray(acq.ai_v, float)
         self.last_waveforms = {"rate_hz": s.rate_hz, "ao_channels": list(self.wiring.ao_channels()), "ao_v": ao_v,
                                "ai_channels": list(self.wiring.node_ai), "ai_v": ai,
-                               "settle_samples": s.settle_samples, "plateau_samples": p}
-        if ai.shape != (len(self.wiring.node_ai), n_b * p):
-            raise PortErrorMismatch(f"DAQ returned {ai.shape} samples, expected {(len(self.wiring.node_ai), n_b * p)}")
+                               "settle_samples": settle_samples, "plateau_samples": plateau_samples, **(extra or {})}
+        if ai.shape != (len(self.wiring.node_ai), n):
+            raise PortErrorMismatch(f"DAQ returned {ai.shape} samples, expected {(len(self.wiring.node_ai), n)}")
         self.acquisitions += 1
         self.acquired_time_s += acq.duration_s
-        windows = ai.reshape(ai.shape[0], n_b, p)[:, :, s.settle_samples:]
-        return windows.mean(axis=2).T
+        return ai, float(acq.duration_s)
 
     def _slew_shaped(self, ao_v: np.ndarray, n_b: int) -> np.ndarray:
         """Replace the jumps between plateaus by ramps at the safety layer's slew limit.
@@ -314,6 +330,135 @@ class InstrumentChip(NetworkChip):
             return self._last_free[1]
         return self.measure(inputs).output_v
 
+    # ------------------------------------------------------ AC (tones)
+    @property
+    def rate_hz(self) -> float:
+        """Sample clock of AO and AI (also of :meth:`measure_ac`), Hz."""
+        return self.settings.rate_hz
+
+    def measure_ac(self, inputs: np.ndarray, tones: Sequence[Tone], plan: FrequencyPlan, *,
+                   settle_samples: int = 0, edge_drops: bool = False) -> ACMeasurement:
+        """Drive DC ``inputs`` plus ``tones`` in one DAQ acquisition per batch and demodulate what the AIs read.
+
+        Every example is a window of ``settle_samples + plan.window_samples``
+        samples; tones start at phase 0 in each window (time counted from its
+        first sample), so each window starts at its DC level.  The jump from
+        one window's last sample to the next window's waveform becomes a
+        linear ramp at the safety layer's slew limit inside the settling
+        samples (a ``ValueError`` before anything is written if it does not
+        fit); ``SafeDAQ`` ramps in from and out to the safe level.
+
+        * input AOs: DC level + the input tones;
+        * output AOs: with no ``output_current`` tone the switches stay open;
+          otherwise they close and each output AO plays
+          ``v_free(t) + I(t) * output_series_ohm`` -- ``v_free(t)`` the output's
+          own response to the same inputs and input tones with the switch open
+          (DC + in-phase and quadrature at every input-tone frequency, from the
+          last such acquisition of this batch, or one made now), ``I(t)`` the
+          current tones: the Norton source of ``measure(..., CurrentNudge)``.
+          The current that flows is ``I`` up to a relative error
+          ``Z_out / output_series_ohm`` (a large series resistance makes an
+          accurate current source; its AO swing is ``I * output_series_ohm``).
+
+        Outputs and, with ``edge_drops`` (every node read), every edge drop are
+        demodulated at ``plan.tones_hz``.  ``last_waveforms`` keeps the AO and
+        AI samples for a scope view.
+        """
+        x = check_ac_request(inputs, self.n_inputs, plan, self.rate_hz, settle_samples)
+        settle = int(settle_samples)
+        if edge_drops and not self.reads_all:
+            raise ValueError("measure_ac: edge drops need every node read (wiring reads outputs only)")
+        n_b, n_s = x.shape[0], settle + plan.window_samples
+        drive = network_tone_drive(tones, plan, n_b, self.n_inputs, self.n_outputs)
+        injecting = drive.injects_current
+        v_in = synthesise(x, drive.input_amplitude, drive.frequencies_hz, self.rate_hz, n_s)   # (B, n_in, n_s)
+        used = np.any(drive.input_amplitude != 0, axis=(0, 1))
+        in_freqs = drive.frequencies_hz[used]
+        key = (x.tobytes(), x.shape, np.ascontiguousarray(drive.input_amplitude[:, :, used]).tobytes(),
+               in_freqs.tobytes(), n_s, settle, plan.window_samples)
+        if injecting:
+            dc, xs, ys, freqs = self._free_ac(x, drive, plan, settle, in_freqs, key)
+            t = np.arange(n_s) / self.rate_hz
+            arg = 2 * np.pi * np.outer(freqs, t)                                              # (n_f, n_s)
+            v_free = dc[:, :, None] + xs @ np.sin(arg) + ys @ np.cos(arg)                    # (B, n_out, n_s)
+            i_out = synthesise(np.zeros((n_b, self.n_outputs)), drive.output_current_a, drive.frequencies_hz,
+                               self.rate_hz, n_s)
+            v_out = v_free + i_out * self.wiring.output_series_ohm
+        else:
+            v_out = np.zeros((n_b, self.n_outputs, n_s))
+        ao = np.concatenate([v_in, v_out], axis=1).transpose(1, 0, 2)                        # (n_ao, B, n_s)
+        ao = self._ramp_windows(ao, settle)
+        if self._pots_dirty:
+            self._write_taps(self._taps)
+        ai, duration = self._write_read(ao.reshape(ao.shape[0], n_b * n_s), injecting, settle, n_s,
+                                        {"tones_hz": plan.tones_hz.tolist(), "window_samples": plan.window_samples})
+        signals = ai.reshape(ai.shape[0], n_b, n_s).transpose(1, 0, 2)                       # (B, n_read, n_s)
+        out_v = signals[:, self._out_rows, :]
+        demod = lambda s: demodulate(s, self.rate_hz, plan.tones_hz, settle_samples=settle,  # noqa: E731
+                                     window_samples=plan.window_samples)
+        output = demod(out_v)
+        if not injecting:
+            # the free response at the input-tone frequencies: the Norton source of a later current injection
+            free = demodulate(out_v, self.rate_hz, in_freqs, settle_samples=settle,
+                              window_samples=plan.window_samples) if len(in_freqs) else None
+            self._last_free_ac = (key, (output.dc.copy(),
+                                        free.in_phase if free else np.zeros((n_b, self.n_outputs, 0)),
+                                        free.quadrature if free else np.zeros((n_b, self.n_outputs, 0)), in_freqs))
+        drops = None
+        if edge_drops:
+            rows = [self._row_of_node[n] for n in range(self.network.n_nodes)]
+            e = self.network.edges
+            node = signals[:, rows, :]
+            drops = demod(node[:, e[:, 0], :] - node[:, e[:, 1], :])
+        return ACMeasurement(output, plan, drops, duration, out_v)
+
+    def _free_ac(self, x: np.ndarray, drive: Any, plan: FrequencyPlan, settle: int, in_freqs: np.ndarray,
+                 key: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Free output response (DC, in-phase, quadrature at the input tones) for this batch and these input tones."""
+        if self._last_free_ac is None or self._last_free_ac[0] != key:
+            tones = []
+            for k, f in enumerate(drive.frequencies_hz):
+                for i in range(self.n_inputs):
+                    if np.any(drive.input_amplitude[:, i, k] != 0):
+                        tones.append(Tone("input", i, float(f), drive.input_amplitude[:, i, k].copy()))
+            self.measure_ac(x, tones, plan, settle_samples=settle)
+        assert self._last_free_ac is not None and self._last_free_ac[0] == key
+        return self._last_free_ac[1]
+
+    def _ramp_windows(self, ao: np.ndarray, settle: int) -> np.ndarray:
+        """Join consecutive example windows (ao: n_ao x B x n_s) by linear ramps at the slew limit.
+
+        The first ``r`` samples of every window after the first become a ramp
+        from the previous window's last sample to the window's own sample
+        ``r`` (``r`` the fewest samples, common to all windows, that keep every
+        step within the limit); ``r`` must not exceed ``settle``.
+        """
+        n_ch, n_b, n_s = ao.shape
+        if not hasattr(self.daq, "max_step_v") or n_b < 2:
+            return ao
+        channels = self.wiring.ao_channels()
+        step = np.asarray(self.daq.max_step_v(channels, self.rate_hz), float)[:, None]       # (n_ch, 1)
+        prev = ao[:, :-1, -1]                                                                 # (n_ch, B-1)
+        reach = min(settle, n_s - 1)
+        # |target(r) - prev| <= (r + 1) step for every channel and window, r = 0..reach
+        gap = np.abs(ao[:, 1:, :reach + 1] - prev[:, :, None]) / step[:, :, None]          # (n_ch, B-1, reach+1)
+        ok = np.all(gap <= np.arange(1, reach + 2)[None, None, :] * (1 + 1e-12), axis=(0, 1))
+        if not ok.any():
+            worst = np.unravel_index(np.argmax(gap[:, :, -1]), gap.shape[:2])
+            need = int(np.ceil(gap[worst[0], worst[1], -1])) - 1
+            raise ValueError(f"measure_ac: {channels[worst[0]]} jumps {gap[worst[0], worst[1], -1] * step[worst[0], 0]:.3g} V "
+                             f"between examples; at the slew limit ({step[worst[0], 0] * self.rate_hz:.3g} V/s) that "
+                             f"ramp takes more than settle_samples = {settle} samples (about {need}): raise "
+                             f"settle_samples or max_slew_v_per_s")
+        r = int(np.argmax(ok))
+        if r == 0:
+            return ao
+        out = ao.copy()
+        target = ao[:, 1:, r]
+        frac = np.arange(1, r + 1) / (r + 1)
+        out[:, 1:, :r] = prev[:, :, None] + (target - prev)[:, :, None] * frac[None, None, :]
+        return out
+
     def reseed(self, seed: int | list[int]) -> None:
         """Reseed a simulated DAQ's noise (no effect on real instruments)."""
         inner = getattr(self.daq, "daq", self.daq)
@@ -335,6 +480,7 @@ class InstrumentChip(NetworkChip):
                 errors.append(f"{type(port).__name__}: {exc}")
         self._pots_dirty = True
         self._last_free = None
+        self._last_free_ac = None
         if errors:
             self.fault_log.append("safe state: " + "; ".join(errors))
 
