@@ -191,12 +191,41 @@ class FrequencyPropagation(GradientEstimator):
         drops = both.edge_drops
         dv_a = drops.dc if self.dc_activation else drops.in_phase[..., 0]
         dv_b = drops.in_phase[..., k_err]
-        gradient = np.einsum("be,be->e", dv_a, dv_b) / (x.shape[0] * self.gamma_a_per_v)
+        gradient = self.local_products(chip, dv_a, dv_b / self.gamma_a_per_v)
         return GradientEstimate(gradient, half_squared_error(out_a, t), out_a, 2)
+
+    @staticmethod
+    def local_products(chip: Chip, dv_a: np.ndarray, response_b: np.ndarray) -> np.ndarray:
+        """Batch mean of each trainable edge's local product, one entry per chip parameter.
+
+        ``dv_a`` (B, n_edges) is the activation drop, ``response_b`` (B, n_edges)
+        the error response per unit ``gamma``.  On a chip whose parameters are
+        all its edges' conductances the product is ``dv_a * response_b``.  A
+        chip with ``parameter_edges`` (a nonlinear network: parameters on some
+        edges only) maps each parameter to its edge; the edge's own slope
+        ``di_e/dtheta`` at the measured activation drop replaces ``dv_a`` when
+        the chip's model provides it (``current_parameter_derivative``: equal to
+        ``dv_a`` for a linear edge, the element characteristic for a
+        transistor's gate).
+        """
+        edges = getattr(chip, "parameter_edges", None)
+        if edges is None:
+            if dv_a.shape[1] != chip.parameter_spec.size:
+                raise ValueError(f"FrequencyPropagation: the chip has {chip.parameter_spec.size} parameters but "
+                                 f"{dv_a.shape[1]} edges and no parameter_edges map")
+            return np.einsum("be,be->e", dv_a, response_b) / dv_a.shape[0]
+        edges = np.asarray(edges, int)
+        slope_of = getattr(chip.network_model(), "current_parameter_derivative", None) \
+            if NETWORK_MODEL in chip.capabilities else None
+        slope = slope_of(dv_a) if slope_of is not None else dv_a[:, edges]
+        return np.einsum("bp,bp->p", slope, response_b[:, edges]) / dv_a.shape[0]
 
     def _frequency_domain(self, chip: Chip, x: np.ndarray, t: np.ndarray) -> GradientEstimate:
         """Linear-response shortcut: phasors from the chip's network model, no waveforms."""
         model = chip.network_model()
+        if not hasattr(model, "response"):
+            raise ValueError(f"FrequencyPropagation: mode 'frequency_domain' needs a linear network model; the "
+                             f"{type(model).__name__} is not one (use mode 'time_domain')")
         free = model.steady_state(x)
         out_a = free.output_v
         error = model.steady_state(np.zeros_like(x), output_current_a=self.gamma_a_per_v * (t - out_a))
