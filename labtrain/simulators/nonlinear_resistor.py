@@ -398,13 +398,14 @@ class _Layout:
         keep = (rows >= 0) & (cols >= 0)
         self.rows, self.cols, self.sign, self.edge = rows[keep], cols[keep], sign[keep], edge[keep]
         # dense assembly: flat (row*nf + col) <- sum sign * g'_edge
-        self.dense_op_t = sp.csr_matrix((self.sign, (self.edge, self.rows * nf + self.cols)), shape=(m, nf * nf))
+        self.dense_op = sp.csr_matrix((self.sign, (self.rows * nf + self.cols, self.edge)), shape=(nf * nf, m))
+        self.n_edges = m
         self._sparse_block: tuple | None = None
 
     def sparse_block(self) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix, np.ndarray]:
         """CSC pattern of one Jacobian block in a fill-reducing order, the map g' -> data, and the order."""
         if self._sparse_block is None:
-            nf, m = self.nf, len(self.dense_op_t.indptr) - 1
+            nf, m = self.nf, self.n_edges
 
             def layout(new_index: np.ndarray):
                 r, c = new_index[self.rows], new_index[self.cols]
@@ -713,7 +714,7 @@ class NonlinearResistorNetwork:
         """Newton directions ``-J^{-1} r`` for a batch of Jacobians ``B_F diag(gd) B_F^T``."""
         n, nf = r.shape
         if nf <= self.dense_max_nodes:
-            jac = np.asarray(lay.dense_op_t.T @ gd.T).T.reshape(n, nf, nf)  # (n, nf*nf)
+            jac = np.asarray(lay.dense_op @ gd.T).T.reshape(n, nf, nf)
             try:
                 return -np.linalg.solve(jac, r[..., None])[..., 0]
             except np.linalg.LinAlgError:
@@ -745,9 +746,9 @@ class NonlinearResistorNetwork:
         eps = np.finfo(float).eps
         while True:
             sub_inj = None if inj is None else inj[active]
-            dv, cur, gd, _, r, scale = self._residual(lay, vf[active], fixed[active], sub_inj)
+            dv, cur, gd, co, r, scale = self._residual(lay, vf[active], fixed[active], sub_inj, phi=True)
             ok = np.all(np.abs(r) <= self.tol_a + self.rtol * scale, axis=1)
-            active, dv, gd, r = active[~ok], dv[~ok], gd[~ok], r[~ok]
+            active, dv, gd, r, co = active[~ok], dv[~ok], gd[~ok], r[~ok], co[~ok]
             if sub_inj is not None:
                 sub_inj = sub_inj[~ok]
             if len(active) == 0:
@@ -765,7 +766,10 @@ class NonlinearResistorNetwork:
                 raise SteadyStateError("Newton direction is not finite (singular Jacobian: give diodes "
                                        "parallel_s > 0 or off_s > 0)")
             # Armijo backtracking on the convex co-content E (one step size per problem).
-            e0, e_scale = self._energy(lay, dv, vf[active], sub_inj)
+            e0, e_scale = co.sum(axis=1), np.abs(co).sum(axis=1)
+            if sub_inj is not None:
+                work = sub_inj * vf[active]
+                e0, e_scale = e0 - work.sum(axis=1), e_scale + np.abs(work).sum(axis=1)
             slope = np.einsum("nf,nf->n", r, d)  # dE/dt at t = 0 (< 0)
             ddv = np.asarray(lay.b_free_t @ d.T).T
             t = np.ones(len(active))
