@@ -392,6 +392,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self._handle_event(msg.data, msg.step, msg.epoch)
         elif kind == "frame":
             self._frame, self._frame_dirty = msg.data, True
+        elif kind == "maps":
+            self.parameter_map.set_maps(msg.data, msg.step)
         elif kind == "fidelity":
             self.fidelity_plot.curves["cosine"].append(msg.step + 1, msg.data[0])
         elif kind == "setup":
@@ -410,7 +412,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.info = info
         net = info.network
         self.parameter_map.configure(net, info.lower, info.upper, info.parameter_unit, info.parameter_name,
-                                     info.initial_parameters)
+                                     info.initial_parameters, edge_parameters=info.edge_parameters or None)
+        self.loss_plot.set_unit(info.loss_unit)
         labels = [f"output {k}" + (f" (node {n})" if n is not None else "")
                   for k, n in enumerate(list(info.output_nodes) or [None] * info.n_outputs)]
         self.outputs_plot.set_outputs(labels)

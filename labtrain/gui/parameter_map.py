@@ -9,6 +9,14 @@
   on a doubled grid (node sites empty), terminals on top.
 * ``bars``     -- one bar per parameter (DNPU electrodes, or any chip without
   a network drawing).
+
+Signed edge parameters (XY couplings in rad/s: > 0 ferromagnetic, < 0
+antiferromagnetic) use a diverging colour map centred on 0.  Chips whose
+parameter vector starts with one value per edge and goes on with others (XY
+bias fields) draw the edge part on the graph views and everything as bars.
+Spatial maps recorded by the run (:mod:`labtrain.spatial_maps`, :meth:`set_maps`)
+add a *show* choice on the lattice heat map: the couplings, or the response of
+every oscillator to the inputs, ``|dphi_i/dphi_in|`` on a log colour scale.
 """
 
 from __future__ import annotations
@@ -24,7 +32,11 @@ from .graph_layout import network_positions
 __all__ = ["ParameterMap", "MODES"]
 
 MODES = ("network", "heat map", "bars")
+SHOW = ("couplings", "response")
 N_LEVELS = 24
+#: response colour scale: log10 of |dphi_i/dphi_in| from 1e-3 (and below) to 1
+RESPONSE_LOG_RANGE = (-3.0, 0.0)
+_PREFIXED_UNITS = ("S", "V", "A", "ohm", "Ω", "Hz", "s", "F", "W")
 _ROLE_STYLE = {  # role: (symbol, size, colour, legend)
     "inputs": ("t2", 13, "#E69F00", "inputs"),
     "outputs": ("s", 11, "#CC79A7", "outputs"),
@@ -33,6 +45,8 @@ _ROLE_STYLE = {  # role: (symbol, size, colour, legend)
 
 
 def _si(value: float, unit: str) -> str:
+    if unit not in _PREFIXED_UNITS:  # rad/s, dimensionless, ...: no SI prefix ("500 mrad/s" reads badly)
+        return f"{value:.3g} {unit}".rstrip()
     if value == 0 or not math.isfinite(value):
         return f"{value:g} {unit}"
     exp3 = int(math.floor(math.log10(abs(value)) / 3))
@@ -58,14 +72,25 @@ class ParameterMap(QtWidgets.QWidget):
         self.mode_box.setToolTip("network: edges coloured and sized by conductance; heat map: lattices; "
                                  "bars: one bar per parameter")
         self.mode_box.currentTextChanged.connect(self._mode_changed)
+        self.view_box = QtWidgets.QComboBox()
+        self.view_box.addItems(SHOW)
+        self.view_box.setToolTip("heat map of an XY lattice: the couplings, or the response of every oscillator to "
+                                 "the inputs |dphi_i/dphi_in| (linear response at the free equilibria, mean over "
+                                 "inputs, examples and random starts; recorded every [run] record_maps_every steps)")
+        self.view_box.setEnabled(False)
+        self.view_box.currentTextChanged.connect(self._show_changed)
         row.addWidget(self.title, 1)
         row.addWidget(QtWidgets.QLabel("view"))
         row.addWidget(self.mode_box)
+        row.addWidget(QtWidgets.QLabel("show"))
+        row.addWidget(self.view_box)
         layout.addLayout(row)
         self.glw = pg.GraphicsLayoutWidget()
         layout.addWidget(self.glw, 1)
         self.plot = self.glw.addPlot(row=0, col=0)
-        self.cmap = pg.colormap.get("viridis")
+        self.cmap = self._seq_cmap = pg.colormap.get("viridis")
+        self._div_cmap = pg.colormap.get("CET-D1")  # blue - white - red
+        self._resp_cmap = pg.colormap.get("inferno")
         self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=self.cmap, interactive=False, width=14)
         self.colorbar.axis.setWidth(78)  # room for "100 µS" (pyqtgraph fixes it at 45 px)
         self.glw.addItem(self.colorbar, row=0, col=1)
@@ -80,23 +105,46 @@ class ParameterMap(QtWidgets.QWidget):
         self._bars: pg.BarGraphItem | pg.PlotDataItem | None = None
         self._positions: np.ndarray | None = None
         self._step = -1
+        self.n_edge_values = 0
+        self.signed = False
+        self.showing = "couplings"
+        self.maps: dict | None = None
+        self._maps_step = -1
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
 
     # ------------------------------------------------------------ setup
     def configure(self, network, lower: np.ndarray, upper: np.ndarray, unit: str, name: str,
-                  values: np.ndarray) -> None:
-        """A new chip: pick the default view and draw ``values``."""
+                  values: np.ndarray, edge_parameters: int | None = None) -> None:
+        """A new chip: pick the default view and draw ``values``.
+
+        ``edge_parameters``: how many leading parameters are one value per
+        edge (default: all of them); only those are drawn on the graph views.
+        """
         self.network = network
         self.unit, self.name = unit, name
         lower, upper = np.asarray(lower, float), np.asarray(upper, float)
+        n = len(lower)
+        m = n if edge_parameters is None else int(edge_parameters)
+        self.n_edge_values = m
+        self._bar_lo, self._bar_hi = float(lower.min()), float(upper.max())
+        lower, upper = (lower[:m], upper[:m]) if m else (lower, upper)
         self.log = unit == "S" and np.all(lower > 0)
+        self.signed = not self.log and float(lower.min()) < 0 < float(upper.max())
         self._lo, self._hi = float(lower.min()), float(upper.max())
+        if self.signed:
+            self._hi = max(abs(self._lo), abs(self._hi))
+            self._lo = -self._hi
         if self._hi <= self._lo:
             self._hi = self._lo + 1.0
         self._positions = None
-        n = len(lower)
-        graph_ok = network is not None and n == len(network.edges)
+        self.maps, self._maps_step = None, -1
+        self.view_box.blockSignals(True)
+        self.view_box.setCurrentText("couplings")
+        self.view_box.setEnabled(False)
+        self.view_box.blockSignals(False)
+        self.showing = "couplings"
+        graph_ok = network is not None and 0 < m <= n and m == len(network.edges)
         model = self.mode_box.model()
         for i, mode in enumerate(MODES):
             ok = mode == "bars" or (graph_ok and (mode == "network" or self._is_lattice()))
@@ -122,6 +170,22 @@ class ParameterMap(QtWidgets.QWidget):
         if self.values is not None:
             self._build(mode)
 
+    def _show_changed(self, what: str) -> None:
+        self.showing = what
+        if self.values is not None:
+            self._build(self.mode)
+
+    def set_maps(self, maps: dict, step: int = -1) -> None:
+        """The latest spatial maps of the run (``response_image`` enables the response view on lattices)."""
+        self.maps, self._maps_step = maps, step
+        self.view_box.setEnabled(self.mode == "heat map" and "response_image" in maps)
+        if self.showing == "response" and self.mode == "heat map":
+            self._draw_response()
+
+    @property
+    def _edge_name(self) -> str:
+        return self.name.split("+")[0]
+
     def _clear_plot(self) -> None:
         self.plot.clear()
         legend = self.plot.legend
@@ -134,6 +198,16 @@ class ParameterMap(QtWidgets.QWidget):
 
     def _colorbar_ticks(self) -> None:
         axis = self.colorbar.axis
+        response = self.showing == "response" and self.mode == "heat map"
+        self.cmap = self._resp_cmap if response else self._div_cmap if self.signed else self._seq_cmap
+        self.colorbar.setColorMap(self.cmap)
+        if response:
+            lo, hi = RESPONSE_LOG_RANGE
+            self.colorbar.setLevels((lo, hi))
+            major = [(float(d), f"{10.0 ** d:g}") for d in range(int(lo), int(hi) + 1)]
+            axis.setTicks([major, []])
+            axis.setLabel("response |∂φ/∂φ_in| (rad/rad, log)")
+            return
         if self.log:
             lo, hi = math.log10(self._lo), math.log10(self._hi)
             self.colorbar.setLevels((lo, hi))
@@ -149,7 +223,11 @@ class ParameterMap(QtWidgets.QWidget):
         else:
             self.colorbar.setLevels((self._lo, self._hi))
             axis.setTicks(None)
-            axis.setLabel(self.name, units=self.unit)
+            name = self._edge_name if self.mode != "bars" else self.name
+            if self.unit in _PREFIXED_UNITS:
+                axis.setLabel(name, units=self.unit)
+            else:
+                axis.setLabel(f"{name} ({self.unit})" if self.unit not in ("", "1") else name)
 
     def _norm(self, values: np.ndarray) -> np.ndarray:
         if self.log:
@@ -168,7 +246,10 @@ class ParameterMap(QtWidgets.QWidget):
             self.plot.showAxis("left")
             self.plot.showAxis("bottom")
             self.plot.setLabel("bottom", "parameter index")
-            self.plot.setLabel("left", self.name, units=self.unit)
+            if self.unit in _PREFIXED_UNITS:
+                self.plot.setLabel("left", self.name, units=self.unit)
+            else:
+                self.plot.setLabel("left", f"{self.name} ({self.unit})", units=None)
             vb.setAspectLocked(False)
             n = len(self.values)
             self.plot.setLogMode(y=self.log)
@@ -199,6 +280,7 @@ class ParameterMap(QtWidgets.QWidget):
                 self._build_heatmap()
             self._add_terminals()
         self.set_parameters(self.values, self._step)
+        self.view_box.setEnabled(mode == "heat map" and self.maps is not None and "response_image" in self.maps)
         vb.autoRange(padding=0.04)
 
     def _build_network(self) -> None:
@@ -208,7 +290,8 @@ class ParameterMap(QtWidgets.QWidget):
         for level in range(N_LEVELS):
             u = (level + 0.5) / N_LEVELS
             color = self.cmap.map(u, mode="qcolor")
-            width = 0.5 + 2.5 * u if len(e) <= 5000 else 1.0
+            strength = abs(2 * u - 1) if self.signed else u  # signed couplings: width by |W|
+            width = 0.5 + 2.5 * strength if len(e) <= 5000 else 1.0
             item = pg.PlotDataItem([], [], pen=pg.mkPen(color, width=width), connect="pairs")
             item.setZValue(level)
             self.plot.addItem(item)
@@ -271,16 +354,21 @@ class ParameterMap(QtWidgets.QWidget):
                 self._bars.setOpts(height=values, brushes=brushes)
             else:
                 self._bars.setData(np.arange(len(values)), values)
+        edge_values = values[:self.n_edge_values] if self.n_edge_values else values
+        if self.mode == "bars":
+            pass
         elif self.mode == "network" and self._edge_items:
-            level = np.minimum((self._norm(values) * N_LEVELS).astype(np.int64), N_LEVELS - 1)
+            level = np.minimum((self._norm(edge_values) * N_LEVELS).astype(np.int64), N_LEVELS - 1)
             order = np.argsort(level, kind="stable")
             bounds = np.searchsorted(level[order], np.arange(N_LEVELS + 1))
             for k, item in enumerate(self._edge_items):
                 idx = order[bounds[k]:bounds[k + 1]]
                 seg = self._seg[idx]
                 item.setData(seg[:, :, 0].ravel(), seg[:, :, 1].ravel())
+        elif self.mode == "heat map" and self._image is not None and self.showing == "response":
+            self._draw_response()
         elif self.mode == "heat map" and self._image is not None:
-            v = np.log10(np.maximum(values, 1e-300)) if self.log else values
+            v = np.log10(np.maximum(edge_values, 1e-300)) if self.log else edge_values
             total = np.bincount(self._hm_flat, weights=v[self._hm_edges], minlength=self._hm_count.size)
             img = np.full(self._hm_count.size, np.nan)
             has = self._hm_count > 0
@@ -288,8 +376,39 @@ class ParameterMap(QtWidgets.QWidget):
             lo, hi = (math.log10(self._lo), math.log10(self._hi)) if self.log else (self._lo, self._hi)
             self._image.setImage(img.reshape(self._hm_shape), levels=(lo, hi), autoLevels=False)
             self._image.setRect(self._hm_rect)
-        vmin, vmax = float(values.min()), float(values.max())
+        if self.mode == "heat map" and self.showing == "response":
+            return  # the title is the response's (_draw_response)
+        shown = values if self.mode == "bars" else edge_values
+        name = self.name if self.mode == "bars" else self._edge_name
+        vmin, vmax = float(shown.min()), float(shown.max())
         when = "initial" if step < 0 else f"after step {step + 1}"
-        what = "Conductances" if self.unit == "S" else self.name.capitalize()
+        what = "Conductances" if self.unit == "S" else (name.capitalize() + ("s" if self.mode != "bars" else ""))
         self.title.setText(f"<b>{what}</b> {when}: {_si(vmin, self.unit)} … {_si(vmax, self.unit)}")
-        self.title.setToolTip(f"{len(values)} {self.name} values ({self.unit}), {when}")
+        self.title.setToolTip(f"{len(shown)} {name} values ({self.unit}), {when}")
+
+    def _draw_response(self) -> None:
+        """The response map (log10 |dphi/dphi_in|, mean over inputs) on the node grid."""
+        if self._image is None or self.maps is None or "response_image" not in self.maps:
+            return
+        img = np.asarray(self.maps["response_image"], float)[::-1]  # stored top row first; the plot's y is up
+        lo, hi = RESPONSE_LOG_RANGE
+        shown = np.log10(np.maximum(img, 10.0 ** lo))
+        shown[~np.isfinite(img)] = np.nan
+        self._image.setLookupTable(self._resp_cmap.getLookupTable(nPts=256))
+        self._image.setImage(shown, levels=(lo, hi), autoLevels=False)
+        pos = np.round(self._positions)
+        (xmin, ymin), (xmax, ymax) = pos.min(axis=0), pos.max(axis=0)
+        self._image.setRect(QtCore.QRectF(xmin - 0.5, ymin - 0.5, xmax - xmin + 1, ymax - ymin + 1))
+        when = "initial" if self._maps_step < 0 else f"after step {self._maps_step + 1}"
+        out = [float(np.nanmean(img.ravel()[self._node_flat(o)])) for o in self.network.outputs]
+        self.title.setText(f"<b>Response to the inputs</b> {when}: at the output{'s' if len(out) > 1 else ''} "
+                           + ", ".join(f"{v:.2g}" for v in out) + " rad/rad")
+        self.title.setToolTip("|dphi_i/dphi_in| of every oscillator, mean over the inputs, probe examples and "
+                              "random starts (linear response at the free equilibria)")
+
+    def _node_flat(self, node: int) -> int:
+        """Index of ``node`` in the flattened (top-row-first) response image."""
+        pos = np.round(self._positions).astype(np.int64)
+        xmin, ymax = pos[:, 0].min(), pos[:, 1].max()
+        cols = pos[:, 0].max() - xmin + 1
+        return int((ymax - pos[node, 1]) * cols + (pos[node, 0] - xmin))

@@ -248,6 +248,14 @@ class LossPlot(LivePlot):
         self.setToolTip("Batch loss of every training step, and the loss on the whole train and test sets at "
                         "every evaluation; x = steps completed (0 = before training).")
 
+    def set_unit(self, unit: str) -> None:
+        """The run's loss unit: ``V^2`` (squared error of output voltages) or ``1`` (dimensionless cost)."""
+        if unit == "V^2":
+            self.plot_item.setLabel("left", "loss ½⟨‖v − t‖²⟩ (V²)")
+        else:
+            self.plot_item.setLabel("left", "loss (cost the rule minimises, dimensionless)" if unit in ("", "1")
+                                    else f"loss ({unit})")
+
 
 class AccuracyPlot(LivePlot):
     """Classification accuracy (%) at evaluations."""

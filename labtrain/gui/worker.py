@@ -46,6 +46,7 @@ class Message:
 
     ``kind``: ``setup`` (a :class:`RunInfo`), ``event`` (a run event with scalar data),
     ``frame`` (latest arrays: parameters, outputs, targets, gradient, waveforms),
+    ``maps`` (spatial maps of an XY lattice, see :mod:`labtrain.spatial_maps`),
     ``fidelity`` (step, cosine, scaled error), ``log`` (level, text), ``error`` (title, text, details),
     ``finished`` (the :class:`~labtrain.run.RunResult` or None).
     """
@@ -84,6 +85,8 @@ class RunInfo:
     overrides: dict
     history_loss: np.ndarray  # resumed runs: per-step loss so far
     history_evals: list
+    edge_parameters: int = 0  # leading parameters that are one value per network edge (0: none / no network)
+    loss_unit: str = "V^2"    # unit of the loss ("1": dimensionless)
 
 
 class FidelityProbe:
@@ -304,7 +307,8 @@ class RunWorker:
             fidelity="" if self._probe is not None and self._probe.available else
             (self._probe.reason if self._probe is not None else "switched off"),
             experiment_text=text, overrides=overrides, history_loss=np.array(run.step_loss, float),
-            history_evals=[dict(e) for e in run.evals])
+            history_evals=[dict(e) for e in run.evals], edge_parameters=net.n_edges if net is not None else 0,
+            loss_unit=getattr(run.estimator, "loss_unit", "V^2"))
 
     # ------------------------------------------------------------ listener (run thread)
     def _listener(self, event) -> None:
@@ -326,6 +330,9 @@ class RunWorker:
                 self._flush_frame(now)
             if self.stop_after_steps is not None and event.step + 1 >= self.stop_after_steps and self.run is not None:
                 self.run.request_stop()
+            return
+        if kind == "maps":  # spatial maps (xy lattices): arrays, drawn by the parameter map
+            self._put("maps", {k: np.array(v, copy=True) for k, v in data.items()}, event.step, event.epoch)
             return
         if kind in ("start", "resume") and self._probe is not None:
             self._probe.reset()
