@@ -414,6 +414,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.parameter_map.configure(net, info.lower, info.upper, info.parameter_unit, info.parameter_name,
                                      info.initial_parameters, edge_parameters=info.edge_parameters or None)
         self.loss_plot.set_unit(info.loss_unit)
+        self.outputs_plot.set_unit(info.output_unit)
         labels = [f"output {k}" + (f" (node {n})" if n is not None else "")
                   for k, n in enumerate(list(info.output_nodes) or [None] * info.n_outputs)]
         self.outputs_plot.set_outputs(labels)
@@ -595,7 +596,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.eta_label.setText(f"ETA {_hms(eta)}" if eta is not None else "ETA –")
         acc = self.last_eval.get("test_accuracy") if self.last_eval else None
         acc_text = f", test acc. {100 * acc:.1f} %" if acc is not None and math.isfinite(acc) else ""
-        self.loss_label.setText(f"loss {self.last_loss:.3g} V²{acc_text}" if math.isfinite(self.last_loss)
+        unit = " V²" if self.info is None or self.info.loss_unit == "V^2" else ""
+        self.loss_label.setText(f"loss {self.last_loss:.3g}{unit}{acc_text}" if math.isfinite(self.last_loss)
                                 else "loss –")
 
     # ------------------------------------------------------------ messages

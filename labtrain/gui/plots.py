@@ -298,6 +298,14 @@ class OutputsPlot(LivePlot):
         self.plot_item.getViewBox().setDefaultPadding(0.06)
         self.legend.setOffset((-10, -10))  # bottom right: below the diagonal, where outputs rarely are
 
+    def set_unit(self, unit: str) -> None:
+        """Unit of outputs and targets: ``V``, ``rad`` (phases) or ``""`` (dimensionless states)."""
+        what = {"rad": ("target phase", "output phase")}.get(unit, ("target", "measured output"))
+        units = unit if unit == "V" else None
+        suffix = f" ({unit})" if unit and units is None else ""
+        self.plot_item.setLabel("bottom", what[0] + suffix, units=units)
+        self.plot_item.setLabel("left", what[1] + suffix, units=units)
+
     def set_outputs(self, labels: list[str]) -> None:
         for s in self.scatters:
             self.plot_item.removeItem(s)

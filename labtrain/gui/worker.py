@@ -87,6 +87,7 @@ class RunInfo:
     history_evals: list
     edge_parameters: int = 0  # leading parameters that are one value per network edge (0: none / no network)
     loss_unit: str = "V^2"    # unit of the loss ("1": dimensionless)
+    output_unit: str = "V"    # unit of outputs and targets ("rad": phases, "": dimensionless states)
 
 
 class FidelityProbe:
@@ -308,7 +309,9 @@ class RunWorker:
             (self._probe.reason if self._probe is not None else "switched off"),
             experiment_text=text, overrides=overrides, history_loss=np.array(run.step_loss, float),
             history_evals=[dict(e) for e in run.evals], edge_parameters=net.n_edges if net is not None else 0,
-            loss_unit=getattr(run.estimator, "loss_unit", "V^2"))
+            loss_unit=getattr(run.estimator, "loss_unit", "V^2"),
+            output_unit="V" if getattr(run.estimator, "loss_unit", "V^2") == "V^2" else
+            "rad" if "xy_phases" in chip.capabilities else "")
 
     # ------------------------------------------------------------ listener (run thread)
     def _listener(self, event) -> None:
