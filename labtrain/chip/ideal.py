@@ -17,7 +17,8 @@ from ..readouts import EdgeDrops
 from ..simulators.linear_resistor import LinearResistorNetwork
 from .base import (NetworkChip, AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement, Chip,
                    ClampNudge, CurrentNudge, Measurement, ParameterSpec, PotQuantizer, Tone)
-from .network_tones import check_ac_request, concat_demodulated, network_tone_drive, synthesise
+from .network_tones import (check_ac_request, concat_demodulated, edge_demodulated, network_tone_drive,
+                            synthesise)
 
 __all__ = ["IdealChip"]
 
@@ -160,8 +161,7 @@ class IdealChip(NetworkChip):
         response = self.network_model().response                         # (n_nodes, n_in + n_out)
         net = self.network
         outputs = list(net.outputs)
-        tail, head = net.edges[:, 0], net.edges[:, 1]
-        width = max(net.n_nodes, net.n_edges if edge_drops else 0)
+        width = net.n_nodes
         block = max(1, _AC_BLOCK_ELEMENTS // (width * n_samples))
         out_parts, edge_parts, waves = [], [], []
         for start in range(0, n_b, block):   # blocks of examples (memory), not a loop over examples
@@ -176,10 +176,10 @@ class IdealChip(NetworkChip):
             waves.append(out_v)
             out_parts.append(demodulate(out_v, self.rate_hz, plan.tones_hz, settle_samples=int(settle_samples),
                                         window_samples=plan.window_samples))
-            if edge_drops:
-                edge_parts.append(demodulate(node_v[:, tail, :] - node_v[:, head, :], self.rate_hz, plan.tones_hz,
-                                             settle_samples=int(settle_samples),
-                                             window_samples=plan.window_samples))
+            if edge_drops:  # every node demodulated once; drops as differences (the lock-in is linear)
+                nodes = demodulate(node_v, self.rate_hz, plan.tones_hz, settle_samples=int(settle_samples),
+                                   window_samples=plan.window_samples)
+                edge_parts.append(edge_demodulated(nodes, net.edges))
         return ACMeasurement(concat_demodulated(out_parts), plan,
                              concat_demodulated(edge_parts) if edge_drops else None,
                              n_b * n_samples / self.rate_hz, np.concatenate(waves))

@@ -39,7 +39,7 @@ from ..simulators.linear_resistor import LinearResistorNetwork
 from ..wiring import Wiring
 from .base import (NetworkChip, AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement, Chip,
                    ClampNudge, CurrentNudge, Measurement, ParameterSpec, PotQuantizer, Tone)
-from .network_tones import check_ac_request, network_tone_drive, synthesise
+from .network_tones import check_ac_request, edge_demodulated, network_tone_drive, synthesise
 
 __all__ = ["InstrumentChip", "AcquisitionSettings"]
 
@@ -406,10 +406,9 @@ class InstrumentChip(NetworkChip):
                                         free.quadrature if free else np.zeros((n_b, self.n_outputs, 0)), in_freqs))
         drops = None
         if edge_drops:
+            # each read node demodulated once; drops as differences (the lock-in is linear)
             rows = [self._row_of_node[n] for n in range(self.network.n_nodes)]
-            e = self.network.edges
-            node = signals[:, rows, :]
-            drops = demod(node[:, e[:, 0], :] - node[:, e[:, 1], :])
+            drops = edge_demodulated(demod(signals[:, rows, :]), self.network.edges)
         return ACMeasurement(output, plan, drops, duration, out_v)
 
     def _free_ac(self, x: np.ndarray, drive: Any, plan: FrequencyPlan, settle: int, in_freqs: np.ndarray,

@@ -23,7 +23,8 @@ import numpy as np
 from ..demod import Demodulated, FrequencyPlan, tone_waveforms
 from .base import Tone
 
-__all__ = ["NetworkToneDrive", "network_tone_drive", "synthesise", "concat_demodulated", "check_ac_request"]
+__all__ = ["NetworkToneDrive", "network_tone_drive", "synthesise", "concat_demodulated", "check_ac_request",
+           "edge_demodulated"]
 
 
 @dataclass
@@ -124,3 +125,16 @@ def concat_demodulated(parts: Sequence[Demodulated]) -> Demodulated:
     first = parts[0]
     return Demodulated(np.concatenate([p.in_phase for p in parts]), np.concatenate([p.quadrature for p in parts]),
                        np.concatenate([p.dc for p in parts]), first.frequencies_hz, first.window_samples)
+
+
+def edge_demodulated(nodes: Demodulated, edges: np.ndarray) -> Demodulated:
+    """Demodulated edge drops ``v_tail - v_head`` from demodulated node voltages ``(B, n_nodes, n_tones)``.
+
+    The lock-in is linear, so demodulating each node's samples and taking
+    differences gives exactly (to rounding) what demodulating the sampled
+    drops would, at a fraction of the work on networks with more edges than nodes.
+    """
+    tail, head = edges[:, 0], edges[:, 1]
+    return Demodulated(nodes.in_phase[:, tail] - nodes.in_phase[:, head],
+                       nodes.quadrature[:, tail] - nodes.quadrature[:, head],
+                       nodes.dc[:, tail] - nodes.dc[:, head], nodes.frequencies_hz, nodes.window_samples)
