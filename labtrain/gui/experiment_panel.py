@@ -384,8 +384,12 @@ class ExperimentPanel(QtWidgets.QWidget):
         self._show_values(exp.sections)
         s = exp.sections
         chip = s["chip"]
-        net = (f"lattice {chip['rows']}x{chip['cols']}" if chip["topology"] == "lattice" else
-               f"{chip['topology']} ({chip['n_nodes']} nodes)")
+        if chip["type"] == "nonreciprocal":
+            net = f"{chip['type']} layered ({'-'.join(map(str, chip['hidden_layers']))} hidden)"
+        else:
+            net = (f"lattice {chip['rows']}x{chip['cols']}" if chip["topology"] == "lattice" else
+                   f"{chip['topology']} ({chip['n_nodes']} nodes)")
+            net = net if chip["type"] == "resistor_network" else f"{chip['type']} {net}"
         self._show_status(True, f"valid: {s['learning']['rule']} on a {net} network, task {s['task']['name']}, "
                                 f"{s['run']['epochs']} epochs, backend {s['backend']['kind']}")
         return True
