@@ -25,42 +25,80 @@ the noise-free model at the same parameters.
    with diagonals (3 in / 2 out, batch 32), ideal chip and twin; median of
    ``--repeats`` calls.
 
-Measured (2-core machine shared with other jobs, load ~7; timings +-30 %):
+Measured (2-core machine shared with other jobs, load ~7; timings +-50 %):
 
-1. linear ideal noise-free: AC activation rel. err 2.8e-12 vs exact,
-   2.4e-9 vs finite differences (the FD's own error), cosine 1.000000;
-   DC activation 1.0e-13; frequency-domain mode 2.1e-16.
-2. linear ideal, 0.1 mV read noise (8 seeds, batch 5):
+1. linear ideal, noise-free (batch 5): relative error vs the exact gradient
+   4.4e-12 (AC activation), 4.9e-14 (DC activation), 2.1e-16
+   (frequency-domain mode); vs central finite differences 9.5e-10 for all
+   three (the finite differences' own error); cosine 1 - O(1e-16).
+2. linear ideal, 0.1 mV read noise per node sample (8 seeds, batch 5):
 
-   ======  =============  ===========  ===================
-   window  RMS rel. err   mean cosine  rel. err x sqrt(T)
-   ======  =============  ===========  ===================
-   0.05 s  0.19           0.981        0.042
-   0.1 s   0.13           0.991        0.042
-   0.2 s   0.092          0.9957       0.041
-   0.4 s   0.067          0.9978       0.042
-   0.8 s   0.047          0.9989       0.042
-   1.6 s   0.034          0.9994       0.043
-   ======  =============  ===========  ===================
+   ======  ============  ===========  ==================
+   window  RMS rel. err  mean cosine  rel. err x sqrt(T)
+   ======  ============  ===========  ==================
+   0.05 s  0.197         0.9848       0.044
+   0.1 s   0.177         0.9873       0.056
+   0.2 s   0.112         0.9946       0.050
+   0.4 s   0.074         0.9979       0.047
+   0.8 s   0.050         0.9989       0.045
+   1.6 s   0.034         0.9995       0.043
+   ======  ============  ===========  ==================
 
-3. twin: noise-free, AC activation: cosine 0.9999995 (scale 0.9975 = the
-   1 MOhm current source); DC activation 0.9999975.  Default noise:
-   100 kOhm / gamma 1e-5: cosine 0.99983 (scale 0.975); 1 MOhm / gamma 1e-6:
-   cosine 0.979 (10x smaller error response, same noise).
-4. diode network, noise-free: gamma 1e-2: cosine 0.968 (rel. err 0.36);
-   1e-3: 0.99997 (9.1e-3); 1e-4: 1 - 3e-9 (9.3e-5); 1e-5: rel. err 9.3e-7;
-   1e-6: 9.3e-9 -- the bias falls as gamma^2 (the in-phase part of the
-   response to a sinusoid has no even-order terms).  With 0.1 mV read
-   noise the error is smallest near gamma 1e-3..1e-4 A/V (cosine ~0.9999)
-   and grows as 1/gamma below (1e-6: cosine ~0.93).
-5. time per estimate (ms), FP (2 acquisitions) vs one-sided EP (2 DC
-   measurements): see the table printed by the script; on the ideal chip FP
-   synthesises and evaluates 550 samples per example (a 50 ms window + 5 ms
-   settling at 10 kS/s), so it costs ~10-100x an EP step that solves each
-   example once; on the twin both are DAQ acquisitions and FP's windows are
-   longer than EP's 20-sample plateaus (27x the samples), so FP is ~10x
-   slower there too.  In simulated bench time an FP step on the 6x6 lattice
-   (batch 32) is 2 x 32 x 55 ms = 3.5 s, an EP step 2 x 32 x 2 ms = 0.13 s.
+   (err x sqrt(T) flat within the seed scatter: the lock-in's 1/sqrt(T)).
+3. linear twin (batch 5):
+
+   =============  ========  =====  ==========  =========  ========  ======
+   twin           R_series  gamma  activation  cosine     rel. err  scale
+   =============  ========  =====  ==========  =========  ========  ======
+   noise-free     1 MOhm    1e-6   ac          0.9999995  2.7e-3    0.9975
+   noise-free     1 MOhm    1e-6   dc          0.9999975  4.7e-3    0.9959
+   default noise  100 kOhm  1e-5   ac          0.99983    3.1e-2    0.975
+   default noise  100 kOhm  1e-5   dc          0.99964    4.2e-2    0.967
+   default noise  1 MOhm    1e-6   ac          0.988      0.15      0.993
+   =============  ========  =====  ==========  =========  ========  ======
+
+   The scale is the Norton current source's ``1 / (1 + Z_out / R_series)``
+   (a bias of the size, not of the direction, for one output); with 1 MOhm
+   the error response is 10x smaller for the same AO swing, so noise wins.
+   DC activation is slightly worse on the twin: without a large activation
+   tone the 16-bit ADC (0.3 mV steps, 0.1 mV noise) is poorly dithered.
+4. diode network vs gamma (DC activation, edges ~1e-4 S; 8 noise seeds):
+
+   =======  ===================  ====================  ==============  ===============
+   gamma    cosine, noise-free   rel. err, noise-free  cosine, 0.1 mV  rel. err, 0.1 mV
+   =======  ===================  ====================  ==============  ===============
+   1e-2     0.96755              0.36                  0.96755         0.36
+   1e-3     0.99997              9.1e-3                0.99997         9.1e-3
+   1e-4     1 - 3e-9             9.3e-5                0.99997         8.0e-3
+   1e-5     1 - 4e-13            9.3e-7                0.9971          8.0e-2
+   1e-6     1                    9.3e-9                0.738           0.80
+   1e-7     1                    8.6e-11               -0.02           8.0
+   1e-8     1                    2.8e-11               -0.13           80
+   =======  ===================  ====================  ==============  ===============
+
+   Noise-free the bias falls as gamma^2 (the in-phase part of the response
+   to a sinusoid has no second-order term), down to the solver tolerance;
+   with read noise the error grows as 1/gamma below the best gamma
+   (1e-3..1e-4 A/V here, cosine 0.99997).
+5. time per gradient estimate (median of 5, two runs at different load; twin: 0.1 mV noise, 16-bit,
+   100 kOhm, settle 25 samples):
+
+   ======================  =======  =======  =======  =====
+   network                 backend  FP (ms)  EP (ms)  FP/EP
+   ======================  =======  =======  =======  =====
+   random 12/30, batch 5   ideal    1.3      0.10     11-14
+   random 12/30, batch 5   twin     14-22    1.3-3.5  4-17
+   lattice 6x6, batch 32   ideal    28-80    0.10     190-800
+   lattice 6x6, batch 32   twin     190-430  16-24    12-18
+   ======================  =======  =======  =======  =====
+
+   FP synthesises, samples and demodulates 550 samples per example (50 ms
+   window + 5 ms settling at 10 kS/s) where EP solves each example once
+   (ideal) or averages a 35-sample plateau (twin).  In simulated bench time
+   an FP step on the lattice (batch 32) is 2 x 32 x 55 ms = 3.5 s, an EP
+   step 2 x 32 x 3.5 ms = 0.22 s: FP's price for reading every edge's
+   gradient in one error acquisition without a second (nudged) DC phase per
+   sign of beta, and for working on nonlinear edges with a small-signal error.
 
 Usage::
 

@@ -23,17 +23,21 @@ Backends:
   100 kOhm series resistor per output (Norton source; ``gamma = 1e-5`` A/V so
   the output AOs swing about 1 V per volt of error).
 
-Measured (2-core shared machine; train loss in V^2, mean over the training set):
+Measured (2-core machine shared with other jobs, load ~7; train/test loss in
+V^2, mean over the set; wall time with CPU time in brackets):
 
-========  ===========  ==========  ==========  ======
-backend   initial      final       test        time
-========  ===========  ==========  ==========  ======
-ideal     2.84e-02     1.22e-04    1.29e-04    5 s
-twin      2.84e-02     1.36e-04    1.43e-04    12 s
-========  ===========  ==========  ==========  ======
+========  =========  ==========  ==========  =================
+backend   initial    final       test        time (300 steps)
+========  =========  ==========  ==========  =================
+ideal     3.12e-02   1.08e-04    1.14e-04    38 s (14 s CPU)
+twin      3.12e-02   5.01e-05    5.24e-05    147 s (42 s CPU)
+========  =========  ==========  ==========  =================
 
-(the analytic rule reaches 1.1e-4 V^2 on the same task; ``--quick``: 8 epochs,
-20 ms... see ``--help``).
+The analytic rule reaches 1.1e-4 V^2 on the same task
+(``regression_analytic.toml``).  An FP step on the twin acquires
+2 x 32 x 550 samples on 36 AI channels (3.5 s of simulated bench time).
+``--quick`` (8 epochs): 3.12e-02 -> 9.5e-03 V^2 on both backends, 3 s
+(ideal) / 15 s (twin) wall.
 
 Run:  python examples/fp_linear_regression.py [--backend ideal|twin] [--quick] [--epochs N] [--out DIR]
 """
