@@ -93,7 +93,8 @@ def train(backend: str = "ideal", epochs: int = 60, window_s: float = 0.05, seed
     optimizer = Adam(0.02)
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="fp_regression_"))
     probe = Run(chip, fp, optimizer, task, epochs=epochs, batch_size=32, seed=seed)
-    store = RunStore.create(run_file_path(out, f"fp_linear_regression_{backend}"), name=f"fp_linear_regression_{backend}",
+    name = f"fp_linear_regression_{backend}"
+    store = RunStore.create(run_file_path(out, name), name=name,
                             experiment_text="", overrides={}, source=str(Path(__file__).resolve()),
                             snapshot={"chip": chip.snapshot(), "learning": fp.describe() | {"optimizer": "adam",
                                                                                            "learning_rate": 0.02}},

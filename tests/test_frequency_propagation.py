@@ -222,8 +222,8 @@ def test_fp_on_noise_free_twin_matches_exact(activation_hz):
         w = chip.last_waveforms
         n_s = 50 + 500
         assert w["ao_v"].shape == (4, 5 * n_s) and w["ai_v"].shape == (12, 5 * n_s)
-        assert w["tones_hz"] == FrequencyPropagation(1e-6, activation_hz=activation_hz).frequency_plan(RATE_HZ
-                                                                                                      ).tones_hz.tolist()
+        plan = FrequencyPropagation(1e-6, activation_hz=activation_hz).frequency_plan(RATE_HZ)
+        assert w["tones_hz"] == plan.tones_hz.tolist()
         # every AO sample the DAQ saw respected the slew limit (the safety layer would have refused otherwise)
         sent = [h for h in twin.daq.history if getattr(h, "kind", "") == "waveform"][-1].values_v
         assert sent.shape[1] >= 5 * n_s  # the acquisition plus the safety layer's ramps in and out

@@ -445,7 +445,8 @@ class InstrumentChip(NetworkChip):
         if not ok.any():
             worst = np.unravel_index(np.argmax(gap[:, :, -1]), gap.shape[:2])
             need = int(np.ceil(gap[worst[0], worst[1], -1])) - 1
-            raise ValueError(f"measure_ac: {channels[worst[0]]} jumps {gap[worst[0], worst[1], -1] * step[worst[0], 0]:.3g} V "
+            jump_v = gap[worst[0], worst[1], -1] * step[worst[0], 0]
+            raise ValueError(f"measure_ac: {channels[worst[0]]} jumps {jump_v:.3g} V "
                              f"between examples; at the slew limit ({step[worst[0], 0] * self.rate_hz:.3g} V/s) that "
                              f"ramp takes more than settle_samples = {settle} samples (about {need}): raise "
                              f"settle_samples or max_slew_v_per_s")

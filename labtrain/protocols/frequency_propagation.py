@@ -103,7 +103,8 @@ class FrequencyPropagation(GradientEstimator):
         if mode not in FP_MODES:
             raise ValueError(f"FrequencyPropagation: mode must be one of {FP_MODES}, got {mode!r}")
         if activation_hz is not None and not (np.isfinite(activation_hz) and activation_hz >= 0):
-            raise ValueError(f"FrequencyPropagation: activation_hz must be >= 0 (0: DC activation), got {activation_hz!r}")
+            raise ValueError(f"FrequencyPropagation: activation_hz must be >= 0 (0: DC activation), "
+                             f"got {activation_hz!r}")
         if error_hz is not None and not (np.isfinite(error_hz) and error_hz > 0):
             raise ValueError(f"FrequencyPropagation: error_hz must be > 0, got {error_hz!r}")
         if activation_hz not in (None, 0.0, 0) and error_hz is None or (activation_hz is None and error_hz is not None):
