@@ -13,6 +13,7 @@ from labtrain.chip.nonlinear import NonlinearResistorChip
 from labtrain.demod import FrequencyPlan, in_phase_noise
 from labtrain.network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S, random_graph
 from labtrain.optim import Adam
+from labtrain.protocols.analytic import adjoint_gradient
 from labtrain.protocols.base import half_squared_error
 from labtrain.protocols.fidelity import compare_gradients, exact_gradient
 from labtrain.protocols.frequency_propagation import FrequencyPropagation
@@ -65,10 +66,11 @@ def linear():
     return dict(net=net, g=g, x=x, t=t, chip=chip, exact=exact_gradient(chip, x, t), fd=fd_gradient(net, g, x, t))
 
 
-def twin_chip(net, g, *, noise_white_v=0.0, adc_bits=24, output_series_ohm=1e6, settle_samples=10, seed=0):
+def twin_chip(net, g, *, noise_white_v=0.0, adc_bits=24, output_series_ohm=1e6, settle_samples=10, seed=0,
+              pot_tolerance=0.0):
     """InstrumentChip over the resistor-bench twin (nominal pots), every node read, safety-wrapped."""
     wiring = default_wiring(net, output_series_ohm=output_series_ohm)
-    twin = build_resistor_twin(net, wiring, seed=seed, pot_options={"tolerance": 0.0},
+    twin = build_resistor_twin(net, wiring, seed=seed, pot_options={"tolerance": pot_tolerance},
                                daq_options={"noise_white_v": noise_white_v, "adc_bits": adc_bits,
                                             "ai_range_v": (-10.0, 10.0)})
     cfg = SafetyConfig.from_settings(2.0, 1000.0, ramp_rate_hz=RATE_HZ)
@@ -242,6 +244,20 @@ def test_fp_on_default_noise_twin():
         fid = compare_gradients(est.gradient, exact_gradient(chip, x, t))
         assert fid.cosine >= 0.995  # measured 0.9998
         assert 0.9 < fid.scale < 1.0  # current source accuracy 1 / (1 + Z_out / R_series)
+    finally:
+        chip.close()
+
+
+def test_fp_on_twin_measures_the_physical_gradient_with_unknown_pot_tolerances():
+    """20 % pot tolerance the chip does not know: FP reads the real device's dC/dg, the model does not."""
+    net, g, x, t = problem()
+    chip, twin = twin_chip(net, g, pot_tolerance=0.2)
+    try:
+        est = FrequencyPropagation(1e-6).estimate(chip, x, t).gradient
+        true = LinearResistorNetwork(net, twin.circuit.edge_conductance_s())
+        physical = adjoint_gradient(true, x, true.steady_state(x).output_v - t)
+        assert compare_gradients(est, physical).cosine >= 0.999            # measured 0.99999998
+        assert compare_gradients(est, exact_gradient(chip, x, t)).cosine < 0.99   # nominal model: 0.963
     finally:
         chip.close()
 
