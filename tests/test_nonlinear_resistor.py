@@ -194,6 +194,15 @@ def test_batched_any_leading_shape_equals_per_example_and_sparse_equals_dense():
         for t in (0, 6):
             one = model.steady_state(x[b, t], output_current_a=cur[b, t])
             np.testing.assert_allclose(batch.node_v[b, t], one.node_v, atol=1e-11)
+    # chord Newton from one start per series (what measure_ac uses) lands on the same states
+    start = model.steady_state(x[:, :1], output_current_a=cur[:, :1]).node_v
+    for scale in (1e-3, 1.0):  # small excursions: chord throughout; large: falls back to Newton
+        xs = x[:, :1] + scale * (x - x[:, :1])
+        ref = model.steady_state(xs, output_current_a=cur)
+        chord = model.steady_state(xs, output_current_a=cur, start_v=start, chord=True)
+        np.testing.assert_allclose(chord.node_v, ref.node_v, atol=1e-11)
+    with pytest.raises(ValueError, match=r"chord=True needs start_v of shape \(3, 1, 30\)"):
+        model.steady_state(x, start_v=start[:, 0], chord=True)
     sparse = NonlinearResistorNetwork(model.network, model.edges, model.parameters, dense_max_nodes=0,
                                       max_chunk_elements=1000)  # sparse LU, many chunks
     np.testing.assert_allclose(sparse.steady_state(x, output_current_a=cur).node_v, batch.node_v, atol=1e-11)

@@ -240,7 +240,7 @@ class NonlinearResistorChip(NetworkChip):
             v_in = x[lo:hi, :, None] + a_in[lo:hi] @ sin_ref                     # (b, n_in, n_s)
             i_out = (a_out[lo:hi] @ sin_ref).transpose(0, 2, 1) if has_current else None
             state = model.steady_state(v_in.transpose(0, 2, 1), output_current_a=i_out,
-                                       start_v=dc_state.node_v[lo:hi, None, :])
+                                       start_v=dc_state.node_v[lo:hi, None, :], chord=True)
             node_v = state.node_v                                                 # (b, n_s, n_nodes)
             if self.read_noise_v > 0:
                 node_v = node_v + self.rng.normal(0.0, self.read_noise_v, size=node_v.shape)
