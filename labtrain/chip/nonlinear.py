@@ -53,7 +53,7 @@ class NonlinearResistorChip(NetworkChip):
         Default sample clock (reported in the snapshot; ``measure_ac`` uses the plan's).
     seed : int, optional
         Seed of the read-noise generator.
-    tol_a, rtol, max_iter
+    tol_a, rtol, tol_v, max_iter
         Newton settings of the model.
     max_chunk_elements : int
         Memory bound of ``measure_ac``: examples are simulated in chunks whose
@@ -64,7 +64,8 @@ class NonlinearResistorChip(NetworkChip):
 
     def __init__(self, network: Network, edges: NonlinearEdges | str | Sequence[str],
                  parameters: np.ndarray | None = None, *, read_noise_v: float = 0.0, rate_hz: float = 10_000.0,
-                 seed: int | None = None, tol_a: float = 1e-15, rtol: float = 1e-11, max_iter: int = 100,
+                 seed: int | None = None, tol_a: float = 1e-15, rtol: float = 1e-11, tol_v: float = 1e-12,
+                 max_iter: int = 100,
                  max_chunk_elements: int = 20_000_000) -> None:
         if not read_noise_v >= 0:
             raise ValueError(f"read_noise_v must be >= 0, got {read_noise_v}")
@@ -73,7 +74,8 @@ class NonlinearResistorChip(NetworkChip):
         if max_chunk_elements < 1:
             raise ValueError(f"max_chunk_elements must be >= 1, got {max_chunk_elements}")
         self.network = network
-        self._model = NonlinearResistorNetwork(network, edges, parameters, tol_a=tol_a, rtol=rtol, max_iter=max_iter)
+        self._model = NonlinearResistorNetwork(network, edges, parameters, tol_a=tol_a, rtol=rtol, tol_v=tol_v,
+                                                max_iter=max_iter)
         self.edges = self._model.edges
         self.read_noise_v = float(read_noise_v)
         self.rate_hz = float(rate_hz)
@@ -265,6 +267,7 @@ class NonlinearResistorChip(NetworkChip):
             "parameter_blocks": [{k: v for k, v in b.items() if k != "edges"} for b in self.parameter_blocks()],
             "read_noise_v": self.read_noise_v,
             "rate_hz": self.rate_hz,
-            "solver": {"tol_a": self._model.tol_a, "rtol": self._model.rtol, "max_iter": self._model.max_iter},
+            "solver": {"tol_a": self._model.tol_a, "rtol": self._model.rtol, "tol_v": self._model.tol_v,
+                       "max_iter": self._model.max_iter},
             "capabilities": sorted(self.capabilities),
         }

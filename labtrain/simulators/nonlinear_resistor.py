@@ -52,8 +52,8 @@ any leading shape of examples (and time samples), one step size per problem,
 dense batched LU for small networks and one block-diagonal sparse LU (fixed
 fill-reducing ordering, no pivoting: ``J`` is symmetric positive definite) for
 larger ones.  Convergence: the KCL residual of every free node below
-``tol_a + rtol * (sum of |currents| at that node)``; otherwise
-:class:`SteadyStateError`.
+``tol_a + rtol * (sum of |currents| at that node)`` and the next Newton
+correction below ``tol_v`` (then applied); otherwise :class:`SteadyStateError`.
 
 Monotone networks cannot compute XOR from two inputs.  With voltage sources
 on the inputs, ``dv_F/dv_in = J_FF^{-1} (-J_F,in)``, and ``J_FF`` is an
@@ -503,6 +503,10 @@ class NonlinearResistorNetwork:
         range.  Values are clipped to the bounds.
     tol_a, rtol : float
         KCL tolerance at every free node: ``tol_a + rtol * sum |currents at the node|``.
+    tol_v : float
+        ... and the Newton correction of every free node below ``tol_v`` volts
+        (a node joined only by nearly non-conducting edges can meet the
+        current tolerance while its voltage is still off).
     max_iter : int
         Newton iterations per solve.
     dense_max_nodes : int
@@ -515,7 +519,7 @@ class NonlinearResistorNetwork:
 
     def __init__(self, network: Network, edges: NonlinearEdges | str | Sequence[str],
                  parameters: np.ndarray | None = None, *, tol_a: float = 1e-15, rtol: float = 1e-11,
-                 max_iter: int = 100, dense_max_nodes: int = 48, max_chunk_elements: int = 4_000_000) -> None:
+                 tol_v: float = 1e-12, max_iter: int = 100, dense_max_nodes: int = 48, max_chunk_elements: int = 4_000_000) -> None:
         if isinstance(edges, str):
             edges = NonlinearEdges.uniform(network.n_edges, edges)
         elif not isinstance(edges, NonlinearEdges):
@@ -524,11 +528,13 @@ class NonlinearResistorNetwork:
             raise ValueError(f"edge description has {edges.n_edges} edges, the network {network.n_edges}")
         if not (tol_a >= 0 and rtol >= 0 and tol_a + rtol > 0):
             raise ValueError(f"need tol_a >= 0 and rtol >= 0, not both 0; got {tol_a}, {rtol}")
+        if not tol_v > 0:
+            raise ValueError(f"tol_v must be > 0, got {tol_v}")
         if max_iter < 1:
             raise ValueError(f"max_iter must be >= 1, got {max_iter}")
         self.network = network
         self.edges = edges
-        self.tol_a, self.rtol, self.max_iter = float(tol_a), float(rtol), int(max_iter)
+        self.tol_a, self.rtol, self.tol_v, self.max_iter = float(tol_a), float(rtol), float(tol_v), int(max_iter)
         self.dense_max_nodes = int(dense_max_nodes)
         self.max_chunk_elements = int(max_chunk_elements)
         self._el = _Elements(edges)
@@ -576,7 +582,7 @@ class NonlinearResistorNetwork:
     def with_parameters(self, parameters: np.ndarray) -> "NonlinearResistorNetwork":
         """The same network at other parameters (same solver settings)."""
         return NonlinearResistorNetwork(self.network, self.edges, parameters, tol_a=self.tol_a, rtol=self.rtol,
-                                        max_iter=self.max_iter, dense_max_nodes=self.dense_max_nodes,
+                                        tol_v=self.tol_v, max_iter=self.max_iter, dense_max_nodes=self.dense_max_nodes,
                                         max_chunk_elements=self.max_chunk_elements)
 
     # ------------------------------------------------------------ element access
@@ -779,24 +785,8 @@ class NonlinearResistorNetwork:
                 r -= inj_a
                 scale += np.abs(inj_a)
             ok = np.all(np.abs(r) <= self.tol_a + self.rtol * scale, axis=0)
-            if ok.any():
-                worst = max(worst, float(np.abs(r[:, ok]).max()))
-            if ok.all():
-                return vf, it, worst
-            if ok.any():
-                keep = ~ok
-                active, dv, cur, gd, co, r = active[keep], dv[:, keep], cur[:, keep], gd[:, keep], co[:, keep], r[:, keep]
-                inj_a = None if inj_a is None else inj_a[:, keep]
-            if it >= max_iter:
-                res = np.abs(r)
-                k = int(np.argmax(res.max(axis=0)))
-                node = int(lay.free[np.argmax(res[:, k])])
-                raise SteadyStateError(
-                    f"Newton did not converge for {len(active)} of {vf.shape[1]} problems in {max_iter} iterations "
-                    f"(max KCL residual {res.max():.3g} A at node {node}, problem {int(active[k])})")
-            it += 1
             size = np.abs(r).max(axis=0)
-            if use_chord and it > 1:
+            if use_chord and it > 0:
                 # keep the chord while it contracts fast; otherwise full Newton from here on
                 use_chord = bool(np.all(size <= 0.01 * previous[active]))
             previous[active] = size
@@ -811,6 +801,27 @@ class NonlinearResistorNetwork:
             if not np.all(np.isfinite(d)):
                 raise SteadyStateError("Newton direction is not finite (singular Jacobian: give diodes "
                                        "parallel_s > 0 or off_s > 0)")
+            step = np.abs(d).max(axis=0)
+            ok &= step <= self.tol_v  # KCL met *and* the voltages settled (weakly joined nodes)
+            if ok.any():
+                worst = max(worst, float(size[ok].max()))
+                vf[:, active[ok]] += d[:, ok]  # final Newton correction, below tol_v
+            if ok.all():
+                return vf, it, worst
+            if ok.any():
+                keep = ~ok
+                active, dv, cur, gd, co, r, d = (active[keep], dv[:, keep], cur[:, keep], gd[:, keep], co[:, keep],
+                                                 r[:, keep], d[:, keep])
+                inj_a = None if inj_a is None else inj_a[:, keep]
+                size, step = size[keep], step[keep]
+            if it >= max_iter:
+                k = int(np.argmax(size))
+                node = int(lay.free[np.argmax(np.abs(r[:, k]))])
+                raise SteadyStateError(
+                    f"Newton did not converge for {len(active)} of {vf.shape[1]} problems in {max_iter} iterations "
+                    f"(max KCL residual {size.max():.3g} A at node {node}, problem {int(active[k])}; "
+                    f"last step {step.max():.3g} V)")
+            it += 1
             # Armijo backtracking on the convex co-content E (one step size per problem).
             vf_a = vf[:, active]
             e0, e_scale = co.sum(axis=0), np.abs(co).sum(axis=0)
@@ -893,7 +904,7 @@ class NonlinearResistorNetwork:
 
     def describe(self) -> dict:
         return {"network": self.network.describe(), "edges": self.edges.describe(),
-                "solver": {"tol_a": self.tol_a, "rtol": self.rtol, "max_iter": self.max_iter}}
+                "solver": {"tol_a": self.tol_a, "rtol": self.rtol, "tol_v": self.tol_v, "max_iter": self.max_iter}}
 
 
 # ------------------------------------------------------------------ builders
