@@ -396,3 +396,15 @@ def test_measure_ac_bad_tones():
         chip.measure_ac(x, [Tone("input", 7, plan.tones_hz[0], 0.01)], plan)
     with pytest.raises(ValueError, match=r"amplitude must be a scalar or shape \(2,\)"):
         chip.measure_ac(x, [Tone("input", 0, plan.tones_hz[0], np.ones(3))], plan)
+
+
+def test_protocol_layer_exact_gradient_and_analytic_rule_use_the_nonlinear_adjoint():
+    from labtrain.protocols import AnalyticGradient, compare_gradients, exact_gradient
+    chip = make_chip()
+    rng = np.random.default_rng(11)
+    x = rng.uniform(-1, 1, (4, 3))
+    t = rng.uniform(-0.5, 0.5, (4, 2))
+    g = exact_gradient(chip, x, t)
+    np.testing.assert_allclose(g, chip.exact_gradient(x, t))
+    est = AnalyticGradient().estimate(chip, x, t)
+    assert compare_gradients(est.gradient, g).relative_error < 1e-12

@@ -22,7 +22,13 @@ def adjoint_gradient(model, inputs: np.ndarray, error_v: np.ndarray) -> np.ndarr
 
     The error is injected at the outputs as a current (1 A per volt of error)
     with every source shorted; ``dC/dg_e = -mean_b (B^T u)_e (B^T v)_e``.
+    A model with its own ``adjoint_gradient(inputs, error_v)`` (a nonlinear
+    network: adjoint of the network linearised at the free state, one entry
+    per trainable parameter) computes it itself.
     """
+    own = getattr(model, "adjoint_gradient", None)
+    if own is not None:
+        return own(inputs, error_v)
     free = model.steady_state(inputs)
     adjoint = model.steady_state(np.zeros_like(inputs), output_current_a=error_v)
     return -adjoint.edge_drops.mean_product(free.edge_drops)
