@@ -141,7 +141,7 @@ def _build_instrument_chip(exp: Experiment, net: Network) -> Chip:
 def check_instruments(exp: Experiment) -> tuple[Task, Network, dict[str, str], dict]:
     """For ``labtrain check`` on twin/hardware: build task, network and wiring, ask every instrument its
     identity -- without applying any voltage or moving any pot.  Returns (task, network, identities, wiring)."""
-    from .chip.base import CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL
+    from .chip.instrument import InstrumentChip
     from .instruments import build_wiring, identify_instruments
     from .ports import PortError
     from .wiring import WiringError
@@ -153,7 +153,7 @@ def check_instruments(exp: Experiment) -> tuple[Task, Network, dict[str, str], d
         wiring = build_wiring(b, exp["wiring"], net)
     except WiringError as exc:
         raise ConfigError(f"{_src(exp)}: [wiring] {exc}") from None
-    caps = {CURRENT_NUDGE, CLAMP_NUDGE, NETWORK_MODEL} | ({EDGE_DROPS} if wiring.reads_every_node(net) else set())
+    caps = InstrumentChip.capabilities_for(wiring.reads_every_node(net))
     estimator = build_estimator(exp)
     missing = sorted(estimator.requires - caps)
     if missing:

@@ -139,10 +139,7 @@ class InstrumentChip(NetworkChip):
         self._spec = ParameterSpec("conductance", "S", quantizer.to_conductance(self._tap_hi),
                                    quantizer.to_conductance(self._tap_lo), quantizer)
         self.reads_all = wiring.reads_every_node(network)
-        caps = {CURRENT_NUDGE, CLAMP_NUDGE, NETWORK_MODEL, AC_TONES}
-        if self.reads_all:
-            caps.add(EDGE_DROPS)
-        self.capabilities = frozenset(caps)
+        self.capabilities = self.capabilities_for(self.reads_all)
         self._row_of_node = {n: k for k, n in enumerate(wiring.read_nodes)}
         self._out_rows = [self._row_of_node[n] for n in network.outputs]
         self._taps = np.zeros(network.n_edges, np.int64)
@@ -157,6 +154,12 @@ class InstrumentChip(NetworkChip):
         self.acquired_time_s = 0.0
         init = np.sqrt(self._spec.lower * self._spec.upper) if conductance_s is None else conductance_s
         self.set_parameters(init)
+
+    @staticmethod
+    def capabilities_for(reads_every_node: bool) -> frozenset[str]:
+        """What an instrument chip can do with a given wiring (edge drops need every node read)."""
+        caps = {CURRENT_NUDGE, CLAMP_NUDGE, NETWORK_MODEL, AC_TONES}
+        return frozenset(caps | ({EDGE_DROPS} if reads_every_node else set()))
 
     # -------------------------------------------------------- retrying
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
