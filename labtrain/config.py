@@ -34,7 +34,7 @@ __all__ = ["ConfigError", "Field", "SCHEMA", "Experiment", "load_experiment", "p
 CHIP_RULES: dict[str, tuple[str, ...]] = {
     "resistor_network": ("cl", "analytic", "ep", "cl_clocked"),
     "xy": ("xy_ep", "xy_implicit"),
-    "nonreciprocal": ("aep", "plain_ep", "vf_ep", "implicit"),
+    "nonreciprocal": ("aep", "dyadic_ep", "plain_ep", "vf_ep", "implicit"),
 }
 CHIP_TYPES = tuple(CHIP_RULES)
 RULES = tuple(r for rules in CHIP_RULES.values() for r in rules)
@@ -251,14 +251,14 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "rule": F("str", "", "Learning rule (default: cl for resistor_network, xy_ep for xy, aep for "
                   "nonreciprocal)", choices=("",) + RULES),
         "beta_s": F("float", 1e-6, "EP nudge conductance beta (S)", 0, 1e6, low_open=True, types=VOLTAGE_CHIPS),
-        "beta": F("float", 0.1, "xy_ep / aep / plain_ep / vf_ep: nudge strength (dimensionless: multiplier of the "
+        "beta": F("float", 0.1, "xy_ep / aep / dyadic_ep / plain_ep / vf_ep: nudge strength (dimensionless: multiplier of the "
                   "cost in the energy / force per unit output error)", 0, 1e6, low_open=True,
                   types=XY + NONRECIPROCAL),
         "cost": F("str", "cosine", "xy: output cost, cosine (1 - cos(phi - tau))/2 or log "
                   "-log[(1 + eps + cos(phi - tau))/(2 + eps)]", choices=("cosine", "log"), types=XY),
         "cost_eps": F("float", 0.1, "xy, cost = log: eps", 0, 1e6, low_open=True, types=XY),
         "eta": F("float", 0.1, "Coupled-learning clamp fraction eta", 0, 1, low_open=True, types=VOLTAGE_CHIPS),
-        "centred": F("bool", False, "EP/CL/xy_ep/aep/plain_ep/vf_ep: symmetric +/- nudge (bias O(beta^2) "
+        "centred": F("bool", False, "EP/CL/xy_ep/aep/dyadic_ep/plain_ep/vf_ep: symmetric +/- nudge (bias O(beta^2) "
                      "instead of O(beta))"),
         "optimizer": F("str", "adam", "Optimiser (cl_clocked always uses tap_step)", choices=OPTIMIZERS),
         "learning_rate": F("float", 0.01, "Step size, in units of each parameter's allowed range", 0, 1e6, low_open=True),

@@ -10,7 +10,7 @@ from labtrain.chip.nonreciprocal import NonReciprocalChip
 from labtrain.network import layered
 from labtrain.optim import Adam
 from labtrain.protocols.fidelity import compare_gradients
-from labtrain.protocols.nonreciprocal_ep import (AsymmetricEP, ImplicitGradient, PlainEP, VectorFieldEP,
+from labtrain.protocols.nonreciprocal_ep import (AsymmetricEP, DyadicEP, ImplicitGradient, PlainEP, VectorFieldEP,
                                                  make_nonreciprocal_rule, nonreciprocal_exact_gradient,
                                                  nonreciprocal_fidelity)
 from labtrain.run import Run
@@ -191,6 +191,34 @@ def test_on_a_reciprocal_network_every_rule_is_unbiased():
     np.testing.assert_allclose(p["W_b[1]"], p["W_f[1]"].T, atol=1e-12)
 
 
+@pytest.mark.parametrize("dynamics,backward", [("hopfield", True), ("hopfield", False), ("leaky", True)])
+def test_dyadic_ep_is_exact_at_any_beta_and_agrees_with_aep(dynamics, backward):
+    chip = _chip("asymmetric", backward, dynamics)
+    x, t = _batch(8, 3, n=16)
+    exact = nonreciprocal_exact_gradient(chip, x, t)
+    for beta in (1e-3, 0.5):        # the mirror is linear: no O(beta) bias even at a large nudge
+        fid = nonreciprocal_fidelity(chip, DyadicEP(beta), x, t)
+        assert fid.cosine >= 0.999999 and fid.relative_error < 1e-6
+    one_sided = DyadicEP(0.5, centred=False).estimate(chip, x, t).gradient
+    assert compare_gradients(one_sided, exact).relative_error < 1e-6
+    # AEP realises the same mirror state inside the network: the two agree as beta -> 0 ...
+    aep = AsymmetricEP(1e-3).estimate(chip, x, t).gradient
+    assert compare_gradients(aep, DyadicEP(1e-3).estimate(chip, x, t).gradient).relative_error < 1e-3
+    # ... while at beta = 0.5 AEP carries its O(beta^2) bias and dyadic EP does not
+    assert nonreciprocal_fidelity(chip, AsymmetricEP(0.5), x, t).relative_error > 1e-3
+
+
+def test_mirror_relaxation_solves_the_transposed_linear_system():
+    chip = _chip("asymmetric")
+    x, t = _batch(8, 3, n=5)
+    free = chip.relax(x)
+    drive = np.random.default_rng(0).normal(size=free.states.shape)
+    mirror = chip.relax_mirror(x, free.states, drive)
+    jt = chip.network_model().jacobian(x, free.states).transpose(0, 2, 1)
+    assert mirror.converged.all()
+    np.testing.assert_allclose(np.einsum("bij,bj->bi", jt, mirror.states), -drive, atol=1e-9)
+
+
 def test_aep_bias_shrinks_quadratically_with_beta():
     chip = _chip("asymmetric")
     x, t = _batch(8, 3, n=16)
@@ -214,7 +242,7 @@ def test_implicit_gradient_estimator_is_exact():
     np.testing.assert_allclose(est.gradient, chip.exact_gradient(x, t), rtol=1e-10, atol=1e-14)
     assert make_nonreciprocal_rule("aep", 0.05).describe() == {"rule": "aep", "beta": 0.05, "centred": True}
     with pytest.raises(ValueError, match="unknown non-reciprocal rule"):
-        make_nonreciprocal_rule("dyadic_ep")
+        make_nonreciprocal_rule("dyadic")
 
 
 # --------------------------------------------------------------------- chip

@@ -1,6 +1,7 @@
 """``[chip] type = "nonreciprocal"``: layered rate networks with separate forward and backward couplings.
 
-Rules ``aep`` (asymmetric EP), ``plain_ep``, ``vf_ep`` (vector-field EP) and
+Rules ``aep`` (asymmetric EP), ``dyadic_ep`` (EP on the augmented state with a
+transposed mirror copy), ``plain_ep``, ``vf_ep`` (vector-field EP) and
 ``implicit`` (the exact gradient by implicit differentiation).  The network is
 ``(n_inputs, *hidden_layers, n_outputs)`` units; there is no graph.  Inputs are
 the task's features min-max scaled to ``[0, 1]``; targets are
@@ -22,7 +23,7 @@ __all__ = ["BUILDER", "build_nonreciprocal_task", "build_nonreciprocal_chip", "n
 
 #: NonReciprocalChip's own relaxation iteration limit (``[chip] relax_max_steps = 0``).
 DEFAULT_MAX_STEPS = 5000
-RULE_NAMES = ("aep", "plain_ep", "vf_ep", "implicit")
+RULE_NAMES = ("aep", "dyadic_ep", "plain_ep", "vf_ep", "implicit")
 
 
 def build_nonreciprocal_task(exp: Experiment) -> Task:
@@ -75,7 +76,7 @@ def nonreciprocal_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed
     beta = options.get("beta") or lr["beta"]
     exact = nonreciprocal_exact_gradient(chip, inputs, targets)
     rows = []
-    for name in ("aep", "plain_ep", "vf_ep"):
+    for name in ("aep", "dyadic_ep", "plain_ep", "vf_ep"):
         est = make_nonreciprocal_rule(name, beta, lr["centred"])
         chip.reseed([seed, 9])
         e = est.estimate(chip, inputs, targets)
@@ -88,7 +89,8 @@ def nonreciprocal_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed
     intro = (f"against the exact gradient (implicit differentiation of the noise-free model), network "
              f"{'-'.join(map(str, topo.layer_sizes))} ({'with' if topo.backward else 'no'} backward couplings, "
              f"{topo.dynamics}); |exact| = {np.linalg.norm(exact):.3g}")
-    note = ("cosine 1 = same direction.  AEP is exact as beta -> 0 for any network; plain EP and VF-EP are "
+    note = ("cosine 1 = same direction.  AEP is exact as beta -> 0 for any network, dyadic EP at any beta (its "
+            "mirror copy is linear); plain EP and VF-EP are "
             "biased when the couplings are not reciprocal.")
     return GradcheckReport(intro, rows, note)
 

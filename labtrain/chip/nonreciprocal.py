@@ -13,6 +13,10 @@ called directly (an *ideal* backend).  What a protocol can ask of it:
   ``antisymmetric_feedback``) -- the extra force ``-2A(s - s0)`` of asymmetric
   EP, ``A = (J - J^T)/2`` the non-reciprocal part of the interaction at the
   free state (known from the couplings and the free rates);
+* ``relax_mirror(inputs, free_states, offset)`` (capability ``adjoint_mirror``)
+  -- the fixed point of the *mirror* copy used by dyadic EP: a linear network
+  with the transposed couplings of the chip linearised at its free state,
+  ``dl/dt = J(s0)^T l + offset``;
 * local readouts for the weight updates: :meth:`local_force_gradient`
   (``mean_b (dF/dtheta)^T v``) and :meth:`local_energy_gradient` (``dE/dtheta``
   of the reciprocal EP energy);
@@ -37,10 +41,12 @@ import numpy as np
 from ..simulators.nonreciprocal import AffineForce, LayeredTopology, NonReciprocalNetwork, Relaxation
 from .base import CURRENT_NUDGE, NETWORK_MODEL, Chip, ClampNudge, CurrentNudge, Measurement, ParameterSpec
 
-__all__ = ["NonReciprocalChip", "StateMeasurement", "STATE_READOUT", "ANTISYMMETRIC_FEEDBACK", "AffineForce"]
+__all__ = ["NonReciprocalChip", "StateMeasurement", "STATE_READOUT", "ANTISYMMETRIC_FEEDBACK", "ADJOINT_MIRROR",
+           "AffineForce"]
 
 STATE_READOUT = "state_readout"                    #: every unit's fixed-point state can be read
 ANTISYMMETRIC_FEEDBACK = "antisymmetric_feedback"  #: the -2A(s - s0) learning-phase force can be applied
+ADJOINT_MIRROR = "adjoint_mirror"                  #: a transposed-coupling mirror copy can be relaxed (dyadic EP)
 
 
 class StateMeasurement(Measurement):
@@ -101,7 +107,8 @@ class NonReciprocalChip(Chip):
         bias = topo.kind_mask("bias")
         upper = np.where(bias, float(bias_bound), float(weight_bound))
         self._spec = ParameterSpec("coupling", "1", -upper, upper.copy())
-        self.capabilities = frozenset({CURRENT_NUDGE, NETWORK_MODEL, STATE_READOUT, ANTISYMMETRIC_FEEDBACK})
+        self.capabilities = frozenset({CURRENT_NUDGE, NETWORK_MODEL, STATE_READOUT, ANTISYMMETRIC_FEEDBACK,
+                                       ADJOINT_MIRROR})
         self.init, self.init_scale, self.seed = init, float(init_scale), int(seed)
         self.read_noise = float(read_noise)
         self.rng = np.random.default_rng([self.seed, 7])
@@ -212,6 +219,43 @@ class NonReciprocalChip(Chip):
         x = np.atleast_2d(np.asarray(inputs, float))
         two_a = 2.0 * self.network_model().antisymmetric_part(x, free_states)
         return AffineForce(two_a, np.matmul(two_a, free_states[..., None])[..., 0])
+
+    def relax_mirror(self, inputs: np.ndarray, free_states: np.ndarray, offset: np.ndarray,
+                     max_steps: int | None = None) -> StateMeasurement:
+        """Fixed point of the mirror copy ``dl/dt = J(s0)^T l + offset`` (capability ``adjoint_mirror``).
+
+        The mirror is the chip's network linearised at the free states ``s0``
+        with every coupling transposed (unit ``i`` drives unit ``j`` through
+        ``J_ij``): its Jacobian ``J^T`` has the spectrum of ``J``, so it relaxes
+        wherever the free state is stable.  Relaxation as on the chip -- Euler
+        steps, linearly implicit in each unit's self-coupling, until
+        ``max |dl/dt| < tol`` -- then one exact linear polish (the mirror is
+        linear).  ``offset`` (B x n_units) is the drive, e.g. ``beta (t - s0_out)``
+        on the outputs.
+        """
+        x = np.atleast_2d(np.asarray(inputs, float))
+        model = self.network_model()
+        jt = model.jacobian(x, free_states).transpose(0, 2, 1)
+        b = np.asarray(offset, float)
+        tol = self.relax_settings["tol"]
+        steps = self.relax_settings["max_steps"] if max_steps is None else int(max_steps)
+        dt = self.relax_settings["dt"]
+        diag = np.maximum(-np.diagonal(jt, axis1=1, axis2=2), 0.0)
+        lam = np.zeros_like(b)
+        res = np.full(len(b), np.inf)
+        for _ in range(steps):
+            f = np.einsum("bij,bj->bi", jt, lam) + b
+            res = np.max(np.abs(f), axis=1)
+            if np.all(res < max(tol, 1e-3 * np.max(np.abs(b), initial=0.0))):
+                break
+            lam = lam + dt / (1.0 + dt * diag) * f
+        lam = lam + model.solve(jt, -(np.einsum("bij,bj->bi", jt, lam) + b))
+        final = np.max(np.abs(np.einsum("bij,bj->bi", jt, lam) + b), axis=1)
+        converged = np.isfinite(final) & (final < max(tol, 1e-9 * np.max(np.abs(b), initial=0.0)))
+        self.stats["relaxations"] += 1
+        self.stats["unconverged_examples"] += int(np.sum(~converged))
+        lam = self._read(lam)
+        return StateMeasurement(lam[:, self.topology.output_slice].copy(), lam, converged)
 
     # --------------------------------------------------------- local rules
     def local_force_gradient(self, inputs: np.ndarray, states: np.ndarray, vectors: np.ndarray) -> np.ndarray:

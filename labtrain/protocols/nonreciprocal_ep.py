@@ -34,9 +34,22 @@ Every rule below measures the free state and two learning-phase states at
   coupling (``LayeredTopology.tie`` of the exact gradient) and keeps
   ``W_b = W_f^T``; on a non-reciprocal network it is biased.
 
-Dyadic EP (the second algorithm of Scurria et al., derived from an energy on
-an augmented state space) is **not** implemented: no reliable public
-definition was found; AEP is stated to be equivalent to it.
+* :class:`DyadicEP`: EP on an energy over the augmented ("dyadic") state
+  ``(s, l)``: ``E(s, l) = -l . F(s, theta) + beta C(s)``.  Its stationary point
+  has ``F(s) = 0`` (the free state, whatever ``beta``) and
+  ``J^T l = beta dC/ds``: the second member of the dyad is a mirror copy of
+  the network with transposed (linearised) couplings, relaxed with the nudge
+  ``beta (t - s_out)`` as its drive (:meth:`NonReciprocalChip.relax_mirror`).
+  The EP theorem applied to this energy gives
+  ``dC/dtheta = d/dbeta dE/dtheta = -(dF/dtheta)^T l / beta`` -- the same
+  estimate as AEP with ``delta = l / beta`` (AEP's ``s^beta - s0`` *is* the
+  mirror state, realised inside the one network by the ``-2A`` force), but
+  exact at any ``beta`` because the mirror is linear.  Scurria et al. describe
+  their second algorithm as "derived using a variational formulation that
+  generates the learning dynamics through an energy function defined over an
+  augmented state space" and equivalent to AEP; their equations were not
+  available to us, so this is our derivation of that idea, verified against
+  the implicit gradient and AEP in tests/test_nonreciprocal.py.
 """
 
 from __future__ import annotations
@@ -44,11 +57,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..chip.base import NETWORK_MODEL, Chip
-from ..chip.nonreciprocal import ANTISYMMETRIC_FEEDBACK, STATE_READOUT
+from ..chip.nonreciprocal import ADJOINT_MIRROR, ANTISYMMETRIC_FEEDBACK, STATE_READOUT
 from .base import GradientEstimate, GradientEstimator, half_squared_error
 from .fidelity import Fidelity, compare_gradients
 
-__all__ = ["NonReciprocalEP", "AsymmetricEP", "PlainEP", "VectorFieldEP", "ImplicitGradient",
+__all__ = ["NonReciprocalEP", "AsymmetricEP", "DyadicEP", "PlainEP", "VectorFieldEP", "ImplicitGradient",
            "nonreciprocal_exact_gradient", "nonreciprocal_fidelity", "NONRECIPROCAL_RULES", "make_nonreciprocal_rule"]
 
 
@@ -132,6 +145,52 @@ class PlainEP(NonReciprocalEP):
         return (chip.local_energy_gradient(inputs, plus) - chip.local_energy_gradient(inputs, minus)) / width
 
 
+class DyadicEP(GradientEstimator):
+    """Dyadic EP: free state plus the mirror copy's stationary state at ``+beta`` (and ``-beta``, centred).
+
+    ``gradient = -(dF/dtheta)(s0)^T (l^+ - l^-) / (2 beta)``; the mirror is linear,
+    so centred and one-sided agree and the estimate does not depend on ``beta``
+    (beyond read noise, which ``beta`` lifts above).
+    """
+
+    name = "dyadic_ep"
+    requires = frozenset({STATE_READOUT, ADJOINT_MIRROR})
+    loss_unit = "1"
+
+    def __init__(self, beta: float, centred: bool = True) -> None:
+        if not beta > 0:
+            raise ValueError(f"beta must be > 0, got {beta}")
+        self.beta = float(beta)
+        self.centred = bool(centred)
+        self.dropped_examples = 0
+
+    def estimate(self, chip: Chip, inputs: np.ndarray, targets_v: np.ndarray) -> GradientEstimate:
+        x = np.atleast_2d(np.asarray(inputs, float))
+        t = np.atleast_2d(np.asarray(targets_v, float))
+        free = chip.relax(x)
+        out = chip.topology.output_slice
+        drive = np.zeros_like(free.states)
+        drive[:, out] = self.beta * (t - free.states[:, out])
+        plus = chip.relax_mirror(x, free.states, drive)
+        ok = free.converged & plus.converged
+        if self.centred:
+            minus = chip.relax_mirror(x, free.states, -drive)
+            ok &= minus.converged
+            delta = (plus.states - minus.states) / (2.0 * self.beta)
+        else:
+            delta = plus.states / self.beta
+        self.dropped_examples += int(np.sum(~ok))
+        if ok.any():
+            gradient = -chip.local_force_gradient(x[ok], free.states[ok], delta[ok])
+        else:
+            gradient = np.zeros(chip.parameter_spec.size)
+        n_phases = 3 if self.centred else 2
+        return GradientEstimate(gradient, half_squared_error(free.output_v, t), free.output_v, n_phases)
+
+    def describe(self) -> dict:
+        return {"rule": self.name, "beta": self.beta, "centred": self.centred}
+
+
 class ImplicitGradient(GradientEstimator):
     """Exact ``dC/dtheta`` from the chip's model (implicit differentiation): the backprop-equivalent reference."""
 
@@ -146,7 +205,7 @@ class ImplicitGradient(GradientEstimator):
         return GradientEstimate(gradient, half_squared_error(free.output_v, targets_v), free.output_v, 1)
 
 
-NONRECIPROCAL_RULES = {"aep": AsymmetricEP, "plain_ep": PlainEP, "vf_ep": VectorFieldEP}
+NONRECIPROCAL_RULES = {"aep": AsymmetricEP, "dyadic_ep": DyadicEP, "plain_ep": PlainEP, "vf_ep": VectorFieldEP}
 
 
 def make_nonreciprocal_rule(name: str, beta: float = 0.01, centred: bool = True) -> GradientEstimator:
