@@ -520,7 +520,8 @@ class NonlinearResistorNetwork:
 
     def __init__(self, network: Network, edges: NonlinearEdges | str | Sequence[str],
                  parameters: np.ndarray | None = None, *, tol_a: float = 1e-15, rtol: float = 1e-11,
-                 tol_v: float = 1e-12, max_iter: int = 100, dense_max_nodes: int = 48, max_chunk_elements: int = 4_000_000) -> None:
+                 tol_v: float = 1e-12, max_iter: int = 100, dense_max_nodes: int = 48,
+                 max_chunk_elements: int = 4_000_000) -> None:
         if isinstance(edges, str):
             edges = NonlinearEdges.uniform(network.n_edges, edges)
         elif not isinstance(edges, NonlinearEdges):
@@ -703,7 +704,8 @@ class NonlinearResistorNetwork:
             hi = min(n_prob, lo + chunk)
             inverse = None
             if chord:
-                ref = np.ascontiguousarray(np.asarray(start_v, float).reshape(-1, net.n_nodes)[lo // groups:hi // groups].T)
+                starts = np.asarray(start_v, float).reshape(-1, net.n_nodes)
+                ref = np.ascontiguousarray(starts[lo // groups:hi // groups].T)
                 gd0 = self._el.evaluate(ref[e[:, 0]] - ref[e[:, 1]], self.conductance_s, self.gate_v)[1]
                 inverse = self._inverse_jacobians(lay, gd0)
             vf, it, res = self._newton(lay, start_t[:, lo:hi], fixed_t[:, lo:hi],
@@ -728,8 +730,8 @@ class NonlinearResistorNetwork:
             try:
                 return np.linalg.solve(jac, r.T[..., None])[..., 0].T
             except np.linalg.LinAlgError:
-                raise SteadyStateError("singular Jacobian: a free node is joined to the rest only by edges with "
-                                       "zero differential conductance (give diodes parallel_s > 0 or off_s > 0)") from None
+                raise SteadyStateError("singular Jacobian: a free node is joined to the rest only by edges with zero "
+                                       "differential conductance (give diodes parallel_s > 0 or off_s > 0)") from None
         indptr, indices, op, new_index = lay.sparse_block()
         nnz = len(indices)
         data = np.asarray(op @ gd).T.ravel()  # block after block
@@ -994,7 +996,8 @@ def diode_network(
     return net, NonlinearEdges.from_kinds(kinds, **diode_params)
 
 
-def xor_diode_network(n_hidden: int = 4, *, n_bias_inputs: int = 1, diode: str = "diode", **kwargs) -> tuple[Network, NonlinearEdges]:
+def xor_diode_network(n_hidden: int = 4, *, n_bias_inputs: int = 1, diode: str = "diode",
+                      **kwargs) -> tuple[Network, NonlinearEdges]:
     """The XOR-capable diode network: ``diode_network((2, n_hidden, 1), complementary_inputs=True)``.
 
     Inputs ``[x1, x2, 1 - x1, 1 - x2, bias...]`` (``make_task("xor",
