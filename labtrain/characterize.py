@@ -331,7 +331,8 @@ def add_characterize_arguments(parser: argparse.ArgumentParser) -> argparse.Argu
     parser.add_argument("--base-hz", type=float, default=5.0,
                         help="triangle of electrode k at sqrt(p_k) * base_hz (default 5)")
     parser.add_argument("--out", required=True, help="surrogate file to write (HDF5)")
-    parser.add_argument("--model-seed", type=int, default=0, help="seed of the synthetic DNPU (twin/ideal)")
+    parser.add_argument("--model-seed", type=int, default=None,
+                        help="seed of the synthetic DNPU (twin/ideal; default: its default device)")
     parser.add_argument("--seed", type=int, default=0, help="triangle phases, twin noise, fit")
     parser.add_argument("--daq-device", default="Dev1", help="NI DAQ device (hardware backend)")
     parser.add_argument("--hidden", default="90,90,90,90,90", help="hidden layer widths, comma-separated")
@@ -374,7 +375,7 @@ def characterize_cli(args: argparse.Namespace) -> int:
             chip = build_dnpu_hardware(args.daq_device, rate_hz=args.rate_hz)
         else:
             from .simulators.dnpu import HoppingDNPU
-            model = HoppingDNPU(seed=args.model_seed)
+            model = HoppingDNPU() if args.model_seed is None else HoppingDNPU(seed=args.model_seed)
             if args.backend == "twin":
                 from .simulators.dnpu_bench import build_dnpu_twin
                 chip = build_dnpu_twin(model, rate_hz=args.rate_hz, seed=args.seed)

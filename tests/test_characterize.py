@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from labtrain.characterize import (CharacterizationData, characterize, characterize_cli, fit_surrogate,
-                                   first_primes, main, triangle_frequencies_hz, triangle_waves)
+from labtrain.characterize import (characterize, fit_surrogate, first_primes, main, triangle_frequencies_hz,
+                                   triangle_waves)
 from labtrain.chip.dnpu import DNPUChip
 from labtrain.dnpu_device import default_layout
 from labtrain.simulators.daq_twin import AOWrite

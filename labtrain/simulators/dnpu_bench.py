@@ -183,7 +183,7 @@ def build_dnpu_twin(model: DNPUModel | None = None, layout: DNPULayout | None = 
                     noise_1f_v: float = 0.0, adc_bits: int | None = 16, dac_bits: int | None = 16,
                     ai_max_abs_v: float | None = None, rc_time_s: float = 0.0, max_slew_v_per_s: float = 200.0,
                     control_v: np.ndarray | None = None, inverting: bool = True, seed: int = 0,
-                    model_seed: int = 0, lockin: bool = False, lockin_noise_v_per_rthz: float = 0.0,
+                    model_seed: int | None = None, lockin: bool = False, lockin_noise_v_per_rthz: float = 0.0,
                     lockin_time_constant_s: float = 0.03, lockin_settle_time_constants: float = 10.0,
                     demodulator: str = "software", retries: int = 2, device: str = "Dev1") -> Any:
     """A DNPU twin on the code path of the bench: model -> circuit -> SimulatedDAQ -> SafeDAQ -> chip.
@@ -191,7 +191,8 @@ def build_dnpu_twin(model: DNPUModel | None = None, layout: DNPULayout | None = 
     Parameters
     ----------
     model : DNPUModel, optional
-        Device physics; default ``HoppingDNPU(seed=model_seed)`` from :mod:`labtrain.simulators.dnpu`.
+        Device physics; default the synthetic :class:`~labtrain.simulators.dnpu.HoppingDNPU` (its default
+        device, or ``seed=model_seed``).
     layout : DNPULayout, optional
         Default :func:`~labtrain.dnpu_device.default_layout`.
     rate_hz : float
@@ -214,8 +215,8 @@ def build_dnpu_twin(model: DNPUModel | None = None, layout: DNPULayout | None = 
         Amplifier polarity (see :class:`DNPUBenchCircuit`).
     seed : int
         Seed of the DAQ noise (``seed + 1`` for the lock-in's).
-    model_seed : int
-        Seed of the default synthetic model.
+    model_seed : int, optional
+        Seed of the default synthetic model (``None``: its default device).
     lockin : bool
         Add a simulated lock-in (SR830-like) routed by a :class:`TwinLockInRouter`.
     lockin_noise_v_per_rthz, lockin_time_constant_s, lockin_settle_time_constants : float
@@ -240,7 +241,7 @@ def build_dnpu_twin(model: DNPUModel | None = None, layout: DNPULayout | None = 
     layout = default_layout() if layout is None else layout
     if model is None:
         from .dnpu import HoppingDNPU
-        model = HoppingDNPU(seed=model_seed)
+        model = HoppingDNPU() if model_seed is None else HoppingDNPU(seed=model_seed)
     electrode_ao = default_electrode_ao(layout.n_electrodes, device)
     output_ai = f"{device}/ai0"
     circuit = DNPUBenchCircuit(model, layout, electrode_ao=electrode_ao, output_ai=output_ai, inverting=inverting)
@@ -255,9 +256,10 @@ def build_dnpu_twin(model: DNPUModel | None = None, layout: DNPULayout | None = 
     safe_lockin = router = None
     try:
         if lockin:
-            raw = ACCoupledSimulatedLockIn(frequency_hz=200.0, amplitude_v=0.004, time_constant_s=lockin_time_constant_s,
-                                  sensitivity_v=1.0, noise_v_per_rthz=lockin_noise_v_per_rthz,
-                                  settle_time_constants=lockin_settle_time_constants, seed=seed + 1)
+            raw = ACCoupledSimulatedLockIn(frequency_hz=200.0, amplitude_v=0.004,
+                                           time_constant_s=lockin_time_constant_s, sensitivity_v=1.0,
+                                           noise_v_per_rthz=lockin_noise_v_per_rthz,
+                                           settle_time_constants=lockin_settle_time_constants, seed=seed + 1)
             router = TwinLockInRouter(raw, sim, output_ai)
             max_rms = float(np.max(np.asarray(layout.high_v) - np.asarray(layout.low_v))) / 2 / np.sqrt(2)
             safe_lockin = SafeLockIn(raw, max_amplitude_v=max(max_rms, 0.004), frequency_range_hz=(1e-3, rate_hz / 2))
