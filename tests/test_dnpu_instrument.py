@@ -284,3 +284,28 @@ def test_chip_without_lockin_refuses_lockin_mode(model):
     with pytest.raises(ValueError, match="demodulator"):
         InstrumentDNPUChip(chip.daq, demodulator="lockin")
     chip.close()
+
+
+def test_digital_line_router_closes_one_relay_at_a_time(model):
+    from labtrain.chip.dnpu_instrument import DigitalLineRouter
+    from labtrain.safety import SafeDAQ
+    from labtrain.simulators.daq_twin import SimulatedDAQ
+    from labtrain.simulators.dnpu_bench import default_electrode_ao, dnpu_safety_config
+
+    lay = default_layout()
+    ao = default_electrode_ao(7)
+    lines = {c: f"Dev1/port0/line{k}" for k, c in enumerate(ao)}
+    sim = SimulatedDAQ(DNPUBenchCircuit(model, lay), do_lines=tuple(lines.values()))
+    daq = SafeDAQ(sim, dnpu_safety_config(lay, ao, max_slew_v_per_s=200.0, ramp_rate_hz=1e4), register=False)
+    router = DigitalLineRouter(daq, lines)
+    router(ao[3])
+    assert [k for k, v in sim.digital_states().items() if v] == ["Dev1/port0/line3"]
+    router(ao[5])
+    assert [k for k, v in sim.digital_states().items() if v] == ["Dev1/port0/line5"]
+    with pytest.raises(ValueError, match="no lock-in relay"):
+        router("Dev1/ao9")
+    daq.safe_state()
+    assert not any(sim.digital_states().values())
+    with pytest.raises(ValueError, match="not a digital line"):
+        DigitalLineRouter(daq, {ao[0]: "Dev1/port1/line0"})
+    daq.close()

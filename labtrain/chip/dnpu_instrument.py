@@ -67,7 +67,7 @@ from ..ports import DAQ, LockIn, PortError
 from .base import AC_TONES, ACMeasurement, CapabilityError, Chip, ParameterSpec, Tone
 from .dnpu import DNPU, DNPUMeasurement, check_tones, tone_electrode_waveforms
 
-__all__ = ["InstrumentDNPUChip", "DEMODULATORS", "build_dnpu_hardware"]
+__all__ = ["InstrumentDNPUChip", "DEMODULATORS", "DigitalLineRouter", "build_dnpu_hardware"]
 
 #: where ``measure_ac`` demodulates: in software from the sampled output, or with the lock-in, one tone at a time
 DEMODULATORS = ("software", "lockin")
@@ -510,28 +510,75 @@ class InstrumentDNPUChip(Chip):
         }
 
 
+class DigitalLineRouter:
+    """Lock-in routing on the bench: a relay per electrode, driven by the DAQ's digital lines.
+
+    ``lines`` maps an electrode's AO channel to the digital line whose relay
+    connects the lock-in's sine out to that electrode's summing input.
+    ``router(channel)`` opens every relay, then closes ``channel``'s (``None``:
+    all open).  The lines go through the (safety-wrapped) DAQ, whose safe
+    state opens them all.
+    """
+
+    def __init__(self, daq: DAQ, lines: dict[str, str]) -> None:
+        bad = [line for line in lines.values() if line not in daq.do_lines]
+        if bad:
+            raise ValueError(f"router line {bad[0]!r} is not a digital line of the DAQ ({', '.join(daq.do_lines)})")
+        self.daq, self.lines = daq, dict(lines)
+        self.channel: str | None = None
+
+    def __call__(self, channel: str | None) -> None:
+        if channel is not None and channel not in self.lines:
+            raise ValueError(f"no lock-in relay for AO channel {channel!r} (relays: {', '.join(self.lines)})")
+        self.daq.set_digital({line: False for line in self.lines.values()})
+        self.channel = None
+        if channel is not None:
+            self.daq.set_digital({self.lines[channel]: True})
+            self.channel = channel
+
+
 def build_dnpu_hardware(daq_device: str = "Dev1", layout: DNPULayout | None = None, *, rate_hz: float = 10_000.0,
                         settle_samples: int = 20, average_samples: int = 20, max_slew_v_per_s: float = 200.0,
                         ai_max_abs_v: float = 10.0, inverting: bool = True, control_v: np.ndarray | None = None,
-                        retries: int = 2) -> InstrumentDNPUChip:
+                        retries: int = 2, lockin_resource: Any = None, lockin_model: str = "SR830",
+                        lockin_max_amplitude_v: float = 0.1, lockin_time_constant_s: float = 0.03,
+                        lockin_settle_time_constants: float = 10.0) -> InstrumentDNPUChip:
     """A DNPU on a real NI DAQ (electrodes on ``ao0..``, amplifier on ``ai0``), behind the safety layer.
 
     Opens the ``nidaqmx`` driver (``pip install 'labtrain[hardware]'``); nothing
-    is written until the first measurement.
+    is written until the first measurement.  With ``lockin_resource`` (a VISA
+    address) an SR830/SR860 is opened too (behind :class:`~labtrain.safety.SafeLockIn`,
+    sine out at most ``lockin_max_amplitude_v`` RMS) and routed by relays on
+    the DAQ's digital lines ``port0/line{k}`` (one per electrode,
+    :class:`DigitalLineRouter`), for ``demodulator="lockin"``.
     """
     from ..drivers.nidaq import NIDAQ
-    from ..safety import SafeDAQ
+    from ..safety import SafeDAQ, SafeLockIn
     from ..simulators.dnpu_bench import default_electrode_ao, dnpu_safety_config
 
     layout = default_layout() if layout is None else layout
     ao = default_electrode_ao(layout.n_electrodes, daq_device)
     ai = f"{daq_device}/ai0"
-    daq = NIDAQ(daq_device, ao_channels=ao, ai_channels=(ai,), ai_range_v=(-ai_max_abs_v, ai_max_abs_v))
+    relays = {c: f"{daq_device}/port0/line{k}" for k, c in enumerate(ao)} if lockin_resource is not None else {}
+    daq = NIDAQ(daq_device, ao_channels=ao, ai_channels=(ai,), do_lines=tuple(relays.values()),
+                ai_range_v=(-ai_max_abs_v, ai_max_abs_v))
     safe = SafeDAQ(daq, dnpu_safety_config(layout, ao, max_slew_v_per_s=max_slew_v_per_s, ramp_rate_hz=rate_hz))
+    safe_lockin = router = None
     try:
+        if lockin_resource is not None:
+            from ..drivers import lockin as lockin_drivers
+            cls = {"SR830": lockin_drivers.SR830LockIn, "SR860": lockin_drivers.SR860LockIn}.get(lockin_model)
+            if cls is None:
+                raise ValueError(f"lockin_model must be SR830 or SR860, got {lockin_model!r}")
+            safe_lockin = SafeLockIn(cls(lockin_resource), max_amplitude_v=lockin_max_amplitude_v)
+            safe_lockin.time_constant_s = lockin_time_constant_s
+            router = DigitalLineRouter(safe, relays)
         return InstrumentDNPUChip(safe, layout, control_v, electrode_ao=ao, output_ai=ai, inverting=inverting,
                                   rate_hz=rate_hz, settle_samples=settle_samples, average_samples=average_samples,
-                                  retries=retries, backend="hardware")
+                                  retries=retries, backend="hardware", lockin=safe_lockin, lockin_router=router,
+                                  lockin_settle_time_constants=lockin_settle_time_constants)
     except Exception:
         safe.close()
+        if safe_lockin is not None:
+            safe_lockin.close()
         raise
