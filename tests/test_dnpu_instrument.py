@@ -309,3 +309,21 @@ def test_digital_line_router_closes_one_relay_at_a_time(model):
     with pytest.raises(ValueError, match="not a digital line"):
         DigitalLineRouter(daq, {ao[0]: "Dev1/port1/line0"})
     daq.close()
+
+
+def test_homodyne_sequential_through_the_lockin_matches_parallel_software(model):
+    from labtrain.protocols.homodyne import HomodyneGradient
+
+    amps = (0.03, 0.01, 0.01, 0.006, 0.006)
+    targets = np.array([[-1.5], [-0.5], [-0.5], [-1.5]])
+    lock_chip = build_dnpu_twin(model, lockin=True, demodulator="lockin", noise_white_v=1e-4, seed=2)
+    ideal = DNPUChip(model)
+    seq = HomodyneGradient(amplitudes_v=amps, tones_hz=PUBLISHED_DNPU_TONES_HZ, mode="sequential")
+    par = HomodyneGradient(amplitudes_v=amps, tones_hz=PUBLISHED_DNPU_TONES_HZ, mode="parallel")
+    g_lock = seq.estimate(lock_chip, GATE_X, targets)
+    g_soft = par.estimate(ideal, GATE_X, targets)
+    assert g_lock.n_phases == 5
+    cos = g_lock.gradient @ g_soft.gradient / np.linalg.norm(g_lock.gradient) / np.linalg.norm(g_soft.gradient)
+    assert cos > 0.999
+    np.testing.assert_allclose(g_lock.gradient, g_soft.gradient, rtol=0.05, atol=0.01 * np.abs(g_soft.gradient).max())
+    lock_chip.close()
