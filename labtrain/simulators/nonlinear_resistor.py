@@ -797,7 +797,8 @@ class NonlinearResistorNetwork:
                 r_all = np.zeros((lay.nf, vf.shape[1]))
                 r_all[:, active] = r
                 n_g = inverse.shape[0]
-                d_all = np.matmul(inverse, r_all.reshape(lay.nf, n_g, series).transpose(1, 0, 2))  # (G, nf, T)
+                blocks = np.ascontiguousarray(r_all.reshape(lay.nf, n_g, series).transpose(1, 0, 2))  # BLAS
+                d_all = np.matmul(inverse, blocks)  # (G, nf, T)
                 d = -d_all.transpose(1, 0, 2).reshape(lay.nf, -1)[:, active]
             else:
                 d = -self._solve(lay, gd, r)
