@@ -66,7 +66,7 @@ def test_bias_is_second_order_in_amplitude(model):
     assert errors[1] < 0.02   # the published amplitudes: < 2 % bias on this device
 
 
-@pytest.mark.filterwarnings("ignore:homodyne: quadrature")
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_sequential_equals_parallel_within_noise(model):
     chip = _chip(model, read_noise_a=0.1e-9, seed=1)
     par = HomodyneGradient().estimate(chip, CASES, TARGETS)

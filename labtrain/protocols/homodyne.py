@@ -16,7 +16,12 @@ loss ``C = mean_b 1/2 (v_out,b - t_b)^2``:
     dC/dV_k = mean_b (v_out,b - t_b) d v_out,b / d V_k      (volts: V^2 per V),
 
 where ``v_out,b`` is the window's mean output (the DC part of the same
-acquisition).
+acquisition).  With ``loss="one_sided"`` (a squared hinge) a case whose target
+lies above ``threshold_v`` is penalised only while ``v_out < t`` and one whose
+target lies below only while ``v_out > t``: outputs already beyond their target
+on the correct side are left alone, so the optimiser spends its steps on the
+cases that are still wrong instead of pinning every case to one level
+(what a Boolean gate needs; ``examples/dnpu_gates.py``).
 
 Modes
 -----
@@ -62,11 +67,12 @@ import numpy as np
 
 from ..chip.base import AC_TONES, Chip, Tone
 from ..demod import FrequencyPlan, plan_tones
-from .base import GradientEstimate, GradientEstimator, half_squared_error
+from .base import GradientEstimate, GradientEstimator
 
-__all__ = ["HomodyneGradient", "HGE_MODES", "DEFAULT_AMPLITUDES_V", "dnpu_exact_gradient"]
+__all__ = ["HomodyneGradient", "HGE_MODES", "HGE_LOSSES", "DEFAULT_AMPLITUDES_V", "dnpu_exact_gradient"]
 
 HGE_MODES = ("parallel", "sequential", "finite_difference")
+HGE_LOSSES = ("squared", "one_sided")
 #: Boon et al.'s perturbation amplitudes for the 5 controls (V)
 DEFAULT_AMPLITUDES_V = (0.03, 0.01, 0.01, 0.005, 0.005)
 
@@ -114,6 +120,11 @@ class HomodyneGradient(GradientEstimator):
         Sample clock for planning (default: the chip's ``rate_hz`` attribute, else 10 kHz).
     quadrature_warn : float
         Warn when a tone's quadrature/in-phase ratio exceeds this.
+    loss : {"squared", "one_sided"}
+        ``C = mean_b 1/2 e_b^2`` with ``e = v_out - t`` (squared) or ``e`` set to 0
+        for outputs beyond their target on the far side of ``threshold_v`` (one-sided).
+    threshold_v : float, optional
+        Decision level of the one-sided loss (V at the amplifier output); required for it.
     """
 
     name = "homodyne"
@@ -121,7 +132,8 @@ class HomodyneGradient(GradientEstimator):
     def __init__(self, amplitudes_v: float | Sequence[float] = DEFAULT_AMPLITUDES_V,
                  tones_hz: Sequence[float] | FrequencyPlan | None = None, window_s: float = 0.05,
                  settle_s: float = 0.005, mode: str = "parallel", fd_step_v: float = 0.01, central: bool = True,
-                 max_hz: float | None = None, rate_hz: float | None = None, quadrature_warn: float = 0.1) -> None:
+                 max_hz: float | None = None, rate_hz: float | None = None, quadrature_warn: float = 0.1,
+                 loss: str = "squared", threshold_v: float | None = None) -> None:
         if mode not in HGE_MODES:
             raise ValueError(f"homodyne mode must be one of {HGE_MODES}, got {mode!r}")
         amp = np.atleast_1d(np.asarray(amplitudes_v, float))
@@ -131,6 +143,12 @@ class HomodyneGradient(GradientEstimator):
             raise ValueError(f"window_s must be > 0 and settle_s >= 0, got {window_s}, {settle_s}")
         if not fd_step_v > 0:
             raise ValueError(f"fd_step_v must be > 0, got {fd_step_v}")
+        if loss not in HGE_LOSSES:
+            raise ValueError(f"homodyne loss must be one of {HGE_LOSSES}, got {loss!r}")
+        if loss == "one_sided" and (threshold_v is None or not np.isfinite(threshold_v)):
+            raise ValueError(f"loss 'one_sided' needs a finite threshold_v, got {threshold_v!r}")
+        self.loss = loss
+        self.threshold_v = None if threshold_v is None else float(threshold_v)
         self.amplitudes_v = amp
         self.tones = tones_hz
         self.window_s, self.settle_s = float(window_s), float(settle_s)
@@ -219,9 +237,17 @@ class HomodyneGradient(GradientEstimator):
         self.last_acquisition_s = float(acq)
         self._health(x, y)
         deriv = x / amp                                                            # d v_out / d V_k
-        err = dc - targets_v
+        err = self.output_error(dc, targets_v)
         gradient = np.mean(np.sum(err[..., None] * deriv, axis=1), axis=0)
-        return GradientEstimate(gradient, half_squared_error(dc, targets_v), dc, n_acq)
+        return GradientEstimate(gradient, 0.5 * float(np.mean(np.sum(err**2, axis=1))), dc, n_acq)
+
+    def output_error(self, output_v: np.ndarray, targets_v: np.ndarray) -> np.ndarray:
+        """``dC/dv_out`` per example and output, (B, n_out) in volts (module docstring, ``loss``)."""
+        err = np.asarray(output_v, float) - np.asarray(targets_v, float)
+        if self.loss == "one_sided":
+            high = np.asarray(targets_v, float) > self.threshold_v
+            err = np.where(high, np.minimum(err, 0.0), np.maximum(err, 0.0))
+        return err
 
     def _health(self, x: np.ndarray, y: np.ndarray) -> None:
         xr = np.sqrt(np.mean(x**2, axis=(0, 1)))
@@ -271,15 +297,17 @@ class HomodyneGradient(GradientEstimator):
             chip.set_parameters(saved)
         self.last_acquisition_s = float(acq)
         deriv = np.stack(deriv, -1)                                                # (B, n_out, P)
-        err = base.output_v - targets_v
+        err = self.output_error(base.output_v, targets_v)
         gradient = np.mean(np.sum(err[..., None] * deriv, axis=1), axis=0)
         phases = 1 + (2 * n if self.central else n)
-        return GradientEstimate(gradient, half_squared_error(base.output_v, targets_v), base.output_v, phases)
+        return GradientEstimate(gradient, 0.5 * float(np.mean(np.sum(err**2, axis=1))), base.output_v, phases)
 
     def describe(self) -> dict:
         d = {"rule": self.name, "mode": self.mode, "amplitudes_v": self.amplitudes_v.tolist(),
              "window_s": self.window_s, "settle_s": self.settle_s, "fd_step_v": self.fd_step_v,
-             "central": self.central}
+             "central": self.central, "loss": self.loss}
+        if self.threshold_v is not None:
+            d["threshold_v"] = self.threshold_v
         if self.plan is not None:
             d["plan"] = self.plan.to_dict()
         elif self.tones is not None:
