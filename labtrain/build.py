@@ -17,7 +17,10 @@ from typing import Any, Callable
 import numpy as np
 
 from .builders import ChipBuilder
+from .builders import dnpu as _dnpu_builder
+from .builders import nonlinear as _nonlinear_builder
 from .builders import nonreciprocal as _nonreciprocal_builder
+from .builders.ac import check_ac_settings, fp_rule
 from .builders import xy as _xy_builder
 from .chip.base import Chip
 from .chip.ideal import IdealChip
@@ -115,7 +118,8 @@ def build_chip(exp: Experiment, net: Network) -> Chip:
     if b["kind"] != "ideal":
         return _build_instrument_chip(exp, net)
     return IdealChip(net, initial_conductances(exp, net), input_mode=exp["chip"]["input_mode"],
-                     pot_steps=b["pot_steps"], read_noise_v=b["read_noise_v"], seed=exp["run"]["seed"])
+                     pot_steps=b["pot_steps"], read_noise_v=b["read_noise_v"], seed=exp["run"]["seed"],
+                     rate_hz=b["rate_hz"])
 
 
 def _build_instrument_chip(exp: Experiment, net: Network) -> Chip:
@@ -182,6 +186,7 @@ RESISTOR_RULES: dict[str, Callable[[Experiment], GradientEstimator]] = {
     "ep": lambda exp: EquilibriumPropagation(exp["learning"]["beta_s"], centred=exp["learning"]["centred"]),
     "cl": lambda exp: CoupledLearning(exp["learning"]["eta"], centred=exp["learning"]["centred"]),
     "cl_clocked": lambda exp: CoupledLearning(exp["learning"]["eta"], centred=exp["learning"]["centred"]),
+    "fp": fp_rule,
 }
 
 
@@ -198,6 +203,8 @@ CHIP_BUILDERS: dict[str, ChipBuilder] = {
     "resistor_network": ChipBuilder(build_task, _resistor_network, _resistor_chip, RESISTOR_RULES),
     "xy": _xy_builder.BUILDER,
     "nonreciprocal": _nonreciprocal_builder.BUILDER,
+    "nonlinear_resistor": _nonlinear_builder.BUILDER,
+    "dnpu": _dnpu_builder.BUILDER,
 }
 
 
@@ -259,6 +266,11 @@ def build_setup(exp: Experiment) -> Setup:
     except Exception as exc:
         chip.close()
         raise ConfigError(f"{_src(exp)}: [learning] rule = {lr['rule']!r}: {exc}") from None
+    try:
+        check_ac_settings(exp, estimator, chip)  # fp / hge: tones planned at the chip's clock, amplitudes
+    except ConfigError:
+        chip.close()
+        raise
     setup = Setup(exp, task, net, chip, estimator, optimizer, mask)
     if exp["run"].get("record_maps_every", 0) and builder.maps is not None:
         setup.maps = builder.maps(setup)

@@ -1,4 +1,9 @@
-"""``labtrain`` command line: run, resume, check, runs, show, export, gradcheck, bench, devices, gui.
+"""``labtrain`` command line: run, resume, check, runs, show, export, gradcheck, characterize, bench, devices, gui.
+
+``labtrain characterize`` samples a DNPU (twin, ideal model or hardware) with
+incommensurate triangle waves and fits a surrogate twin to it
+(:mod:`labtrain.characterize`); ``[chip] model = "surrogate"`` with
+``surrogate_path`` then trains on it.
 
 Exit codes: 0 success; 1 a run failed; 2 bad input (experiment file, run file or
 argument -- one line on stderr, nothing run); 3 a run paused by an instrument
@@ -158,7 +163,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .run import Run
 
     exp = load_experiment(args.file, overrides_from_cli(backend=args.backend))
-    if exp["backend"]["kind"] != "ideal":
+    if exp["backend"]["kind"] != "ideal" and exp["chip"]["type"] == "resistor_network":
         return _check_instruments(args, exp)
     setup = build_setup(exp)
     try:
@@ -173,8 +178,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         else:
             snap = setup.chip.snapshot()
             sizes = "-".join(map(str, snap.get("topology", {}).get("layer_sizes", [])))
-            print(f"  chip      {snap.get('chip', exp['chip']['type'])} {sizes}: {setup.chip.parameter_spec.size} "
-                  f"parameters; backend {exp['backend']['kind']}")
+            spec = setup.chip.parameter_spec
+            print(f"  chip      {snap.get('chip', exp['chip']['type'])} {sizes}: {spec.size} "
+                  f"parameters ({spec.name}, {spec.unit}); backend {exp['backend']['kind']}")
         print(f"  task      {task.name}: {len(task.x_train)} train / {len(task.x_test)} test examples, "
               f"decoder {task.decoder}")
         print(f"  learning  {setup.estimator.describe()} with {setup.optimizer.name}")
@@ -279,8 +285,10 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     chip, task = setup.chip, setup.task
     if args.beta_s is not None or args.eta is not None:
         chip.close()
-        raise UsageError(f"--beta-s / --eta are resistor-network settings; [chip] type = "
-                         f"{setup.experiment['chip']['type']!r} takes --beta (dimensionless)")
+        kind = setup.experiment["chip"]["type"]
+        takes = "takes --beta (dimensionless)" if kind in ("xy", "nonreciprocal") else \
+            "takes its rule's settings from the experiment file"
+        raise UsageError(f"--beta-s / --eta are resistor-network settings; [chip] type = {kind!r} {takes}")
     try:
         x, t, n = _gradcheck_batch(args, task)
         report = gradcheck(setup, x, t, args.seed, {"beta": args.beta})
@@ -316,6 +324,11 @@ def _gradcheck_resistor(args: argparse.Namespace, setup, where: str) -> int:
         print(f"gradient fidelity {where}, batch of {n} training examples, against the exact "
               f"(adjoint) gradient of the noise-free network model; |exact| = {np.linalg.norm(exact):.3g} V^2/S")
         rows = []
+        if exp["learning"]["rule"] == "fp":
+            from .builders.ac import fp_gradcheck_rows
+
+            gamma = exp["learning"]["gamma_a_per_v"]
+            rows += fp_gradcheck_rows(exp, chip, x, t, exact, args.seed, [gamma])
         for est in [AnalyticGradient(), *gep_family(beta_s, eta)]:
             label = est.name + (" centred" if getattr(est, "centred", False) else "")
             setting = "" if not hasattr(est, "strength") else f"{est.strength_name} = {est.strength:g}"
@@ -350,6 +363,12 @@ def cmd_gui(args: argparse.Namespace) -> int:
     from .gui.app import run_from_args
 
     return run_from_args(args)
+
+
+def cmd_characterize(args: argparse.Namespace) -> int:
+    from .characterize import characterize_cli
+
+    return characterize_cli(args)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -418,6 +437,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch", type=_nonnegative_int, default=0, help="examples (0 = whole training set)")
     r.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the batch choice and read noise")
     r.set_defaults(func=cmd_gradcheck)
+
+    from .characterize import add_characterize_arguments
+
+    r = sub.add_parser("characterize", help="sample a DNPU with incommensurate triangle waves and fit a surrogate "
+                       "twin (an HDF5 file for [chip] model = \"surrogate\")")
+    add_characterize_arguments(r)
+    r.set_defaults(func=cmd_characterize)
 
     r = sub.add_parser("bench", help="training-step benchmark on 2-D lattices (ratio vs per-example solves)")
     r.add_argument("--batch", type=_positive_int, default=256, help="batch size (default 256)")

@@ -19,6 +19,8 @@ from typing import Any
 from .network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S
 from .optim import OPTIMIZERS
 from .protocols.masks import MASK_MODES
+from .dnpu_device import default_layout as _dnpu_layout
+from .protocols.homodyne import DEFAULT_AMPLITUDES_V, HGE_MODES
 from .simulators.linear_resistor import INPUT_MODES
 from .simulators.nonreciprocal import ACTIVATIONS as NR_ACTIVATIONS
 from .simulators.nonreciprocal import DYNAMICS as NR_DYNAMICS
@@ -32,27 +34,43 @@ __all__ = ["ConfigError", "Field", "SCHEMA", "Experiment", "load_experiment", "p
 #: Learning rules of every ``[chip] type`` (the first is the type's default rule).  A new chip type adds
 #: itself here, to CHIP_BACKENDS / CHIP_TOPOLOGIES, and to ``labtrain.build.CHIP_BUILDERS``.
 CHIP_RULES: dict[str, tuple[str, ...]] = {
-    "resistor_network": ("cl", "analytic", "ep", "cl_clocked"),
+    "resistor_network": ("cl", "analytic", "ep", "cl_clocked", "fp"),
     "xy": ("xy_ep", "xy_implicit"),
     "nonreciprocal": ("aep", "dyadic_ep", "plain_ep", "vf_ep", "implicit"),
+    "nonlinear_resistor": ("fp", "analytic"),
+    "dnpu": ("hge",),
 }
 CHIP_TYPES = tuple(CHIP_RULES)
-RULES = tuple(r for rules in CHIP_RULES.values() for r in rules)
+RULES = tuple(dict.fromkeys(r for rules in CHIP_RULES.values() for r in rules))
 BACKENDS = ("ideal", "twin", "hardware")
 AVAILABLE_BACKENDS = ("ideal", "twin", "hardware")
 TOPOLOGIES = ("lattice", "all_to_all", "layered", "random", "edge_list", "stacked_lattice")
 #: Backends that can realise each chip type (types not listed: every backend).
-CHIP_BACKENDS: dict[str, tuple[str, ...]] = {"xy": ("ideal",), "nonreciprocal": ("ideal",)}
+CHIP_BACKENDS: dict[str, tuple[str, ...]] = {"xy": ("ideal",), "nonreciprocal": ("ideal",),
+                                             "nonlinear_resistor": ("ideal",)}
 #: Topologies each chip type accepts (types not listed: every topology but stacked_lattice).
 CHIP_TOPOLOGIES: dict[str, tuple[str, ...]] = {
     "xy": ("lattice", "stacked_lattice", "all_to_all", "layered", "random", "edge_list"),
     "nonreciprocal": ("layered",),
+    "nonlinear_resistor": ("layered", "lattice", "all_to_all", "random", "edge_list"),
+    "dnpu": (),  # no network: [chip] topology does not apply
 }
-#: Chip types whose inputs and targets are voltages (keys with ``_v``, conductances, pots).
-VOLTAGE_CHIPS = ("resistor_network",)
+#: Chip types whose inputs and targets are voltages (the task's ``_v`` keys).
+VOLTAGE_CHIPS = ("resistor_network", "nonlinear_resistor", "dnpu")
 #: Chip types built on a graph (labtrain.network.Network): lattice / random / edge-list keys apply.
-GRAPH_CHIPS = ("resistor_network", "xy")
+GRAPH_CHIPS = ("resistor_network", "xy", "nonlinear_resistor")
 XY, NONRECIPROCAL = ("xy",), ("nonreciprocal",)
+RESISTOR, NONLINEAR, DNPU = ("resistor_network",), ("nonlinear_resistor",), ("dnpu",)
+#: Chip types with trainable edge conductances (siemens).
+CONDUCTANCE_CHIPS = RESISTOR + NONLINEAR
+#: Chip types the AC rules (fp, hge) run on: their demodulation window keys apply.
+AC_CHIPS = RESISTOR + NONLINEAR + DNPU
+FP_ACTIVATIONS = ("", "ac", "dc")
+DNPU_MODELS = ("hopping", "surrogate")
+_LAYOUT = _dnpu_layout()
+#: [chip] keys of a DNPU that describe the device; a surrogate file brings its own.
+DNPU_LAYOUT_KEYS = ("electrode_low_v", "electrode_high_v", "data_electrodes", "control_electrodes", "gain_ohm",
+                    "clip_a", "abort_abs_v")
 
 
 class ConfigError(ValueError):
@@ -94,10 +112,12 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "description": F("str", "", "Free text stored with the run"),
     },
     "chip": {
-        "type": F("str", "resistor_network", "Kind of learning machine: resistor network, XY oscillator network "
-                  "or non-reciprocal (layered rate) network", choices=CHIP_TYPES),
-        "topology": F("str", "lattice", "Network builder (nonreciprocal: layered only; stacked_lattice: xy only)",
-                      choices=TOPOLOGIES),
+        "type": F("str", "resistor_network", "Kind of learning machine: resistor network, XY oscillator network, "
+                  "non-reciprocal (layered rate) network, nonlinear resistive network (diodes, transistor edges) "
+                  "or DNPU (dopant-network processing unit)", choices=CHIP_TYPES),
+        "topology": F("str", "lattice", "Network builder (nonreciprocal: layered only; stacked_lattice: xy only; "
+                      "nonlinear_resistor: default layered, the diode network)", choices=TOPOLOGIES,
+                      types=GRAPH_CHIPS + NONRECIPROCAL),
         "rows": F("int", 4, "Lattice rows", 1, 2000, types=GRAPH_CHIPS),
         "cols": F("int", 4, "Lattice columns", 2, 2000, types=GRAPH_CHIPS),
         "diagonals": F("bool", False, "Lattice: add diagonal edges", types=GRAPH_CHIPS),
@@ -106,7 +126,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                     "node (r, c) of the next", 1, 1000, types=XY),
         "n_nodes": F("int", 16, "all_to_all / random: number of nodes", 2, 10_000_000, types=GRAPH_CHIPS),
         "n_edges": F("int", 40, "random: number of edges", 1, 100_000_000, types=GRAPH_CHIPS),
-        "hidden_layers": F("ints", [4], "layered (and nonreciprocal): sizes of the hidden layers", 1, 100_000),
+        "hidden_layers": F("ints", [4], "layered (and nonreciprocal): sizes of the hidden layers", 1, 100_000,
+                           types=GRAPH_CHIPS + NONRECIPROCAL),
         "edge_list": F("str", "", "edge_list: path of the edge file (relative to the experiment file)", types=GRAPH_CHIPS),
         "graph_seed": F("int", 0, "random: seed of the graph and of its terminal placement", 0, 2**32 - 1, types=GRAPH_CHIPS),
         "inputs": F("ints", [], "Input node indices (default: placed by the builder)", 0, None, types=GRAPH_CHIPS),
@@ -114,14 +135,74 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "grounds": F("ints", [], "Ground node indices (resistors: 0 V; xy: reference oscillators; default: "
                      "placed by the builder)", 0, None, types=GRAPH_CHIPS),
         "input_mode": F("str", "voltage", "Inputs as voltage or current sources", choices=INPUT_MODES,
-                        types=VOLTAGE_CHIPS),
+                        types=RESISTOR),
         "g_min_s": F("float", DEFAULT_G_MIN_S, "Lowest edge conductance (S)", 0, 1e6, low_open=True,
-                     types=VOLTAGE_CHIPS),
+                     types=CONDUCTANCE_CHIPS),
         "g_max_s": F("float", DEFAULT_G_MAX_S, "Highest edge conductance (S)", 0, 1e6, low_open=True,
-                     types=VOLTAGE_CHIPS),
-        "g_init": F("str", "geometric_mean", "Initial conductances",
+                     types=CONDUCTANCE_CHIPS),
+        "g_init": F("str", "geometric_mean", "Initial conductances (nonlinear_resistor: of the linear edges; "
+                    "transistor gates start mid-range, or uniformly random with the *_random choices)",
                     choices=("geometric_mean", "uniform_random", "log_uniform_random", "min", "max"),
-                    types=VOLTAGE_CHIPS),
+                    types=CONDUCTANCE_CHIPS),
+        # --- nonlinear_resistor: labtrain.simulators.nonlinear_resistor (diodes, transistor edges)
+        "edge_kind": F("str", "linear", "nonlinear_resistor, graph topologies (not layered): kind of every edge, "
+                       "linear (trainable conductance) or transistor (trainable gate voltage)",
+                       choices=("linear", "transistor"), types=NONLINEAR),
+        "diode": F("str", "diode", "nonlinear_resistor, layered: fixed diodes from every hidden node to ground, "
+                   "exponential (Shockley) or piecewise-linear ideal_diode", choices=("diode", "ideal_diode"),
+                   types=NONLINEAR),
+        "diode_orientation": F("str", "both", "nonlinear_resistor, layered: diodes conducting above ground "
+                               "(down), below (up) or an antiparallel pair (both: a soft clip at about +-0.5 V)",
+                               choices=("both", "down", "up"), types=NONLINEAR),
+        "skip_inputs": F("bool", True, "nonlinear_resistor, layered: also join every input (and the ground) to "
+                         "the outputs", types=NONLINEAR),
+        "diode_saturation_current_a": F("float", 1e-12, "nonlinear_resistor, diode: saturation current I_s (A)",
+                                        0, 1, low_open=True, types=NONLINEAR),
+        "diode_ideality": F("float", 1.0, "nonlinear_resistor, diode: ideality factor n", 0, 100, low_open=True,
+                            types=NONLINEAR),
+        "diode_series_ohm": F("float", 0.0, "nonlinear_resistor, diode: series resistance (ohm)", 0, 1e12,
+                              types=NONLINEAR),
+        "diode_parallel_s": F("float", 0.0, "nonlinear_resistor, diode: parallel (leak) conductance (S)", 0, 1e6,
+                              types=NONLINEAR),
+        "ideal_diode_on_s": F("float", 1e-3, "nonlinear_resistor, ideal_diode: on conductance (S)", 0, 1e6,
+                              low_open=True, types=NONLINEAR),
+        "ideal_diode_off_s": F("float", 1e-8, "nonlinear_resistor, ideal_diode: off conductance (S)", 0, 1e6,
+                               types=NONLINEAR),
+        "ideal_diode_on_v": F("float", 0.3, "nonlinear_resistor, ideal_diode: turn-on voltage (V)", -10, 10,
+                              types=NONLINEAR),
+        "transistor_gain_a_per_v2": F("float", 1e-3, "nonlinear_resistor, transistor: gain K (A/V^2)", 0, 1e3,
+                                      low_open=True, types=NONLINEAR),
+        "transistor_threshold_v": F("float", 0.5, "nonlinear_resistor, transistor: threshold voltage (V)",
+                                    -10, 10, types=NONLINEAR),
+        "transistor_off_s": F("float", 1e-8, "nonlinear_resistor, transistor: off conductance (S)", 0, 1e6,
+                              types=NONLINEAR),
+        "gate_min_v": F("float", 0.6, "nonlinear_resistor, transistor: lowest gate voltage (V)", -20, 20,
+                        types=NONLINEAR),
+        "gate_max_v": F("float", 3.0, "nonlinear_resistor, transistor: highest gate voltage (V)", -20, 20,
+                        types=NONLINEAR),
+        # --- dnpu: labtrain.dnpu_device / labtrain.simulators.dnpu (synthetic) / dnpu_surrogate (fitted MLP)
+        "model": F("str", "hopping", "dnpu, ideal/twin: device physics, the synthetic hopping network "
+                   "(HoppingDNPU) or a fitted surrogate file (labtrain characterize)", choices=DNPU_MODELS,
+                   types=DNPU),
+        "surrogate_path": F("str", "", "dnpu, model = surrogate: the surrogate file (.h5, relative to the "
+                            "experiment file); it brings its electrode ranges, roles, gain and clipping",
+                            types=DNPU),
+        "model_seed": F("int", 5, "dnpu, model = hopping: seed of the synthetic device (5: the documented "
+                        "default device)", 0, 2**32 - 1, types=DNPU),
+        "electrode_low_v": F("floats", list(_LAYOUT.low_v), "dnpu: lowest allowed voltage of every activation "
+                             "electrode (V, electrode order)", -10, 10, types=DNPU),
+        "electrode_high_v": F("floats", list(_LAYOUT.high_v), "dnpu: highest allowed voltage of every "
+                              "activation electrode (V)", -10, 10, types=DNPU),
+        "data_electrodes": F("ints", list(_LAYOUT.data_electrodes), "dnpu: electrodes carrying the task's inputs",
+                             0, 1000, types=DNPU),
+        "control_electrodes": F("ints", list(_LAYOUT.control_electrodes), "dnpu: electrodes whose voltages are "
+                                "trained", 0, 1000, types=DNPU),
+        "gain_ohm": F("float", _LAYOUT.gain_ohm, "dnpu: transimpedance gain of the output amplifier (V per A)",
+                      0, 1e13, low_open=True, types=DNPU),
+        "clip_a": F("float", _LAYOUT.clip_a, "dnpu: the amplifier saturates at +-clip_a (A at its input)",
+                    0, 1, low_open=True, types=DNPU),
+        "abort_abs_v": F("float", _LAYOUT.abort_abs_v, "dnpu: no electrode may ever see |V| >= abort_abs_v (V; "
+                         "every range must stay below it)", 0, 10, low_open=True, types=DNPU),
         # --- xy: oscillator phases phi, energy E = -sum W cos(phi_a - phi_b) - sum h cos(phi - psi)
         "bias": F("str", "vector", "xy: trainable bias fields on the free oscillators: none, field (amplitude at "
                   "fixed phase bias_phase_rad) or vector (amplitude and phase)", choices=("none", "field", "vector"),
@@ -169,10 +250,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "kind": F("str", "ideal", "ideal (physics model), twin (simulated instruments) or hardware",
                   choices=BACKENDS),
         "pot_steps": F("int", 0, "Quantise conductances to this many pot taps (0 = continuous)", 0, 1_000_000,
-                       types=VOLTAGE_CHIPS),
+                       types=RESISTOR),
         "read_noise_v": F("float", 0.0, "ideal: Gaussian noise (std, V) on every node reading", 0, 10,
-                          types=VOLTAGE_CHIPS),
-        "rate_hz": F("float", 10_000.0, "twin/hardware: DAQ sample clock (Hz)", 0, 1e7, low_open=True),
+                          types=CONDUCTANCE_CHIPS),
+        "read_noise_a": F("float", 0.0, "dnpu, ideal: white noise on every sample of the output current "
+                          "(RMS, A)", 0, 1e-3, types=DNPU),
+        "rate_hz": F("float", 10_000.0, "Sample clock (Hz): the DAQ's on twin/hardware, the synthesised "
+                     "waveforms' of the AC rules (fp, hge) on ideal chips", 0, 1e7, low_open=True),
         "settle_samples": F("int", 10, "twin/hardware: samples discarded at the start of each example's plateau",
                             0, 1_000_000),
         "average_samples": F("int", 10, "twin/hardware: samples averaged per example", 1, 1_000_000),
@@ -249,15 +333,45 @@ SCHEMA: dict[str, dict[str, Field]] = {
     },
     "learning": {
         "rule": F("str", "", "Learning rule (default: cl for resistor_network, xy_ep for xy, aep for "
-                  "nonreciprocal)", choices=("",) + RULES),
-        "beta_s": F("float", 1e-6, "EP nudge conductance beta (S)", 0, 1e6, low_open=True, types=VOLTAGE_CHIPS),
+                  "nonreciprocal, fp for nonlinear_resistor, hge for dnpu)", choices=("",) + RULES),
+        "beta_s": F("float", 1e-6, "EP nudge conductance beta (S)", 0, 1e6, low_open=True, types=RESISTOR),
         "beta": F("float", 0.1, "xy_ep / aep / dyadic_ep / plain_ep / vf_ep: nudge strength (dimensionless: multiplier of the "
                   "cost in the energy / force per unit output error)", 0, 1e6, low_open=True,
                   types=XY + NONRECIPROCAL),
         "cost": F("str", "cosine", "xy: output cost, cosine (1 - cos(phi - tau))/2 or log "
                   "-log[(1 + eps + cos(phi - tau))/(2 + eps)]", choices=("cosine", "log"), types=XY),
         "cost_eps": F("float", 0.1, "xy, cost = log: eps", 0, 1e6, low_open=True, types=XY),
-        "eta": F("float", 0.1, "Coupled-learning clamp fraction eta", 0, 1, low_open=True, types=VOLTAGE_CHIPS),
+        "eta": F("float", 0.1, "Coupled-learning clamp fraction eta", 0, 1, low_open=True, types=RESISTOR),
+        # --- AC rules: frequency propagation (fp) and homodyne gradient extraction (hge)
+        "window_s": F("float", 0.05, "fp / hge: demodulation window per example (s; whole periods of every tone)",
+                      0, 1e3, low_open=True, types=AC_CHIPS),
+        "settle_s": F("float", 0.005, "fp / hge: samples discarded before each example's window (s)", 0, 1e3,
+                      types=AC_CHIPS),
+        "gamma_a_per_v": F("float", 1e-6, "fp: error current injected per volt of output error (A/V); on a "
+                           "nonlinear network the bias shrinks with it", 0, 1, low_open=True,
+                           types=CONDUCTANCE_CHIPS),
+        "fp_activation": F("str", "", "fp: inputs as tones at activation_hz (ac) or held at their DC levels (dc: "
+                           "the error is a small signal around the operating point); default: ac on "
+                           "resistor_network, dc on nonlinear_resistor", choices=FP_ACTIVATIONS,
+                           types=CONDUCTANCE_CHIPS),
+        "activation_hz": F("float", 0.0, "fp, ac activation: activation tone (Hz; 0 = planned with error_hz)",
+                           0, 1e7, types=CONDUCTANCE_CHIPS),
+        "error_hz": F("float", 0.0, "fp: error tone (Hz; 0 = planned; with ac activation give both or neither)",
+                      0, 1e7, types=CONDUCTANCE_CHIPS),
+        "fp_mode": F("str", "time_domain", "fp: measure through sampled waveforms (time_domain) or the "
+                     "ideal-chip linear-response shortcut (frequency_domain: no waveforms)",
+                     choices=("time_domain", "frequency_domain"), types=CONDUCTANCE_CHIPS),
+        "amplitudes_v": F("floats", list(DEFAULT_AMPLITUDES_V), "hge: peak tone amplitude per control electrode "
+                          "(V; one value for all, or one per control; below half each control's range)",
+                          0, 1, low_open=True, types=DNPU),
+        "tones_hz": F("floats", [], "hge: tone per control electrode (Hz, on the window's 1/window_s grid, "
+                      "collision-free; [] = planned)", 0, 1e7, low_open=True, types=DNPU),
+        "hge_mode": F("str", "parallel", "hge: all controls at once (parallel), one at a time (sequential) or "
+                      "finite differences", choices=HGE_MODES, types=DNPU),
+        "fd_step_v": F("float", 0.01, "hge, finite_difference: step on each control (V)", 0, 1, low_open=True,
+                       types=DNPU),
+        "fd_central": F("bool", True, "hge, finite_difference: central (2P measurements) or forward (P)",
+                        types=DNPU),
         "centred": F("bool", False, "EP/CL/xy_ep/aep/dyadic_ep/plain_ep/vf_ep: symmetric +/- nudge (bias O(beta^2) "
                      "instead of O(beta))"),
         "optimizer": F("str", "adam", "Optimiser (cl_clocked always uses tap_step)", choices=OPTIMIZERS),
@@ -416,8 +530,10 @@ def _check_chip_type(s: dict[str, dict[str, Any]], given: dict[str, dict[str, An
                           f"rules for {kind}: {', '.join(rules)}")
     topo = s["chip"]["topology"]
     topologies = CHIP_TOPOLOGIES.get(kind, tuple(t for t in TOPOLOGIES if t != "stacked_lattice"))
-    if kind == "nonreciprocal" and "topology" not in given.get("chip", {}):
+    if kind in ("nonreciprocal", "nonlinear_resistor") and "topology" not in given.get("chip", {}):
         s["chip"]["topology"] = "layered"
+    elif kind == "dnpu":
+        pass  # no network ([chip] topology does not apply to it)
     elif topo not in topologies:
         raise ConfigError(f"{source}: [chip] topology = {topo!r} does not fit type = {kind!r}; "
                           f"topologies for {kind}: {', '.join(topologies)}")
@@ -441,6 +557,66 @@ def _check_chip_type(s: dict[str, dict[str, Any]], given: dict[str, dict[str, An
         if s["task"]["decoder"] not in ("", "nearest_phase"):
             raise ConfigError(f"{source}: [task] decoder = {s['task']['decoder']!r}: xy outputs are phases, "
                               "decoded by nearest_phase (circular distance); leave decoder out")
+    if kind == "nonlinear_resistor":
+        c = s["chip"]
+        if c["gate_min_v"] > c["gate_max_v"]:
+            raise ConfigError(f"{source}: [chip] gate_min_v = {c['gate_min_v']!r} is above gate_max_v = "
+                              f"{c['gate_max_v']!r}")
+    if kind == "dnpu":
+        _check_dnpu(s, given.get("chip", {}), source)
+    if learning["rule"] == "fp":
+        _check_fp(s, source)
+
+
+def _check_fp(s: dict[str, dict[str, Any]], source: str) -> None:
+    """Frequency-propagation settings: activation kind, tones given both-or-neither, the shortcut mode."""
+    kind, learning = s["chip"]["type"], s["learning"]
+    if not learning["fp_activation"]:
+        learning["fp_activation"] = "dc" if kind == "nonlinear_resistor" else "ac"
+    act, f_a, f_b = learning["fp_activation"], learning["activation_hz"], learning["error_hz"]
+    where = f"{source}: [learning]"
+    if act == "dc" and f_a:
+        raise ConfigError(f"{where} activation_hz = {f_a!r}: fp_activation = 'dc' holds the inputs at DC; "
+                          "remove activation_hz (or use fp_activation = 'ac')")
+    if act == "ac" and bool(f_a) != bool(f_b):
+        raise ConfigError(f"{where} activation_hz = {f_a!r}, error_hz = {f_b!r}: give both tones or neither "
+                          "(0 = planned)")
+    if act == "ac" and f_a and f_a == f_b:
+        raise ConfigError(f"{where} activation_hz = error_hz = {f_a!r}: the two tones must differ")
+    if learning["fp_mode"] == "frequency_domain":
+        if kind != "resistor_network" or s["backend"]["kind"] != "ideal":
+            raise ConfigError(f"{where} fp_mode = 'frequency_domain' is a model shortcut for ideal linear "
+                              f"resistor networks (this is {kind} on {s['backend']['kind']}); use 'time_domain'")
+
+
+def _check_dnpu(s: dict[str, dict[str, Any]], given_chip: dict[str, Any], source: str) -> None:
+    """DNPU: model and surrogate file, electrode lists that fit together, tone amplitudes per control."""
+    c, where = s["chip"], f"{source}: [chip]"
+    if c["model"] == "surrogate":
+        if not c["surrogate_path"]:
+            raise ConfigError(f"{where} model = 'surrogate' needs surrogate_path = \"path/to/surrogate.h5\" "
+                              "(written by labtrain characterize)")
+        extra = [k for k in DNPU_LAYOUT_KEYS + ("model_seed",) if k in given_chip]
+        if extra:
+            raise ConfigError(f"{where} {extra[0]} = {_show(given_chip[extra[0]])}: with model = 'surrogate' the "
+                              "surrogate file sets the electrode ranges, roles, gain and clipping; remove it")
+        return
+    if c["surrogate_path"]:
+        raise ConfigError(f"{where} surrogate_path = {c['surrogate_path']!r} applies to model = 'surrogate', "
+                          f"not to model = {c['model']!r}; remove it")
+    low, high = c["electrode_low_v"], c["electrode_high_v"]
+    if len(low) != len(high):
+        raise ConfigError(f"{where} electrode_low_v = {_show(low)} and electrode_high_v = {_show(high)} must list "
+                          "the same electrodes")
+    bad = [i for i, (lo, hi) in enumerate(zip(low, high)) if lo >= hi]
+    if bad:
+        raise ConfigError(f"{where} electrode {bad[0]}: electrode_low_v = {low[bad[0]]!r} must be below "
+                          f"electrode_high_v = {high[bad[0]]!r}")
+    amps = s["learning"]["amplitudes_v"]
+    n_c = len(c["control_electrodes"])
+    if len(amps) not in (1, n_c):
+        raise ConfigError(f"{source}: [learning] amplitudes_v = {_show(amps)}: expected one amplitude or one per "
+                          f"control electrode ({n_c})")
 
 
 def _cross_checks(s: dict[str, dict[str, Any]], source: str) -> None:

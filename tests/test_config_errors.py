@@ -365,8 +365,8 @@ def test_console_script_bad_key(tmp_path):
     assert p.stdout == ""
     assert p.stderr.splitlines() == [
         f"labtrain run: error: {f}: [learning] unknown key 'lerning_rate' (did you mean 'learning_rate'?); "
-        "allowed keys: rule, beta_s, eta, centred, optimizer, learning_rate, momentum, deadband, update_fraction, "
-        "mask_mode"]
+        "allowed keys: rule, beta_s, eta, window_s, settle_s, gamma_a_per_v, fp_activation, activation_hz, error_hz, "
+        "fp_mode, centred, optimizer, learning_rate, momentum, deadband, update_fraction, mask_mode"]
     assert not out_dir.exists()
 
 

@@ -111,3 +111,50 @@ def test_digits_aep_reaches_90_percent():
     assert run.chip.topology.layer_sizes == (64, 32, 10) and not run.chip.topology.backward
     assert result.evals[0]["test_accuracy"] < 0.3
     assert result.final["test_accuracy"] >= 0.90
+
+
+def test_xor_diode_fp_learns_xor():
+    """FP (DC activation) on the diode network: 100 % on XOR by step 20 (the first 60 of the file's 200 steps)."""
+    run, result = train("xor_diode_fp.toml", run={"epochs": 60, "eval_every": 20})
+    assert run.chip.parameter_spec.size == 34 and run.task.n_inputs == 5
+    assert result.evals[0]["train_accuracy"] <= 0.75
+    assert all(e["train_accuracy"] == 1.0 for e in result.evals[1:])
+    assert result.final["train_loss"] < result.evals[0]["train_loss"] / 4
+
+
+@pytest.mark.parametrize("backend,epochs,final", [("ideal", 8, 9.6e-3), ("twin", 2, 1.25e-2)])
+def test_regression_fp_learns_on_ideal_and_twin(backend, epochs, final):
+    """FP on the linear lattice: 3.1e-2 -> 9.5e-3 V^2 in 8 epochs (ideal; the file's 60 reach 1.1e-4)."""
+    run, result = train("regression_fp.toml", backend={"kind": backend}, run={"epochs": epochs})
+    assert run.chip.backend == backend
+    assert result.evals[0]["train_loss"] == pytest.approx(3.12e-2, rel=0.01)
+    assert result.final["train_loss"] < final and result.final["test_loss"] < final
+
+
+def test_dnpu_xor_hge_learns_xor():
+    """Parallel HGE + Adam on the default DNPU: 100 % on XOR from step 40 on, loss 0.44 -> 0.035 V^2."""
+    run, result = train("dnpu_xor_hge.toml")
+    assert run.chip.parameter_spec.size == 5 and run.chip.backend == "ideal"
+    assert result.evals[0]["train_accuracy"] <= 0.5
+    assert all(e["train_accuracy"] == 1.0 for e in result.evals if e["step"] >= 39)
+    assert result.final["train_loss"] < 0.04 < 0.4 < result.evals[0]["train_loss"]
+    out = run.chip.measure(run.task.x_train).output_v[:, 0]
+    assert np.all((out > -1.0) == (run.task.y_train == 1))  # settled DC check of the four cases
+
+
+def test_dnpu_xor_hge_runs_unchanged_on_the_twin_through_the_cli(tmp_path, capsys):
+    from labtrain.cli import main
+    from labtrain.store import RunStore, read_summary
+
+    code = main(["run", str(EXAMPLES / "dnpu_xor_hge.toml"), "--backend", "twin", "--epochs", "10",
+                 "--out", str(tmp_path), "-q"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    (path,) = tmp_path.glob("*.h5")
+    summary = read_summary(path)
+    assert summary["backend"] == "twin" and summary["rule"] == "hge" and summary["steps_done"] == 10
+    with RunStore.open(path) as store:
+        snap = store.snapshot["chip"]
+        loss = store.table("steps")["loss"]
+    assert snap["backend"] == "twin" and "safety" in str(snap).lower()
+    assert loss[-1] < loss[0] / 3  # 0.44 -> ~0.06 V^2 in 10 steps, as on the ideal chip
