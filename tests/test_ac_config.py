@@ -348,8 +348,15 @@ def test_gui_parameter_map_shows_dnpu_controls_as_bars(qtbot, tmp_path):
     m = ParameterMap()
     qtbot.addWidget(m)
     m.resize(600, 400)
-    m.configure(None, spec.lower, spec.upper, spec.unit, spec.name, chip.get_parameters())
-    assert m.mode == "bars"
+    from labtrain.gui.worker import _parameter_labels
+
+    labels = _parameter_labels(chip)
+    assert labels == ("e0", "e3", "e4", "e5", "e6")
+    m.configure(None, spec.lower, spec.upper, spec.unit, spec.name, chip.get_parameters(), labels=labels)
+    assert m.mode == "bars" and m.labels == labels
+    ranges = [i for i in m.plot.items if isinstance(i, type(m._bars)) and i is not m._bars]
+    assert len(ranges) == 1  # the dashed boxes of the allowed ranges
+    np.testing.assert_allclose(ranges[0].opts["y0"], spec.lower)
     m.set_parameters(np.array([0.5, -1.1, 0.0, 0.2, 0.1]), 3)
     m.show()
     qtbot.waitExposed(m)

@@ -386,11 +386,17 @@ class ExperimentPanel(QtWidgets.QWidget):
         chip = s["chip"]
         if chip["type"] == "nonreciprocal":
             net = f"{chip['type']} layered ({'-'.join(map(str, chip['hidden_layers']))} hidden)"
+        elif chip["type"] == "dnpu":
+            model = "surrogate" if chip["model"] == "surrogate" else f"hopping model, seed {chip['model_seed']}"
+            net = f"DNPU ({model}; {len(chip['control_electrodes'])} controls)"
+        elif chip["type"] == "nonlinear_resistor" and chip["topology"] == "layered":
+            net = f"diode layered ({'-'.join(map(str, chip['hidden_layers']))} hidden, {chip['diode']})"
         else:
             net = (f"lattice {chip['rows']}x{chip['cols']}" if chip["topology"] == "lattice" else
                    f"{chip['topology']} ({chip['n_nodes']} nodes)")
             net = net if chip["type"] == "resistor_network" else f"{chip['type']} {net}"
-        self._show_status(True, f"valid: {s['learning']['rule']} on a {net} network, task {s['task']['name']}, "
+        net = net if chip["type"] == "dnpu" else f"{net} network"
+        self._show_status(True, f"valid: {s['learning']['rule']} on a {net}, task {s['task']['name']}, "
                                 f"{s['run']['epochs']} epochs, backend {s['backend']['kind']}")
         return True
 
@@ -403,6 +409,13 @@ class ExperimentPanel(QtWidgets.QWidget):
             kind = sections.get("backend", {}).get("kind", "ideal")
             if kind in BACKENDS:
                 self.backend_box.setCurrentText(kind)
+            chip_type = sections.get("chip", {}).get("type")
+            if chip_type:  # show only the keys of this chip type (the others would be errors in the file)
+                for (section, key), w in self._widgets.items():
+                    types = SCHEMA[section][key].types
+                    shown = types is None or chip_type in types
+                    w.setVisible(shown)
+                    self._labels[(section, key)].setVisible(shown)
         finally:
             self._syncing = False
 

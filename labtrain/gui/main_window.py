@@ -412,7 +412,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.info = info
         net = info.network
         self.parameter_map.configure(net, info.lower, info.upper, info.parameter_unit, info.parameter_name,
-                                     info.initial_parameters, edge_parameters=info.edge_parameters or None)
+                                     info.initial_parameters, edge_parameters=info.edge_parameters or None,
+                                     labels=info.parameter_labels)
         self.loss_plot.set_unit(info.loss_unit)
         self.outputs_plot.set_unit(info.output_unit)
         labels = [f"output {k}" + (f" (node {n})" if n is not None else "")

@@ -7,8 +7,10 @@
   is a handful of calls whatever the number of edges.
 * ``heat map`` -- lattices: each edge's conductance painted at its midpoint
   on a doubled grid (node sites empty), terminals on top.
-* ``bars``     -- one bar per parameter (DNPU electrodes, or any chip without
-  a network drawing).
+* ``bars``     -- one bar per parameter (DNPU control electrodes, or any chip
+  without a network drawing), each drawn inside a dashed box spanning its
+  allowed range (conductances: points on a log axis between the bounds);
+  the bars are named by ``labels`` when the chip names its parameters.
 
 Signed edge parameters (XY couplings in rad/s: > 0 ferromagnetic, < 0
 antiferromagnetic) use a diverging colour map centred on 0.  Chips whose
@@ -110,12 +112,14 @@ class ParameterMap(QtWidgets.QWidget):
         self.showing = "couplings"
         self.maps: dict | None = None
         self._maps_step = -1
+        self._p_lower = self._p_upper = np.zeros(0)
+        self.labels: tuple[str, ...] = ()
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
 
     # ------------------------------------------------------------ setup
     def configure(self, network, lower: np.ndarray, upper: np.ndarray, unit: str, name: str,
-                  values: np.ndarray, edge_parameters: int | None = None) -> None:
+                  values: np.ndarray, edge_parameters: int | None = None, labels=()) -> None:
         """A new chip: pick the default view and draw ``values``.
 
         ``edge_parameters``: how many leading parameters are one value per
@@ -124,6 +128,8 @@ class ParameterMap(QtWidgets.QWidget):
         self.network = network
         self.unit, self.name = unit, name
         lower, upper = np.asarray(lower, float), np.asarray(upper, float)
+        self._p_lower, self._p_upper = lower.copy(), upper.copy()
+        self.labels = tuple(str(x) for x in labels) if labels is not None and len(labels) == len(lower) else ()
         n = len(lower)
         m = n if edge_parameters is None else int(edge_parameters)
         self.n_edge_values = m
@@ -261,12 +267,25 @@ class ParameterMap(QtWidgets.QWidget):
                     self.plot.addItem(pg.InfiniteLine(pos=math.log10(bound), angle=0, pen=pg.mkPen(
                         "#909090", style=QtCore.Qt.PenStyle.DotLine)))
             elif n <= 400:
-                self._bars = pg.BarGraphItem(x=np.arange(n), height=self.values, width=0.8, brush="#0072B2", pen=None)
+                # the allowed range of every parameter: a dashed box behind its bar
+                lo, hi = self._p_lower[:n], self._p_upper[:n]
+                ranges = pg.BarGraphItem(x=np.arange(n), y0=lo, height=hi - lo, width=0.9, brush=None,
+                                         pen=pg.mkPen("#707070", style=QtCore.Qt.PenStyle.DashLine))
+                self.plot.addItem(ranges)
+                self.plot.addItem(pg.InfiniteLine(pos=0.0, angle=0, pen=pg.mkPen("#404040")))
+                self._bars = pg.BarGraphItem(x=np.arange(n), height=self.values, width=0.6, brush="#0072B2", pen=None)
             else:
                 self._bars = pg.PlotDataItem(np.arange(n), self.values, pen=pg.mkPen("#0072B2"))
                 self._bars.setDownsampling(auto=True, method="peak")
                 self._bars.setClipToView(True)
             self.plot.addItem(self._bars)
+            bottom = self.plot.getAxis("bottom")
+            if self.labels:
+                bottom.setTicks([list(enumerate(self.labels)), []])
+                self.plot.setLabel("bottom", "electrode (dashed: allowed range)" if self.unit == "V"
+                                   else "parameter (dashed: allowed range)")
+            else:
+                bottom.setTicks(None)
         else:
             self.plot.setLogMode(y=False)
             self.plot.hideAxis("left")
@@ -382,7 +401,8 @@ class ParameterMap(QtWidgets.QWidget):
         name = self.name if self.mode == "bars" else self._edge_name
         vmin, vmax = float(shown.min()), float(shown.max())
         when = "initial" if step < 0 else f"after step {step + 1}"
-        what = "Conductances" if self.unit == "S" else (name.capitalize() + ("s" if self.mode != "bars" else ""))
+        what = "Conductances" if self.unit == "S" else \
+            (name.replace("_", " ").capitalize() + ("s" if self.mode != "bars" else ""))
         self.title.setText(f"<b>{what}</b> {when}: {_si(vmin, self.unit)} … {_si(vmax, self.unit)}")
         self.title.setToolTip(f"{len(shown)} {name} values ({self.unit}), {when}")
 

@@ -86,6 +86,7 @@ class RunInfo:
     history_loss: np.ndarray  # resumed runs: per-step loss so far
     history_evals: list
     edge_parameters: int = 0  # leading parameters that are one value per network edge (0: none / no network)
+    parameter_labels: tuple = ()  # a name per parameter for the bar view (DNPU: the control electrodes)
     loss_unit: str = "V^2"    # unit of the loss ("1": dimensionless)
     output_unit: str = "V"    # unit of outputs and targets ("rad": phases, "": dimensionless states)
 
@@ -309,6 +310,7 @@ class RunWorker:
             (self._probe.reason if self._probe is not None else "switched off"),
             experiment_text=text, overrides=overrides, history_loss=np.array(run.step_loss, float),
             history_evals=[dict(e) for e in run.evals], edge_parameters=net.n_edges if net is not None else 0,
+            parameter_labels=_parameter_labels(chip),
             loss_unit=getattr(run.estimator, "loss_unit", "V^2"),
             output_unit="V" if getattr(run.estimator, "loss_unit", "V^2") == "V^2" else
             "rad" if "xy_phases" in chip.capabilities else "")
@@ -370,3 +372,11 @@ class RunWorker:
                 "ao_v": np.array(waves["ao_v"], float), "ai_channels": labels,
                 "ai_v": np.array(np.asarray(waves["ai_v"])[ai_rows], float),
                 "settle_samples": int(waves["settle_samples"]), "plateau_samples": int(waves["plateau_samples"])}
+
+
+def _parameter_labels(chip) -> tuple:
+    """A label per parameter where the chip names them: a DNPU's control electrodes (``e0``, ``e3``, ...)."""
+    layout = getattr(chip, "layout", None)
+    if layout is None or not hasattr(layout, "control_electrodes"):
+        return ()
+    return tuple(layout.names[k] for k in layout.control_electrodes)
