@@ -370,6 +370,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
                       "finite differences", choices=HGE_MODES, types=DNPU),
         "fd_step_v": F("float", 0.01, "hge, finite_difference: step on each control (V)", 0, 1, low_open=True,
                        types=DNPU),
+        "hge_loss": F("str", "squared", "hge: squared error, or one_sided (a squared hinge about the threshold "
+                      "half-way between [task] target_on_v and target_off_v: outputs beyond their target on the "
+                      "correct side are left alone)", choices=("squared", "one_sided"), types=DNPU),
         "fd_central": F("bool", True, "hge, finite_difference: central (2P measurements) or forward (P)",
                         types=DNPU),
         "centred": F("bool", False, "EP/CL/xy_ep/aep/dyadic_ep/plain_ep/vf_ep: symmetric +/- nudge (bias O(beta^2) "

@@ -34,10 +34,12 @@ def fp_rule(exp: Experiment, gamma_a_per_v: float | None = None) -> FrequencyPro
 
 def hge_rule(exp: Experiment, mode: str | None = None) -> HomodyneGradient:
     """``[learning] rule = "hge"`` from its keys (``mode`` overrides ``hge_mode``)."""
-    lr = exp["learning"]
+    lr, t = exp["learning"], exp["task"]
+    one_sided = lr["hge_loss"] == "one_sided"
     return HomodyneGradient(lr["amplitudes_v"], lr["tones_hz"] or None, window_s=lr["window_s"],
                             settle_s=lr["settle_s"], mode=mode or lr["hge_mode"], fd_step_v=lr["fd_step_v"],
-                            central=lr["fd_central"])
+                            central=lr["fd_central"], loss=lr["hge_loss"],
+                            threshold_v=0.5 * (t["target_on_v"] + t["target_off_v"]) if one_sided else None)
 
 
 def check_ac_settings(exp: Experiment, estimator, chip) -> None:
