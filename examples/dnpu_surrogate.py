@@ -30,21 +30,23 @@ a 3 x 64 tanh surrogate, gates AND and NAND, 40 iterations.  The full run
 published shape; tanh by default, ``--activation relu`` for the published
 activation), gates AND, XOR and NAND, 100 iterations.
 
-Measured on the default synthetic device (``HoppingDNPU()``), seed 0, twin
-with 0.1 mV white noise and 16-bit converters, targets -1.5 / -0.5 V:
+Measured on the default synthetic device (``HoppingDNPU()``, coupling 0.9),
+seed 0, twin with 0.1 mV white noise and 16-bit converters, targets
+-1.5 / -0.5 V, plain SGD lr 0.03 from mid-range controls (a 2-core machine
+shared with other jobs):
 
-* ``--quick``: surrogate test RMSE 1.27 nA = 1.87 % of the output range
-  (27 000 samples, 40 epochs, 19 s); AND and NAND 100 % on the surrogate and
-  100 % on the original twin (losses 0.038 / 0.039 and 0.032 / 0.030 V^2);
-  25 s in all.
-* full: 300 000 samples (30 s) through the DAQ in 32 s; 5 x 90 tanh surrogate
-  test RMSE 0.30 nA = 0.35 % of the output range (24 epochs, early stopping,
-  257 s); AND 100 % / 100 % (loss 0.030 / 0.030 V^2), NAND 100 % / 100 %
-  (0.008 / 0.008), XOR 75 % / 75 % (0.077 / 0.072: plain SGD does not find
-  XOR on this device in 100 steps from mid-range controls -- the ideal chip
-  does no better, see ``examples/dnpu_gates.py``); 305 s in all.  Surrogate
-  and twin losses agree to a few per cent: what was learned on the surrogate
-  transfers.
+* ``--quick``: surrogate test RMSE 1.4 nA = 1.74 % of the output range
+  (27 000 samples, 40 epochs); AND and NAND 100 % on the surrogate and 100 %
+  on the original twin (losses 0.040 / 0.047 and 0.024 / 0.028 V^2).
+* full: 300 000 samples (30 s) through the DAQ in 32 s, output range 96 nA,
+  nothing clipped; 5 x 90 tanh surrogate test RMSE 0.31 nA = 0.32 % of the
+  output range (22 epochs, early stopping, 224 s); AND 100 % / 100 % (loss
+  0.033 / 0.034 V^2), NAND 100 % / 100 % (0.007 / 0.009), XOR 75 % / 75 %
+  (0.062 / 0.058: a single plain-SGD run from mid-range does not find XOR on
+  this device; ``examples/dnpu_gates.py`` uses restarts for that); 274 s in
+  all.  With ``--activation relu`` (the published activation): test RMSE
+  0.32 nA = 0.33 %, AND and NAND again 100 % / 100 %.  Surrogate and twin
+  losses agree within ~20 %: what was learned on the surrogate transfers.
 """
 
 from __future__ import annotations
