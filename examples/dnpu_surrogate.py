@@ -22,7 +22,7 @@ instrument code path:
 
 Usage::
 
-    python examples/dnpu_surrogate.py [--quick] [--duration-s 60] [--gates and,xor,nand] [--save s.h5]
+    python examples/dnpu_surrogate.py [--quick] [--duration-s 30] [--gates and,xor,nand] [--save s.h5]
 
 ``--quick`` (about 25 s on a loaded 2-core machine): 3 s of characterisation,
 a 3 x 64 tanh surrogate, gates AND and NAND, 40 iterations.  The full run
