@@ -139,7 +139,8 @@ def nonlinear_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed: in
     intro = (f"against the exact gradient (adjoint of the noise-free nonlinear network at its operating points); "
              f"{blocks}; |exact| = {np.linalg.norm(exact):.3g}")
     note = ("cosine 1 = same direction.  On a nonlinear network FP reads the linear response around the operating "
-            "point: its bias shrinks with gamma (O(gamma^2): the in-phase part of the response to a sine has no second-order term) until read noise dominates.")
+            "point: its bias shrinks with gamma (O(gamma^2): the in-phase response to a sine has no second-order "
+            "term) until read noise dominates.")
     return GradcheckReport(intro, rows, note)
 
 
