@@ -308,3 +308,37 @@ def test_gui_command_without_qt_says_what_to_install():
                        cwd=EXAMPLES.parent)
     assert r.returncode == 2
     assert "pip install 'labtrain[gui]'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind", ["dnpu", "nonreciprocal"])
+def test_fidelity_probe_compares_each_step_with_the_exact_gradient_at_its_parameters(kind):
+    """The live fidelity plot works beyond resistor networks: the exact gradient at the parameters the
+    step measured at (before its update), so an exact estimate has cosine 1 and a wrong one does not."""
+    from labtrain.gui.worker import FidelityProbe
+
+    rng = np.random.default_rng(0)
+    if kind == "dnpu":
+        from labtrain.chip.dnpu import DNPUChip
+        from labtrain.protocols.homodyne import dnpu_exact_gradient
+        from labtrain.simulators.dnpu import HoppingDNPU
+
+        chip = DNPUChip(HoppingDNPU())
+        x = np.array([[-1.2, -1.2], [-1.2, 0.6], [0.6, -1.2], [0.6, 0.6]])
+        t = np.array([[-1.2], [-0.4], [-0.4], [-1.2]])
+        exact_fn = dnpu_exact_gradient
+    else:
+        from labtrain.chip.nonreciprocal import NonReciprocalChip
+
+        chip = NonReciprocalChip((4, 5, 2), seed=1)
+        x, t = rng.uniform(0, 1, (6, 4)), rng.uniform(0, 1, (6, 2))
+        exact_fn = lambda c, xx, tt: c.exact_gradient(xx, tt)  # noqa: E731
+    probe = FidelityProbe(chip, budget=1e9)
+    assert probe.available, probe.reason
+    probe.reset()
+    exact = exact_fn(chip, x, t)
+    moved = chip.set_parameters(chip.get_parameters() - 0.05 * np.sign(exact) * chip.parameter_spec.span)
+    cos, _ = probe.on_step({"parameters": moved, "gradient": exact, "inputs": x, "targets_v": t})
+    assert cos == pytest.approx(1.0, abs=1e-9)
+    wrong = rng.normal(size=exact.shape)
+    cos, _ = probe.on_step({"parameters": moved, "gradient": wrong, "inputs": x, "targets_v": t})
+    assert cos < 0.9

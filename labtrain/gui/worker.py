@@ -34,6 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from ..chip.base import NETWORK_MODEL
+from ..simulators.linear_resistor import LinearResistorNetwork
+
 __all__ = ["Message", "RunInfo", "RunWorker", "FidelityProbe"]
 
 #: one AI trace per output node, at most this many, in the scope view
@@ -95,11 +98,13 @@ class FidelityProbe:
     """Cosine between a step's gradient estimate and the exact gradient at the step's parameters."""
 
     def __init__(self, chip, budget: float = 0.25) -> None:
-        from ..chip.base import NETWORK_MODEL
-        from ..simulators.linear_resistor import LinearResistorNetwork
-
         self.chip, self.budget = chip, budget
         self.reason = ""
+        self._g: np.ndarray | None = None
+        self._stride, self._skipped = 1, 0
+        self._exact_at = self._dnpu_exact(chip)
+        if self._exact_at is not None:
+            return
         if NETWORK_MODEL not in chip.capabilities:
             self.reason = f"{chip.backend} chip has no network model: no exact gradient to compare with"
             return
@@ -108,12 +113,46 @@ class FidelityProbe:
         except Exception as exc:  # pragma: no cover - defensive
             self.reason = f"no network model: {exc}"
             return
-        if not isinstance(model, LinearResistorNetwork):
+        if isinstance(model, LinearResistorNetwork):
+            self._exact_at = self._resistor_exact(chip, model.input_mode)
+        elif hasattr(model, "topology") and hasattr(model, "exact_gradient") and hasattr(chip, "relax_settings"):
+            self._exact_at = self._nonreciprocal_exact(chip)
+        else:
             self.reason = f"exact gradient not implemented for {type(model).__name__}"
-            return
-        self._input_mode = model.input_mode
-        self._g: np.ndarray | None = None
-        self._stride, self._skipped = 1, 0
+
+    @staticmethod
+    def _resistor_exact(chip, input_mode: str):
+        from ..protocols.analytic import adjoint_gradient
+
+        def exact(g: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+            model = LinearResistorNetwork(chip.network, g, input_mode)
+            return adjoint_gradient(model, x, model.steady_state(x).output_v - t)
+        return exact
+
+    @staticmethod
+    def _nonreciprocal_exact(chip):
+        from ..simulators.nonreciprocal import NonReciprocalNetwork
+
+        def exact(g: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+            return NonReciprocalNetwork(chip.topology, g, **chip.relax_settings).exact_gradient(x, t)
+        return exact
+
+    @staticmethod
+    def _dnpu_exact(chip):
+        """DNPU chips (ideal or twin): the device model's analytic Jacobian at the step's controls."""
+        if not hasattr(chip, "layout"):
+            return None
+        model = getattr(chip, "model", None)
+        if model is None:  # a twin: the device model behind its simulated DAQ
+            model = getattr(getattr(getattr(getattr(chip, "daq", None), "daq", None), "circuit", None), "model", None)
+        if model is None or not hasattr(model, "jacobian_a"):
+            return None
+        from ..chip.dnpu import DNPUChip
+        from ..protocols.homodyne import dnpu_exact_gradient
+
+        def exact(g: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+            return dnpu_exact_gradient(DNPUChip(model, chip.layout, g), x, t)
+        return exact
 
     @property
     def available(self) -> bool:
@@ -128,9 +167,7 @@ class FidelityProbe:
         """(cosine, scaled error) for this step, or None when skipped; then remember the new parameters."""
         if not self.available:
             return None
-        from ..protocols.analytic import adjoint_gradient
         from ..protocols.fidelity import compare_gradients
-        from ..simulators.linear_resistor import LinearResistorNetwork
 
         result = None
         g, self._g = self._g, np.array(data["parameters"], float)
@@ -138,9 +175,7 @@ class FidelityProbe:
         if g is not None and self._skipped >= self._stride and "gradient" in data and "inputs" in data:
             self._skipped = 0
             t0 = time.perf_counter()
-            model = LinearResistorNetwork(self.chip.network, g, self._input_mode)
-            x = np.asarray(data["inputs"], float)
-            exact = adjoint_gradient(model, x, model.steady_state(x).output_v - np.asarray(data["targets_v"], float))
+            exact = self._exact_at(g, np.asarray(data["inputs"], float), np.asarray(data["targets_v"], float))
             fid = compare_gradients(data["gradient"], exact)
             cost = time.perf_counter() - t0
             step_time = max(float(data.get("time_s", 0.0)), 1e-6)
