@@ -197,15 +197,26 @@ def lattice(
     grounds: Sequence[int] | None = None,
     g_min_s: float = DEFAULT_G_MIN_S,
     g_max_s: float = DEFAULT_G_MAX_S,
+    inset: int = 0,
 ) -> Network:
     """2-D square lattice, node ``r * cols + c``.
 
     Default terminals: inputs spread along the left column, outputs along the
     right column, one ground at the middle of the bottom row.  ``skip`` > 1 adds
     links between nodes ``skip`` apart along rows and columns.
+
+    ``inset`` moves the default input column ``inset`` columns in from the
+    left edge and the default output column ``inset`` columns in from the
+    right edge (``inset = 0``: the edges).  Inset terminals have four
+    neighbours and sit closer together; XY oscillator lattices use it
+    (:func:`labtrain.simulators.xy.xy_lattice`).
     """
     if rows < 1 or cols < 2:
         raise NetworkError(f"lattice needs rows >= 1 and cols >= 2, got {rows}x{cols}")
+    inset = int(inset)
+    if inset < 0 or (inputs is None or outputs is None) and inset > cols - 1 - inset:
+        raise NetworkError(f"inset {inset} leaves no room for an input and an output column on a "
+                           f"{rows}x{cols} lattice (need 0 <= inset <= (cols - 1) / 2)")
     idx = np.arange(rows * cols).reshape(rows, cols)
     parts = [np.c_[idx[:, :-1].ravel(), idx[:, 1:].ravel()], np.c_[idx[:-1, :].ravel(), idx[1:, :].ravel()]]
     if diagonals:
@@ -213,12 +224,12 @@ def lattice(
     if skip > 1:
         parts += [np.c_[idx[:, :-skip].ravel(), idx[:, skip:].ravel()], np.c_[idx[:-skip, :].ravel(), idx[skip:, :].ravel()]]
     edges = np.vstack([p for p in parts if len(p)])
-    left, right = list(idx[:, 0]), list(idx[:, -1])
+    left, right = list(idx[:, inset]), list(idx[:, cols - 1 - inset])
     # More terminals than rows: fill whole columns inwards from the left (inputs) / right (outputs).
     ins = _terminals(inputs, _pick(left, n_inputs) if rows >= n_inputs else
-                     [int(i) for i in idx.T.ravel()[:n_inputs]])
+                     [int(i) for i in idx[:, inset:].T.ravel()[:n_inputs]])
     outs = _terminals(outputs, _pick(right, n_outputs) if rows >= n_outputs else
-                      [int(i) for i in idx[:, ::-1].T.ravel()[:n_outputs]])
+                      [int(i) for i in idx[:, ::-1][:, inset:].T.ravel()[:n_outputs]])
     if (inputs is None or outputs is None) and set(ins) & set(outs):
         raise NetworkError(f"{n_inputs} inputs and {n_outputs} outputs do not fit on a {rows}x{cols} lattice "
                            f"(inputs fill columns from the left, outputs from the right); use a larger lattice "

@@ -252,3 +252,59 @@ def test_stacked_lattice_has_local_interlayer_links_and_relaxes():
     assert len(inter) == 9
     state = random_model(net).relax(XOR_X, 3, seed=0)
     assert state.n_unconverged == 0 and state.n_unstable == 0
+
+
+# ------------------------------------------------------ lattice terminal placement
+def test_lattice_inset_moves_default_terminals_off_the_edges():
+    assert (lattice(5, 5).inputs, lattice(5, 5).outputs) == ((5, 15), (14,))          # default unchanged
+    net = lattice(5, 5, inset=1)
+    assert net.inputs == (6, 16) and net.outputs == (13,) and net.grounds == (22,)
+    assert lattice(5, 5, inset=2).outputs == (12,)
+    wide = lattice(2, 6, n_inputs=3, n_outputs=3, inset=1)                            # fills columns inwards
+    assert wide.inputs == (1, 7, 2) and wide.outputs == (4, 10, 3)
+    with pytest.raises(ValueError, match="inset"):
+        lattice(5, 5, inset=3)
+    with pytest.raises(ValueError, match="inset"):
+        lattice(5, 5, inset=-1)
+
+
+def test_xy_lattice_puts_inputs_and_output_two_columns_apart():
+    from labtrain.simulators.xy import stacked_lattice, xy_lattice, xy_lattice_inset
+    assert [xy_lattice_inset(c) for c in (3, 4, 5, 6, 8)] == [0, 0, 1, 1, 2]
+    net = xy_lattice(5, 5)
+    assert net.inputs == (6, 16) and net.outputs == (13,)
+    assert net.edges.tolist() == lattice(5, 5).edges.tolist()
+    iris = xy_lattice(8, 8, n_inputs=4, n_outputs=3)
+    cols_in = {i % 8 for i in iris.inputs}
+    cols_out = {o % 8 for o in iris.outputs}
+    assert cols_in == {2} and cols_out == {5}
+    assert stacked_lattice(5, 5, 2, inset=1).inputs == (6, 16)
+
+
+def test_xy_ep_at_beta_0_1_tracks_the_exact_gradient_on_a_5x5_lattice_with_the_cosine_cost():
+    # The lattice's soft modes make the nudged state move far at beta = 0.1 under the log cost
+    # (curvature up to 1/eps = 10): gradient cosine 0.07-0.82 for seeds 0-2.  The cosine cost
+    # (curvature <= 1/2) at beta = 0.1, or the log cost at beta = 0.01, keep one-sided EP within
+    # 0.98 of the exact gradient.
+    from labtrain.simulators.xy import xy_lattice
+    for seed in (0, 2):
+        for beta, cost in ((0.1, "cosine"), (0.01, "log")):
+            chip = XYChip(xy_lattice(5, 5), n_starts=8, init_seed=seed, seed=seed)
+            fid, _, _ = xy_gradient_fidelity(chip, XYEquilibriumPropagation(beta, cost=cost), XOR_X, XOR_T)
+            assert fid.cosine > 0.98, (seed, beta, cost, fid.cosine)
+
+
+def test_xy_ep_basin_jump_guard_drops_only_starts_that_left_their_basin():
+    with pytest.raises(ValueError, match="max_shift_rad"):
+        XYEquilibriumPropagation(0.1, max_shift_rad=0.0)
+    net = all_to_all(5)
+    plain = XYEquilibriumPropagation(0.05, cost="log").estimate(XYChip(net, n_starts=3, seed=1), XOR_X, XOR_T)
+    loose = XYEquilibriumPropagation(0.05, cost="log", max_shift_rad=10.0)
+    np.testing.assert_allclose(loose.estimate(XYChip(net, n_starts=3, seed=1), XOR_X, XOR_T).gradient,
+                               plain.gradient)
+    assert loose.last_dropped == 0 and loose.describe()["max_shift_rad"] == 10.0
+    for centred in (False, True):
+        tight = XYEquilibriumPropagation(0.05, centred=centred, cost="log", max_shift_rad=1e-9)
+        est = tight.estimate(XYChip(net, n_starts=3, seed=1), XOR_X, XOR_T)
+        # Starts that moved at all are dropped; the rest (no torque on them) contribute ~0.
+        assert 0 < tight.last_dropped <= 12 and np.abs(est.gradient).max() < 1e-6
