@@ -67,12 +67,12 @@ def linear():
 
 
 def twin_chip(net, g, *, noise_white_v=0.0, adc_bits=24, output_series_ohm=1e6, settle_samples=10, seed=0,
-              pot_tolerance=0.0):
+              pot_tolerance=0.0, rc_time_s=0.0):
     """InstrumentChip over the resistor-bench twin (nominal pots), every node read, safety-wrapped."""
     wiring = default_wiring(net, output_series_ohm=output_series_ohm)
     twin = build_resistor_twin(net, wiring, seed=seed, pot_options={"tolerance": pot_tolerance},
                                daq_options={"noise_white_v": noise_white_v, "adc_bits": adc_bits,
-                                            "ai_range_v": (-10.0, 10.0)})
+                                            "ai_range_v": (-10.0, 10.0), "rc_time_s": rc_time_s})
     cfg = SafetyConfig.from_settings(2.0, 1000.0, ramp_rate_hz=RATE_HZ)
     chip = InstrumentChip(net, wiring, SafeDAQ(twin.daq, cfg), SafePotArray(twin.pots, cfg),
                           AcquisitionSettings(rate_hz=RATE_HZ, settle_samples=settle_samples), g)
@@ -231,6 +231,28 @@ def test_fp_on_noise_free_twin_matches_exact(activation_hz):
         assert sent.shape[1] >= 5 * n_s  # the acquisition plus the safety layer's ramps in and out
         assert np.abs(np.diff(sent, axis=1)).max() <= 1000.0 / RATE_HZ * (1 + 1e-9)
         assert np.all(sent[:, -1] == 0.0)
+    finally:
+        chip.close()
+
+
+def test_fp_quadrature_health_check_flags_a_filter_corner_near_the_tones():
+    """A resistive network answers in phase (quadrature ratio ~0); node capacitance with a corner near the
+    tones (RC = 1/(2 pi 100 Hz)) shows up as a large quadrature part and a warning."""
+    net, g, x, t = problem()
+    chip, _ = twin_chip(net, g)
+    try:
+        fp = FrequencyPropagation(1e-6)
+        fp.estimate(chip, x, t)
+        assert fp.last_quadrature_ratio and max(fp.last_quadrature_ratio.values()) < 1e-3
+        assert fp.describe()["last_quadrature_ratio"] == fp.last_quadrature_ratio
+    finally:
+        chip.close()
+    chip, _ = twin_chip(net, g, rc_time_s=1.0 / (2 * np.pi * 100.0), settle_samples=200)
+    try:
+        fp = FrequencyPropagation(1e-6, settle_s=0.02)
+        with pytest.warns(RuntimeWarning, match="quadrature"):
+            fp.estimate(chip, x, t)
+        assert max(fp.last_quadrature_ratio.values()) > 0.3
     finally:
         chip.close()
 

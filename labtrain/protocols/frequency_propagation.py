@@ -46,6 +46,7 @@ Modes
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -91,13 +92,17 @@ class FrequencyPropagation(GradientEstimator):
         Use this plan as it is (overrides ``window_s``, ``activation_hz``,
         ``error_hz``): tone 0 is the activation and tone 1 the error, or, for
         DC activation, tone 0 is the error.
+    quadrature_warn : float
+        Health check: warn (``RuntimeWarning``) when the RMS quadrature/in-phase
+        ratio of the edge drops at a tone exceeds this (``last_quadrature_ratio``).
     """
 
     name = "fp"
 
     def __init__(self, gamma_a_per_v: float = 1e-6, *, activation_hz: float | None = None,
                  error_hz: float | None = None, window_s: float = 0.05, settle_s: float = 0.005,
-                 max_hz: float | None = None, mode: str = "time_domain", plan: FrequencyPlan | None = None) -> None:
+                 max_hz: float | None = None, mode: str = "time_domain", plan: FrequencyPlan | None = None,
+                 quadrature_warn: float = 0.1) -> None:
         if not (np.isfinite(gamma_a_per_v) and gamma_a_per_v > 0):
             raise ValueError(f"FrequencyPropagation: gamma_a_per_v must be > 0, got {gamma_a_per_v!r}")
         if mode not in FP_MODES:
@@ -125,6 +130,9 @@ class FrequencyPropagation(GradientEstimator):
         self.plan = plan
         self.requires = frozenset({AC_TONES, EDGE_DROPS}) if mode == "time_domain" else frozenset({NETWORK_MODEL})
         self.last_plan: FrequencyPlan | None = None
+        self.quadrature_warn = float(quadrature_warn)
+        #: health of the last time-domain estimate: RMS |Y|/|X| of the edge drops per tone (Hz -> ratio)
+        self.last_quadrature_ratio: dict[str, float] = {}
 
     # ------------------------------------------------------------ planning
     @property
@@ -193,7 +201,20 @@ class FrequencyPropagation(GradientEstimator):
         dv_a = drops.dc if self.dc_activation else drops.in_phase[..., 0]
         dv_b = drops.in_phase[..., k_err]
         gradient = self.local_products(chip, dv_a, dv_b / self.gamma_a_per_v)
+        self._health(drops, plan, k_err)
         return GradientEstimate(gradient, half_squared_error(out_a, t), out_a, 2)
+
+    def _health(self, drops: Any, plan: FrequencyPlan, k_err: int) -> None:
+        """Quadrature diagnostic: a resistive network answers in phase; a large ``|Y|/|X|`` at a tone means a
+        filter corner (node capacitance, amplifier bandwidth) near it, and the in-phase estimate is then biased."""
+        ratio = drops.quadrature_ratio()
+        used = range(k_err + 1) if not self.dc_activation else [k_err]
+        self.last_quadrature_ratio = {f"{plan.tones_hz[k]:g} Hz": float(ratio[k]) for k in used}
+        high = {f: r for f, r in self.last_quadrature_ratio.items() if r > self.quadrature_warn}
+        if high:
+            warnings.warn(f"frequency propagation: quadrature/in-phase ratio {high} above {self.quadrature_warn:g}: "
+                          "a filter corner is close to the tones; lower the tones or raise the bandwidth",
+                          RuntimeWarning, stacklevel=3)
 
     @staticmethod
     def local_products(chip: Chip, dv_a: np.ndarray, response_b: np.ndarray) -> np.ndarray:
@@ -238,6 +259,8 @@ class FrequencyPropagation(GradientEstimator):
                              "activation": "dc" if self.dc_activation else "ac", "activation_hz": self.activation_hz,
                              "error_hz": self.error_hz, "window_s": self.window_s, "settle_s": self.settle_s,
                              "max_hz": self.max_hz}
+        if self.last_quadrature_ratio:
+            d["last_quadrature_ratio"] = dict(self.last_quadrature_ratio)
         if self.plan is not None:
             d["plan"] = self.plan.to_dict()
         elif self.last_plan is not None:
