@@ -145,7 +145,7 @@ class PlainEP(NonReciprocalEP):
         return (chip.local_energy_gradient(inputs, plus) - chip.local_energy_gradient(inputs, minus)) / width
 
 
-class DyadicEP(GradientEstimator):
+class DyadicEP(NonReciprocalEP):
     """Dyadic EP: free state plus the mirror copy's stationary state at ``+beta`` (and ``-beta``, centred).
 
     ``gradient = -(dF/dtheta)(s0)^T (l^+ - l^-) / (2 beta)``; the mirror is linear,
@@ -155,14 +155,6 @@ class DyadicEP(GradientEstimator):
 
     name = "dyadic_ep"
     requires = frozenset({STATE_READOUT, ADJOINT_MIRROR})
-    loss_unit = "1"
-
-    def __init__(self, beta: float, centred: bool = True) -> None:
-        if not beta > 0:
-            raise ValueError(f"beta must be > 0, got {beta}")
-        self.beta = float(beta)
-        self.centred = bool(centred)
-        self.dropped_examples = 0
 
     def estimate(self, chip: Chip, inputs: np.ndarray, targets_v: np.ndarray) -> GradientEstimate:
         x = np.atleast_2d(np.asarray(inputs, float))
@@ -186,9 +178,6 @@ class DyadicEP(GradientEstimator):
             gradient = np.zeros(chip.parameter_spec.size)
         n_phases = 3 if self.centred else 2
         return GradientEstimate(gradient, half_squared_error(free.output_v, t), free.output_v, n_phases)
-
-    def describe(self) -> dict:
-        return {"rule": self.name, "beta": self.beta, "centred": self.centred}
 
 
 class ImplicitGradient(GradientEstimator):
