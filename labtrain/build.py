@@ -72,7 +72,7 @@ def build_network(exp: Experiment, n_inputs: int, n_outputs: int) -> Network:
     try:
         if topo == "lattice":
             net = lattice(c["rows"], c["cols"], diagonals=c["diagonals"], skip=c["skip"], n_inputs=n_inputs,
-                          n_outputs=n_outputs, **explicit, **bounds)
+                          n_outputs=n_outputs, inset=c["lattice_inset"], **explicit, **bounds)
         elif topo == "all_to_all":
             net = all_to_all(c["n_nodes"], n_inputs=n_inputs, n_outputs=n_outputs, **explicit, **bounds)
         elif topo == "layered":

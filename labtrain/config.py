@@ -122,6 +122,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "cols": F("int", 4, "Lattice columns", 2, 2000, types=GRAPH_CHIPS),
         "diagonals": F("bool", False, "Lattice: add diagonal edges", types=GRAPH_CHIPS),
         "skip": F("int", 0, "Lattice: extra links this many nodes apart (0 = none)", 0, 1000, types=GRAPH_CHIPS),
+        "lattice_inset": F("int", 0, "xy, lattice / stacked_lattice: move the default input column this many "
+                           "columns in from the left edge and the output column as many in from the right (0 = "
+                           "the edges; 1 on a 5x5 lattice puts them 2 columns apart, which XOR needs)", 0, 1000,
+                           types=XY),
         "layers": F("int", 2, "stacked_lattice: number of rows x cols lattices, node (r, c) of one linked to "
                     "node (r, c) of the next", 1, 1000, types=XY),
         "n_nodes": F("int", 16, "all_to_all / random: number of nodes", 2, 10_000_000, types=GRAPH_CHIPS),
@@ -341,6 +345,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "cost": F("str", "cosine", "xy: output cost, cosine (1 - cos(phi - tau))/2 or log "
                   "-log[(1 + eps + cos(phi - tau))/(2 + eps)]", choices=("cosine", "log"), types=XY),
         "cost_eps": F("float", 0.1, "xy, cost = log: eps", 0, 1e6, low_open=True, types=XY),
+        "max_shift_rad": F("float", 0.0, "xy_ep: basin-jump guard -- random starts whose nudged state moved more "
+                           "than this from the free one (rad, on any oscillator) are left out of the gradient "
+                           "(0 = keep all; 0.5 for lattices at beta = 0.01)", 0, math.pi, types=XY),
         "eta": F("float", 0.1, "Coupled-learning clamp fraction eta", 0, 1, low_open=True, types=RESISTOR),
         # --- AC rules: frequency propagation (fp) and homodyne gradient extraction (hge)
         "window_s": F("float", 0.05, "fp / hge: demodulation window per example (s; whole periods of every tone)",
@@ -554,6 +561,12 @@ def _check_chip_type(s: dict[str, dict[str, Any]], given: dict[str, dict[str, An
         if len(init) != 2 or init[0] > init[1]:
             raise ConfigError(f"{source}: [chip] init_coupling_rad_per_s = {_show(init)}: expected [low, high] "
                               "with low <= high")
+        if c["lattice_inset"] and c["topology"] not in ("lattice", "stacked_lattice"):
+            raise ConfigError(f"{source}: [chip] lattice_inset = {c['lattice_inset']!r} applies to topology = "
+                              f"'lattice' / 'stacked_lattice', not {c['topology']!r}; remove it")
+        if learning["max_shift_rad"] and learning["rule"] != "xy_ep":
+            raise ConfigError(f"{source}: [learning] max_shift_rad = {learning['max_shift_rad']!r} is the xy_ep "
+                              f"basin-jump guard; rule = {learning['rule']!r} takes no nudge: remove it")
         if s["task"]["name"] not in PHASE_TASKS:
             raise ConfigError(f"{source}: [task] name = {s['task']['name']!r}: [chip] type = 'xy' takes "
                               f"phase-encoded classification tasks: {', '.join(PHASE_TASKS)}")

@@ -139,6 +139,27 @@ def test_epochs_override_and_check(tmp_path, capsys):
     assert code == 0 and "steps       1 / 1" in out, err
 
 
+def test_lattice_inset_and_basin_jump_guard_reach_the_chip_and_the_estimator():
+    """``[chip] lattice_inset`` places the terminals as ``xy_lattice``; ``[learning] max_shift_rad`` arms the guard."""
+    from labtrain.simulators.xy import stacked_lattice, xy_lattice
+
+    exp = experiment_from_text(with_lines(XY_XOR, "chip", "rows = 5", "cols = 5", "lattice_inset = 1")
+                               .replace("beta = 0.1", "beta = 0.01\nmax_shift_rad = 0.5"))
+    setup = build_setup(exp)
+    ref = xy_lattice(5, 5)  # inputs (1, 1) and (3, 1), output (2, 3)
+    net = setup.chip.network
+    assert list(net.inputs) == list(ref.inputs) == [6, 16] and list(net.outputs) == list(ref.outputs) == [13]
+    assert setup.estimator.max_shift_rad == 0.5 and setup.estimator.describe()["max_shift_rad"] == 0.5
+    default = build_setup(experiment_from_text(with_lines(XY_XOR, "chip", "rows = 5", "cols = 5")))
+    assert list(default.chip.network.inputs) == [5, 15] and list(default.chip.network.outputs) == [14]
+    assert default.estimator.max_shift_rad is None and "max_shift_rad" not in default.estimator.describe()
+    stacked = build_setup(experiment_from_text(with_lines(XY_XOR, "chip", 'topology = "stacked_lattice"',
+                                                          "rows = 5", "cols = 5", "lattice_inset = 1")))
+    ref = stacked_lattice(5, 5, 2, inset=1)
+    assert list(stacked.chip.network.inputs) == list(ref.inputs) == [6, 16]
+    assert list(stacked.chip.network.outputs) == list(ref.outputs)
+
+
 # ----------------------------------------------------------------- evaluation on the circle
 def test_xy_evaluation_uses_the_phase_cost_and_circular_decoding():
     exp = experiment_from_text(XY_XOR)
@@ -204,6 +225,22 @@ BAD = {
     "maps-on-resistor": ("[run]\nrecord_maps_every = 5\n", ["[run]", "record_maps_every", "xy"]),
     "stacked-explicit-terminals": (with_lines(XY_XOR, "chip", 'topology = "stacked_lattice"', "inputs = [0, 3]"),
                                    ["[chip]", "stacked_lattice", "inputs"]),
+    "inset-negative": (with_lines(XY_XOR, "chip", "lattice_inset = -1"), ["[chip]", "lattice_inset", "[0, 1000]"]),
+    "inset-float": (with_lines(XY_XOR, "chip", "lattice_inset = 1.5"), ["[chip]", "lattice_inset", "int"]),
+    "inset-too-large": (with_lines(XY_XOR, "chip", "lattice_inset = 2"), ["[chip]", "inset 2", "3x3"]),
+    "inset-stacked-too-large": (with_lines(XY_XOR, "chip", 'topology = "stacked_lattice"', "lattice_inset = 2"),
+                                ["[chip]", "inset 2", "3x3"]),
+    "inset-on-all-to-all": (with_lines(XY_XOR, "chip", 'topology = "all_to_all"', "n_nodes = 5",
+                                       "lattice_inset = 1"), ["[chip]", "lattice_inset", "'all_to_all'"]),
+    "inset-on-resistor": ("[chip]\nlattice_inset = 1\n", ["[chip]", "lattice_inset", "resistor_network"]),
+    "max-shift-negative": (with_lines(XY_XOR, "learning", "max_shift_rad = -0.5"),
+                           ["[learning]", "max_shift_rad", "[0, 3.14159]"]),
+    "max-shift-above-pi": (with_lines(XY_XOR, "learning", "max_shift_rad = 4.0"),
+                           ["[learning]", "max_shift_rad", "[0, 3.14159]"]),
+    "max-shift-on-implicit": (with_lines(XY_XOR.replace('"xy_ep"', '"xy_implicit"'), "learning",
+                                         "max_shift_rad = 0.5"), ["[learning]", "max_shift_rad", "xy_implicit"]),
+    "max-shift-on-nonreciprocal": (with_lines(NR_IRIS, "learning", "max_shift_rad = 0.5"),
+                                   ["[learning]", "max_shift_rad", "nonreciprocal"]),
 }
 
 

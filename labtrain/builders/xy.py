@@ -50,7 +50,8 @@ def build_xy_network(exp: Experiment, task: Task) -> Network:
                           "remove inputs/outputs/grounds")
     try:
         return stacked_lattice(c["rows"], c["cols"], c["layers"], n_inputs=task.n_inputs,
-                               n_outputs=task.n_outputs, skip=c["skip"], diagonals=c["diagonals"])
+                               n_outputs=task.n_outputs, skip=c["skip"], diagonals=c["diagonals"],
+                               inset=c["lattice_inset"])
     except NetworkError as exc:
         raise ConfigError(f"{source_of(exp)}: [chip] {exc}") from None
 
@@ -71,9 +72,15 @@ def build_xy_chip(exp: Experiment, net: Network, task: Task) -> XYChip:
         raise ConfigError(f"{source_of(exp)}: [chip] {exc}") from None
 
 
+def _max_shift(exp: Experiment) -> float | None:
+    """``[learning] max_shift_rad`` as the estimator takes it (0 = no guard = ``None``)."""
+    return exp["learning"]["max_shift_rad"] or None
+
+
 def _ep(exp: Experiment) -> XYEquilibriumPropagation:
     lr = exp["learning"]
-    return XYEquilibriumPropagation(lr["beta"], centred=lr["centred"], cost=lr["cost"], eps=lr["cost_eps"])
+    return XYEquilibriumPropagation(lr["beta"], centred=lr["centred"], cost=lr["cost"], eps=lr["cost_eps"],
+                                    max_shift_rad=_max_shift(exp))
 
 
 def _implicit(exp: Experiment) -> XYImplicitGradient:
@@ -92,7 +99,8 @@ def xy_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed: int, opti
     beta = options.get("beta") or lr["beta"]
     rows, norm = [], float("nan")
     for centred in (False, True):
-        est = XYEquilibriumPropagation(beta, centred=centred, cost=lr["cost"], eps=lr["cost_eps"])
+        est = XYEquilibriumPropagation(beta, centred=centred, cost=lr["cost"], eps=lr["cost_eps"],
+                                       max_shift_rad=_max_shift(exp))
         chip.reseed([seed, 9])
         e = est.estimate(chip, inputs, targets)
         exact = chip.exact_gradient(inputs, targets, est.cost, phases=chip.last_free.phases)
