@@ -13,8 +13,9 @@ import h5py
 import numpy as np
 import pytest
 
-from labtrain.cli import main
 from labtrain.store import RunStore, read_summary
+
+from cli_helpers import cli
 
 # AND gate on a 3x3 lattice, mini-batches of 2 (2 steps per epoch), random initial conductances
 # (so the seed changes the start point as well as the batch order).
@@ -43,15 +44,6 @@ batch_size = 2
 seed = 1
 eval_every = 2
 """
-
-
-def cli(argv, capsys) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

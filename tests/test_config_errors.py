@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from labtrain.cli import main
+from cli_helpers import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
@@ -36,16 +36,6 @@ learning_rate = 0.05
 [run]
 epochs = 3
 """
-
-
-def cli(argv, capsys) -> tuple[int, str, str]:
-    """Run ``labtrain argv`` in-process; return (exit code, stdout, stderr)."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(code: int, out: str, err: str, *needles: str) -> None:
