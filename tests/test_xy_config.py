@@ -23,6 +23,8 @@ from labtrain.simulators.xy import PhaseCost
 from labtrain.store import RunStore, read_summary
 from labtrain.xy_tasks import phase_accuracy
 
+from cli_helpers import cli, with_lines, write
+
 XY_XOR = """\
 [chip]
 type = "xy"
@@ -55,40 +57,6 @@ learning_rate = 0.01
 epochs = 2
 batch_size = 32
 """
-
-
-def cli(argv, capsys) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def write(tmp_path: Path, text: str, name: str = "exp.toml") -> Path:
-    f = tmp_path / name
-    f.write_text(text)
-    return f
-
-
-def with_lines(base: str, section: str, *lines: str) -> str:
-    """``base`` with ``lines`` added to ``[section]`` (replacing keys it already has)."""
-    keys = {line.split("=")[0].strip() for line in lines}
-    out, current = [], None
-    for line in base.splitlines():
-        if line.startswith("["):
-            current = line.strip("[]")
-            out.append(line)
-            if current == section:
-                out += list(lines)
-            continue
-        if current == section and line.split("=")[0].strip() in keys:
-            continue
-        out.append(line)
-    if f"[{section}]" not in base:
-        out += [f"[{section}]", *lines]
-    return "\n".join(out) + "\n"
 
 
 # ----------------------------------------------------------------- registry
