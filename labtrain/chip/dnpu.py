@@ -36,7 +36,7 @@ from ..demod import FrequencyPlan, demodulate
 from ..dnpu_device import DNPULayout, DNPUModel, default_layout
 from .base import AC_TONES, ACMeasurement, CapabilityError, Chip, Measurement, ParameterSpec, Tone
 
-__all__ = ["DNPUChip", "DNPUMeasurement", "DNPU", "check_tones", "tone_electrode_waveforms"]
+__all__ = ["DNPUChip", "DNPUControls", "DNPUMeasurement", "DNPU", "check_tones", "tone_electrode_waveforms"]
 
 DNPU = "dnpu"  #: the chip is a DNPU: control-electrode voltages are its parameters, one output current
 
@@ -140,7 +140,66 @@ def tone_electrode_waveforms(layout: DNPULayout, data_v: np.ndarray, control_v: 
     return wave
 
 
-class DNPUChip(Chip):
+class DNPUControls:
+    """Control-voltage parameters and data-electrode checks shared by the ideal :class:`DNPUChip` and the
+    instrument-backed ``InstrumentDNPUChip`` (list it before :class:`Chip` in the bases).
+
+    The chip sets ``self.layout`` and calls :meth:`_init_controls` at the end of its ``__init__``.
+    """
+
+    layout: DNPULayout
+    _spec: ParameterSpec
+    _v: np.ndarray
+
+    def _init_controls(self, control_v: np.ndarray | None) -> None:
+        """Parameter spec from the layout's control ranges; start at ``control_v`` (default: mid-range)."""
+        lay = self.layout
+        self._spec = ParameterSpec("control_voltage", "V", lay.control_low_v, lay.control_high_v)
+        init = 0.5 * (lay.control_low_v + lay.control_high_v) if control_v is None else control_v
+        self._v = np.empty(len(lay.control_electrodes))
+        self.set_parameters(init)
+
+    # ---------------------------------------------------------------- shape
+    @property
+    def n_inputs(self) -> int:
+        return len(self.layout.data_electrodes)
+
+    @property
+    def n_outputs(self) -> int:
+        return 1
+
+    @property
+    def parameter_spec(self) -> ParameterSpec:
+        return self._spec
+
+    # ----------------------------------------------------------- parameters
+    def get_parameters(self) -> np.ndarray:
+        return self._v.copy()
+
+    def set_parameters(self, values: np.ndarray) -> np.ndarray:
+        """Clip control voltages into their ranges (an instrument applies them with its next acquisition)."""
+        values = np.asarray(values, float)
+        if values.shape != (self._spec.size,):
+            raise ValueError(f"expected {self._spec.size} control voltages, got shape {values.shape}")
+        if not np.all(np.isfinite(values)):
+            raise ValueError("control voltages must be finite")
+        self._v = np.clip(values, self._spec.lower, self._spec.upper)
+        return self._v.copy()
+
+    # ----------------------------------------------------------- inputs
+    def _check_data_range(self, x: np.ndarray, note: str = "") -> None:
+        """Raise a one-line ``ValueError`` (ending in ``note``) if any input ``x`` (B, n_data) leaves its
+        data electrode's range."""
+        data = list(self.layout.data_electrodes)
+        lo, hi = np.asarray(self.layout.low_v)[data], np.asarray(self.layout.high_v)[data]
+        bad = (x < lo - 1e-12) | (x > hi + 1e-12)
+        if np.any(bad):
+            b, k = np.argwhere(bad)[0]
+            raise ValueError(f"input {k} (electrode {self.layout.names[data[k]]}), example {b}: {x[b, k]:+.4f} V "
+                             f"outside its range [{lo[k]}, {hi[k]}] V{note}")
+
+
+class DNPUChip(DNPUControls, Chip):
     """A DNPU physics model as a chip (ideal backend).
 
     Parameters
@@ -191,38 +250,9 @@ class DNPUChip(Chip):
         self.settle_samples = int(settle_samples)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
-        lay = self.layout
-        self._spec = ParameterSpec("control_voltage", "V", lay.control_low_v, lay.control_high_v)
-        init = 0.5 * (lay.control_low_v + lay.control_high_v) if control_v is None else control_v
-        self._v = np.empty(len(lay.control_electrodes))
-        self.set_parameters(init)
-
-    # ---------------------------------------------------------------- shape
-    @property
-    def n_inputs(self) -> int:
-        return len(self.layout.data_electrodes)
-
-    @property
-    def n_outputs(self) -> int:
-        return 1
-
-    @property
-    def parameter_spec(self) -> ParameterSpec:
-        return self._spec
+        self._init_controls(control_v)
 
     # ----------------------------------------------------------- parameters
-    def get_parameters(self) -> np.ndarray:
-        return self._v.copy()
-
-    def set_parameters(self, values: np.ndarray) -> np.ndarray:
-        values = np.asarray(values, float)
-        if values.shape != (self._spec.size,):
-            raise ValueError(f"expected {self._spec.size} control voltages, got shape {values.shape}")
-        if not np.all(np.isfinite(values)):
-            raise ValueError("control voltages must be finite")
-        self._v = np.clip(values, self._spec.lower, self._spec.upper)
-        return self._v.copy()
-
     def reseed(self, seed: int | list[int]) -> None:
         """Reset the read-noise generator (the run loop does this per step, for exact resumes)."""
         self.rng = np.random.default_rng(seed)
@@ -234,14 +264,7 @@ class DNPUChip(Chip):
             raise ValueError(f"inputs must have shape (B, {self.n_inputs}), got {x.shape}")
         if not np.all(np.isfinite(x)):
             raise ValueError("DNPU inputs must be finite")
-        lo = np.asarray(self.layout.low_v)[list(self.layout.data_electrodes)]
-        hi = np.asarray(self.layout.high_v)[list(self.layout.data_electrodes)]
-        bad = (x < lo - 1e-12) | (x > hi + 1e-12)
-        if np.any(bad):
-            b, k = np.argwhere(bad)[0]
-            el = self.layout.data_electrodes[k]
-            raise ValueError(f"input {k} (electrode {self.layout.names[el]}), example {b}: {x[b, k]:+.4f} V outside "
-                             f"its range [{lo[k]}, {hi[k]}] V")
+        self._check_data_range(x)
         return x
 
     def _noise(self, shape: tuple[int, ...]) -> np.ndarray | float:

@@ -64,8 +64,8 @@ import numpy as np
 from ..demod import Demodulated, FrequencyPlan, demodulate
 from ..dnpu_device import DNPULayout, default_layout
 from ..ports import DAQ, LockIn, PortError
-from .base import AC_TONES, ACMeasurement, CapabilityError, Chip, ParameterSpec, Tone
-from .dnpu import DNPU, DNPUMeasurement, check_tones, tone_electrode_waveforms
+from .base import AC_TONES, ACMeasurement, CapabilityError, Chip, Tone
+from .dnpu import DNPU, DNPUControls, DNPUMeasurement, check_tones, tone_electrode_waveforms
 
 __all__ = ["InstrumentDNPUChip", "DEMODULATORS", "DigitalLineRouter", "build_dnpu_hardware"]
 
@@ -73,7 +73,7 @@ __all__ = ["InstrumentDNPUChip", "DEMODULATORS", "DigitalLineRouter", "build_dnp
 DEMODULATORS = ("software", "lockin")
 
 
-class InstrumentDNPUChip(Chip):
+class InstrumentDNPUChip(DNPUControls, Chip):
     """A DNPU driven through a (safety-wrapped) DAQ, optionally with a lock-in for sequential AC reads.
 
     Parameters
@@ -126,8 +126,7 @@ class InstrumentDNPUChip(Chip):
                  lockin_settle_time_constants: float = 10.0, demodulator: str = "software",
                  on_fault: Callable[[str], None] | None = None) -> None:
         self.layout = default_layout() if layout is None else layout
-        lay = self.layout
-        n_el = lay.n_electrodes
+        n_el = self.layout.n_electrodes
         if backend not in ("twin", "hardware"):
             raise ValueError(f"backend must be 'twin' or 'hardware', got {backend!r}")
         if not (np.isfinite(rate_hz) and rate_hz > 0):
@@ -175,42 +174,13 @@ class InstrumentDNPUChip(Chip):
         self.acquired_time_s = 0.0
         #: the last acquisition's waveforms (GUI scope): rate, AO/AI channels and samples, plateau layout
         self.last_waveforms: dict | None = None
-        self._spec = ParameterSpec("control_voltage", "V", lay.control_low_v, lay.control_high_v)
-        init = 0.5 * (lay.control_low_v + lay.control_high_v) if control_v is None else control_v
-        self._v = np.empty(len(lay.control_electrodes))
-        self.set_parameters(init)
+        self._init_controls(control_v)
 
     # ---------------------------------------------------------------- shape
-    @property
-    def n_inputs(self) -> int:
-        return len(self.layout.data_electrodes)
-
-    @property
-    def n_outputs(self) -> int:
-        return 1
-
-    @property
-    def parameter_spec(self) -> ParameterSpec:
-        return self._spec
-
     @property
     def sign(self) -> float:
         """``output_v / V_ai``: -1 behind an inverting amplifier."""
         return -1.0 if self.inverting else 1.0
-
-    # ----------------------------------------------------------- parameters
-    def get_parameters(self) -> np.ndarray:
-        return self._v.copy()
-
-    def set_parameters(self, values: np.ndarray) -> np.ndarray:
-        """Clip control voltages into their ranges; they are applied with the next acquisition."""
-        values = np.asarray(values, float)
-        if values.shape != (self._spec.size,):
-            raise ValueError(f"expected {self._spec.size} control voltages, got shape {values.shape}")
-        if not np.all(np.isfinite(values)):
-            raise ValueError("control voltages must be finite")
-        self._v = np.clip(values, self._spec.lower, self._spec.upper)
-        return self._v.copy()
 
     # ------------------------------------------------------------- retrying
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -238,13 +208,7 @@ class InstrumentDNPUChip(Chip):
             raise ValueError(f"inputs must have shape (B, {self.n_inputs}), got {np.shape(inputs)}")
         if not np.all(np.isfinite(x)):
             raise ValueError("DNPU inputs must be finite volts")
-        data = list(self.layout.data_electrodes)
-        lo, hi = np.asarray(self.layout.low_v)[data], np.asarray(self.layout.high_v)[data]
-        bad = (x < lo - 1e-12) | (x > hi + 1e-12)
-        if np.any(bad):
-            b, k = np.argwhere(bad)[0]
-            raise ValueError(f"input {k} (electrode {self.layout.names[data[k]]}), example {b}: {x[b, k]:+.4f} V "
-                             f"outside its range [{lo[k]}, {hi[k]}] V; nothing was written")
+        self._check_data_range(x, "; nothing was written")
         return x
 
     def max_step_v(self) -> np.ndarray:
