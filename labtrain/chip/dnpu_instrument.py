@@ -66,6 +66,7 @@ from ..dnpu_device import DNPULayout, default_layout
 from ..ports import DAQ, LockIn, PortError
 from .base import AC_TONES, ACMeasurement, CapabilityError, Chip, Tone
 from .dnpu import DNPU, DNPUControls, DNPUMeasurement, check_tones, tone_electrode_waveforms
+from .retry import call_with_retries
 
 __all__ = ["InstrumentDNPUChip", "DEMODULATORS", "DigitalLineRouter", "build_dnpu_hardware"]
 
@@ -184,20 +185,8 @@ class InstrumentDNPUChip(DNPUControls, Chip):
 
     # ------------------------------------------------------------- retrying
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        attempts = self.retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                return fn(*args, **kwargs)
-            except PortError as exc:
-                line = f"{what}: {type(exc).__name__}: {exc} (attempt {attempt} of {attempts})"
-                self.fault_log.append(line)
-                if self.on_fault is not None:
-                    self.on_fault(line)
-                if attempt == attempts:
-                    raise type(exc)(f"{what} failed {attempts} times: {exc}") from exc
-                if self.retry_wait_s:
-                    time.sleep(self.retry_wait_s)
-        raise AssertionError("unreachable")
+        return call_with_retries(what, fn, args, kwargs, retries=self.retries, wait_s=self.retry_wait_s,
+                                 fault_log=self.fault_log, on_fault=self.on_fault)
 
     # ------------------------------------------------------------- waveforms
     def _check_inputs(self, inputs: np.ndarray) -> np.ndarray:

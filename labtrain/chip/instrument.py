@@ -25,7 +25,6 @@ fault propagates (the run loop pauses the run in the safe state).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -33,13 +32,14 @@ import numpy as np
 
 from ..demod import FrequencyPlan, demodulate
 from ..network import Network
-from ..ports import DAQ, PortError, PortIOError, PotArray
+from ..ports import DAQ, PortIOError, PotArray
 from ..readouts import EdgeDrops
 from ..simulators.linear_resistor import LinearResistorNetwork
 from ..wiring import Wiring
 from .base import (NetworkChip, AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement, Chip,
                    ClampNudge, CurrentNudge, Measurement, ParameterSpec, PotQuantizer, Tone)
 from .network_tones import check_ac_request, edge_demodulated, network_tone_drive, synthesise
+from .retry import call_with_retries
 
 __all__ = ["InstrumentChip", "AcquisitionSettings"]
 
@@ -163,20 +163,8 @@ class InstrumentChip(NetworkChip):
 
     # -------------------------------------------------------- retrying
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        attempts = self.settings.retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                return fn(*args, **kwargs)
-            except PortError as exc:
-                line = f"{what}: {type(exc).__name__}: {exc} (attempt {attempt} of {attempts})"
-                self.fault_log.append(line)
-                if self.on_fault is not None:
-                    self.on_fault(line)
-                if attempt == attempts:
-                    raise type(exc)(f"{what} failed {attempts} times: {exc}") from exc
-                if self.settings.retry_wait_s:
-                    time.sleep(self.settings.retry_wait_s)
-        raise AssertionError("unreachable")
+        return call_with_retries(what, fn, args, kwargs, retries=self.settings.retries, wait_s=self.settings.retry_wait_s,
+                                 fault_log=self.fault_log, on_fault=self.on_fault)
 
     # ------------------------------------------------------- parameters
     def get_parameters(self) -> np.ndarray:
