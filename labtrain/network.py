@@ -22,6 +22,7 @@ from scipy.sparse.csgraph import connected_components
 __all__ = [
     "Network",
     "NetworkError",
+    "NetworkTerminals",
     "lattice",
     "all_to_all",
     "layered",
@@ -166,6 +167,21 @@ class Network:
             "g_min_s": float(self.g_min_s.min()),
             "g_max_s": float(self.g_max_s.max()),
         }
+
+
+class NetworkTerminals:
+    """``n_inputs`` / ``n_outputs`` from the terminals of ``self.network``: shared by the solvers and chips
+    built on a :class:`Network` (list it before any abstract base)."""
+
+    network: Network
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.network.inputs)
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.network.outputs)
 
 
 # ---------------------------------------------------------------- builders

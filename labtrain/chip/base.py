@@ -16,6 +16,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ..network import NetworkTerminals
 from ..readouts import EdgeDrops
 
 __all__ = [
@@ -287,20 +288,12 @@ class Chip(abc.ABC):
             )
 
 
-class NetworkChip(Chip):
+class NetworkChip(NetworkTerminals, Chip):
     """A chip built on a :class:`~labtrain.network.Network`: terminals from the network, parameters
     described by ``self._spec`` (subclasses set ``network`` and ``_spec``)."""
 
     network: Any
     _spec: ParameterSpec
-
-    @property
-    def n_inputs(self) -> int:
-        return len(self.network.inputs)
-
-    @property
-    def n_outputs(self) -> int:
-        return len(self.network.outputs)
 
     @property
     def parameter_spec(self) -> ParameterSpec:

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ..network import Network
+from ..network import Network, NetworkTerminals
 from ..readouts import EdgeDrops
 
 __all__ = ["LinearResistorNetwork", "SteadyState", "INPUT_MODES"]
@@ -62,7 +62,7 @@ class SteadyState:
         return EdgeDrops.factored(self.model.edge_response, self.coeffs)
 
 
-class LinearResistorNetwork:
+class LinearResistorNetwork(NetworkTerminals):
     """Linear resistor network at fixed conductances.
 
     Parameters
@@ -112,14 +112,6 @@ class LinearResistorNetwork:
         self._edge_response: np.ndarray | None = None
         # Output-output block of the response to output currents (ohms): SPD.
         self._z_out = response[outputs][:, n_in:]
-
-    @property
-    def n_inputs(self) -> int:
-        return len(self.network.inputs)
-
-    @property
-    def n_outputs(self) -> int:
-        return len(self.network.outputs)
 
     @property
     def edge_response(self) -> np.ndarray:

@@ -82,7 +82,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.special import expit
 
-from ..network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S, Network, NetworkError
+from ..network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S, Network, NetworkError, NetworkTerminals
 from ..readouts import EdgeDrops
 
 __all__ = ["EDGE_KINDS", "TRAINABLE_KINDS", "NonlinearEdges", "NonlinearResistorNetwork", "NonlinearSteadyState",
@@ -485,7 +485,7 @@ class NonlinearSteadyState:
 
 
 # ------------------------------------------------------------------ model
-class NonlinearResistorNetwork:
+class NonlinearResistorNetwork(NetworkTerminals):
     """Nonlinear resistive network at fixed parameters.
 
     Parameters
@@ -559,14 +559,6 @@ class NonlinearResistorNetwork:
             raise ValueError("linear-edge conductances must be > 0")
 
     # ------------------------------------------------------------ shape
-    @property
-    def n_inputs(self) -> int:
-        return len(self.network.inputs)
-
-    @property
-    def n_outputs(self) -> int:
-        return len(self.network.outputs)
-
     @property
     def n_parameters(self) -> int:
         return len(self.parameter_edges)
