@@ -234,7 +234,7 @@ def build_estimator(exp: Experiment) -> GradientEstimator:
 def build_optimizer(exp: Experiment) -> Optimizer:
     lr = exp["learning"]
     name = "tap_step" if lr["rule"] == "cl_clocked" else lr["optimizer"]
-    return make_optimizer(name, lr["learning_rate"], lr["momentum"], lr["deadband"])
+    return make_optimizer(name, lr["learning_rate"], lr["momentum"], lr["deadband"], lr["lr_halflife_steps"])
 
 
 @dataclass

@@ -386,6 +386,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                      "instead of O(beta))"),
         "optimizer": F("str", "adam", "Optimiser (cl_clocked always uses tap_step)", choices=OPTIMIZERS),
         "learning_rate": F("float", 0.01, "Step size, in units of each parameter's allowed range", 0, 1e6, low_open=True),
+        "lr_halflife_steps": F("float", 0.0, "sgd / momentum / adam: the step size halves every this many steps "
+                               "(exponential decay; 0 = constant learning_rate)", 0, 1e9),
         "momentum": F("float", 0.9, "Momentum coefficient", 0, 1),
         "deadband": F("float", 0.0, "tap_step: normalised gradients below this do not move a pot", 0, 1e6),
         "update_fraction": F("float", 1.0, "Fraction of edges updated per step (partial updates)", 0, 1, low_open=True),
@@ -657,6 +659,10 @@ def _cross_checks(s: dict[str, dict[str, Any]], source: str) -> None:
         # adam is the default; an explicit other choice is a contradiction worth flagging
         raise ConfigError(f"{source}: [learning] optimizer = {learning['optimizer']!r}: rule cl_clocked moves one "
                           "pot tap per step; use optimizer = 'tap_step' or leave it out")
+    if learning["lr_halflife_steps"] and (learning["rule"] == "cl_clocked" or learning["optimizer"] == "tap_step"):
+        raise ConfigError(f"{source}: [learning] lr_halflife_steps = {learning['lr_halflife_steps']!r}: tap_step "
+                          "(and cl_clocked) moves one device step per update, there is no step size to decay; "
+                          "remove it")
 
 
 def load_experiment(path: str | Path, overrides: dict[str, dict[str, Any]] | None = None) -> Experiment:

@@ -67,16 +67,37 @@ class Optimizer(abc.ABC):
 
 
 class SGD(Optimizer):
-    """Plain gradient descent: ``delta = -lr * grad``."""
+    """Plain gradient descent: ``delta = -lr * grad``.
+
+    Parameters
+    ----------
+    lr : float
+        Step size in normalised units (fraction of each parameter's range).
+    lr_halflife_steps : float
+        Exponential step-size decay: step ``t`` (1, 2, ...) uses
+        ``lr * 2**(-(t - 1) / lr_halflife_steps)``.  0: constant ``lr``.  The
+        schedule depends only on the step count, so the first ``n`` steps of
+        a longer run are the same steps (and a resumed run continues it).
+    """
 
     name = "sgd"
 
-    def __init__(self, lr: float) -> None:
+    def __init__(self, lr: float, lr_halflife_steps: float = 0.0) -> None:
         super().__init__()
+        if lr_halflife_steps < 0:
+            raise ValueError(f"lr_halflife_steps must be >= 0, got {lr_halflife_steps}")
         self.lr = float(lr)
+        self.lr_halflife_steps = float(lr_halflife_steps)
+
+    @property
+    def current_lr(self) -> float:
+        """Step size of the current step ``self.steps`` (``lr`` before the first)."""
+        if not self.lr_halflife_steps or self.steps < 1:
+            return self.lr
+        return self.lr * 2.0 ** (-(self.steps - 1) / self.lr_halflife_steps)
 
     def _delta(self, grad: np.ndarray) -> np.ndarray:
-        return -self.lr * grad
+        return -self.current_lr * grad
 
 
 class Momentum(SGD):
@@ -84,14 +105,14 @@ class Momentum(SGD):
 
     name = "momentum"
 
-    def __init__(self, lr: float, momentum: float = 0.9) -> None:
-        super().__init__(lr)
+    def __init__(self, lr: float, momentum: float = 0.9, lr_halflife_steps: float = 0.0) -> None:
+        super().__init__(lr, lr_halflife_steps)
         self.momentum = float(momentum)
         self.velocity: np.ndarray | None = None
 
     def _delta(self, grad: np.ndarray) -> np.ndarray:
         self.velocity = grad.copy() if self.velocity is None else self.momentum * self.velocity + grad
-        return -self.lr * self.velocity
+        return -self.current_lr * self.velocity
 
     def state_dict(self) -> dict[str, np.ndarray]:
         state = super().state_dict()
@@ -109,8 +130,9 @@ class Adam(SGD):
 
     name = "adam"
 
-    def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
-        super().__init__(lr)
+    def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 lr_halflife_steps: float = 0.0) -> None:
+        super().__init__(lr, lr_halflife_steps)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.m: np.ndarray | None = None
         self.v: np.ndarray | None = None
@@ -122,7 +144,7 @@ class Adam(SGD):
         self.v = self.beta2 * self.v + (1 - self.beta2) * grad**2
         m_hat = self.m / (1 - self.beta1**self.steps)
         v_hat = self.v / (1 - self.beta2**self.steps)
-        return -self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        return -self.current_lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         state = super().state_dict()
@@ -167,14 +189,15 @@ class TapStep(Optimizer):
 OPTIMIZERS = ("sgd", "momentum", "adam", "tap_step")
 
 
-def make_optimizer(name: str, lr: float, momentum: float = 0.9, deadband: float = 0.0) -> Optimizer:
-    """Build an optimiser by name (one of :data:`OPTIMIZERS`)."""
+def make_optimizer(name: str, lr: float, momentum: float = 0.9, deadband: float = 0.0,
+                   lr_halflife_steps: float = 0.0) -> Optimizer:
+    """Build an optimiser by name (one of :data:`OPTIMIZERS`); ``lr_halflife_steps`` as in :class:`SGD`."""
     if name == "sgd":
-        return SGD(lr)
+        return SGD(lr, lr_halflife_steps)
     if name == "momentum":
-        return Momentum(lr, momentum)
+        return Momentum(lr, momentum, lr_halflife_steps)
     if name == "adam":
-        return Adam(lr)
+        return Adam(lr, lr_halflife_steps=lr_halflife_steps)
     if name == "tap_step":
         return TapStep(deadband)
     raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")

@@ -113,6 +113,10 @@ CASES = [
      ["{file}", "[backend]", "pot_steps = 1"]),
     ("clocked-with-sgd", '[learning]\nrule = "cl_clocked"\noptimizer = "sgd"\n', None,
      ["{file}", "[learning]", "optimizer = 'sgd'", "cl_clocked"]),
+    ("halflife-on-clocked", '[learning]\nrule = "cl_clocked"\nlr_halflife_steps = 100\n', None,
+     ["{file}", "[learning]", "lr_halflife_steps = 100", "tap_step"]),
+    ("halflife-negative", "[learning]\nlr_halflife_steps = -5\n", None,
+     ["{file}", "[learning]", "lr_halflife_steps", "[0, 1e+09]"]),
     ("not-toml", "[chip\nrows = 3\n", None,
      ["{file}", "not valid TOML", "line 1"]),
     ("terminal-out-of-range", "[chip]\nrows = 3\ncols = 3\ninputs = [0, 3, 99]\n", None,
@@ -356,7 +360,7 @@ def test_console_script_bad_key(tmp_path):
     assert p.stderr.splitlines() == [
         f"labtrain run: error: {f}: [learning] unknown key 'lerning_rate' (did you mean 'learning_rate'?); "
         "allowed keys: rule, beta_s, eta, window_s, settle_s, gamma_a_per_v, fp_activation, activation_hz, error_hz, "
-        "fp_mode, centred, optimizer, learning_rate, momentum, deadband, update_fraction, mask_mode"]
+        "fp_mode, centred, optimizer, learning_rate, lr_halflife_steps, momentum, deadband, update_fraction, mask_mode"]
     assert not out_dir.exists()
 
 

@@ -204,3 +204,27 @@ def test_make_optimizer():
     assert isinstance(tap, TapStep) and tap.deadband == 0.2
     with pytest.raises(ValueError, match="unknown optimizer"):
         make_optimizer("lbfgs", 0.1)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
+def test_lr_halflife_halves_the_step_every_halflife_steps(net, name):
+    """Step t uses lr * 2**(-(t - 1) / halflife): SGD moves exactly that; state round trip keeps the schedule."""
+    opt = make_optimizer(name, 0.01, lr_halflife_steps=4)
+    assert opt.lr_halflife_steps == 4 and opt.current_lr == 0.01
+    chip = IdealChip(net)
+    spec = chip.parameter_spec
+    grad = np.full(net.n_edges, 1e-3) / spec.span
+    lrs = []
+    for _ in range(9):
+        before = chip.get_parameters()
+        opt.apply(chip, grad)
+        lrs.append(opt.current_lr)
+        if name == "sgd":
+            np.testing.assert_allclose((before - chip.get_parameters()) / spec.span, lrs[-1] * 1e-3, rtol=1e-9)
+    np.testing.assert_allclose(lrs, 0.01 * 2.0 ** (-np.arange(9) / 4), rtol=1e-12)
+    other = make_optimizer(name, 0.01, lr_halflife_steps=4)
+    other.load_state_dict(opt.state_dict())
+    assert other.current_lr == opt.current_lr == pytest.approx(0.01 / 4)
+    assert make_optimizer(name, 0.01).current_lr == 0.01  # 0 = constant
+    with pytest.raises(ValueError, match="lr_halflife_steps"):
+        make_optimizer(name, 0.01, lr_halflife_steps=-1)
