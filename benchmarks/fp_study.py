@@ -123,10 +123,11 @@ import numpy as np
 from labtrain.chip.ideal import IdealChip
 from labtrain.chip.instrument import AcquisitionSettings, InstrumentChip
 from labtrain.chip.nonlinear import NonlinearResistorChip
-from labtrain.network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S, lattice, random_graph
+from labtrain.network import lattice, random_graph
 from labtrain.protocols.analytic import adjoint_gradient
 from labtrain.protocols.base import half_squared_error
-from labtrain.protocols.fidelity import compare_gradients, exact_gradient
+from labtrain.protocols.fidelity import (compare_gradients, exact_gradient, finite_difference_gradient,
+                                         random_linear_problem)
 from labtrain.protocols.frequency_propagation import FrequencyPropagation
 from labtrain.protocols.gep import EquilibriumPropagation
 from labtrain.safety import SafeDAQ, SafePotArray, SafetyConfig
@@ -142,12 +143,7 @@ SECTIONS = ("linear_ideal", "linear_noise", "linear_twin", "diode_gamma", "timin
 
 def linear_problem(seed: int = 0, batch: int = 5):
     net = random_graph(12, 30, seed=3, n_inputs=2, n_outputs=2)
-    rng = np.random.default_rng(seed)
-    g = np.exp(rng.uniform(np.log(DEFAULT_G_MIN_S), np.log(DEFAULT_G_MAX_S), net.n_edges))
-    x = rng.uniform(-1, 1, (batch, 2))
-    free = LinearResistorNetwork(net, g).steady_state(x).output_v
-    t = free + rng.normal(0, 0.3, free.shape) * np.abs(free).mean()
-    return net, g, x, t
+    return (net, *random_linear_problem(net, seed=seed, batch=batch))
 
 
 def lattice_problem(seed: int = 0, batch: int = 32):
@@ -170,16 +166,8 @@ def twin_chip(net, g, *, noise_white_v=0.0, adc_bits=24, output_series_ohm=1e6, 
 
 
 def fd_gradient(net, g, x, t, rel_step=1e-5) -> np.ndarray:
-    def loss(gg):
-        return half_squared_error(LinearResistorNetwork(net, gg).steady_state(x).output_v, t)
-    out = np.empty_like(g)
-    for e in range(len(g)):
-        h = rel_step * g[e]
-        gp, gm = g.copy(), g.copy()
-        gp[e] += h
-        gm[e] -= h
-        out[e] = (loss(gp) - loss(gm)) / (2 * h)
-    return out
+    return finite_difference_gradient(
+        lambda gg: half_squared_error(LinearResistorNetwork(net, gg).steady_state(x).output_v, t), g, rel_step)
 
 
 def rel(a, b) -> float:

@@ -11,11 +11,12 @@ from labtrain.chip.ideal import IdealChip
 from labtrain.chip.instrument import AcquisitionSettings, InstrumentChip
 from labtrain.chip.nonlinear import NonlinearResistorChip
 from labtrain.demod import FrequencyPlan, in_phase_noise
-from labtrain.network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S, random_graph
+from labtrain.network import random_graph
 from labtrain.optim import Adam
 from labtrain.protocols.analytic import adjoint_gradient
 from labtrain.protocols.base import half_squared_error
-from labtrain.protocols.fidelity import compare_gradients, exact_gradient
+from labtrain.protocols.fidelity import (compare_gradients, exact_gradient, finite_difference_gradient,
+                                         random_linear_problem)
 from labtrain.protocols.frequency_propagation import FrequencyPropagation
 from labtrain.run import Run
 from labtrain.safety import SafeDAQ, SafePotArray, SafetyConfig
@@ -31,12 +32,7 @@ RATE_HZ = 10_000.0
 def problem(seed: int = 0, batch: int = 5):
     """The benchmark network (random 12 nodes / 30 edges, 2 in, 2 out), conductances over the full range."""
     net = random_graph(12, 30, seed=3, n_inputs=2, n_outputs=2)
-    rng = np.random.default_rng(seed)
-    g = np.exp(rng.uniform(np.log(DEFAULT_G_MIN_S), np.log(DEFAULT_G_MAX_S), net.n_edges))
-    x = rng.uniform(-1, 1, (batch, 2))
-    free = LinearResistorNetwork(net, g).steady_state(x).output_v
-    t = free + rng.normal(0, 0.3, free.shape) * np.abs(free).mean()
-    return net, g, x, t
+    return (net, *random_linear_problem(net, seed=seed, batch=batch))
 
 
 def loss_at(net, g, x, t) -> float:
@@ -44,14 +40,7 @@ def loss_at(net, g, x, t) -> float:
 
 
 def fd_gradient(net, g, x, t, rel_step: float = 1e-5) -> np.ndarray:
-    grad = np.empty_like(g)
-    for e in range(len(g)):
-        h = rel_step * g[e]
-        gp, gm = g.copy(), g.copy()
-        gp[e] += h
-        gm[e] -= h
-        grad[e] = (loss_at(net, gp, x, t) - loss_at(net, gm, x, t)) / (2 * h)
-    return grad
+    return finite_difference_gradient(lambda gg: loss_at(net, gg, x, t), g, rel_step)
 
 
 def rel_err(a, b) -> float:

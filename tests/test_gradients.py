@@ -20,8 +20,8 @@ from labtrain.chip.base import CLAMP_NUDGE, EDGE_DROPS, NETWORK_MODEL, Capabilit
 from labtrain.chip.ideal import IdealChip
 from labtrain.network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S, Network, all_to_all, lattice, layered, random_graph
 from labtrain.protocols import (AnalyticGradient, CoupledLearning, EquilibriumPropagation, GEPRule, UpdateMask,
-                                adjoint_gradient, compare_gradients, exact_gradient, gep_family,
-                                gradient_fidelity, half_squared_error)
+                                adjoint_gradient, compare_gradients, exact_gradient, finite_difference_gradient,
+                                gep_family, gradient_fidelity, half_squared_error, random_linear_problem)
 from labtrain.simulators.linear_resistor import LinearResistorNetwork
 
 G_REF_S = np.sqrt(DEFAULT_G_MIN_S * DEFAULT_G_MAX_S)  # 1e-4 S
@@ -35,18 +35,6 @@ TOPOLOGIES = {
 }
 
 
-def problem(net: Network, mode: str = "voltage", seed: int = 0, batch: int = 5):
-    """Random conductances over the full 100x range, inputs and targets of a sensible size."""
-    rng = np.random.default_rng(seed)
-    g = np.exp(rng.uniform(np.log(DEFAULT_G_MIN_S), np.log(DEFAULT_G_MAX_S), net.n_edges))
-    scale = 1.0 if mode == "voltage" else 1e-4  # volts, or amperes into ~10 kOhm
-    x = rng.uniform(-1, 1, (batch, len(net.inputs))) * scale
-    model = LinearResistorNetwork(net, g, mode)
-    free = model.steady_state(x).output_v
-    t = free + rng.normal(0, 0.3, free.shape) * np.abs(free).mean()  # targets a loss away
-    return g, x, t
-
-
 def loss_at(net: Network, g: np.ndarray, x: np.ndarray, t: np.ndarray, mode: str) -> float:
     return half_squared_error(LinearResistorNetwork(net, g, mode).steady_state(x).output_v, t)
 
@@ -54,14 +42,7 @@ def loss_at(net: Network, g: np.ndarray, x: np.ndarray, t: np.ndarray, mode: str
 def fd_gradient(net: Network, g: np.ndarray, x: np.ndarray, t: np.ndarray, mode: str,
                 rel_step: float = 1e-5) -> np.ndarray:
     """Central finite differences of the loss, step relative to each conductance."""
-    grad = np.empty_like(g)
-    for e in range(len(g)):
-        h = rel_step * g[e]
-        gp, gm = g.copy(), g.copy()
-        gp[e] += h
-        gm[e] -= h
-        grad[e] = (loss_at(net, gp, x, t, mode) - loss_at(net, gm, x, t, mode)) / (2 * h)
-    return grad
+    return finite_difference_gradient(lambda gg: loss_at(net, gg, x, t, mode), g, rel_step)
 
 
 def rel_err(a: np.ndarray, b: np.ndarray) -> float:
@@ -79,7 +60,7 @@ def adjoint_drops(model: LinearResistorNetwork, x: np.ndarray, error_v: np.ndarr
 def case(request):
     name, mode = request.param
     net = TOPOLOGIES[name]()
-    g, x, t = problem(net, mode, seed=len(name))
+    g, x, t = random_linear_problem(net, mode, seed=len(name))
     chip = IdealChip(net, g, input_mode=mode)
     assert np.array_equal(chip.get_parameters(), g)  # inside the bounds: nothing clipped
     return dict(net=net, mode=mode, g=g, x=x, t=t, chip=chip, fd=fd_gradient(net, g, x, t, mode))
@@ -126,7 +107,7 @@ def test_ep_one_sided_bias_is_exactly_half_beta_adjoint_squared(case):
 
 def test_ep_beta_is_in_siemens():
     net = TOPOLOGIES["random12x30"]()
-    g, x, t = problem(net)
+    g, x, t = random_linear_problem(net)
     chip = IdealChip(net, g)
     exact = exact_gradient(chip, x, t)
     errs = {b: rel_err(EquilibriumPropagation(b).estimate(chip, x, t).gradient, exact)
@@ -139,7 +120,7 @@ def test_ep_beta_is_in_siemens():
 @pytest.mark.parametrize("beta", [BETA_S, 1e-6, 1e-4, 1e-3])
 def test_centred_ep_strictly_better_than_one_sided(beta):
     net = TOPOLOGIES["lattice4x4"]()
-    g, x, t = problem(net, seed=5)
+    g, x, t = random_linear_problem(net, seed=5)
     chip = IdealChip(net, g)
     exact = exact_gradient(chip, x, t)
     one = rel_err(EquilibriumPropagation(beta).estimate(chip, x, t).gradient, exact)
@@ -159,7 +140,7 @@ def output_conductance_matrix(model: LinearResistorNetwork, n_in: int) -> np.nda
 @pytest.mark.parametrize("mode", ["voltage", "current"])
 def test_cl_single_output_parallel_to_exact(mode):
     net = random_graph(12, 30, seed=3, n_inputs=2, n_outputs=1)
-    g, x, t = problem(net, mode, seed=7)
+    g, x, t = random_linear_problem(net, mode, seed=7)
     chip = IdealChip(net, g, input_mode=mode)
     exact = exact_gradient(chip, x, t)
     y_out = output_conductance_matrix(chip.network_model(), 2)[0, 0]
@@ -182,7 +163,7 @@ def test_cl_multi_output_is_conductance_weighted_adjoint():
     # With several outputs CL descends a different objective: the adjoint driven by Y (v_O - t),
     # Y = the outputs' effective conductance matrix.  Centred CL equals it exactly.
     net = TOPOLOGIES["random12x30"]()
-    g, x, t = problem(net, seed=9)
+    g, x, t = random_linear_problem(net, seed=9)
     chip = IdealChip(net, g)
     model = chip.network_model()
     y = output_conductance_matrix(model, 2)
@@ -196,7 +177,7 @@ def test_cl_multi_output_is_conductance_weighted_adjoint():
 
 def test_cl_clamp_reaches_the_nudged_target():
     net = TOPOLOGIES["lattice4x4"]()
-    g, x, t = problem(net, seed=2)
+    g, x, t = random_linear_problem(net, seed=2)
     chip = IdealChip(net, g)
     free = chip.measure(x)
     nudge = CoupledLearning(0.3).nudge(free, t, 0.3)
@@ -222,7 +203,7 @@ def test_gep_family_members():
     assert fam[2].describe()["eta"] == 1e-3 and fam[2].describe()["rule"] == "cl"
 
     net = random_graph(12, 30, seed=3, n_inputs=2, n_outputs=1)
-    g, x, t = problem(net, seed=11)
+    g, x, t = random_linear_problem(net, seed=11)
     chip = IdealChip(net, g)
     fids = [gradient_fidelity(chip, r, x, t) for r in fam]
     assert fids[0].relative_error <= 1e-3 and fids[1].relative_error <= 1e-6   # EP: the true gradient
@@ -259,7 +240,7 @@ def test_compare_gradients_sanity():
 
 def test_gradient_fidelity_of_analytic_rule():
     net = TOPOLOGIES["layered3-4-2"]()
-    g, x, t = problem(net, seed=4)
+    g, x, t = random_linear_problem(net, seed=4)
     fid = gradient_fidelity(IdealChip(net, g), AnalyticGradient(), x, t)
     assert fid.cosine == pytest.approx(1.0, abs=1e-12) and fid.relative_error < 1e-12
 
@@ -267,7 +248,7 @@ def test_gradient_fidelity_of_analytic_rule():
 def test_analytic_rule_uses_measured_outputs():
     # with read noise, the analytic rule's error signal is the *measured* output minus the target
     net = TOPOLOGIES["random12x30"]()
-    g, x, t = problem(net, seed=6)
+    g, x, t = random_linear_problem(net, seed=6)
     chip = IdealChip(net, g, read_noise_v=1e-2, seed=0)
     chip.reseed(42)
     est = AnalyticGradient().estimate(chip, x, t)
