@@ -11,6 +11,7 @@ from labtrain.chip.nonlinear import NonlinearResistorChip
 from labtrain.demod import plan_tones
 from labtrain.network import Network, lattice, random_graph
 from labtrain.optim import Adam
+from labtrain.protocols.fidelity import finite_difference_gradient
 from labtrain.simulators.linear_resistor import LinearResistorNetwork
 from labtrain.simulators.nonlinear_resistor import (EDGE_KINDS, NonlinearEdges, NonlinearResistorNetwork,
                                                     SteadyStateError, THERMAL_VOLTAGE_V, diode_network,
@@ -226,15 +227,8 @@ def test_monotone_networks_are_monotone_in_their_inputs():
 
 # ------------------------------------------------------------------ gradient
 def fd_gradient(model, x, t, rel=1e-5):
-    theta = model.parameters
-    out = np.empty_like(theta)
-    for k in range(len(theta)):
-        h = rel * max(abs(theta[k]), 1e-6)
-        p, m = theta.copy(), theta.copy()
-        p[k] += h
-        m[k] -= h
-        out[k] = (model.with_parameters(p).loss(x, t) - model.with_parameters(m).loss(x, t)) / (2 * h)
-    return out
+    return finite_difference_gradient(lambda p: model.with_parameters(p).loss(x, t), model.parameters, rel,
+                                      floor=1e-6)
 
 
 @pytest.mark.parametrize("kinds", [("linear",), ("linear", "diode"), ("linear", "ideal_diode"),
