@@ -187,6 +187,15 @@ class DNPUControls:
         return self._v.copy()
 
     # ----------------------------------------------------------- inputs
+    def _check_dc_request(self, inputs: np.ndarray, nudge: Any, edge_drops: bool) -> np.ndarray:
+        """The inputs of a DC ``measure``, checked by the chip's ``_check_inputs``; a nudge or edge drops (a DNPU
+        has neither) are refused first."""
+        if nudge is not None:
+            raise CapabilityError("a DNPU has no output nudge (no current injection or clamp at its output)")
+        if edge_drops:
+            raise CapabilityError("a DNPU has no edge-drop readout")
+        return self._check_inputs(inputs)
+
     def _check_data_range(self, x: np.ndarray, note: str = "") -> None:
         """Raise a one-line ``ValueError`` (ending in ``note``) if any input ``x`` (B, n_data) leaves its
         data electrode's range."""
@@ -274,11 +283,7 @@ class DNPUChip(DNPUControls, Chip):
 
     def measure(self, inputs: np.ndarray, nudge: Any = None, edge_drops: bool = False) -> DNPUMeasurement:
         """Settled DC output of every example: ``(B, 1)`` volts at the amplifier output."""
-        if nudge is not None:
-            raise CapabilityError("a DNPU has no output nudge (no current injection or clamp at its output)")
-        if edge_drops:
-            raise CapabilityError("a DNPU has no edge-drop readout")
-        x = self._check_inputs(inputs)
+        x = self._check_dc_request(inputs, nudge, edge_drops)
         current = self.layout.clip(self.model.current_a(self.layout.electrode_voltages(x, self._v)))
         n = self.average_samples
         if self.read_noise_a:

@@ -266,11 +266,7 @@ class InstrumentDNPUChip(DNPUControls, Chip):
     # ------------------------------------------------------------ measuring
     def measure(self, inputs: np.ndarray, nudge: Any = None, edge_drops: bool = False) -> DNPUMeasurement:
         """Settled DC output of every example, ``(B, 1)`` volts at the amplifier output (one acquisition)."""
-        if nudge is not None:
-            raise CapabilityError("a DNPU has no output nudge (no current injection or clamp at its output)")
-        if edge_drops:
-            raise CapabilityError("a DNPU has no edge-drop readout")
-        x = self._check_inputs(inputs)
+        x = self._check_dc_request(inputs, nudge, edge_drops)
         dc = self.layout.electrode_voltages(x, np.broadcast_to(self._v, (len(x), len(self._v))))
         m = self.average_samples
         body = np.broadcast_to(dc[:, None, :], (len(x), m, dc.shape[1]))
