@@ -66,7 +66,7 @@ from ..dnpu_device import DNPULayout, default_layout
 from ..ports import DAQ, LockIn, PortError
 from .base import AC_TONES, ACMeasurement, CapabilityError, Chip, Tone
 from .dnpu import DNPU, DNPUControls, DNPUMeasurement, check_tones, tone_electrode_waveforms
-from .retry import call_with_retries
+from .instrument_ports import call_with_retries, reseed_simulated_daq
 
 __all__ = ["InstrumentDNPUChip", "DEMODULATORS", "DigitalLineRouter", "build_dnpu_hardware"]
 
@@ -410,10 +410,7 @@ class InstrumentDNPUChip(DNPUControls, Chip):
     # ---------------------------------------------------------------- noise
     def reseed(self, seed: int | list[int]) -> None:
         """Reseed a simulated DAQ's noise (no effect on real instruments)."""
-        inner = getattr(self.daq, "daq", self.daq)
-        reseed = getattr(inner, "reseed", None)
-        if reseed is not None:
-            reseed(seed)
+        reseed_simulated_daq(self.daq, seed)
 
     # --------------------------------------------------------------- safety
     def safe_state(self) -> None:

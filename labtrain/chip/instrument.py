@@ -39,7 +39,7 @@ from ..wiring import Wiring
 from .base import (NetworkChip, AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement, Chip,
                    ClampNudge, CurrentNudge, Measurement, ParameterSpec, PotQuantizer, Tone)
 from .network_tones import check_ac_request, edge_demodulated, network_tone_drive, synthesise
-from .retry import call_with_retries
+from .instrument_ports import call_with_retries, reseed_simulated_daq
 
 __all__ = ["InstrumentChip", "AcquisitionSettings"]
 
@@ -452,10 +452,7 @@ class InstrumentChip(NetworkChip):
 
     def reseed(self, seed: int | list[int]) -> None:
         """Reseed a simulated DAQ's noise (no effect on real instruments)."""
-        inner = getattr(self.daq, "daq", self.daq)
-        reseed = getattr(inner, "reseed", None)
-        if reseed is not None:
-            reseed(seed)
+        reseed_simulated_daq(self.daq, seed)
 
     # ----------------------------------------------------------- safety
     def safe_state(self) -> None:

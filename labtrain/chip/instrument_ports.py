@@ -1,4 +1,5 @@
-"""Retrying an instrument call after a port fault, shared by the instrument-backed chips."""
+"""Port helpers shared by the instrument-backed chips: retrying a call after a port fault, reseeding a
+simulated DAQ."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any, Callable
 
 from ..ports import PortError
 
-__all__ = ["call_with_retries"]
+__all__ = ["call_with_retries", "reseed_simulated_daq"]
 
 
 def call_with_retries(what: str, fn: Callable[..., Any], args: tuple = (), kwargs: dict | None = None, *,
@@ -34,3 +35,11 @@ def call_with_retries(what: str, fn: Callable[..., Any], args: tuple = (), kwarg
             if wait_s:
                 time.sleep(wait_s)
     raise AssertionError("unreachable")
+
+
+def reseed_simulated_daq(daq: Any, seed: int | list[int]) -> None:
+    """Reseed a simulated DAQ's noise, through a safety wrapper's ``.daq`` (no effect on real instruments)."""
+    inner = getattr(daq, "daq", daq)
+    reseed = getattr(inner, "reseed", None)
+    if reseed is not None:
+        reseed(seed)
