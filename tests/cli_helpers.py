@@ -1,11 +1,20 @@
 """Helpers for the tests that drive ``labtrain`` from an experiment file: run the CLI in-process, write a
-file, edit a section of a TOML text.  Imported by the test modules (``tests/`` is on ``sys.path``)."""
+file, edit a section of a TOML text, kill a run mid-way and compare its resume.  Imported by the test modules (``tests/`` is on ``sys.path``)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import h5py
+import numpy as np
+
 from labtrain.cli import main
+from labtrain.store import read_summary
 
 
 def cli(argv, capsys) -> tuple[int, str, str]:
@@ -41,3 +50,38 @@ def with_lines(base: str, section: str, *lines: str) -> str:
     if f"[{section}]" not in base:
         out += [f"[{section}]", *lines]
     return "\n".join(out) + "\n"
+
+
+def run_until_killed(experiment: Path, out: Path, at_least: int, env: dict | None = None,
+                     timeout_s: float = 60) -> Path:
+    """``python -m labtrain run experiment --out out -q`` in a subprocess, SIGKILLed once its run file stores
+    ``at_least`` steps; the run file, asserted ``crashed``.  ``env``: the child's environment (default: ours)."""
+    proc = subprocess.Popen([sys.executable, "-m", "labtrain", "run", str(experiment), "--out", str(out), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline, path = time.monotonic() + timeout_s, None
+    while path is None and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        for p in out.glob("*.h5"):
+            try:
+                with h5py.File(p, "r", locking=False) as h5:  # read-only, no lock: the writer holds it
+                    if h5["steps/step"].shape[0] >= at_least:
+                        path = p
+            except (OSError, KeyError):
+                pass  # caught the writer mid-flush: try again
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert path is not None and read_summary(path)["status"] == "crashed"
+    return path
+
+
+def assert_resumed_like(got: dict, ref: dict) -> None:
+    """A resumed run's contents (``final``, ``steps``, ``eval``, ``history``, ``status``) equal the
+    uninterrupted reference's, bit for bit (wall-clock ``time_s`` aside)."""
+    assert got["status"] == "completed"
+    np.testing.assert_array_equal(got["final"], ref["final"])
+    for group in ("steps", "eval"):
+        for col, values in ref[group].items():
+            if col != "time_s":
+                np.testing.assert_array_equal(got[group][col], values, err_msg=f"{group}/{col}")
+    np.testing.assert_array_equal(got["history"][1], ref["history"][1])

@@ -4,13 +4,8 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
@@ -20,7 +15,7 @@ from labtrain.config import CHIP_RULES, experiment_from_text
 from labtrain.launch import prepare_run
 from labtrain.store import RunStore, read_summary
 
-from cli_helpers import cli, with_lines, write
+from cli_helpers import assert_resumed_like, cli, run_until_killed, with_lines, write
 
 DIODE_XOR = """\
 [chip]
@@ -278,36 +273,14 @@ def test_dnpu_hge_run_killed_mid_way_resumes_bit_identically(tmp_path):
     assert len(ref["steps"]["step"]) == RESUME_STEPS
 
     out = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "labtrain", "run", str(f), "--out", str(out), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
-    deadline, path = time.monotonic() + 60, None
-    while path is None and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        for p in out.glob("*.h5"):
-            try:
-                with h5py.File(p, "r", locking=False) as h5:
-                    if h5["steps/step"].shape[0] >= 6:
-                        path = p
-            except (OSError, KeyError):
-                pass
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=30)
-    assert path is not None and read_summary(path)["status"] == "crashed"
+    path = run_until_killed(f, out, 6, env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
     k = read_summary(path)["steps_done"]
     assert 6 <= k < RESUME_STEPS
 
     with threadpool_limits(1):
         assert main(["resume", str(path), "-q"]) == 0
     got = _contents(path)
-    assert got["status"] == "completed"
-    np.testing.assert_array_equal(got["final"], ref["final"])
-    for group in ("steps", "eval"):
-        for col, values in ref[group].items():
-            if col != "time_s":
-                np.testing.assert_array_equal(got[group][col], values, err_msg=f"{group}/{col}")
-    np.testing.assert_array_equal(got["history"][1], ref["history"][1])
+    assert_resumed_like(got, ref)
 
 
 # ----------------------------------------------------------------- GUI

@@ -4,10 +4,6 @@ spatial maps, bad input, and the GUI's coupling / response map."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -23,7 +19,7 @@ from labtrain.simulators.xy import PhaseCost
 from labtrain.store import RunStore, read_summary
 from labtrain.xy_tasks import phase_accuracy
 
-from cli_helpers import cli, with_lines, write
+from cli_helpers import assert_resumed_like, cli, run_until_killed, with_lines, write
 
 XY_XOR = """\
 [chip]
@@ -269,34 +265,13 @@ def test_xy_run_killed_mid_way_resumes_bit_identically_with_its_maps(tmp_path):
     assert len(ref["steps"]["step"]) == RESUME_STEPS
 
     out = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "labtrain", "run", str(f), "--out", str(out), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline, path = time.monotonic() + 60, None
-    while path is None and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        for p in out.glob("*.h5"):
-            try:
-                with h5py.File(p, "r", locking=False) as h5:
-                    if h5["steps/step"].shape[0] >= 10:
-                        path = p
-            except (OSError, KeyError):
-                pass
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=30)
-    assert path is not None and read_summary(path)["status"] == "crashed"
+    path = run_until_killed(f, out, 10)
     k = read_summary(path)["steps_done"]
     assert 10 <= k < RESUME_STEPS
 
     assert main(["resume", str(path), "-q"]) == 0
     got = _contents(path)
-    assert got["status"] == "completed"
-    np.testing.assert_array_equal(got["final"], ref["final"])
-    for group in ("steps", "eval"):
-        for col, values in ref[group].items():
-            if col != "time_s":
-                np.testing.assert_array_equal(got[group][col], values, err_msg=f"{group}/{col}")
-    np.testing.assert_array_equal(got["history"][1], ref["history"][1])
+    assert_resumed_like(got, ref)
     assert set(got["maps"]) == set(ref["maps"])
     for name, values in ref["maps"].items():
         np.testing.assert_array_equal(got["maps"][name], values, err_msg=f"maps/{name}")
