@@ -339,6 +339,7 @@ def add_characterize_arguments(parser: argparse.ArgumentParser) -> argparse.Argu
     parser.add_argument("--max-iter", type=int, default=200, help="most training epochs of the MLP")
     parser.add_argument("--max-fit-samples", type=int, default=None, help="fit on at most this many samples")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    parser.add_argument("--verbose", action="store_true", help="print the MLP's loss after every training epoch")
     return parser
 
 
@@ -392,9 +393,10 @@ def characterize_cli(args: argparse.Namespace) -> int:
         if chip is not None:
             chip.close()
     print(f"{data.n_samples} samples in {data.wall_s:.1f} s ({100 * np.mean(data.clipped):.2f} % clipped); "
-          f"fitting {len(hidden)} x {max(hidden)} MLP ...", flush=True)
+          f"fitting {len(hidden)} x {max(hidden)} MLP (up to {args.max_iter} epochs; minutes on a 2-core machine"
+          f"{'' if args.verbose else ', --verbose prints every epoch'}) ...", flush=True)
     surrogate = fit_surrogate(data, hidden, max_iter=args.max_iter, max_samples=args.max_fit_samples,
-                              seed=args.seed)
+                              seed=args.seed, verbose=bool(getattr(args, "verbose", False)))
     surrogate.save(out)
     p = surrogate.provenance
     print(f"test RMSE {p['test_rmse_a'] * 1e9:.3g} nA = {p['test_rmse_percent_of_range']:.2f} % of the output "
