@@ -52,6 +52,18 @@ def with_lines(base: str, section: str, *lines: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def assert_bad_run_is_one_line_error(text: str, needles, tmp_path: Path, capsys) -> None:
+    """``labtrain run`` on a bad experiment: exit 2, one stderr line naming the file and every needle, no run."""
+    f = write(tmp_path, text)
+    code, out, err = cli(["run", f, "--out", tmp_path / "runs"], capsys)
+    assert code == 2, (out, err)
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert str(f) in err
+    for needle in needles:
+        assert needle in err, f"{needle!r} not in {err}"
+    assert not (tmp_path / "runs").exists()
+
+
 def run_until_killed(experiment: Path, out: Path, at_least: int, env: dict | None = None,
                      timeout_s: float = 60) -> Path:
     """``python -m labtrain run experiment --out out -q`` in a subprocess, SIGKILLed once its run file stores

@@ -19,7 +19,7 @@ from labtrain.simulators.xy import PhaseCost
 from labtrain.store import RunStore, read_summary
 from labtrain.xy_tasks import phase_accuracy
 
-from cli_helpers import assert_resumed_like, cli, run_until_killed, with_lines, write
+from cli_helpers import assert_bad_run_is_one_line_error, assert_resumed_like, cli, run_until_killed, with_lines, write
 
 XY_XOR = """\
 [chip]
@@ -210,14 +210,7 @@ BAD = {
 
 @pytest.mark.parametrize("text,needles", BAD.values(), ids=list(BAD))
 def test_bad_combinations_are_one_line_errors(text, needles, tmp_path, capsys):
-    f = write(tmp_path, text)
-    code, out, err = cli(["run", f, "--out", tmp_path / "runs"], capsys)
-    assert code == 2, (out, err)
-    assert out == "" and err.count("\n") == 1 and "Traceback" not in err
-    assert str(f) in err
-    for needle in needles:
-        assert needle in err, f"{needle!r} not in {err}"
-    assert not (tmp_path / "runs").exists()
+    assert_bad_run_is_one_line_error(text, needles, tmp_path, capsys)
 
 
 # ----------------------------------------------------------------- resume after a kill, with maps
