@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/labtrain bench
+	$(BIN)/python benchmarks/bench_step.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

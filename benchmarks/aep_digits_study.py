@@ -13,7 +13,7 @@ One-hidden-layer non-reciprocal rate network (``hopfield`` dynamics,
 
 Every rule trains with centred nudges ``+-beta`` and Adam (normalised
 coordinates, ``lr`` per unit of the +-5 parameter range) on mini-batches through
-:class:`labtrain.run.Run`; test accuracy is measured after epoch 1 and after the
+:class:`labtrain.training.run.Run`; test accuracy is measured after epoch 1 and after the
 last epoch, over several seeds (seed = initialisation and shuffling).  Before
 training, each rule's gradient is compared with the exact (implicit
 differentiation) gradient on one batch.
@@ -31,12 +31,12 @@ import time
 
 import numpy as np
 
-from labtrain.chip.nonreciprocal import NonReciprocalChip
-from labtrain.optim import Adam
+from labtrain.kinds.nonreciprocal.chip import NonReciprocalChip
+from labtrain.training.optim import Adam
 from labtrain.protocols.fidelity import compare_gradients
-from labtrain.protocols.nonreciprocal_ep import make_nonreciprocal_rule, nonreciprocal_exact_gradient
-from labtrain.run import Run
-from labtrain.tasks import make_task
+from labtrain.kinds.nonreciprocal.rules import make_nonreciprocal_rule, nonreciprocal_exact_gradient
+from labtrain.training.run import Run
+from labtrain.training.tasks import make_task
 
 CONFIGS = {"feedforward": dict(backward=False, init="asymmetric"),
            "symmetric": dict(backward=True, init="symmetric"),

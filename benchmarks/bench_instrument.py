@@ -26,7 +26,7 @@ import platform
 import sys
 from pathlib import Path
 
-from labtrain.bench_instrument import format_instrument_report, run_instrument_benchmark
+from instrumentlib import format_instrument_report, run_instrument_benchmark
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Time the batched steady state of nonlinear resistive networks (examples x time samples).
 
-What ``measure_ac`` of :class:`labtrain.chip.nonlinear.NonlinearResistorChip`
+What ``measure_ac`` of :class:`labtrain.kinds.nonlinear.chip.NonlinearResistorChip`
 does per acquisition: solve the memoryless network at every sample of every
 example.  Two networks:
 
@@ -37,10 +37,10 @@ import time
 import numpy as np
 
 from labtrain.chip.base import Tone
-from labtrain.chip.nonlinear import NonlinearResistorChip
-from labtrain.demod import FrequencyPlan
-from labtrain.network import Network, lattice
-from labtrain.simulators.nonlinear_resistor import NonlinearEdges, NonlinearResistorNetwork, xor_diode_network
+from labtrain.kinds.nonlinear.chip import NonlinearResistorChip
+from labtrain.physics.demod import FrequencyPlan
+from labtrain.physics.network import Network, lattice
+from labtrain.kinds.nonlinear.model import NonlinearEdges, NonlinearResistorNetwork, xor_diode_network
 
 
 def lattice_with_diodes(rows: int = 10, cols: int = 10) -> tuple[Network, NonlinearEdges]:

@@ -26,7 +26,7 @@ import platform
 import sys
 from pathlib import Path
 
-from labtrain.bench import format_table, growth_exponent, run_step_benchmark
+from steplib import format_table, growth_exponent, run_step_benchmark
 
 
 def main(argv: list[str] | None = None) -> int:

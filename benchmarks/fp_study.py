@@ -120,22 +120,22 @@ from pathlib import Path
 
 import numpy as np
 
-from labtrain.chip.ideal import IdealChip
-from labtrain.chip.instrument import AcquisitionSettings, InstrumentChip
-from labtrain.chip.nonlinear import NonlinearResistorChip
-from labtrain.network import lattice, random_graph
+from labtrain.kinds.resistor.ideal import IdealChip
+from labtrain.kinds.resistor.bench import AcquisitionSettings, InstrumentChip
+from labtrain.kinds.nonlinear.chip import NonlinearResistorChip
+from labtrain.physics.network import lattice, random_graph
 from labtrain.protocols.analytic import adjoint_gradient
 from labtrain.protocols.base import half_squared_error
 from labtrain.protocols.fidelity import (compare_gradients, exact_gradient, finite_difference_gradient,
                                          random_linear_problem)
 from labtrain.protocols.frequency_propagation import FrequencyPropagation
 from labtrain.protocols.gep import EquilibriumPropagation
-from labtrain.safety import SafeDAQ, SafePotArray, SafetyConfig
-from labtrain.simulators.linear_resistor import LinearResistorNetwork
-from labtrain.simulators.nonlinear_resistor import xor_diode_network
-from labtrain.simulators.resistor_bench import build_resistor_twin
-from labtrain.tasks import make_task
-from labtrain.wiring import default_wiring
+from labtrain.instruments.safety import SafeDAQ, SafePotArray, SafetyConfig
+from labtrain.kinds.resistor.model import LinearResistorNetwork
+from labtrain.kinds.nonlinear.model import xor_diode_network
+from labtrain.kinds.resistor.twin import build_resistor_twin
+from labtrain.training.tasks import make_task
+from labtrain.kinds.resistor.wiring import default_wiring
 
 RATE_HZ = 10_000.0
 SECTIONS = ("linear_ideal", "linear_noise", "linear_twin", "diode_gamma", "timings")

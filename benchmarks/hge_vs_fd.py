@@ -58,10 +58,10 @@ import time
 import numpy as np
 
 from labtrain.chip.base import Tone
-from labtrain.chip.dnpu import DNPUChip, tone_electrode_waveforms
-from labtrain.demod import PUBLISHED_DNPU_TONES_HZ, FrequencyPlan, demodulate
+from labtrain.kinds.dnpu.chip import DNPUChip, tone_electrode_waveforms
+from labtrain.physics.demod import PUBLISHED_DNPU_TONES_HZ, FrequencyPlan, demodulate
 from labtrain.protocols.homodyne import DEFAULT_AMPLITUDES_V
-from labtrain.simulators.dnpu import HoppingDNPU
+from labtrain.kinds.dnpu.model import HoppingDNPU
 
 CASES = np.array([[-1.2, -1.2], [-1.2, 0.6], [0.6, -1.2], [0.6, 0.6]])
 RATE_HZ, SETTLE = 10_000.0, 50

@@ -2,14 +2,14 @@
 
 Trains Iris (4 features min-max scaled to input phases in [-pi/2, pi/2], one
 output oscillator per class with target +pi/2 for the class and -pi/2
-otherwise, see :func:`labtrain.xy_tasks.phase_task`; 105 train / 45 test
+otherwise, see :func:`labtrain.kinds.xy.tasks.phase_task`; 105 train / 45 test
 examples) with XY equilibrium propagation (beta = 0.01, log cost eps 0.1 -- at
 beta = 0.1 the log-cost EP estimate is biased on lattices, see
-:mod:`labtrain.protocols.xy_ep`; basin-jump guard 0.5 rad) and
+:mod:`labtrain.kinds.xy.rules`; basin-jump guard 0.5 rad) and
 Adam (normalised lr 0.025 = 0.1 rad/s per step) in minibatches of
 ``--batch`` on
 
-* square lattices :func:`labtrain.simulators.xy.xy_lattice` of 4x4, 5x5, 6x6
+* square lattices :func:`labtrain.kinds.xy.model.xy_lattice` of 4x4, 5x5, 6x6
   and 8x8 oscillators (nearest-neighbour couplings; the 4 input oscillators on
   one column and the 3 outputs on another, about 2 columns apart and centred),
 * an all-to-all network of N = 10 oscillators (4 inputs, 3 outputs, 2 hidden,
@@ -54,13 +54,13 @@ from pathlib import Path
 
 import numpy as np
 
-from labtrain.chip.xy import XYChip
-from labtrain.network import all_to_all
-from labtrain.optim import Adam
-from labtrain.protocols.xy_ep import XYEquilibriumPropagation
-from labtrain.run import Run
-from labtrain.simulators.xy import xy_lattice
-from labtrain.xy_tasks import phase_accuracy, phase_task
+from labtrain.kinds.xy.chip import XYChip
+from labtrain.physics.network import all_to_all
+from labtrain.training.optim import Adam
+from labtrain.kinds.xy.rules import XYEquilibriumPropagation
+from labtrain.training.run import Run
+from labtrain.kinds.xy.model import xy_lattice
+from labtrain.kinds.xy.tasks import phase_accuracy, phase_task
 
 ARCHITECTURES = {
     "lattice 4x4": lambda: xy_lattice(4, 4, n_inputs=4, n_outputs=3),
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=0.025, help="Adam lr, normalised (default 0.025 = 0.1 rad/s)")
     parser.add_argument("--beta", type=float, default=0.01, help="EP nudge strength (default 0.01)")
     parser.add_argument("--max-shift", type=float, default=0.5,
-                        help="EP basin-jump guard in rad, 0: off (default 0.5; see labtrain.protocols.xy_ep)")
+                        help="EP basin-jump guard in rad, 0: off (default 0.5; see labtrain.kinds.xy.rules)")
     parser.add_argument("--n-starts", type=int, default=4, help="random initial states per example (default 4)")
     parser.add_argument("--arch", action="append", choices=list(ARCHITECTURES),
                         help="only these architectures (repeatable)")

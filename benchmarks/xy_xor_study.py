@@ -1,7 +1,7 @@
 """XOR on XY oscillator networks: success fraction and time per epoch by architecture.
 
 Trains the XOR gate (inputs and targets encoded as +/-pi/2 phases, see
-:func:`labtrain.xy_tasks.phase_task`) with XY equilibrium propagation (beta =
+:func:`labtrain.kinds.xy.tasks.phase_task`) with XY equilibrium propagation (beta =
 0.01, log cost eps 0.1, basin-jump guard 0.5 rad) and Adam (normalised lr
 0.0075 = 0.03 rad/s per step), 400 full-batch epochs, 16 random starts
 (``--n-starts``; the architecture table below used 8), on
@@ -76,7 +76,7 @@ starts: 8/10, below)::
     | layered 2-4-1         | 10/10       | 10/10       | 0.0000          | 42         |
 
 Raising the lattice's success fraction (lattice 5x5 only, 10 seeds, EP as
-above, 8 starts unless stated; step-size decay ``--lr-halflife`` = :class:`labtrain.optim.Adam`'s
+above, 8 starts unless stated; step-size decay ``--lr-halflife`` = :class:`labtrain.training.optim.Adam`'s
 ``lr_halflife_steps``, ``[learning] lr_halflife_steps`` in experiment files)::
 
     | lattice 5x5 variant                          | success | 4/4 correct | median cos loss | ms / epoch |
@@ -122,13 +122,13 @@ from pathlib import Path
 
 import numpy as np
 
-from labtrain.chip.xy import XYChip
-from labtrain.network import all_to_all, lattice, layered
-from labtrain.optim import Adam
-from labtrain.protocols.xy_ep import XYEquilibriumPropagation, XYImplicitGradient
-from labtrain.run import Run
-from labtrain.simulators.xy import PhaseCost, xy_lattice
-from labtrain.xy_tasks import phase_accuracy, phase_task
+from labtrain.kinds.xy.chip import XYChip
+from labtrain.physics.network import all_to_all, lattice, layered
+from labtrain.training.optim import Adam
+from labtrain.kinds.xy.rules import XYEquilibriumPropagation, XYImplicitGradient
+from labtrain.training.run import Run
+from labtrain.kinds.xy.model import PhaseCost, xy_lattice
+from labtrain.kinds.xy.tasks import phase_accuracy, phase_task
 
 ARCHITECTURES = {
     "lattice 5x5": lambda: xy_lattice(5, 5),

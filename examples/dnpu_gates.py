@@ -1,11 +1,11 @@
 """Train all 16 two-input Boolean gates on a DNPU with homodyne gradient extraction.
 
 Every gate is trained with parallel HGE (tones planned by
-:func:`labtrain.demod.plan_tones`, amplitudes 30, 10, 10, 5, 5 mV, 50 ms window
-per input case) and plain gradient descent (:class:`labtrain.optim.SGD`)
-through labtrain's :class:`~labtrain.run.Run` loop -- the same code on the
+:func:`labtrain.physics.demod.plan_tones`, amplitudes 30, 10, 10, 5, 5 mV, 50 ms window
+per input case) and plain gradient descent (:class:`labtrain.training.optim.SGD`)
+through labtrain's :class:`~labtrain.training.run.Run` loop -- the same code on the
 ideal chip (``--backend ideal``: the model called per sample) and on the
-instrument twin (``--backend twin``: :func:`labtrain.simulators.dnpu_bench.build_dnpu_twin`,
+instrument twin (``--backend twin``: :func:`labtrain.kinds.dnpu.twin.build_dnpu_twin`,
 waveforms through the safety layer and the simulated DAQ, 16-bit ADC, noise).
 
 Recipe (what an experimentalist does on a DNPU; ``best of N restarts``):
@@ -46,7 +46,7 @@ Usage::
     python examples/dnpu_gates.py [--backend ideal|twin] [--gates all|AND,XOR,...] [--quick]
 
 Measured on the default device (``HoppingDNPU()``: seed 5, coupling 0.9; see
-:mod:`labtrain.simulators.dnpu`), recipe defaults (N = 16 restarts x <= 100
+:mod:`labtrain.kinds.dnpu.model`), recipe defaults (N = 16 restarts x <= 100
 iterations), 2 shared CPU cores: see README "DNPU: homodyne gradient
 extraction" for the tables -- ideal chip 16/16, twin 16/16.
 """
@@ -60,12 +60,12 @@ import zlib
 
 import numpy as np
 
-from labtrain.chip.dnpu import DNPUChip
-from labtrain.optim import SGD
+from labtrain.kinds.dnpu.chip import DNPUChip
+from labtrain.training.optim import SGD
 from labtrain.protocols.homodyne import HomodyneGradient
-from labtrain.run import Run
-from labtrain.simulators.dnpu import HoppingDNPU
-from labtrain.tasks import GATES, accuracy, make_task
+from labtrain.training.run import Run
+from labtrain.kinds.dnpu.model import HoppingDNPU
+from labtrain.training.tasks import GATES, accuracy, make_task
 
 INPUT_LOW_V, INPUT_HIGH_V = -1.2, 0.6
 
@@ -74,7 +74,7 @@ def make_chip(backend: str, model: HoppingDNPU, seed: int):
     """A fresh chip (controls at mid-range) on the chosen backend."""
     if backend == "ideal":
         return DNPUChip(model, seed=seed)
-    from labtrain.simulators.dnpu_bench import build_dnpu_twin
+    from labtrain.kinds.dnpu.twin import build_dnpu_twin
     return build_dnpu_twin(model=model, seed=seed)
 
 

@@ -3,12 +3,12 @@
 The field's workflow for DNPUs (ALGORITHMS.md section 6), end to end on the
 instrument code path:
 
-1. **Characterise** the synthetic device (:class:`~labtrain.simulators.dnpu.HoppingDNPU`)
-   as an instrument twin (:func:`~labtrain.simulators.dnpu_bench.build_dnpu_twin`:
+1. **Characterise** the synthetic device (:class:`~labtrain.kinds.dnpu.model.HoppingDNPU`)
+   as an instrument twin (:func:`~labtrain.kinds.dnpu.twin.build_dnpu_twin`:
    simulated 16-bit DAQ with noise, safety layer) with incommensurate
    triangle waves (``sqrt(prime) x 5 Hz``) over every electrode's range
-   (:func:`labtrain.characterize.characterize`).
-2. **Fit** an MLP surrogate (:func:`labtrain.characterize.fit_surrogate`; the
+   (:func:`labtrain.kinds.dnpu.characterize.characterize`).
+2. **Fit** an MLP surrogate (:func:`labtrain.kinds.dnpu.characterize.fit_surrogate`; the
    published architecture is 5 x 90 ReLU) and report its test RMSE in percent
    of the output range on the held-out end of the recording (the field gets
    about 1 % with 1e6-1e7 samples).
@@ -57,14 +57,14 @@ import time
 
 import numpy as np
 
-from labtrain.characterize import characterize, fit_surrogate
-from labtrain.chip.dnpu import DNPUChip
-from labtrain.optim import SGD
+from labtrain.kinds.dnpu.characterize import characterize, fit_surrogate
+from labtrain.kinds.dnpu.chip import DNPUChip
+from labtrain.training.optim import SGD
 from labtrain.protocols.homodyne import HomodyneGradient
-from labtrain.run import Run
-from labtrain.simulators.dnpu import HoppingDNPU
-from labtrain.simulators.dnpu_bench import build_dnpu_twin
-from labtrain.tasks import GATES, accuracy, make_task
+from labtrain.training.run import Run
+from labtrain.kinds.dnpu.model import HoppingDNPU
+from labtrain.kinds.dnpu.twin import build_dnpu_twin
+from labtrain.training.tasks import GATES, accuracy, make_task
 
 
 def train_on_surrogate(gate: str, surrogate_chip: DNPUChip, args: argparse.Namespace) -> tuple[np.ndarray, dict]:

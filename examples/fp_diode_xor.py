@@ -2,7 +2,7 @@
 
 A linear resistor network cannot compute XOR; a layered network of trainable
 resistors with fixed antiparallel silicon diodes to ground at every hidden
-node can (:func:`labtrain.simulators.nonlinear_resistor.xor_diode_network`:
+node can (:func:`labtrain.kinds.nonlinear.model.xor_diode_network`:
 inputs ``[x1, x2, 1 - x1, 1 - x2, 1 V bias]``, 4 hidden nodes, 1 output;
 34 trainable conductances, 8 diodes).  Targets 0.2 V (class 0) and 0.6 V
 (class 1), decoded by the nearest target.
@@ -19,7 +19,7 @@ millivolt) so that it probes the linear response around the operating point:
 ``benchmarks/fp_study.py``).  The chip synthesises the waveforms and solves the
 nonlinear network at every sample.  Adam (lr 0.05), full batch, random
 log-uniform initial conductances (a symmetric start cannot break the symmetry
-between hidden nodes), :class:`labtrain.run.Run` with a run file.
+between hidden nodes), :class:`labtrain.training.run.Run` with a run file.
 
 Measured (2-core machine shared with other jobs; 200 epochs = 200 full-batch
 steps, ~4.5 s CPU per seed):
@@ -44,13 +44,13 @@ from pathlib import Path
 
 import numpy as np
 
-from labtrain.chip.nonlinear import NonlinearResistorChip
-from labtrain.optim import Adam
+from labtrain.kinds.nonlinear.chip import NonlinearResistorChip
+from labtrain.training.optim import Adam
 from labtrain.protocols.frequency_propagation import FrequencyPropagation
-from labtrain.run import Run, run_file_path
-from labtrain.simulators.nonlinear_resistor import xor_diode_network
-from labtrain.store import RunStore
-from labtrain.tasks import accuracy, make_task
+from labtrain.training.run import Run, run_file_path
+from labtrain.kinds.nonlinear.model import xor_diode_network
+from labtrain.training.store import RunStore
+from labtrain.training.tasks import accuracy, make_task
 
 RATE_HZ = 2_000.0
 

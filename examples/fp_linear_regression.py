@@ -9,14 +9,14 @@ amplitude ``v_O^A``; a second one adds the error currents
 ``gamma (t - v_O^A)`` at ``omega_B`` on the outputs, and every edge's drop is
 demodulated at both tones; ``dC/dg_e = mean_b dv_e^A dv_e^B / gamma``.  Adam
 (lr 0.02, labtrain's normalised coordinates), mini-batches of 32, 60 epochs,
-through :class:`labtrain.run.Run` with a run file.
+through :class:`labtrain.training.run.Run` with a run file.
 
 Backends:
 
-* ``ideal`` -- :class:`~labtrain.chip.ideal.IdealChip`: the waveforms
+* ``ideal`` -- :class:`~labtrain.kinds.resistor.ideal.IdealChip`: the waveforms
   (10 kS/s, 50 ms windows + 5 ms settling per example) are synthesised and the
   network evaluated at every sample.
-* ``twin`` -- :class:`~labtrain.chip.instrument.InstrumentChip` over the
+* ``twin`` -- :class:`~labtrain.kinds.resistor.bench.InstrumentChip` over the
   simulated bench (16-bit DAQ at 10 kS/s with 0.1 mV white noise, 1024-tap
   pots, safety layer at +-2 V / 1000 V/s): the same AO waveforms a bench would
   get, every node read by an AI channel, error currents injected through a
@@ -51,17 +51,17 @@ from pathlib import Path
 
 import numpy as np
 
-from labtrain.chip.ideal import IdealChip
-from labtrain.chip.instrument import AcquisitionSettings, InstrumentChip
-from labtrain.network import lattice
-from labtrain.optim import Adam
+from labtrain.kinds.resistor.ideal import IdealChip
+from labtrain.kinds.resistor.bench import AcquisitionSettings, InstrumentChip
+from labtrain.physics.network import lattice
+from labtrain.training.optim import Adam
 from labtrain.protocols.frequency_propagation import FrequencyPropagation
-from labtrain.run import Run, run_file_path
-from labtrain.safety import SafeDAQ, SafePotArray, SafetyConfig
-from labtrain.simulators.resistor_bench import build_resistor_twin
-from labtrain.store import RunStore
-from labtrain.tasks import make_task
-from labtrain.wiring import default_wiring
+from labtrain.training.run import Run, run_file_path
+from labtrain.instruments.safety import SafeDAQ, SafePotArray, SafetyConfig
+from labtrain.kinds.resistor.twin import build_resistor_twin
+from labtrain.training.store import RunStore
+from labtrain.training.tasks import make_task
+from labtrain.kinds.resistor.wiring import default_wiring
 
 RATE_HZ = 10_000.0
 

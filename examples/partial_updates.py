@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from labtrain.config import load_experiment
-from labtrain.launch import prepare_run
+from labtrain.training.launch import prepare_run
 
 EXPERIMENT = Path(__file__).with_name("digits_cl.toml")
 FRACTIONS = (1.0, 0.5, 0.25, 0.1)

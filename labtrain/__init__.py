@@ -9,17 +9,18 @@ The names most notebooks need are importable from here::
 
 __version__ = "0.1.0"
 
-from .chip import CapabilityError, Chip, ClampNudge, CurrentNudge, IdealChip, Measurement  # noqa: E402
-from .network import Network, all_to_all, from_edge_list, layered, lattice, random_graph  # noqa: E402
-from .optim import SGD, Adam, Momentum, TapStep  # noqa: E402
-from .protocols import (AnalyticGradient, CoupledLearning, EquilibriumPropagation,  # noqa: E402
+from labtrain.chip import CapabilityError, Chip, ClampNudge, CurrentNudge, Measurement  # noqa: E402
+from labtrain.kinds.resistor.ideal import IdealChip  # noqa: E402
+from labtrain.physics.network import Network, all_to_all, from_edge_list, layered, lattice, random_graph  # noqa: E402
+from labtrain.training.optim import SGD, Adam, Momentum, TapStep  # noqa: E402
+from labtrain.protocols import (AnalyticGradient, CoupledLearning, EquilibriumPropagation,  # noqa: E402
                         UpdateMask, exact_gradient, gep_family, gradient_fidelity)
-from .config import ConfigError, load_experiment  # noqa: E402
-from .launch import prepare_resume, prepare_run  # noqa: E402
-from .run import Run, RunResult  # noqa: E402
-from .store import RunStore, list_runs, read_summary  # noqa: E402
-from .simulators import LinearResistorNetwork  # noqa: E402
-from .tasks import Task, make_task  # noqa: E402
+from labtrain.config import ConfigError, load_experiment  # noqa: E402
+from labtrain.training.launch import prepare_resume, prepare_run  # noqa: E402
+from labtrain.training.run import Run, RunResult  # noqa: E402
+from labtrain.training.store import RunStore, list_runs, read_summary  # noqa: E402
+from labtrain.kinds.resistor.model import LinearResistorNetwork  # noqa: E402
+from labtrain.training.tasks import Task, make_task  # noqa: E402
 
 __all__ = [
     "__version__", "Chip", "IdealChip", "CapabilityError", "ClampNudge", "CurrentNudge", "Measurement",

@@ -4,9 +4,9 @@ Every failure here is still a :class:`~labtrain.config.ConfigError` naming the
 file and section, raised before any chip exists.
 
 Chip types dispatch through :data:`CHIP_BUILDERS` (``[chip] type`` ->
-:class:`~labtrain.builders.ChipBuilder`): the resistor network is built by the
-functions of this module, other types by ``labtrain.builders.<type>``; see
-:mod:`labtrain.builders` for how to add one.
+:class:`~labtrain.kinds.ChipBuilder`): the resistor network is built by the
+functions of this module, other types by ``labtrain.kinds.<type>``; see
+:mod:`labtrain.kinds` for how to add one.
 """
 
 from __future__ import annotations
@@ -16,22 +16,22 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .builders import ChipBuilder
-from .builders import dnpu as _dnpu_builder
-from .builders import nonlinear as _nonlinear_builder
-from .builders import nonreciprocal as _nonreciprocal_builder
-from .builders.ac import check_ac_settings, fp_rule
-from .builders import xy as _xy_builder
-from .chip.base import Chip
-from .chip.ideal import IdealChip
-from .config import SCHEMA, ConfigError, Experiment
-from .network import Network, NetworkError, all_to_all, from_edge_list, layered, lattice, random_graph
-from .optim import Optimizer, make_optimizer
-from .protocols.analytic import AnalyticGradient
-from .protocols.base import GradientEstimator
-from .protocols.gep import CoupledLearning, EquilibriumPropagation
-from .protocols.masks import UpdateMask
-from .tasks import Task, TaskError, make_task
+from labtrain.kinds import ChipBuilder
+from labtrain.kinds.dnpu import builder as _dnpu_builder
+from labtrain.kinds.nonlinear import builder as _nonlinear_builder
+from labtrain.kinds.nonreciprocal import builder as _nonreciprocal_builder
+from labtrain.kinds.ac_rules import check_ac_settings, fp_rule
+from labtrain.kinds.xy import builder as _xy_builder
+from labtrain.chip.base import Chip
+from labtrain.kinds.resistor.ideal import IdealChip
+from labtrain.config import SCHEMA, ConfigError, Experiment
+from labtrain.physics.network import Network, NetworkError, all_to_all, from_edge_list, layered, lattice, random_graph
+from labtrain.training.optim import Optimizer, make_optimizer
+from labtrain.protocols.analytic import AnalyticGradient
+from labtrain.protocols.base import GradientEstimator
+from labtrain.protocols.gep import CoupledLearning, EquilibriumPropagation
+from labtrain.protocols.masks import UpdateMask
+from labtrain.training.tasks import Task, TaskError, make_task
 
 __all__ = ["Setup", "build_task", "build_network", "build_chip", "build_estimator", "build_optimizer",
            "build_setup", "initial_conductances", "task_arguments", "chip_builder", "CHIP_BUILDERS",
@@ -124,8 +124,8 @@ def build_chip(exp: Experiment, net: Network) -> Chip:
 
 def _build_instrument_chip(exp: Experiment, net: Network) -> Chip:
     """Twin or hardware chip; every failure becomes a one-line ConfigError naming the section."""
-    from .instruments import BUILD_ERRORS, build_instrument_chip
-    from .ports import PortError
+    from labtrain.kinds.resistor.hardware import BUILD_ERRORS, build_instrument_chip
+    from labtrain.instruments.ports import PortError
 
     b = exp["backend"]
     try:
@@ -145,10 +145,10 @@ def _build_instrument_chip(exp: Experiment, net: Network) -> Chip:
 def check_instruments(exp: Experiment) -> tuple[Task, Network, dict[str, str], dict]:
     """For ``labtrain check`` on twin/hardware: build task, network and wiring, ask every instrument its
     identity -- without applying any voltage or moving any pot.  Returns (task, network, identities, wiring)."""
-    from .chip.instrument import InstrumentChip
-    from .instruments import build_wiring, identify_instruments
-    from .ports import PortError
-    from .wiring import WiringError
+    from labtrain.kinds.resistor.bench import InstrumentChip
+    from labtrain.kinds.resistor.hardware import build_wiring, identify_instruments
+    from labtrain.instruments.ports import PortError
+    from labtrain.kinds.resistor.wiring import WiringError
 
     task = build_task(exp)
     net = build_network(exp, task.n_inputs, task.n_outputs)
@@ -198,7 +198,7 @@ def _resistor_chip(exp: Experiment, net: Network, task: Task) -> Chip:
     return build_chip(exp, net)
 
 
-#: ``[chip] type`` -> how to build it.  Add new types here (see :mod:`labtrain.builders`).
+#: ``[chip] type`` -> how to build it.  Add new types here (see :mod:`labtrain.kinds`).
 CHIP_BUILDERS: dict[str, ChipBuilder] = {
     "resistor_network": ChipBuilder(build_task, _resistor_network, _resistor_chip, RESISTOR_RULES),
     "xy": _xy_builder.BUILDER,
@@ -248,7 +248,7 @@ class Setup:
     estimator: GradientEstimator
     optimizer: Optimizer
     mask: UpdateMask
-    maps: Any = None  # spatial-map recorder ([run] record_maps_every > 0), see labtrain.spatial_maps
+    maps: Any = None  # spatial-map recorder ([run] record_maps_every > 0), see labtrain.kinds.xy.maps
 
 
 def build_setup(exp: Experiment) -> Setup:

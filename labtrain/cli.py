@@ -1,8 +1,8 @@
-"""``labtrain`` command line: run, resume, check, runs, show, export, gradcheck, characterize, bench, devices, gui.
+"""``labtrain`` command line: run, resume, check, runs, show, export, gradcheck, characterize, devices, gui.
 
 ``labtrain characterize`` samples a DNPU (twin, ideal model or hardware) with
 incommensurate triangle waves and fits a surrogate twin to it
-(:mod:`labtrain.characterize`); ``[chip] model = "surrogate"`` with
+(:mod:`labtrain.kinds.dnpu.characterize`); ``[chip] model = "surrogate"`` with
 ``surrogate_path`` then trains on it.
 
 Exit codes: 0 success; 1 a run failed; 2 bad input (experiment file, run file or
@@ -24,8 +24,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import __version__
-from .config import BACKENDS, ConfigError
+from labtrain import __version__
+from labtrain.config import BACKENDS, ConfigError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_FAULT, EXIT_STOPPED = 0, 1, 2, 3, 130
 
@@ -138,7 +138,7 @@ def _train(run, quiet: bool) -> int:
 
 # ---------------------------------------------------------------- commands
 def cmd_run(args: argparse.Namespace) -> int:
-    from .launch import overrides_from_cli, prepare_run
+    from labtrain.training.launch import overrides_from_cli, prepare_run
 
     progress = _Progress(args.quiet)
     overrides = overrides_from_cli(args.backend, args.epochs, args.seed, args.out)
@@ -149,7 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from .launch import prepare_resume
+    from labtrain.training.launch import prepare_resume
 
     run = prepare_resume(args.run, listeners=[_Progress(args.quiet)], epochs=args.epochs)
     print(f"resuming {args.run} at step {run.next_step} of {run.total_steps}", file=sys.stderr)
@@ -157,10 +157,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .build import build_setup
-    from .config import load_experiment
-    from .launch import overrides_from_cli
-    from .run import Run
+    from labtrain.build import build_setup
+    from labtrain.config import load_experiment
+    from labtrain.training.launch import overrides_from_cli
+    from labtrain.training.run import Run
 
     exp = load_experiment(args.file, overrides_from_cli(backend=args.backend))
     if exp["backend"]["kind"] != "ideal" and exp["chip"]["type"] == "resistor_network":
@@ -192,7 +192,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check_instruments(args: argparse.Namespace, exp) -> int:
-    from .build import check_instruments
+    from labtrain.build import check_instruments
 
     task, net, identities, wiring = check_instruments(exp)
     print(f"{args.file}: OK (backend {exp['backend']['kind']}; no voltage applied, no pot moved)")
@@ -206,14 +206,14 @@ def _check_instruments(args: argparse.Namespace, exp) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from .drivers.discovery import format_devices, list_devices
+    from labtrain.drivers.discovery import format_devices, list_devices
 
     print(format_devices(list_devices()))
     return EXIT_OK
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from .store import list_runs
+    from labtrain.training.store import list_runs
 
     directory = Path(args.dir)
     if not directory.is_dir():
@@ -229,7 +229,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .store import RunStore, read_summary
+    from labtrain.training.store import RunStore, read_summary
 
     summary = read_summary(args.run)
     for key, value in summary.items():
@@ -245,8 +245,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_run
-    from .store import RunStore
+    from labtrain.training.export import export_run
+    from labtrain.training.store import RunStore
 
     RunStore.open(args.run).close()  # a clean StoreError for a bad file
     for path in export_run(args.run, args.format, args.output):
@@ -256,9 +256,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _gradcheck_setup(path: str, overrides: dict):
     """Setup and parameters for gradcheck: an experiment file, or a run file (at its latest checkpoint)."""
-    from .build import build_setup
-    from .config import experiment_from_text, load_experiment
-    from .store import RunStore
+    from labtrain.build import build_setup
+    from labtrain.config import experiment_from_text, load_experiment
+    from labtrain.training.store import RunStore
 
     if str(path).endswith(".h5"):
         with RunStore.open(path) as store:
@@ -276,7 +276,7 @@ def _gradcheck_setup(path: str, overrides: dict):
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    from .build import chip_builder
+    from labtrain.build import chip_builder
 
     setup, where = _gradcheck_setup(args.file, {})
     gradcheck = chip_builder(setup.experiment).gradcheck
@@ -308,8 +308,8 @@ def _gradcheck_batch(args: argparse.Namespace, task) -> tuple[np.ndarray, np.nda
 
 
 def _gradcheck_resistor(args: argparse.Namespace, setup, where: str) -> int:
-    from .chip.base import CapabilityError
-    from .protocols import AnalyticGradient, compare_gradients, exact_gradient, gep_family
+    from labtrain.chip.base import CapabilityError
+    from labtrain.protocols import AnalyticGradient, compare_gradients, exact_gradient, gep_family
 
     exp, chip, task = setup.experiment, setup.chip, setup.task
     if args.beta is not None:
@@ -325,7 +325,7 @@ def _gradcheck_resistor(args: argparse.Namespace, setup, where: str) -> int:
               f"(adjoint) gradient of the noise-free network model; |exact| = {np.linalg.norm(exact):.3g} V^2/S")
         rows = []
         if exp["learning"]["rule"] == "fp":
-            from .builders.ac import fp_gradcheck_rows
+            from labtrain.kinds.ac_rules import fp_gradcheck_rows
 
             gamma = exp["learning"]["gamma_a_per_v"]
             rows += fp_gradcheck_rows(exp, chip, x, t, exact, args.seed, [gamma])
@@ -360,28 +360,15 @@ def cmd_gui(args: argparse.Namespace) -> int:
         from PyQt6 import QtWidgets  # noqa: F401
     except ImportError as exc:
         raise UsageError(f"the GUI needs PyQt6 and pyqtgraph ({exc}): pip install 'labtrain[gui]'") from None
-    from .gui.app import run_from_args
+    from labtrain.gui.app import run_from_args
 
     return run_from_args(args)
 
 
 def cmd_characterize(args: argparse.Namespace) -> int:
-    from .characterize import characterize_cli
+    from labtrain.kinds.dnpu.characterize import characterize_cli
 
     return characterize_cli(args)
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    if args.instrument:  # instead of the step benchmark; --batch does not apply
-        from .bench_instrument import format_instrument_report, run_instrument_benchmark
-
-        print(format_instrument_report(run_instrument_benchmark(quick=args.quick, progress=print)))
-        return EXIT_OK
-    from .bench import format_table, run_step_benchmark
-
-    rows = run_step_benchmark(batch_size=args.batch, quick=args.quick, progress=print)
-    print(format_table(rows))
-    return EXIT_OK
 
 
 # ---------------------------------------------------------------- parser
@@ -438,22 +425,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the batch choice and read noise")
     r.set_defaults(func=cmd_gradcheck)
 
-    from .characterize import add_characterize_arguments
+    from labtrain.kinds.dnpu.characterize import add_characterize_arguments
 
     r = sub.add_parser("characterize", help="sample a DNPU with incommensurate triangle waves and fit a surrogate "
                        "twin (an HDF5 file for [chip] model = \"surrogate\")")
     add_characterize_arguments(r)
     r.set_defaults(func=cmd_characterize)
 
-    r = sub.add_parser("bench", help="training-step benchmark on 2-D lattices (ratio vs per-example solves)")
-    r.add_argument("--batch", type=_positive_int, default=256, help="batch size (default 256)")
-    r.add_argument("--quick", action="store_true", help="small sizes only (seconds)")
-    r.add_argument("--instrument", action="store_true",
-                   help="instead: instrument-layer benchmark (twin vs real time at 10 kS/s, labtrain's overhead "
-                        "per hardware step on a fake DAQ); --batch does not apply")
-    r.set_defaults(func=cmd_bench)
-
-    from .gui import add_arguments as add_gui_arguments
+    from labtrain.gui import add_arguments as add_gui_arguments
 
     r = sub.add_parser("gui", help="live-plotting window: edit, run, pause, stop and browse experiments")
     add_gui_arguments(r)
@@ -480,7 +459,7 @@ _positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a number
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``labtrain`` console script."""
-    from .store import StoreError
+    from labtrain.training.store import StoreError
 
     args = build_parser().parse_args(argv)
     try:

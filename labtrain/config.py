@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S
-from .optim import OPTIMIZERS
-from .protocols.masks import MASK_MODES
-from .dnpu_device import default_layout as _dnpu_layout
-from .protocols.homodyne import DEFAULT_AMPLITUDES_V, HGE_MODES
-from .simulators.linear_resistor import INPUT_MODES
-from .simulators.nonreciprocal import ACTIVATIONS as NR_ACTIVATIONS
-from .simulators.nonreciprocal import DYNAMICS as NR_DYNAMICS
-from .simulators.nonreciprocal import INIT_MODES as NR_INIT_MODES
-from .tasks import DECODERS, TASKS
-from .xy_tasks import PHASE_TASKS
+from labtrain.physics.network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S
+from labtrain.training.optim import OPTIMIZERS
+from labtrain.protocols.masks import MASK_MODES
+from labtrain.kinds.dnpu.layout import default_layout as _dnpu_layout
+from labtrain.protocols.homodyne import DEFAULT_AMPLITUDES_V, HGE_MODES
+from labtrain.kinds.resistor.model import INPUT_MODES
+from labtrain.kinds.nonreciprocal.model import ACTIVATIONS as NR_ACTIVATIONS
+from labtrain.kinds.nonreciprocal.model import DYNAMICS as NR_DYNAMICS
+from labtrain.kinds.nonreciprocal.model import INIT_MODES as NR_INIT_MODES
+from labtrain.training.tasks import DECODERS, TASKS
+from labtrain.kinds.xy.tasks import PHASE_TASKS
 
 __all__ = ["ConfigError", "Field", "SCHEMA", "Experiment", "load_experiment", "parse_experiment", "RULES", "BACKENDS",
            "CHIP_RULES", "CHIP_TYPES", "CHIP_BACKENDS", "CHIP_TOPOLOGIES"]
@@ -57,7 +57,7 @@ CHIP_TOPOLOGIES: dict[str, tuple[str, ...]] = {
 }
 #: Chip types whose inputs and targets are voltages (the task's ``_v`` keys).
 VOLTAGE_CHIPS = ("resistor_network", "nonlinear_resistor", "dnpu")
-#: Chip types built on a graph (labtrain.network.Network): lattice / random / edge-list keys apply.
+#: Chip types built on a graph (labtrain.physics.network.Network): lattice / random / edge-list keys apply.
 GRAPH_CHIPS = ("resistor_network", "xy", "nonlinear_resistor")
 XY, NONRECIPROCAL = ("xy",), ("nonreciprocal",)
 RESISTOR, NONLINEAR, DNPU = ("resistor_network",), ("nonlinear_resistor",), ("dnpu",)
@@ -148,7 +148,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
                     "transistor gates start mid-range, or uniformly random with the *_random choices)",
                     choices=("geometric_mean", "uniform_random", "log_uniform_random", "min", "max"),
                     types=CONDUCTANCE_CHIPS),
-        # --- nonlinear_resistor: labtrain.simulators.nonlinear_resistor (diodes, transistor edges)
+        # --- nonlinear_resistor: labtrain.kinds.nonlinear.model (diodes, transistor edges)
         "edge_kind": F("str", "linear", "nonlinear_resistor, graph topologies (not layered): kind of every edge, "
                        "linear (trainable conductance) or transistor (trainable gate voltage)",
                        choices=("linear", "transistor"), types=NONLINEAR),
@@ -184,7 +184,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
                         types=NONLINEAR),
         "gate_max_v": F("float", 3.0, "nonlinear_resistor, transistor: highest gate voltage (V)", -20, 20,
                         types=NONLINEAR),
-        # --- dnpu: labtrain.dnpu_device / labtrain.simulators.dnpu (synthetic) / dnpu_surrogate (fitted MLP)
+        # --- dnpu: labtrain.kinds.dnpu.layout / labtrain.kinds.dnpu.model (synthetic) / dnpu_surrogate (fitted MLP)
         "model": F("str", "hopping", "dnpu, ideal/twin: device physics, the synthetic hopping network "
                    "(HoppingDNPU) or a fitted surrogate file (labtrain characterize)", choices=DNPU_MODELS,
                    types=DNPU),

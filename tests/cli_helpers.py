@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from labtrain.cli import main
-from labtrain.store import read_summary
+from labtrain.training.store import read_summary
 
 
 def cli(argv, capsys) -> tuple[int, str, str]:

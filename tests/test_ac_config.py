@@ -12,8 +12,8 @@ import pytest
 from labtrain.build import CHIP_BUILDERS, build_setup
 from labtrain.cli import main
 from labtrain.config import CHIP_RULES, experiment_from_text
-from labtrain.launch import prepare_run
-from labtrain.store import RunStore, read_summary
+from labtrain.training.launch import prepare_run
+from labtrain.training.store import RunStore, read_summary
 
 from cli_helpers import assert_bad_run_is_one_line_error, assert_resumed_like, cli, run_until_killed, with_lines, write
 

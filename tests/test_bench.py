@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labtrain.bench import (baseline_cl_gradient, format_table, growth_exponent, lattice_shape,
+from steplib import (baseline_cl_gradient, format_table, growth_exponent, lattice_shape,
                             run_step_benchmark)
-from labtrain.chip.ideal import IdealChip
-from labtrain.network import lattice
+from labtrain.kinds.resistor.ideal import IdealChip
+from labtrain.physics.network import lattice
 from labtrain.protocols.gep import CoupledLearning
 
 KEYS = {"rows", "cols", "n_nodes", "n_edges", "batch_size", "step_s", "baseline_s", "ratio",

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from labtrain import safety
-from labtrain.bench_instrument import (RATE_HZ, FakeDAQ, build_fake_chip, format_instrument_report,
+from labtrain.instruments import safety
+from instrumentlib import (RATE_HZ, FakeDAQ, build_fake_chip, format_instrument_report,
                                        overhead_networks, run_instrument_benchmark)
 from labtrain.chip.base import ClampNudge
 from labtrain.cli import main
@@ -106,11 +106,11 @@ def test_fake_daq_receives_the_plateaus_and_the_chip_cleans_up():
     assert set(map(id, safety.registered())) == before
 
 
-def test_cli_bench_instrument(quick, monkeypatch, capsys):
-    import labtrain.bench_instrument as bi
+def test_bench_instrument_script(quick, monkeypatch, capsys):
+    import bench_instrument as script
 
     calls = []
-    monkeypatch.setattr(bi, "run_instrument_benchmark", lambda **kw: calls.append(kw) or quick[0])
-    assert main(["bench", "--instrument", "--quick"]) == 0
+    monkeypatch.setattr(script, "run_instrument_benchmark", lambda **kw: calls.append(kw) or quick[0])
+    assert script.main(["--quick"]) == 0
     assert calls and calls[0]["quick"] is True
     assert "(b) labtrain overhead" in capsys.readouterr().out

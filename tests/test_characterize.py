@@ -8,13 +8,13 @@ import h5py
 import numpy as np
 import pytest
 
-from labtrain.characterize import (characterize, fit_surrogate, first_primes, main, triangle_frequencies_hz,
+from labtrain.kinds.dnpu.characterize import (characterize, fit_surrogate, first_primes, main, triangle_frequencies_hz,
                                    triangle_waves)
-from labtrain.chip.dnpu import DNPUChip
-from labtrain.dnpu_device import default_layout
+from labtrain.kinds.dnpu.chip import DNPUChip
+from labtrain.kinds.dnpu.layout import default_layout
 from labtrain.simulators.daq_twin import AOWrite
-from labtrain.simulators.dnpu_bench import build_dnpu_twin
-from labtrain.simulators.dnpu_surrogate import SurrogateDNPU
+from labtrain.kinds.dnpu.twin import build_dnpu_twin
+from labtrain.kinds.dnpu.surrogate import SurrogateDNPU
 
 
 class TanhDNPU:
@@ -180,7 +180,7 @@ def test_cli_bad_arguments_one_line(tmp_path, capsys):
 
 
 def test_cli_twin_end_to_end(tmp_path, capsys, monkeypatch):
-    import labtrain.simulators.dnpu as dnpu_mod
+    import labtrain.kinds.dnpu.model as dnpu_mod
 
     monkeypatch.setattr(dnpu_mod, "HoppingDNPU", lambda seed=0: TanhDNPU(seed))   # fast stand-in physics
     out = tmp_path / "s.h5"

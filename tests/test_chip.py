@@ -9,9 +9,9 @@ import pytest
 
 from labtrain.chip.base import (CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, CapabilityError, Chip,
                                 ClampNudge, CurrentNudge, Measurement, PotQuantizer)
-from labtrain.chip.ideal import IdealChip
-from labtrain.network import Network, random_graph
-from labtrain.simulators.linear_resistor import LinearResistorNetwork
+from labtrain.kinds.resistor.ideal import IdealChip
+from labtrain.physics.network import Network, random_graph
+from labtrain.kinds.resistor.model import LinearResistorNetwork
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from labtrain.store import RunStore, read_summary
+from labtrain.training.store import RunStore, read_summary
 
 from cli_helpers import cli
 

@@ -1,11 +1,11 @@
-"""Software lock-in and tone planner (labtrain.demod)."""
+"""Software lock-in and tone planner (labtrain.physics.demod)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from labtrain.demod import (PUBLISHED_DNPU_TONES_HZ, FrequencyPlan, ToneCollision, demodulate, in_phase_noise,
+from labtrain.physics.demod import (PUBLISHED_DNPU_TONES_HZ, FrequencyPlan, ToneCollision, demodulate, in_phase_noise,
                             plan_tones, tone_collisions, tone_waveforms)
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from labtrain.chip.base import AC_TONES, CapabilityError, CurrentNudge, Tone
-from labtrain.chip.dnpu import DNPU, DNPUChip, DNPUMeasurement
-from labtrain.demod import FrequencyPlan
-from labtrain.dnpu_device import DNPUModel, default_layout
-from labtrain.simulators.dnpu import HoppingDNPU
+from labtrain.kinds.dnpu.chip import DNPU, DNPUChip, DNPUMeasurement
+from labtrain.physics.demod import FrequencyPlan
+from labtrain.kinds.dnpu.layout import DNPUModel, default_layout
+from labtrain.kinds.dnpu.model import HoppingDNPU
 
 LAYOUT = default_layout()
 CASES = np.array([[-1.2, -1.2], [-1.2, 0.6], [0.6, -1.2], [0.6, 0.6]])

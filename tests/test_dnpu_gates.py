@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labtrain.chip.dnpu import DNPUChip
+from labtrain.kinds.dnpu.chip import DNPUChip
 from labtrain.protocols.homodyne import HomodyneGradient
-from labtrain.simulators.dnpu import HoppingDNPU
-from labtrain.tasks import make_task
+from labtrain.kinds.dnpu.model import HoppingDNPU
+from labtrain.training.tasks import make_task
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dnpu_gates.py"
 

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from labtrain.chip.base import AC_TONES, CapabilityError, Tone
-from labtrain.chip.dnpu import DNPU, DNPUChip, DNPUMeasurement
-from labtrain.chip.dnpu_instrument import InstrumentDNPUChip
-from labtrain.demod import PUBLISHED_DNPU_TONES_HZ, FrequencyPlan, in_phase_noise
-from labtrain.dnpu_device import default_layout
-from labtrain.ports import PortTimeout
-from labtrain.safety import SafetyError
+from labtrain.kinds.dnpu.chip import DNPU, DNPUChip, DNPUMeasurement
+from labtrain.kinds.dnpu.bench import InstrumentDNPUChip
+from labtrain.physics.demod import PUBLISHED_DNPU_TONES_HZ, FrequencyPlan, in_phase_noise
+from labtrain.kinds.dnpu.layout import default_layout
+from labtrain.instruments.ports import PortTimeout
+from labtrain.instruments.safety import SafetyError
 from labtrain.simulators.daq_twin import AOWrite
-from labtrain.simulators.dnpu_bench import DNPUBenchCircuit, build_dnpu_twin
+from labtrain.kinds.dnpu.twin import DNPUBenchCircuit, build_dnpu_twin
 
 GATE_X = np.array([[-1.2, -1.2], [-1.2, 0.6], [0.6, -1.2], [0.6, 0.6]])
 AMPS_V = np.array([0.03, 0.01, 0.01, 0.006, 0.006])
@@ -287,10 +287,10 @@ def test_chip_without_lockin_refuses_lockin_mode(model):
 
 
 def test_digital_line_router_closes_one_relay_at_a_time(model):
-    from labtrain.chip.dnpu_instrument import DigitalLineRouter
-    from labtrain.safety import SafeDAQ
+    from labtrain.kinds.dnpu.bench import DigitalLineRouter
+    from labtrain.instruments.safety import SafeDAQ
     from labtrain.simulators.daq_twin import SimulatedDAQ
-    from labtrain.simulators.dnpu_bench import default_electrode_ao, dnpu_safety_config
+    from labtrain.kinds.dnpu.twin import default_electrode_ao, dnpu_safety_config
 
     lay = default_layout()
     ao = default_electrode_ao(7)

@@ -21,7 +21,7 @@ from labtrain.drivers import discovery
 from labtrain.drivers.lockin import SR830LockIn, SR860LockIn
 from labtrain.drivers.nidaq import NIDAQ
 from labtrain.drivers.potbridge import FTDIAD5293Chain, SerialPotBridge, checksum, frame_line, parse_line
-from labtrain.ports import Acquisition, LockInReading, PortError, PortIOError, PortTimeout, PotCalibration
+from labtrain.instruments.ports import Acquisition, LockInReading, PortError, PortIOError, PortTimeout, PotCalibration
 
 SIM_YAML = Path(__file__).parent / "data" / "srs_lockins.yaml"
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from labtrain.config import load_experiment
-from labtrain.launch import prepare_run
-from labtrain.tasks import accuracy
+from labtrain.training.launch import prepare_run
+from labtrain.training.tasks import accuracy
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -155,7 +155,7 @@ def test_dnpu_xor_hge_learns_xor():
 
 def test_dnpu_xor_hge_runs_unchanged_on_the_twin_through_the_cli(tmp_path, capsys):
     from labtrain.cli import main
-    from labtrain.store import RunStore, read_summary
+    from labtrain.training.store import RunStore, read_summary
 
     code = main(["run", str(EXAMPLES / "dnpu_xor_hge.toml"), "--backend", "twin", "--epochs", "10",
                  "--out", str(tmp_path), "-q"])

@@ -318,16 +318,16 @@ def test_fidelity_probe_compares_each_step_with_the_exact_gradient_at_its_parame
 
     rng = np.random.default_rng(0)
     if kind == "dnpu":
-        from labtrain.chip.dnpu import DNPUChip
+        from labtrain.kinds.dnpu.chip import DNPUChip
         from labtrain.protocols.homodyne import dnpu_exact_gradient
-        from labtrain.simulators.dnpu import HoppingDNPU
+        from labtrain.kinds.dnpu.model import HoppingDNPU
 
         chip = DNPUChip(HoppingDNPU())
         x = np.array([[-1.2, -1.2], [-1.2, 0.6], [0.6, -1.2], [0.6, 0.6]])
         t = np.array([[-1.2], [-0.4], [-0.4], [-1.2]])
         exact_fn = dnpu_exact_gradient
     else:
-        from labtrain.chip.nonreciprocal import NonReciprocalChip
+        from labtrain.kinds.nonreciprocal.chip import NonReciprocalChip
 
         chip = NonReciprocalChip((4, 5, 2), seed=1)
         x, t = rng.uniform(0, 1, (6, 4)), rng.uniform(0, 1, (6, 2))

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from labtrain.chip.base import AC_TONES, CapabilityError
-from labtrain.chip.dnpu import DNPUChip
-from labtrain.demod import PUBLISHED_DNPU_TONES_HZ, FrequencyPlan, ToneCollision
+from labtrain.kinds.dnpu.chip import DNPUChip
+from labtrain.physics.demod import PUBLISHED_DNPU_TONES_HZ, FrequencyPlan, ToneCollision
 from labtrain.protocols.fidelity import compare_gradients
 from labtrain.protocols.homodyne import HomodyneGradient, dnpu_exact_gradient
-from labtrain.simulators.dnpu import HoppingDNPU
+from labtrain.kinds.dnpu.model import HoppingDNPU
 
 CASES = np.array([[-1.2, -1.2], [-1.2, 0.6], [0.6, -1.2], [0.6, 0.6]])
 TARGETS = np.array([[-1.5], [-0.5], [-0.5], [-1.5]])   # XOR

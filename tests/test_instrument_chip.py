@@ -13,11 +13,11 @@ import labtrain as lt
 from labtrain.build import build_setup
 from labtrain.chip.base import ClampNudge, CurrentNudge
 from labtrain.config import load_experiment
-from labtrain.instruments import build_instrument_chip
-from labtrain.launch import prepare_resume, prepare_run
-from labtrain.ports import PortTimeout
+from labtrain.kinds.resistor.hardware import build_instrument_chip
+from labtrain.training.launch import prepare_resume, prepare_run
+from labtrain.instruments.ports import PortTimeout
 from labtrain.protocols import compare_gradients, exact_gradient
-from labtrain.store import RunStore
+from labtrain.training.store import RunStore
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 MAX_ABS_V, MAX_SLEW = 2.0, 1000.0

@@ -1,4 +1,4 @@
-"""Network builders, role validation, incidence matrix and bounds (labtrain.network)."""
+"""Network builders, role validation, incidence matrix and bounds (labtrain.physics.network)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.sparse.csgraph import connected_components
 
-from labtrain.network import (DEFAULT_G_MAX_S, DEFAULT_G_MIN_S, Network, NetworkError, all_to_all,
+from labtrain.physics.network import (DEFAULT_G_MAX_S, DEFAULT_G_MIN_S, Network, NetworkError, all_to_all,
                               from_edge_list, lattice, layered, random_graph)
 
 

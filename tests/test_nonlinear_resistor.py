@@ -7,16 +7,16 @@ import pytest
 
 from labtrain.chip.base import AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ClampNudge, \
     CurrentNudge, Tone
-from labtrain.chip.nonlinear import NonlinearResistorChip
-from labtrain.demod import plan_tones
-from labtrain.network import Network, lattice, random_graph
-from labtrain.optim import Adam
+from labtrain.kinds.nonlinear.chip import NonlinearResistorChip
+from labtrain.physics.demod import plan_tones
+from labtrain.physics.network import Network, lattice, random_graph
+from labtrain.training.optim import Adam
 from labtrain.protocols.fidelity import finite_difference_gradient
-from labtrain.simulators.linear_resistor import LinearResistorNetwork
-from labtrain.simulators.nonlinear_resistor import (EDGE_KINDS, NonlinearEdges, NonlinearResistorNetwork,
+from labtrain.kinds.resistor.model import LinearResistorNetwork
+from labtrain.kinds.nonlinear.model import (EDGE_KINDS, NonlinearEdges, NonlinearResistorNetwork,
                                                     SteadyStateError, THERMAL_VOLTAGE_V, diode_network,
                                                     xor_diode_network)
-from labtrain.tasks import accuracy, make_task
+from labtrain.training.tasks import accuracy, make_task
 
 
 def random_model(kinds, seed, *, nodes=12, edges=24, n_outputs=2, **kw):

@@ -5,18 +5,19 @@ import json
 import numpy as np
 import pytest
 
-from labtrain.chip import CapabilityError, CurrentNudge, IdealChip
-from labtrain.chip.nonreciprocal import NonReciprocalChip
-from labtrain.network import layered
-from labtrain.optim import Adam
+from labtrain.chip import CapabilityError, CurrentNudge
+from labtrain.kinds.resistor.ideal import IdealChip
+from labtrain.kinds.nonreciprocal.chip import NonReciprocalChip
+from labtrain.physics.network import layered
+from labtrain.training.optim import Adam
 from labtrain.protocols.fidelity import compare_gradients
-from labtrain.protocols.nonreciprocal_ep import (AsymmetricEP, DyadicEP, ImplicitGradient, PlainEP, VectorFieldEP,
+from labtrain.kinds.nonreciprocal.rules import (AsymmetricEP, DyadicEP, ImplicitGradient, PlainEP, VectorFieldEP,
                                                  make_nonreciprocal_rule, nonreciprocal_exact_gradient,
                                                  nonreciprocal_fidelity)
-from labtrain.run import Run
-from labtrain.simulators.nonreciprocal import (AffineForce, LayeredTopology, NonReciprocalNetwork,
+from labtrain.training.run import Run
+from labtrain.kinds.nonreciprocal.model import (AffineForce, LayeredTopology, NonReciprocalNetwork,
                                                RelaxationError)
-from labtrain.tasks import Task
+from labtrain.training.tasks import Task
 
 CASES = [  # (dynamics, backward, init)
     ("hopfield", True, "asymmetric"),

@@ -1,13 +1,13 @@
-"""Optimisers in normalised coordinates, bounds, checkpoints, tap steps and masks (labtrain.optim)."""
+"""Optimisers in normalised coordinates, bounds, checkpoints, tap steps and masks (labtrain.training.optim)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from labtrain.chip.ideal import IdealChip
-from labtrain.network import random_graph
-from labtrain.optim import OPTIMIZERS, SGD, Adam, Momentum, TapStep, make_optimizer
+from labtrain.kinds.resistor.ideal import IdealChip
+from labtrain.physics.network import random_graph
+from labtrain.training.optim import OPTIMIZERS, SGD, Adam, Momentum, TapStep, make_optimizer
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from labtrain.cli import main
-from labtrain.launch import prepare_resume, prepare_run
-from labtrain.store import RunStore, read_summary
+from labtrain.training.launch import prepare_resume, prepare_run
+from labtrain.training.store import RunStore, read_summary
 
 if sys.platform == "win32":  # pragma: no cover
     pytest.skip("POSIX signals", allow_module_level=True)

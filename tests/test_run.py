@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import labtrain as lt
-from labtrain.store import RunStore
+from labtrain.training.store import RunStore
 
 
 def small_run(tmp_path=None, epochs=3, batch_size=2, listeners=(), chip=None, **kw):

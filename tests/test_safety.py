@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labtrain import safety
-from labtrain.ports import DAQ, Acquisition, LockIn, LockInReading, PortIOError, PortTimeout, PotArray, PotCalibration
-from labtrain.safety import (ChannelLimits, SafeDAQ, SafeLockIn, SafePotArray, SafetyConfig, SafetyError,
+from labtrain.instruments import safety
+from labtrain.instruments.ports import DAQ, Acquisition, LockIn, LockInReading, PortIOError, PortTimeout, PotArray, PotCalibration
+from labtrain.instruments.safety import (ChannelLimits, SafeDAQ, SafeLockIn, SafePotArray, SafetyConfig, SafetyError,
                              SafeStateRegistry, rate_limit)
 
 SLEW = 100.0  # V/s
@@ -506,8 +506,8 @@ def test_safe_ports_register_and_unregister(monkeypatch, fake):
 SCRIPT = """
 import sys, time
 import numpy as np
-from labtrain.ports import DAQ, Acquisition
-from labtrain.safety import SafeDAQ, SafetyConfig
+from labtrain.instruments.ports import DAQ, Acquisition
+from labtrain.instruments.safety import SafeDAQ, SafetyConfig
 
 class FileDAQ(DAQ):
     ao_channels = ("ao0", "ao1")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labtrain.network import Network, all_to_all, lattice, layered, random_graph
-from labtrain.simulators.linear_resistor import LinearResistorNetwork
+from labtrain.physics.network import Network, all_to_all, lattice, layered, random_graph
+from labtrain.kinds.resistor.model import LinearResistorNetwork
 
 RTOL = 1e-9
 

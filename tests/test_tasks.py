@@ -7,7 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
-from labtrain.tasks import GATES, TaskError, accuracy, decode, load_idx, make_task
+from labtrain.training.tasks import GATES, TaskError, accuracy, decode, load_idx, make_task
 
 
 @pytest.mark.parametrize("gate", sorted(GATES))

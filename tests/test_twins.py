@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from scipy.signal import welch
 
-from labtrain.network import lattice
-from labtrain.ports import PortIOError, PortTimeout
-from labtrain.simulators import (LinearCircuit, LinearResistorNetwork, ResistorBenchCircuit, SimulatedDAQ,
-                                 SimulatedLockIn, SimulatedPotArray, build_resistor_twin, twin_speed_ratio)
-from labtrain.wiring import default_wiring
+from labtrain.physics.network import lattice
+from labtrain.instruments.ports import PortIOError, PortTimeout
+from labtrain.kinds.resistor.model import LinearResistorNetwork
+from labtrain.kinds.resistor.twin import ResistorBenchCircuit, build_resistor_twin
+from labtrain.simulators import LinearCircuit, SimulatedDAQ, SimulatedLockIn, SimulatedPotArray, twin_speed_ratio
+from labtrain.kinds.resistor.wiring import default_wiring
 
 AO = ("Dev1/ao0", "Dev1/ao1")
 AI = ("Dev1/ai0", "Dev1/ai1", "Dev1/ai2")

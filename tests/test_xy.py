@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from labtrain.chip.base import CapabilityError, CurrentNudge
-from labtrain.chip.xy import TORQUE_NUDGE, XY_PHASES, TorqueNudge, XYChip
-from labtrain.network import all_to_all, lattice, layered
-from labtrain.optim import Adam
+from labtrain.kinds.xy.chip import TORQUE_NUDGE, XY_PHASES, TorqueNudge, XYChip
+from labtrain.physics.network import all_to_all, lattice, layered
+from labtrain.training.optim import Adam
 from labtrain.protocols import EquilibriumPropagation, compare_gradients
-from labtrain.protocols.xy_ep import XYEquilibriumPropagation, XYImplicitGradient, xy_gradient_fidelity
-from labtrain.run import Run
-from labtrain.simulators.xy import PhaseCost, XYModel, circular_mean, wrap_phase
-from labtrain.xy_tasks import circular_distance, decode_phases, phase_accuracy, phase_task
+from labtrain.kinds.xy.rules import XYEquilibriumPropagation, XYImplicitGradient, xy_gradient_fidelity
+from labtrain.training.run import Run
+from labtrain.kinds.xy.model import PhaseCost, XYModel, circular_mean, wrap_phase
+from labtrain.kinds.xy.tasks import circular_distance, decode_phases, phase_accuracy, phase_task
 
 HALF_PI = np.pi / 2
 XOR_X = HALF_PI * np.array([[-1, -1], [-1, 1], [1, -1], [1, 1.0]])
@@ -244,7 +244,7 @@ def test_exact_gradient_estimator_runs():
 
 
 def test_stacked_lattice_has_local_interlayer_links_and_relaxes():
-    from labtrain.simulators.xy import stacked_lattice
+    from labtrain.kinds.xy.model import stacked_lattice
     net = stacked_lattice(3, 3, 2)
     assert net.n_nodes == 18 and net.n_edges == 2 * 12 + 9
     assert net.inputs == (0, 6) and net.outputs == (14,)
@@ -269,7 +269,7 @@ def test_lattice_inset_moves_default_terminals_off_the_edges():
 
 
 def test_xy_lattice_puts_inputs_and_output_two_columns_apart():
-    from labtrain.simulators.xy import stacked_lattice, xy_lattice, xy_lattice_inset
+    from labtrain.kinds.xy.model import stacked_lattice, xy_lattice, xy_lattice_inset
     assert [xy_lattice_inset(c) for c in (3, 4, 5, 6, 8)] == [0, 0, 1, 1, 2]
     net = xy_lattice(5, 5)
     assert net.inputs == (6, 16) and net.outputs == (13,)
@@ -286,7 +286,7 @@ def test_xy_ep_at_beta_0_1_tracks_the_exact_gradient_on_a_5x5_lattice_with_the_c
     # (curvature up to 1/eps = 10): gradient cosine 0.07-0.82 for seeds 0-2.  The cosine cost
     # (curvature <= 1/2) at beta = 0.1, or the log cost at beta = 0.01, keep one-sided EP within
     # 0.98 of the exact gradient.
-    from labtrain.simulators.xy import xy_lattice
+    from labtrain.kinds.xy.model import xy_lattice
     for seed in (0, 2):
         for beta, cost in ((0.1, "cosine"), (0.01, "log")):
             chip = XYChip(xy_lattice(5, 5), n_starts=8, init_seed=seed, seed=seed)

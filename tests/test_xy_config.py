@@ -13,11 +13,11 @@ import pytest
 from labtrain.build import CHIP_BUILDERS, build_setup
 from labtrain.cli import main
 from labtrain.config import CHIP_RULES, experiment_from_text
-from labtrain.launch import prepare_run
-from labtrain.network import lattice
-from labtrain.simulators.xy import PhaseCost
-from labtrain.store import RunStore, read_summary
-from labtrain.xy_tasks import phase_accuracy
+from labtrain.training.launch import prepare_run
+from labtrain.physics.network import lattice
+from labtrain.kinds.xy.model import PhaseCost
+from labtrain.training.store import RunStore, read_summary
+from labtrain.kinds.xy.tasks import phase_accuracy
 
 from cli_helpers import assert_bad_run_is_one_line_error, assert_resumed_like, cli, run_until_killed, with_lines, write
 
@@ -105,7 +105,7 @@ def test_epochs_override_and_check(tmp_path, capsys):
 
 def test_lattice_inset_and_basin_jump_guard_reach_the_chip_and_the_estimator():
     """``[chip] lattice_inset`` places the terminals as ``xy_lattice``; ``[learning] max_shift_rad`` arms the guard."""
-    from labtrain.simulators.xy import stacked_lattice, xy_lattice
+    from labtrain.kinds.xy.model import stacked_lattice, xy_lattice
 
     exp = experiment_from_text(with_lines(XY_XOR, "chip", "rows = 5", "cols = 5", "lattice_inset = 1")
                                .replace("beta = 0.1", "beta = 0.01\nmax_shift_rad = 0.5"))
@@ -296,7 +296,7 @@ def test_xy_run_killed_mid_way_resumes_bit_identically_with_its_maps(tmp_path):
 
 def test_linear_response_matches_finite_differences():
     """``response`` is |dphi_i/dphi_in|: check it against relaxing with a slightly moved input."""
-    from labtrain.spatial_maps import xy_linear_response
+    from labtrain.kinds.xy.maps import xy_linear_response
 
     exp = experiment_from_text(with_lines(XY_XOR, "chip", "n_starts = 1", "clamp_grounds = true"))
     setup = build_setup(exp)
@@ -315,7 +315,7 @@ def test_linear_response_matches_finite_differences():
 def test_gui_map_shows_signed_couplings_and_the_response(qtbot, tmp_path):
     pytest.importorskip("pyqtgraph")
     from labtrain.gui.parameter_map import ParameterMap
-    from labtrain.spatial_maps import XYMapRecorder
+    from labtrain.kinds.xy.maps import XYMapRecorder
 
     exp = experiment_from_text(with_lines(XY_XOR, "chip", "rows = 5", "cols = 5"))
     setup = build_setup(exp)

@@ -1,11 +1,12 @@
-"""Chips: the one interface learning protocols talk to (ideal, twin, hardware)."""
+"""The chip contract: the one interface learning rules, the run loop and the GUI talk to.
 
-from .base import (CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, CapabilityError, Chip,
-                   ClampNudge, CurrentNudge, Measurement, ParameterSpec, PotQuantizer)
-from .ideal import IdealChip
-from .instrument import AcquisitionSettings, InstrumentChip
+Kinds of chips (resistor networks, DNPUs, ...) live in :mod:`labtrain.kinds`, one package each.
+"""
+
+from labtrain.chip.base import (CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, CapabilityError, Chip,
+                                ClampNudge, CurrentNudge, Measurement, ParameterSpec, PotQuantizer)
 
 __all__ = [
-    "Chip", "IdealChip", "InstrumentChip", "AcquisitionSettings", "CapabilityError", "ParameterSpec", "PotQuantizer", "CurrentNudge",
+    "Chip", "CapabilityError", "ParameterSpec", "PotQuantizer", "CurrentNudge",
     "ClampNudge", "Measurement", "EDGE_DROPS", "CURRENT_NUDGE", "CLAMP_NUDGE", "NETWORK_MODEL",
 ]

@@ -16,8 +16,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..network import NetworkTerminals
-from ..readouts import EdgeDrops
+from labtrain.physics.network import NetworkTerminals
+from labtrain.physics.readouts import EdgeDrops
 
 __all__ = [
     "Chip",
@@ -145,7 +145,7 @@ class Tone:
     index : int
         Which input / output / control electrode.
     frequency_hz : float
-        Must lie on the measurement plan's grid (see :class:`labtrain.demod.FrequencyPlan`).
+        Must lie on the measurement plan's grid (see :class:`labtrain.physics.demod.FrequencyPlan`).
     amplitude : float or ndarray, shape (B,)
         Peak amplitude, the same for every example or one per example.
     """
@@ -289,7 +289,7 @@ class Chip(abc.ABC):
 
 
 class NetworkChip(NetworkTerminals, Chip):
-    """A chip built on a :class:`~labtrain.network.Network`: terminals from the network, parameters
+    """A chip built on a :class:`~labtrain.physics.network.Network`: terminals from the network, parameters
     described by ``self._spec`` (subclasses set ``network`` and ``_spec``)."""
 
     network: Any

@@ -1,4 +1,4 @@
-"""Real instrument drivers behind the port interfaces of :mod:`labtrain.ports`.
+"""Real instrument drivers behind the port interfaces of :mod:`labtrain.instruments.ports`.
 
 ==========================================  ==================  =======================================
 driver                                      port                needs (``pip install 'labtrain[hardware]'``)
@@ -16,7 +16,7 @@ Every driver imports its heavy dependency lazily, inside its constructor, so
 ``import labtrain`` -- and importing these modules -- never needs nidaqmx,
 pymeasure, pyvisa, pyserial or pyftdi; a missing one is a one-line
 ``ImportError`` naming the extra.  Instrument faults surface as
-:class:`~labtrain.ports.PortTimeout` / :class:`~labtrain.ports.PortIOError`.
+:class:`~labtrain.instruments.ports.PortTimeout` / :class:`~labtrain.instruments.ports.PortIOError`.
 The wiring, the pot-bridge line protocol and the AD5293 frames are described
 in ``docs/hardware.md``.
 """

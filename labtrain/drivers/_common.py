@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from ..ports import PortIOError, PortTimeout
+from labtrain.instruments.ports import PortIOError, PortTimeout
 
 __all__ = ["require", "HARDWARE_EXTRA", "is_timeout", "VI_ERROR_TMO"]
 

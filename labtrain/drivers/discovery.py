@@ -16,7 +16,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Mapping
 
-from ._common import HARDWARE_EXTRA
+from labtrain.drivers._common import HARDWARE_EXTRA
 
 __all__ = ["list_devices", "format_devices", "check_ports", "format_check", "all_ok"]
 

@@ -1,4 +1,4 @@
-"""SRS SR830 / SR860 lock-in amplifiers as :class:`~labtrain.ports.LockIn` ports, over PyMeasure's drivers.
+"""SRS SR830 / SR860 lock-in amplifiers as :class:`~labtrain.instruments.ports.LockIn` ports, over PyMeasure's drivers.
 
 The adapters only map names and units and translate errors; every command
 string is PyMeasure's (``pymeasure.instruments.srs.SR830`` / ``SR860``)::
@@ -14,8 +14,8 @@ string is PyMeasure's (``pymeasure.instruments.srs.SR830`` / ``SR860``)::
 Time constant and sensitivity are discrete: a setter picks the next larger
 step (PyMeasure's ``truncated_discrete_set``); read the property back for the
 value the instrument holds.  Out-of-range requests raise ``ValueError`` before
-anything is sent; PyVISA timeouts become :class:`~labtrain.ports.PortTimeout`,
-other link faults and unparsable replies :class:`~labtrain.ports.PortIOError`.
+anything is sent; PyVISA timeouts become :class:`~labtrain.instruments.ports.PortTimeout`,
+other link faults and unparsable replies :class:`~labtrain.instruments.ports.PortIOError`.
 
 ``pymeasure`` (and ``pyvisa``) are imported when a port is created.
 """
@@ -27,8 +27,8 @@ import math
 import time
 from typing import Any, Iterator
 
-from ..ports import LockIn, LockInReading, PortError, PortIOError
-from ._common import require, translate
+from labtrain.instruments.ports import LockIn, LockInReading, PortError, PortIOError
+from labtrain.drivers._common import require, translate
 
 __all__ = ["SR830LockIn", "SR860LockIn"]
 

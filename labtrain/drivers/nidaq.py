@@ -27,8 +27,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..ports import DAQ, Acquisition, PortIOError, PortTimeout
-from ._common import require
+from labtrain.instruments.ports import DAQ, Acquisition, PortIOError, PortTimeout
+from labtrain.drivers._common import require
 
 __all__ = ["NIDAQ", "TIMEOUT_ERROR_CODES", "TERMINAL_CONFIGS"]
 
@@ -51,7 +51,7 @@ _RELATIVE = re.compile(r"^(ai|ao|port|line|ctr|pfi)\d+(/|$)", re.IGNORECASE)  # 
 
 
 class NIDAQ(DAQ):
-    """An NI-DAQmx device as a :class:`~labtrain.ports.DAQ` port.
+    """An NI-DAQmx device as a :class:`~labtrain.instruments.ports.DAQ` port.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Digital-potentiometer arrays as :class:`~labtrain.ports.PotArray` ports.
+"""Digital-potentiometer arrays as :class:`~labtrain.instruments.ports.PotArray` ports.
 
 :class:`SerialPotBridge`
     A microcontroller that owns the pots (any SPI/I2C parts) and speaks the
@@ -30,8 +30,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..ports import PortError, PortIOError, PortTimeout, PotArray, PotCalibration
-from ._common import require, translate
+from labtrain.instruments.ports import PortError, PortIOError, PortTimeout, PotArray, PotCalibration
+from labtrain.drivers._common import require, translate
 
 __all__ = ["SerialPotBridge", "FTDIAD5293Chain", "checksum", "frame_line", "parse_line", "BRIDGE_ERRORS",
            "ad5293_word", "AD5293_NOP", "AD5293_WRITE_RDAC", "AD5293_READ_RDAC", "AD5293_RESET",
@@ -356,7 +356,7 @@ class FTDIAD5293Chain(PotArray):
 
     ``set_taps``: unlock frame (command 6, C1 = 1), write frame (command 1 per part), lock frame
     (command 6, C1 = 0, unless ``relock=False``), then a readback (command 2 frame + NOP frame);
-    a part reading back anything but what it was sent raises :class:`~labtrain.ports.PortIOError`.
+    a part reading back anything but what it was sent raises :class:`~labtrain.instruments.ports.PortIOError`.
     ``get_taps`` / ``identify``: readback only (nothing is written to a wiper).
 
     Parameters

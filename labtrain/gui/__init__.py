@@ -49,6 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """``labtrain gui`` (imports Qt)."""
-    from .app import main as app_main
+    from labtrain.gui.app import main as app_main
 
     return app_main(argv)

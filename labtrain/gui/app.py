@@ -16,10 +16,10 @@ from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
 
-from ..config import ConfigError
-from ..launch import overrides_from_cli
-from . import add_arguments
-from .main_window import MainWindow
+from labtrain.config import ConfigError
+from labtrain.training.launch import overrides_from_cli
+from labtrain.gui import add_arguments
+from labtrain.gui.main_window import MainWindow
 
 __all__ = ["main", "run_from_args", "take_screenshot", "application"]
 

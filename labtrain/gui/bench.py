@@ -28,7 +28,7 @@ def plot_refresh_fps(n_points: int = 100_000, n_curves: int = 4, frames: int = 6
                      size: tuple[int, int] = (800, 500), log_y: bool = True, seed: int = 0) -> float:
     """Frames per second of a loss plot with ``n_curves`` curves of ``n_points`` points each."""
     app = _app()
-    from .plots import COLORS, LivePlot, configure_pyqtgraph
+    from labtrain.gui.plots import COLORS, LivePlot, configure_pyqtgraph
 
     configure_pyqtgraph()
     plot = LivePlot("benchmark", "steps completed", None, "loss (V²)", None, log_y=log_y, si_prefix_y=False)

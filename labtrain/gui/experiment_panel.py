@@ -21,8 +21,8 @@ from typing import Any
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from ..config import SCHEMA, SECTION_DOCS, ConfigError, Experiment, experiment_from_text
-from .toml_edit import set_toml_value, toml_value
+from labtrain.config import SCHEMA, SECTION_DOCS, ConfigError, Experiment, experiment_from_text
+from labtrain.gui.toml_edit import set_toml_value, toml_value
 
 __all__ = ["ExperimentPanel", "hardware_status"]
 
@@ -33,7 +33,7 @@ _SECTION_ORDER = ("experiment", "chip", "backend", "wiring", "task", "learning",
 def hardware_status() -> tuple[bool, str]:
     """(usable, reason): whether the hardware backend can be chosen (NI-DAQmx package, driver, a device)."""
     try:
-        from ..drivers.discovery import list_devices
+        from labtrain.drivers.discovery import list_devices
 
         ni = list_devices(sections=("ni",))["ni"]
     except Exception as exc:  # pragma: no cover - list_devices never raises, but be safe

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from ..config import ConfigError
-from .experiment_panel import ExperimentPanel
-from .parameter_map import ParameterMap
-from .plots import COLORS, AccuracyPlot, FidelityPlot, LossPlot, OutputsPlot, ScopePlot, configure_pyqtgraph
-from .run_browser import PastRun, RunBrowser
-from .worker import RunInfo, RunWorker
+from labtrain.config import ConfigError
+from labtrain.gui.experiment_panel import ExperimentPanel
+from labtrain.gui.parameter_map import ParameterMap
+from labtrain.gui.plots import COLORS, AccuracyPlot, FidelityPlot, LossPlot, OutputsPlot, ScopePlot, configure_pyqtgraph
+from labtrain.gui.run_browser import PastRun, RunBrowser
+from labtrain.gui.worker import RunInfo, RunWorker
 
 __all__ = ["MainWindow"]
 

@@ -16,7 +16,7 @@ Signed edge parameters (XY couplings in rad/s: > 0 ferromagnetic, < 0
 antiferromagnetic) use a diverging colour map centred on 0.  Chips whose
 parameter vector starts with one value per edge and goes on with others (XY
 bias fields) draw the edge part on the graph views and everything as bars.
-Spatial maps recorded by the run (:mod:`labtrain.spatial_maps`, :meth:`set_maps`)
+Spatial maps recorded by the run (:mod:`labtrain.kinds.xy.maps`, :meth:`set_maps`)
 add a *show* choice on the lattice heat map: the couplings, or the response of
 every oscillator to the inputs, ``|dphi_i/dphi_in|`` on a log colour scale.
 """
@@ -29,7 +29,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtWidgets
 
-from .graph_layout import network_positions
+from labtrain.gui.graph_layout import network_positions
 
 __all__ = ["ParameterMap", "MODES"]
 

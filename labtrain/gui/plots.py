@@ -15,7 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from .buffers import XYBuffer
+from labtrain.gui.buffers import XYBuffer
 
 __all__ = ["configure_pyqtgraph", "LiveCurve", "LivePlot", "LossPlot", "AccuracyPlot", "OutputsPlot",
            "FidelityPlot", "ScopePlot", "COLORS", "TRAIN", "TEST", "BATCH"]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from ..store import RunStore, StoreError, list_runs, read_summary
+from labtrain.training.store import RunStore, StoreError, list_runs, read_summary
 
 __all__ = ["RunBrowser", "PastRun", "load_run"]
 
@@ -44,7 +44,7 @@ class PastRun:
 
 
 def load_run(path: str | Path) -> PastRun:
-    """Read a run file (raises :class:`~labtrain.store.StoreError` for a file that is not one)."""
+    """Read a run file (raises :class:`~labtrain.training.store.StoreError` for a file that is not one)."""
     path = Path(path)
     summary = read_summary(path)
     with RunStore.open(path) as store:

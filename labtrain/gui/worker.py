@@ -15,7 +15,7 @@ step's result -- the listener keeps them), so there is no lag.  It costs one
 factorisation per step, in the run thread; when that would exceed
 ``fidelity_budget`` of the step time, it is computed on every k-th step only.
 
-Stop, pause and resume go to :class:`labtrain.run.Run` and take effect at the
+Stop, pause and resume go to :class:`labtrain.training.run.Run` and take effect at the
 next step boundary; whatever happens, the run loop leaves the chip in its safe
 state, and the worker closes the chip and the run file when the run ends.
 """
@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from ..chip.base import NETWORK_MODEL
-from ..simulators.linear_resistor import LinearResistorNetwork
+from labtrain.chip.base import NETWORK_MODEL
+from labtrain.kinds.resistor.model import LinearResistorNetwork
 
 __all__ = ["Message", "RunInfo", "RunWorker", "FidelityProbe"]
 
@@ -49,9 +49,9 @@ class Message:
 
     ``kind``: ``setup`` (a :class:`RunInfo`), ``event`` (a run event with scalar data),
     ``frame`` (latest arrays: parameters, outputs, targets, gradient, waveforms),
-    ``maps`` (spatial maps of an XY lattice, see :mod:`labtrain.spatial_maps`),
+    ``maps`` (spatial maps of an XY lattice, see :mod:`labtrain.kinds.xy.maps`),
     ``fidelity`` (step, cosine, scaled error), ``log`` (level, text), ``error`` (title, text, details),
-    ``finished`` (the :class:`~labtrain.run.RunResult` or None).
+    ``finished`` (the :class:`~labtrain.training.run.RunResult` or None).
     """
 
     kind: str
@@ -122,7 +122,7 @@ class FidelityProbe:
 
     @staticmethod
     def _resistor_exact(chip, input_mode: str):
-        from ..protocols.analytic import adjoint_gradient
+        from labtrain.protocols.analytic import adjoint_gradient
 
         def exact(g: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
             model = LinearResistorNetwork(chip.network, g, input_mode)
@@ -131,7 +131,7 @@ class FidelityProbe:
 
     @staticmethod
     def _nonreciprocal_exact(chip):
-        from ..simulators.nonreciprocal import NonReciprocalNetwork
+        from labtrain.kinds.nonreciprocal.model import NonReciprocalNetwork
 
         def exact(g: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
             return NonReciprocalNetwork(chip.topology, g, **chip.relax_settings).exact_gradient(x, t)
@@ -147,8 +147,8 @@ class FidelityProbe:
             model = getattr(getattr(getattr(getattr(chip, "daq", None), "daq", None), "circuit", None), "model", None)
         if model is None or not hasattr(model, "jacobian_a"):
             return None
-        from ..chip.dnpu import DNPUChip
-        from ..protocols.homodyne import dnpu_exact_gradient
+        from labtrain.kinds.dnpu.chip import DNPUChip
+        from labtrain.protocols.homodyne import dnpu_exact_gradient
 
         def exact(g: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
             return dnpu_exact_gradient(DNPUChip(model, chip.layout, g), x, t)
@@ -167,7 +167,7 @@ class FidelityProbe:
         """(cosine, scaled error) for this step, or None when skipped; then remember the new parameters."""
         if not self.available:
             return None
-        from ..protocols.fidelity import compare_gradients
+        from labtrain.protocols.fidelity import compare_gradients
 
         result = None
         g, self._g = self._g, np.array(data["parameters"], float)
@@ -271,9 +271,9 @@ class RunWorker:
         self.queue.put(Message(kind, data, step, epoch))
 
     def _main(self) -> None:
-        from ..config import ConfigError
-        from ..launch import prepare_resume, prepare_run
-        from ..store import StoreError
+        from labtrain.config import ConfigError
+        from labtrain.training.launch import prepare_resume, prepare_run
+        from labtrain.training.store import StoreError
 
         logger = logging.getLogger("labtrain")
         logger.addHandler(self._log_handler)

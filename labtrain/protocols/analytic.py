@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..chip.base import NETWORK_MODEL, Chip
-from .base import GradientEstimate, GradientEstimator, half_squared_error
+from labtrain.chip.base import NETWORK_MODEL, Chip
+from labtrain.protocols.base import GradientEstimate, GradientEstimator, half_squared_error
 
 __all__ = ["AnalyticGradient", "adjoint_gradient"]
 

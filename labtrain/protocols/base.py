@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..chip.base import Chip, Measurement
+from labtrain.chip.base import Chip, Measurement
 
 __all__ = ["GradientEstimate", "GradientEstimator", "half_squared_error"]
 

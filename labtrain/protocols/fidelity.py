@@ -11,11 +11,11 @@ from typing import Callable
 
 import numpy as np
 
-from ..chip.base import NETWORK_MODEL, Chip
-from ..network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S, Network
-from ..simulators.linear_resistor import LinearResistorNetwork
-from .analytic import adjoint_gradient
-from .base import GradientEstimator
+from labtrain.chip.base import NETWORK_MODEL, Chip
+from labtrain.physics.network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S, Network
+from labtrain.kinds.resistor.model import LinearResistorNetwork
+from labtrain.protocols.analytic import adjoint_gradient
+from labtrain.protocols.base import GradientEstimator
 
 __all__ = ["exact_gradient", "Fidelity", "compare_gradients", "gradient_fidelity", "finite_difference_gradient",
            "random_linear_problem"]

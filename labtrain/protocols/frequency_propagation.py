@@ -51,9 +51,9 @@ from typing import Any
 
 import numpy as np
 
-from ..chip.base import AC_TONES, EDGE_DROPS, NETWORK_MODEL, Chip, Tone
-from ..demod import FrequencyPlan, plan_tones
-from .base import GradientEstimate, GradientEstimator, half_squared_error
+from labtrain.chip.base import AC_TONES, EDGE_DROPS, NETWORK_MODEL, Chip, Tone
+from labtrain.physics.demod import FrequencyPlan, plan_tones
+from labtrain.protocols.base import GradientEstimate, GradientEstimator, half_squared_error
 
 __all__ = ["FrequencyPropagation", "FP_MODES"]
 
@@ -73,7 +73,7 @@ class FrequencyPropagation(GradientEstimator):
         network the bias shrinks with ``gamma``.
     activation_hz : float or None
         Activation tone ``omega_A / 2 pi``; ``0``: DC activation; ``None``:
-        planned with :func:`labtrain.demod.plan_tones` (two collision-free tones,
+        planned with :func:`labtrain.physics.demod.plan_tones` (two collision-free tones,
         the lower one carries the activation).
     error_hz : float or None
         Error tone ``omega_B / 2 pi``; ``None``: planned.  Give both tones or

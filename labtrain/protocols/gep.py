@@ -30,8 +30,8 @@ import abc
 
 import numpy as np
 
-from ..chip.base import CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, Chip, ClampNudge, CurrentNudge, Measurement
-from .base import GradientEstimate, GradientEstimator, half_squared_error
+from labtrain.chip.base import CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, Chip, ClampNudge, CurrentNudge, Measurement
+from labtrain.protocols.base import GradientEstimate, GradientEstimator, half_squared_error
 
 __all__ = ["GEPRule", "EquilibriumPropagation", "CoupledLearning", "gep_family"]
 

@@ -4,7 +4,7 @@ ALGORITHMS.md section 6 (Boon, Ruiz Euler et al.).  A small sinusoid
 ``a_k sin(2 pi f_k t)`` of its own frequency is added to every control
 electrode ``k`` at once; the sampled output is demodulated at every ``f_k``.
 For a memoryless device the signed in-phase amplitude (peak units, see
-:mod:`labtrain.demod`) divided by the tone amplitude is the derivative,
+:mod:`labtrain.physics.demod`) divided by the tone amplitude is the derivative,
 
     d v_out / d V_k = X_k / a_k          (the literature's 2 X / a for an RMS lock-in),
 
@@ -28,11 +28,11 @@ Modes
 ``parallel``
     All controls at once at distinct planned frequencies: one ``measure_ac`` per
     batch (each input case one window).  Default tones: the lowest
-    collision-free set from :func:`labtrain.demod.plan_tones` on the window's
+    collision-free set from :func:`labtrain.physics.demod.plan_tones` on the window's
     grid (no ``2f``, ``3f`` or ``f_i +- f_j`` on a tone, away from mains); the
-    published set :data:`~labtrain.demod.PUBLISHED_DNPU_TONES_HZ` can be passed
+    published set :data:`~labtrain.physics.demod.PUBLISHED_DNPU_TONES_HZ` can be passed
     as ``tones_hz``.  A harmonic set such as 8, 16, 24, 32, 40 Hz is refused
-    (:class:`~labtrain.demod.ToneCollision`).
+    (:class:`~labtrain.physics.demod.ToneCollision`).
 ``sequential``
     One control at a time (P acquisitions); the cross-check of the parallel
     mode and what a single-channel hardware lock-in can do.
@@ -65,9 +65,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..chip.base import AC_TONES, Chip, Tone
-from ..demod import FrequencyPlan, plan_tones
-from .base import GradientEstimate, GradientEstimator
+from labtrain.chip.base import AC_TONES, Chip, Tone
+from labtrain.physics.demod import FrequencyPlan, plan_tones
+from labtrain.protocols.base import GradientEstimate, GradientEstimator
 
 __all__ = ["HomodyneGradient", "HGE_MODES", "HGE_LOSSES", "DEFAULT_AMPLITUDES_V", "dnpu_exact_gradient"]
 
@@ -103,7 +103,7 @@ class HomodyneGradient(GradientEstimator):
         Peak tone amplitude per control electrode (V); one value for all or one per control.
     tones_hz : sequence of float or FrequencyPlan, optional
         Tone per control (Hz, each a whole number of periods in ``window_s``) or a
-        ready plan.  Default: :func:`labtrain.demod.plan_tones` for the chip's
+        ready plan.  Default: :func:`labtrain.physics.demod.plan_tones` for the chip's
         controls at the chip's sample clock.
     window_s : float
         Demodulation window per input case (s).
@@ -180,7 +180,7 @@ class HomodyneGradient(GradientEstimator):
                 self.plan = FrequencyPlan.from_frequencies(list(self.tones), rate, self.window_s)
             collisions = self.plan.collisions()
             if collisions:
-                from ..demod import ToneCollision
+                from labtrain.physics.demod import ToneCollision
                 raise ToneCollision(f"homodyne tones {self.plan.tones_hz.tolist()} Hz collide: {collisions[0]}"
                                     f" ({len(collisions)} collisions)")
         if self.plan.n_tones != n:

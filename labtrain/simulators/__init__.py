@@ -1,16 +1,13 @@
-"""Physics models: pure numerical steady-state solvers, no I/O and no instruments.
+"""Instrument twins: simulated DAQ, lock-in and digital-pot ports behind the same port contracts
+(:mod:`labtrain.instruments.ports`) as the real drivers in :mod:`labtrain.drivers`.
 
-Also the instrument twins: ports of :mod:`labtrain.ports` backed by these models
-(:class:`SimulatedDAQ` over a circuit such as :class:`ResistorBenchCircuit`,
-:class:`SimulatedPotArray`, :class:`SimulatedLockIn`).
+A kind's twin circuit (what the simulated DAQ evaluates at every sample) lives in the kind's
+package, e.g. :mod:`labtrain.kinds.resistor.twin`.
 """
 
-from .daq_twin import AOWrite, DOWrite, LinearCircuit, SimulatedDAQ, twin_speed_ratio
-from .linear_resistor import INPUT_MODES, LinearResistorNetwork, SteadyState
-from .lockin_twin import SimulatedLockIn
-from .pot_twin import SimulatedPotArray
-from .resistor_bench import ResistorBenchCircuit, ResistorTwin, build_resistor_twin
+from labtrain.simulators.daq_twin import AOWrite, DOWrite, LinearCircuit, SimulatedDAQ, twin_speed_ratio
+from labtrain.simulators.lockin_twin import SimulatedLockIn
+from labtrain.simulators.pot_twin import SimulatedPotArray
 
-__all__ = ["LinearResistorNetwork", "SteadyState", "INPUT_MODES", "SimulatedDAQ", "LinearCircuit", "AOWrite",
-           "DOWrite", "twin_speed_ratio", "SimulatedLockIn", "SimulatedPotArray", "ResistorBenchCircuit",
-           "ResistorTwin", "build_resistor_twin"]
+__all__ = ["SimulatedDAQ", "LinearCircuit", "AOWrite", "DOWrite", "twin_speed_ratio", "SimulatedLockIn",
+           "SimulatedPotArray"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..ports import PortIOError, PortTimeout
+from labtrain.instruments.ports import PortIOError, PortTimeout
 
 __all__ = ["FaultInjector", "FAULT_KINDS"]
 

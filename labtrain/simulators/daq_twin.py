@@ -1,6 +1,6 @@
 """Twin of a data-acquisition device (NI-DAQ-like): AO and AI on one sample clock, digital lines.
 
-:class:`SimulatedDAQ` implements :class:`labtrain.ports.DAQ` on top of a
+:class:`SimulatedDAQ` implements :class:`labtrain.instruments.ports.DAQ` on top of a
 *circuit*: any object with
 
 ``ao_channels``, ``ai_channels``, ``do_lines`` (tuples of str)
@@ -10,7 +10,7 @@
     for AO levels ``ao_v`` of shape ``(len(ao_channels), n_samples)`` (rows in
     the circuit's AO order) and the digital states ``do_states`` (line -> bool).
 
-:class:`~labtrain.simulators.resistor_bench.ResistorBenchCircuit` is the
+:class:`~labtrain.kinds.resistor.twin.ResistorBenchCircuit` is the
 circuit of a resistor-network chip; :class:`LinearCircuit` is a fixed matrix
 (loopbacks, tests); a DNPU circuit can plug in the same way.
 
@@ -34,7 +34,7 @@ What one ``write_read`` does, in order:
    ``adc_bits`` ADC (step ``(high - low) / 2**adc_bits``; a reading above the
    range saturates at the top code, ``high - 1 LSB``);
 6. advance the simulated clock by ``n_samples / rate_hz`` and return an
-   :class:`~labtrain.ports.Acquisition` stamped with the simulated start time.
+   :class:`~labtrain.instruments.ports.Acquisition` stamped with the simulated start time.
 
 The 1/f noise is a sum of Ornstein-Uhlenbeck (AR(1)) processes per AI channel
 with corner frequencies spaced one per decade over ``noise_1f_band_hz``, each
@@ -67,8 +67,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.signal import lfilter
 
-from ..ports import DAQ, Acquisition
-from ._faults import FaultInjector
+from labtrain.instruments.ports import DAQ, Acquisition
+from labtrain.simulators._faults import FaultInjector
 
 __all__ = ["SimulatedDAQ", "Circuit", "LinearCircuit", "AOWrite", "DOWrite", "twin_speed_ratio"]
 
@@ -696,8 +696,8 @@ def twin_speed_ratio(rows: int = 4, cols: int = 4, rate_hz: float = 1e4, duratio
     ``repeats``: ``{"ratio": simulated_s / wall_s, "wall_s", "simulated_s",
     "n_nodes", "n_ai", "n_ao", "n_samples"}``.
     """
-    from ..network import lattice
-    from .resistor_bench import build_resistor_twin
+    from labtrain.physics.network import lattice
+    from labtrain.kinds.resistor.twin import build_resistor_twin
 
     network = lattice(rows, cols)
     twin = build_resistor_twin(network, seed=seed, daq_options=dict(

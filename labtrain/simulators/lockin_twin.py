@@ -35,8 +35,8 @@ from typing import Any, Callable
 import numpy as np
 from scipy.signal import sosfilt, sosfilt_zi
 
-from ..ports import LockIn, LockInReading
-from ._faults import FaultInjector
+from labtrain.instruments.ports import LockIn, LockInReading
+from labtrain.simulators._faults import FaultInjector
 
 __all__ = ["SimulatedLockIn", "SR830_TIME_CONSTANTS_S", "SR830_SENSITIVITIES_V", "FILTER_SLOPES_DB"]
 

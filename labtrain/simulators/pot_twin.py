@@ -6,14 +6,14 @@
   drawn once (seeded) from ``N(1, tolerance)`` -- that is the
   :attr:`~SimulatedPotArray.true_calibration` the physics uses;
 * the chip only knows the datasheet, :attr:`~SimulatedPotArray.calibration`
-  (the *nominal* :class:`~labtrain.ports.PotCalibration`), unless a measured
+  (the *nominal* :class:`~labtrain.instruments.ports.PotCalibration`), unless a measured
   calibration table is loaded on top;
 * taps are integers ``0 .. n_taps - 1``; anything else is a ``ValueError``
   (nothing is written);
 * every write is recorded in :attr:`~SimulatedPotArray.history` with its
   timestamp, so tests can replay what reached the chip;
 * :meth:`~SimulatedPotArray.inject_faults` makes the next calls raise
-  :class:`~labtrain.ports.PortTimeout` or :class:`~labtrain.ports.PortIOError`.
+  :class:`~labtrain.instruments.ports.PortTimeout` or :class:`~labtrain.instruments.ports.PortIOError`.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..ports import PotArray, PotCalibration
-from ._faults import FaultInjector
+from labtrain.instruments.ports import PotArray, PotCalibration
+from labtrain.simulators._faults import FaultInjector
 
 __all__ = ["SimulatedPotArray", "PotWrite"]
 

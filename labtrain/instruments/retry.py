@@ -1,0 +1,45 @@
+"""Port helpers shared by the instrument-backed chips: retrying a call after a port fault, reseeding a
+simulated DAQ."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from labtrain.instruments.ports import PortError
+
+__all__ = ["call_with_retries", "reseed_simulated_daq"]
+
+
+def call_with_retries(what: str, fn: Callable[..., Any], args: tuple = (), kwargs: dict | None = None, *,
+                      retries: int, wait_s: float, fault_log: list[str],
+                      on_fault: Callable[[str], None] | None = None) -> Any:
+    """``fn(*args, **kwargs)``, attempted ``retries + 1`` times while it raises a :class:`~labtrain.instruments.ports.PortError`.
+
+    Every fault appends a line ``"{what}: {type}: {message} (attempt i of n)"`` to ``fault_log`` and is passed
+    to ``on_fault``; attempts are ``wait_s`` apart.  After the last attempt the fault is re-raised as the same
+    type, ``"{what} failed n times: {message}"``, chained to the original.
+    """
+    kwargs = {} if kwargs is None else kwargs
+    attempts = retries + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn(*args, **kwargs)
+        except PortError as exc:
+            line = f"{what}: {type(exc).__name__}: {exc} (attempt {attempt} of {attempts})"
+            fault_log.append(line)
+            if on_fault is not None:
+                on_fault(line)
+            if attempt == attempts:
+                raise type(exc)(f"{what} failed {attempts} times: {exc}") from exc
+            if wait_s:
+                time.sleep(wait_s)
+    raise AssertionError("unreachable")
+
+
+def reseed_simulated_daq(daq: Any, seed: int | list[int]) -> None:
+    """Reseed a simulated DAQ's noise, through a safety wrapper's ``.daq`` (no effect on real instruments)."""
+    inner = getattr(daq, "daq", daq)
+    reseed = getattr(inner, "reseed", None)
+    if reseed is not None:
+        reseed(seed)

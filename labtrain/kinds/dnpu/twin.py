@@ -1,0 +1,276 @@
+"""Physics of a DNPU on the bench: the circuit behind the DAQ twin, and the assembled twin.
+
+:class:`DNPUBenchCircuit` is a *circuit* for
+:class:`~labtrain.simulators.daq_twin.SimulatedDAQ` (duck-typed: ``ao_channels``,
+``ai_channels``, ``do_lines``, ``ai_voltages(ao_v, do_states)``)::
+
+    AO electrode_ao[k] ──────────── activation electrode k       (ideal voltage source)
+    output electrode ──► TIA (virtual ground, feedback gain_ohm) ──► AI output_ai
+
+The output current ``I`` (positive = flowing *out of* the device into the
+amplifier's virtual-ground input, the convention of
+:class:`~labtrain.kinds.dnpu.layout.DNPUModel`) is turned into a voltage by a
+transimpedance amplifier.  Sign convention: the bench amplifier is
+**inverting** by default (``inverting=True``), the usual op-amp TIA:
+``V_ai = -gain_ohm * I``; the chip (:class:`~labtrain.kinds.dnpu.bench.InstrumentDNPUChip`)
+is told the same and reports ``output_v = +gain_ohm * I`` like the ideal chip.
+The amplifier saturates at ``+-gain_ohm * clip_a`` (``DNPULayout.clip``).  All
+samples of an acquisition are evaluated at once with one call of
+``model.current_a`` (quasi-static: the device and amplifier are fast next to
+the sample clock; the DAQ twin's ``rc_time_s`` adds a first-order response).
+
+:func:`build_dnpu_twin` wires model, circuit, :class:`SimulatedDAQ`, the
+safety layer (per-electrode ranges as AO limits, the layout's abort level as
+the outer bound, a slew limit) and optionally a :class:`SimulatedLockIn` whose
+sine out is routed onto one electrode at a time (:class:`TwinLockInRouter`),
+and returns an :class:`~labtrain.kinds.dnpu.bench.InstrumentDNPUChip`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from labtrain.kinds.dnpu.layout import DNPULayout, DNPUModel, default_layout
+from labtrain.simulators.lockin_twin import SimulatedLockIn
+
+__all__ = ["DNPUBenchCircuit", "TwinLockInRouter", "ACCoupledSimulatedLockIn", "dnpu_safety_config", "build_dnpu_twin",
+           "default_electrode_ao", "DEFAULT_OUTPUT_AI"]
+
+#: AI channel of the amplifier output in the default wiring
+DEFAULT_OUTPUT_AI = "Dev1/ai0"
+
+
+def default_electrode_ao(n_electrodes: int, device: str = "Dev1") -> tuple[str, ...]:
+    """``("Dev1/ao0", ..., "Dev1/ao{n-1}")``: electrode ``k`` on AO ``k``."""
+    return tuple(f"{device}/ao{k}" for k in range(int(n_electrodes)))
+
+
+class DNPUBenchCircuit:
+    """AO electrode voltages -> transimpedance-amplifier output voltage of a DNPU.
+
+    Parameters
+    ----------
+    model : DNPUModel
+        The device physics (``current_a`` of electrode voltages, amperes).
+    layout : DNPULayout, optional
+        Electrode roles, ranges, gain and clipping (default :func:`default_layout`).
+    electrode_ao : sequence of str, optional
+        AO channel of every activation electrode, layout order (default ``Dev1/ao0..``).
+    output_ai : str
+        AI channel reading the amplifier output.
+    inverting : bool
+        ``True``: ``V_ai = -gain_ohm * I`` (inverting TIA); ``False``: ``+gain_ohm * I``.
+    warm_start_stride : int
+        For models with an iterative solver (``internal_v(v)`` and ``current_a(v, guess=...)``, e.g.
+        :class:`~labtrain.kinds.dnpu.model.HoppingDNPU`): solve every ``stride``-th sample first and start
+        the others from the interpolated internal state (1: no warm start).  Same currents, less time.
+    """
+
+    do_lines: tuple[str, ...] = ()
+
+    def __init__(self, model: DNPUModel, layout: DNPULayout | None = None, *,
+                 electrode_ao: Sequence[str] | None = None, output_ai: str = DEFAULT_OUTPUT_AI,
+                 inverting: bool = True, warm_start_stride: int = 20) -> None:
+        self.layout = default_layout() if layout is None else layout
+        n = self.layout.n_electrodes
+        if int(getattr(model, "n_electrodes", n)) != n:
+            raise ValueError(f"model has {model.n_electrodes} electrodes, layout has {n}")
+        self.model = model
+        self.ao_channels = default_electrode_ao(n) if electrode_ao is None else tuple(electrode_ao)
+        if len(self.ao_channels) != n or len(set(self.ao_channels)) != n:
+            raise ValueError(f"electrode_ao must name {n} distinct AO channels, got {list(self.ao_channels)}")
+        self.ai_channels = (str(output_ai),)
+        self.inverting = bool(inverting)
+        if int(warm_start_stride) != warm_start_stride or warm_start_stride < 1:
+            raise ValueError(f"warm_start_stride must be an integer >= 1, got {warm_start_stride!r}")
+        self.warm_start_stride = int(warm_start_stride)
+        self.n_evaluations = 0
+
+    @property
+    def sign(self) -> float:
+        """``V_ai / (gain_ohm * I)``: -1 for an inverting amplifier."""
+        return -1.0 if self.inverting else 1.0
+
+    def output_current_a(self, ao_v: np.ndarray) -> np.ndarray:
+        """Clipped output current (amperes), shape (n_samples,), for electrode voltages (n_electrodes, n_samples)."""
+        ao_v = np.asarray(ao_v, float)
+        if ao_v.ndim != 2 or ao_v.shape[0] != len(self.ao_channels):
+            raise ValueError(f"ao_v must have shape ({len(self.ao_channels)}, n_samples), got {ao_v.shape}")
+        self.n_evaluations += 1
+        v = ao_v.T
+        stride = self.warm_start_stride
+        if stride > 1 and hasattr(self.model, "internal_v") and len(v) > 2 * stride:
+            # consecutive samples are close: solve a decimated grid first and start every sample's solve from
+            # the interpolated internal state (same answer, fewer Newton iterations)
+            idx = np.unique(np.r_[np.arange(0, len(v), stride), len(v) - 1])
+            coarse = np.asarray(self.model.internal_v(v[idx]), float)
+            j = np.arange(len(v))
+            lo = np.clip(np.searchsorted(idx, j, side="right") - 1, 0, len(idx) - 2)
+            w = ((j - idx[lo]) / (idx[lo + 1] - idx[lo]))[:, None]
+            guess = (1 - w) * coarse[lo] + w * coarse[lo + 1]
+            current = self.model.current_a(v, guess=guess)
+        else:
+            current = self.model.current_a(v)
+        return self.layout.clip(np.asarray(current, float))
+
+    def ai_voltages(self, ao_v: np.ndarray, do_states: Mapping[str, bool]) -> np.ndarray:
+        """Amplifier output, shape (1, n_samples), for AO levels (n_electrodes, n_samples)."""
+        return (self.sign * self.layout.gain_ohm * self.output_current_a(ao_v))[None, :]
+
+    def snapshot(self) -> dict:
+        snap = getattr(self.model, "snapshot", None)
+        return {"kind": type(self).__name__, "model": snap() if callable(snap) else type(self.model).__name__,
+                "layout": self.layout.to_dict(), "electrode_ao": list(self.ao_channels),
+                "output_ai": self.ai_channels[0], "inverting": self.inverting}
+
+
+class ACCoupledSimulatedLockIn(SimulatedLockIn):
+    """A :class:`SimulatedLockIn` with its input AC-coupled (SR830 "AC" coupling, 0.16 Hz corner).
+
+    A DNPU's amplifier output carries volts of DC next to millivolt tone
+    responses; a DC-coupled twin lock-in would need many more time constants
+    to forget the DC times the reference (its filter starts in the steady
+    state of the *mean* product, and the DC x reference term decays from
+    there).  For tones far above the coupling corner, AC coupling removes the
+    mean of the synthesised window (a whole number of reference periods),
+    which is what this twin does.
+    """
+
+    def _input(self, t: np.ndarray) -> np.ndarray:
+        s = super()._input(t)
+        return s - s.mean()
+
+
+class TwinLockInRouter:
+    """Route a :class:`~labtrain.simulators.lockin_twin.SimulatedLockIn`'s sine out onto one electrode's AO.
+
+    The twin of a relay box that connects the lock-in's sine out to the
+    summing input of one electrode's driver: ``router(channel)`` sums the sine
+    onto AO ``channel`` (``None``: onto nothing).  The lock-in always reads
+    ``input_channel`` (the amplifier output).
+    """
+
+    def __init__(self, lockin: Any, daq: Any, input_channel: str) -> None:
+        self.lockin, self.daq, self.input_channel = lockin, daq, input_channel
+        self.channel: str | None = None
+        lockin.attach(daq, input_channel, None)
+
+    def __call__(self, channel: str | None) -> None:
+        self.lockin.attach(self.daq, self.input_channel, channel)
+        self.channel = channel
+
+
+def dnpu_safety_config(layout: DNPULayout, electrode_ao: Sequence[str], *, max_slew_v_per_s: float,
+                       ramp_rate_hz: float) -> "SafetyConfig":
+    """Safety limits of a DNPU bench: every electrode's AO limited to its range, everything else to the abort level.
+
+    The default limits (channels not named, e.g. spare AOs) are
+    ``+-abort_abs_v`` minus one part in 10^6 (the abort level itself is never
+    reached); electrode channels get ``[low_v, high_v]`` of the layout.
+    """
+    from labtrain.instruments.safety import SafetyConfig
+
+    below_abort = layout.abort_abs_v * (1 - 1e-6)
+    channels = {c: {"min_v": float(lo), "max_v": float(hi)}
+                for c, lo, hi in zip(electrode_ao, layout.low_v, layout.high_v)}
+    return SafetyConfig.from_settings(below_abort, max_slew_v_per_s, ramp_rate_hz=ramp_rate_hz, channels=channels)
+
+
+def build_dnpu_twin(model: DNPUModel | None = None, layout: DNPULayout | None = None, *, rate_hz: float = 10_000.0,
+                    settle_samples: int = 20, average_samples: int = 20, noise_white_v: float = 1e-4,
+                    noise_1f_v: float = 0.0, adc_bits: int | None = 16, dac_bits: int | None = 16,
+                    ai_max_abs_v: float | None = None, rc_time_s: float = 0.0, max_slew_v_per_s: float = 200.0,
+                    control_v: np.ndarray | None = None, inverting: bool = True, seed: int = 0,
+                    model_seed: int | None = None, lockin: bool = False, lockin_noise_v_per_rthz: float = 0.0,
+                    lockin_time_constant_s: float = 0.03, lockin_settle_time_constants: float = 10.0,
+                    demodulator: str = "software", retries: int = 2, device: str = "Dev1") -> Any:
+    """A DNPU twin on the code path of the bench: model -> circuit -> SimulatedDAQ -> SafeDAQ -> chip.
+
+    Parameters
+    ----------
+    model : DNPUModel, optional
+        Device physics; default the synthetic :class:`~labtrain.kinds.dnpu.model.HoppingDNPU` (its default
+        device, or ``seed=model_seed``).
+    layout : DNPULayout, optional
+        Default :func:`~labtrain.kinds.dnpu.layout.default_layout`.
+    rate_hz : float
+        Sample clock of AO and AI.
+    settle_samples, average_samples : int
+        DC plateau of :meth:`InstrumentDNPUChip.measure` (after the slew ramp).
+    noise_white_v, noise_1f_v : float
+        Noise at the amplifier output (volts RMS per sample; ``noise_white_v / gain_ohm`` in amperes).
+    adc_bits, dac_bits : int or None
+        Converter resolutions.
+    ai_max_abs_v : float, optional
+        AI range ``+-ai_max_abs_v``; default: 5 % above the amplifier's saturation ``gain_ohm * clip_a``.
+    rc_time_s : float
+        First-order response of the read-out (0: quasi-static).
+    max_slew_v_per_s : float
+        Safety slew limit of every electrode.
+    control_v : ndarray, optional
+        Initial control voltages (default: middle of each range).
+    inverting : bool
+        Amplifier polarity (see :class:`DNPUBenchCircuit`).
+    seed : int
+        Seed of the DAQ noise (``seed + 1`` for the lock-in's).
+    model_seed : int, optional
+        Seed of the default synthetic model (``None``: its default device).
+    lockin : bool
+        Add a simulated lock-in (SR830-like) routed by a :class:`TwinLockInRouter`.
+    lockin_noise_v_per_rthz, lockin_time_constant_s, lockin_settle_time_constants : float
+        Lock-in input noise density, time constant and the wait per reading (in time constants).
+    demodulator : {"software", "lockin"}
+        Default demodulator of ``measure_ac``.
+    retries : int
+        Extra attempts after an instrument fault.
+    device : str
+        DAQ device name in the channel names.
+
+    Returns
+    -------
+    InstrumentDNPUChip
+        ``backend = "twin"``; the raw twin parts are ``chip.daq.daq`` (SimulatedDAQ),
+        ``chip.daq.daq.circuit`` and ``chip.lockin`` (a SafeLockIn over the SimulatedLockIn).
+    """
+    from labtrain.kinds.dnpu.bench import InstrumentDNPUChip
+    from labtrain.instruments.safety import SafeDAQ, SafeLockIn
+    from labtrain.simulators.daq_twin import SimulatedDAQ
+
+    layout = default_layout() if layout is None else layout
+    if model is None:
+        from labtrain.kinds.dnpu.model import HoppingDNPU
+        model = HoppingDNPU() if model_seed is None else HoppingDNPU(seed=model_seed)
+    electrode_ao = default_electrode_ao(layout.n_electrodes, device)
+    output_ai = f"{device}/ai0"
+    circuit = DNPUBenchCircuit(model, layout, electrode_ao=electrode_ao, output_ai=output_ai, inverting=inverting)
+    ai = 1.05 * layout.gain_ohm * layout.clip_a if ai_max_abs_v is None else float(ai_max_abs_v)
+    if not ai > 0:
+        raise ValueError(f"ai_max_abs_v must be > 0, got {ai_max_abs_v!r}")
+    sim = SimulatedDAQ(circuit, ao_range_v=(-10.0, 10.0), ai_range_v=(-ai, ai), max_rate_hz=max(1e5, rate_hz),
+                       adc_bits=adc_bits, dac_bits=dac_bits, noise_white_v=noise_white_v, noise_1f_v=noise_1f_v,
+                       rc_time_s=rc_time_s, seed=seed, device=f"{device}-dnpu-twin")
+    config = dnpu_safety_config(layout, electrode_ao, max_slew_v_per_s=max_slew_v_per_s, ramp_rate_hz=rate_hz)
+    safe_daq = SafeDAQ(sim, config)
+    safe_lockin = router = None
+    try:
+        if lockin:
+            raw = ACCoupledSimulatedLockIn(frequency_hz=200.0, amplitude_v=0.004,
+                                           time_constant_s=lockin_time_constant_s, sensitivity_v=1.0,
+                                           noise_v_per_rthz=lockin_noise_v_per_rthz,
+                                           settle_time_constants=lockin_settle_time_constants, seed=seed + 1)
+            router = TwinLockInRouter(raw, sim, output_ai)
+            max_rms = float(np.max(np.asarray(layout.high_v) - np.asarray(layout.low_v))) / 2 / np.sqrt(2)
+            safe_lockin = SafeLockIn(raw, max_amplitude_v=max(max_rms, 0.004), frequency_range_hz=(1e-3, rate_hz / 2))
+        return InstrumentDNPUChip(safe_daq, layout, control_v, electrode_ao=electrode_ao, output_ai=output_ai,
+                                  inverting=inverting, rate_hz=rate_hz, settle_samples=settle_samples,
+                                  average_samples=average_samples, retries=retries, backend="twin",
+                                  lockin=safe_lockin, lockin_router=router,
+                                  lockin_settle_time_constants=lockin_settle_time_constants,
+                                  demodulator=demodulator)
+    except Exception:
+        safe_daq.close()
+        if safe_lockin is not None:
+            safe_lockin.close()
+        raise

@@ -1,0 +1,148 @@
+"""``[chip] type = "nonlinear_resistor"``: resistive networks with diodes or transistor edges, rules ``fp`` and
+``analytic``.
+
+Topologies:
+
+* ``layered`` (the default): :func:`labtrain.kinds.nonlinear.model.diode_network` --
+  layers ``(n_features, *hidden_layers, n_outputs)`` joined by trainable resistors, fixed diodes
+  (``diode``, ``diode_orientation``) from every hidden node to ground; the input layer holds the task's
+  features, their mirrors (``[task] complementary_inputs``, needed for non-monotone tasks such as XOR)
+  and the bias inputs (``[task] bias_inputs_v``), in that order, plus the ground node.
+* ``lattice``, ``all_to_all``, ``random``, ``edge_list``: the resistor-network graph builders with every
+  edge of ``edge_kind`` (``linear``: trainable conductance; ``transistor``: trainable gate voltage).
+
+The chip is the ideal :class:`~labtrain.kinds.nonlinear.chip.NonlinearResistorChip`
+(the physics solved at every synthesised sample for ``fp``); there is no
+nonlinear instrument twin yet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labtrain.kinds.nonlinear.chip import NonlinearResistorChip
+from labtrain.config import ConfigError, Experiment
+from labtrain.physics.network import Network, NetworkError
+from labtrain.protocols.analytic import AnalyticGradient
+from labtrain.kinds.nonlinear.model import NonlinearEdges, diode_network
+from labtrain.training.tasks import Task
+from labtrain.kinds import ChipBuilder, GradcheckReport, source_of
+from labtrain.kinds.ac_rules import fp_gradcheck_rows, fp_rule
+
+__all__ = ["BUILDER", "build_nonlinear_network", "build_nonlinear_chip", "nonlinear_edges", "nonlinear_gradcheck"]
+
+
+def _task(exp: Experiment) -> Task:
+    from labtrain.build import build_task  # here, not at import: labtrain.build imports this module
+
+    return build_task(exp)
+
+
+def _diode_params(c: dict) -> dict:
+    return {"saturation_current_a": c["diode_saturation_current_a"], "ideality": c["diode_ideality"],
+            "series_ohm": c["diode_series_ohm"], "parallel_s": c["diode_parallel_s"],
+            "on_s": c["ideal_diode_on_s"], "off_s": c["ideal_diode_off_s"], "on_v": c["ideal_diode_on_v"]}
+
+
+def _network_and_edges(exp: Experiment, task: Task) -> tuple[Network, NonlinearEdges]:
+    from labtrain.build import build_network
+
+    c, t = exp["chip"], exp["task"]
+    src = source_of(exp)
+    if c["topology"] == "layered":
+        if c["inputs"] or c["outputs"] or c["grounds"]:
+            raise ConfigError(f"{src}: [chip] topology = 'layered' places its own terminals; remove "
+                              "inputs/outputs/grounds")
+        n_bias = len(t["bias_inputs_v"])
+        per_feature = 2 if t["complementary_inputs"] else 1
+        n_features = (task.n_inputs - n_bias) // per_feature
+        try:
+            net, edges = diode_network((n_features, *c["hidden_layers"], task.n_outputs),
+                                       complementary_inputs=t["complementary_inputs"], n_bias_inputs=n_bias,
+                                       diode=c["diode"], orientation=c["diode_orientation"],
+                                       skip_inputs=c["skip_inputs"], g_min_s=c["g_min_s"], g_max_s=c["g_max_s"],
+                                       **_diode_params(c))
+        except (NetworkError, ValueError) as exc:
+            raise ConfigError(f"{src}: [chip] {exc}") from None
+        return net, edges
+    net = build_network(exp, task.n_inputs, task.n_outputs)
+    try:
+        edges = NonlinearEdges.uniform(net.n_edges, c["edge_kind"], gain_a_per_v2=c["transistor_gain_a_per_v2"],
+                                       threshold_v=c["transistor_threshold_v"], off_s=c["transistor_off_s"],
+                                       gate_min_v=c["gate_min_v"], gate_max_v=c["gate_max_v"])
+    except ValueError as exc:
+        raise ConfigError(f"{src}: [chip] {exc}") from None
+    return net, edges
+
+
+def build_nonlinear_network(exp: Experiment, task: Task) -> Network:
+    """The graph (the diode network for ``layered``)."""
+    return _network_and_edges(exp, task)[0]
+
+
+def nonlinear_edges(exp: Experiment, task: Task) -> NonlinearEdges:
+    """Kind and fixed parameters of every edge, as the chip is built with."""
+    return _network_and_edges(exp, task)[1]
+
+
+def initial_parameters(exp: Experiment, lower: np.ndarray, upper: np.ndarray, n_conductances: int) -> np.ndarray:
+    """``[chip] g_init`` for the conductances (S); transistor gates mid-range or uniformly random (V)."""
+    rng = np.random.default_rng([exp["run"]["seed"], 2])
+    kind = exp["chip"]["g_init"]
+    lo_g, hi_g, lo_v, hi_v = lower[:n_conductances], upper[:n_conductances], lower[n_conductances:], \
+        upper[n_conductances:]
+    if kind == "uniform_random":
+        g = rng.uniform(lo_g, hi_g)
+    elif kind == "log_uniform_random":
+        g = np.exp(rng.uniform(np.log(lo_g), np.log(hi_g)))
+    elif kind == "min":
+        g = lo_g.copy()
+    elif kind == "max":
+        g = hi_g.copy()
+    else:
+        g = np.sqrt(lo_g * hi_g)
+    gates = rng.uniform(lo_v, hi_v) if kind.endswith("random") else 0.5 * (lo_v + hi_v)
+    return np.r_[g, gates]
+
+
+def build_nonlinear_chip(exp: Experiment, net: Network, task: Task) -> NonlinearResistorChip:
+    """The ideal nonlinear chip at ``[chip] g_init``; read noise and sample clock from ``[backend]``."""
+    b = exp["backend"]
+    edges = nonlinear_edges(exp, task)
+    try:
+        chip = NonlinearResistorChip(net, edges, read_noise_v=b["read_noise_v"], rate_hz=b["rate_hz"],
+                                     seed=exp["run"]["seed"])
+        spec = chip.parameter_spec
+        n_g = chip.network_model().n_conductances
+        chip.set_parameters(initial_parameters(exp, spec.lower, spec.upper, n_g))
+    except ValueError as exc:
+        raise ConfigError(f"{source_of(exp)}: [chip] {exc}") from None
+    return chip
+
+
+def nonlinear_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed: int, options: dict) -> GradcheckReport:
+    """The analytic rule and FP (the file's settings at gamma x 10, x 1, x 0.1) against the exact gradient."""
+    from labtrain.protocols.fidelity import compare_gradients
+
+    exp, chip = setup.experiment, setup.chip
+    if options.get("beta"):
+        raise ConfigError(f"{source_of(exp)}: --beta is the nudge of xy / nonreciprocal chips; fp on a nonlinear "
+                          "network takes [learning] gamma_a_per_v")
+    exact = chip.exact_gradient(inputs, targets)
+    a = AnalyticGradient().estimate(chip, inputs, targets)
+    f = compare_gradients(a.gradient, exact)
+    rows = [["analytic", "", f"{f.cosine:.6f}", f"{f.relative_error:.2e}", f"{f.scale:.4g}", f"{f.scaled_error:.2e}",
+             str(a.n_phases), "model adjoint (no measurement)"]]
+    gamma = exp["learning"]["gamma_a_per_v"]
+    rows += fp_gradcheck_rows(exp, chip, inputs, targets, exact, seed, [10 * gamma, gamma, 0.1 * gamma])
+    blocks = ", ".join(f"{b['stop'] - b['start']} {b['name']} ({b['unit']})" for b in chip.parameter_blocks())
+    intro = (f"against the exact gradient (adjoint of the noise-free nonlinear network at its operating points); "
+             f"{blocks}; |exact| = {np.linalg.norm(exact):.3g}")
+    note = ("cosine 1 = same direction.  On a nonlinear network FP reads the linear response around the operating "
+            "point: its bias shrinks with gamma (O(gamma^2): the in-phase response to a sine has no second-order "
+            "term) until read noise dominates.")
+    return GradcheckReport(intro, rows, note)
+
+
+BUILDER = ChipBuilder(_task, lambda exp, task: build_nonlinear_network(exp, task), build_nonlinear_chip,
+                      {"fp": fp_rule, "analytic": lambda exp: AnalyticGradient()}, gradcheck=nonlinear_gradcheck)

@@ -1,0 +1,98 @@
+"""Start a run from an experiment file, or resume one from its run file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from labtrain.build import Setup, build_setup
+from labtrain.config import ConfigError, Experiment, experiment_from_text, load_experiment
+from labtrain.training.run import Listener, Run, run_file_path
+from labtrain.training.store import RunStore, StoreError
+
+__all__ = ["prepare_run", "prepare_resume", "overrides_from_cli"]
+
+
+def overrides_from_cli(backend: str | None = None, epochs: int | None = None, seed: int | None = None,
+                       out: str | None = None) -> dict[str, dict[str, Any]]:
+    """Experiment-file overrides from the ``--backend/--epochs/--seed/--out`` options."""
+    o: dict[str, dict[str, Any]] = {}
+    if backend is not None:
+        o.setdefault("backend", {})["kind"] = backend
+    if epochs is not None:
+        o.setdefault("run", {})["epochs"] = epochs
+    if seed is not None:
+        o.setdefault("run", {})["seed"] = seed
+    if out is not None:
+        o.setdefault("run", {})["out_dir"] = out
+    return o
+
+
+def _make_run(setup: Setup, store: RunStore | None, listeners: list[Listener]) -> Run:
+    r = setup.experiment["run"]
+    return Run(setup.chip, setup.estimator, setup.optimizer, setup.task, epochs=r["epochs"],
+               batch_size=r["batch_size"], seed=r["seed"], mask=setup.mask, eval_every=r["eval_every"],
+               checkpoint_every=r["checkpoint_every"], record_parameters_every=r["record_parameters_every"],
+               maps=setup.maps, record_maps_every=r["record_maps_every"], store=store, listeners=listeners)
+
+
+def _snapshot(setup: Setup) -> dict:
+    exp = setup.experiment
+    return {"chip": setup.chip.snapshot(), "learning": setup.estimator.describe() | {
+        "optimizer": setup.optimizer.name, **{k: exp["learning"][k] for k in
+                                              ("learning_rate", "update_fraction", "mask_mode")}},
+            "run": dict(exp["run"]), "experiment": exp.sections}
+
+
+def prepare_run(experiment: str | Path | Experiment, overrides: dict | None = None,
+                listeners: list[Listener] | None = None, store: bool = True) -> Run:
+    """Validate, build and open the run file; the returned :class:`Run` is ready to ``run()``.
+
+    Raises :class:`ConfigError` (nothing built, no file written) on bad input.
+    """
+    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment, overrides)
+    setup = build_setup(exp)
+    run_store = None
+    if store:
+        path = run_file_path(exp["run"]["out_dir"], exp.name)
+        probe = _make_run(setup, None, [])
+        run_store = RunStore.create(
+            path, name=exp.name, experiment_text=exp.text, overrides=exp.overrides,
+            source=str(exp.path.resolve()) if exp.path else "", snapshot=_snapshot(setup),
+            task=setup.task.describe(), rule=exp["learning"]["rule"], backend=exp["backend"]["kind"],
+            seed=exp["run"]["seed"], total_steps=probe.total_steps, initial_parameters=setup.chip.get_parameters())
+    return _make_run(setup, run_store, list(listeners or []))
+
+
+def prepare_resume(path: str | Path, listeners: list[Listener] | None = None,
+                   epochs: int | None = None) -> Run:
+    """Reopen a stopped or crashed run at its latest checkpoint.
+
+    ``epochs`` extends (or sets) the run's length.  Raises :class:`StoreError`
+    for an unusable file and :class:`ConfigError` if its experiment no longer builds.
+    """
+    store = RunStore.open(path, "r+")
+    try:
+        status = store.attrs["status"]
+        if status == "completed" and epochs is None:
+            raise StoreError(f"{path}: run already completed (use --epochs to train longer)")
+        overrides = store.overrides
+        if epochs is not None:
+            overrides.setdefault("run", {})["epochs"] = epochs
+        source = store.source
+        exp = experiment_from_text(store.experiment_text, Path(source) if source else None, overrides)
+        setup = build_setup(exp)
+        checkpoint = store.latest_checkpoint()
+        run = _make_run(setup, store, list(listeners or []))
+        if checkpoint is not None:
+            step, params, opt_state = checkpoint
+            if len(params) != setup.chip.parameter_spec.size:
+                raise StoreError(f"{path}: checkpoint has {len(params)} parameters, the chip {setup.chip.parameter_spec.size}")
+            run.restore(step, params, opt_state)
+        else:
+            store.truncate_after(-2)
+        store.set_attr("total_steps", run.total_steps)
+        return run
+    except (ConfigError, StoreError):
+        store.close()
+        raise
