@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labtrain.instruments.bench_file import parse_instruments
+from labtrain.schema import ConfigError, Field, check_value as _check_value, show as _show, suggest as _suggest
 from labtrain.physics.network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S
 from labtrain.training.optim import OPTIMIZERS
 from labtrain.protocols.masks import MASK_MODES
@@ -71,38 +73,6 @@ _LAYOUT = _dnpu_layout()
 #: [chip] keys of a DNPU that describe the device; a surrogate file brings its own.
 DNPU_LAYOUT_KEYS = ("electrode_low_v", "electrode_high_v", "data_electrodes", "control_electrodes", "gain_ohm",
                     "clip_a", "abort_abs_v")
-
-
-class ConfigError(ValueError):
-    """Invalid experiment file or override; the message is one line."""
-
-
-@dataclass(frozen=True)
-class Field:
-    """One experiment-file key.
-
-    ``kind`` is one of ``str int float bool ints floats``; ``low``/``high``
-    bound numbers (and every entry of a list); ``choices`` restricts strings.
-    """
-
-    kind: str
-    default: Any
-    doc: str
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] | None = None
-    low_open: bool = False  # True: value must be > low
-    types: tuple[str, ...] | None = None  # [chip] types the key applies to (None: every type)
-
-    def allowed(self) -> str:
-        if self.choices:
-            return "one of " + ", ".join(self.choices)
-        num = (lambda v: f"{int(v)}") if self.kind in ("int", "ints") else (lambda v: f"{v:g}")
-        lo = "-inf" if self.low is None else num(self.low)
-        hi = "inf" if self.high is None else num(self.high)
-        if self.low is None and self.high is None:
-            return f"a value of type {self.kind}"
-        return f"{self.kind} in {'(' if self.low_open else '['}{lo}, {hi}]"
 
 
 F = Field
@@ -440,66 +410,12 @@ class Experiment:
         return p if p.is_absolute() else self.base_dir / p
 
 
-def _suggest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _show(value: Any) -> str:
-    """A value as it is written in TOML (``true``, not ``True``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
-    return repr(value)
-
-
-def _check_value(where: str, key: str, value: Any, spec: Field) -> Any:
-    def bad(why: str) -> ConfigError:
-        return ConfigError(f"{where} {key} = {_show(value)}: {why}")
-
-    kind = spec.kind
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise bad("expected true or false")
-        return value
-    if kind == "str":
-        if not isinstance(value, str):
-            raise bad("expected a string")
-        if spec.choices and value not in spec.choices:
-            raise bad(f"expected {spec.allowed()}" + _suggest(value, list(spec.choices)))
-        return value
-    if kind in ("int", "float"):
-        return _check_number(bad, value, spec, kind)
-    if kind == "strs":
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise bad("expected a list of non-empty strings")
-        return list(value)
-    if kind in ("ints", "floats"):
-        if not isinstance(value, list):
-            raise bad(f"expected a list of {kind[:-1]}s")
-        return [_check_number(bad, v, spec, kind[:-1]) for v in value]
-    raise AssertionError(kind)
-
-
-def _check_number(bad, value: Any, spec: Field, kind: str) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise bad(f"expected {'an integer' if kind == 'int' else 'a number'}")
-    if kind == "int" and not isinstance(value, int):
-        raise bad("expected an integer")
-    if not math.isfinite(value):
-        raise bad("expected a finite number")
-    too_low = spec.low is not None and (value <= spec.low if spec.low_open else value < spec.low)
-    too_high = spec.high is not None and value > spec.high
-    if too_low or too_high:
-        raise bad(f"out of range; allowed: {spec.allowed()}")
-    return int(value) if kind == "int" else float(value)
-
-
 def parse_experiment(data: dict[str, Any], source: str = "<experiment>",
                      overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """Validate a parsed TOML mapping; return every section with defaults filled in."""
     merged: dict[str, dict[str, Any]] = {}
+    data = dict(data)
+    instruments = data.pop("instruments", None)
     for section, values in data.items():
         if section not in SCHEMA:
             raise ConfigError(f"{source}: unknown section [{section}]{_suggest(section, list(SCHEMA))}; "
@@ -527,7 +443,15 @@ def parse_experiment(data: dict[str, Any], source: str = "<experiment>",
                            for k, spec in fields.items()}
     _check_chip_type(result, merged, source)
     _cross_checks(result, source)
+    result["instruments"] = _check_instruments(instruments, source)
     return result
+
+
+def _check_instruments(table: Any, source: str) -> dict[str, dict[str, Any]]:
+    """``[instruments.<name>]`` tables: each names a registered driver, its resource and options."""
+    if table is None:
+        return {}
+    return parse_instruments(table, source)
 
 
 def _check_chip_type(s: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], source: str) -> None:
