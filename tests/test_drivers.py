@@ -353,6 +353,7 @@ def test_nidaq_driver_missing_and_package_missing(ni, monkeypatch):
 # ====================================================================== lock-ins, byte for byte
 def test_sr830_commands_byte_for_byte():
     with expected_protocol(SR830, [
+        ("*IDN?", "Stanford_Research_Systems,SR830,s/n48329,ver1.07"),   # model checked before any setting
         ("FREQ1.37000e+02", None), ("FREQ?", "137.000"),
         ("SLVL0.100", None), ("SLVL?", "0.100"),
         ("OFLT8", None), ("OFLT?", "8"),          # 0.09 s -> next step up: 100 ms (index 8)
@@ -377,6 +378,7 @@ def test_sr830_commands_byte_for_byte():
 
 def test_sr860_commands_byte_for_byte():
     with expected_protocol(SR860, [
+        ("*IDN?", "Stanford_Research_Systems,SR860,003101,v1.47"),
         ("FREQ 1.000000e+04", None), ("FREQ?", "1.000000e+04"),
         ("SLVL 5.000000000e-01", None),
         ("SCAL 9", None), ("SCAL?", "9"),         # SR860 lists sensitivities high to low: 1 mV is index 9
@@ -397,7 +399,7 @@ def test_sr860_commands_byte_for_byte():
 
 
 def test_lockin_bad_requests_send_nothing_and_garbled_replies_are_io_errors():
-    with expected_protocol(SR830, [("SNAP? 1,2", "1.0e-3"), ("FREQ?", "FREQ?"), ("SNAP? 1,2", "1e-3,OVLD")]) as inst:
+    with expected_protocol(SR830, [("*IDN?", "Stanford_Research_Systems,SR830,s/n1,ver1.07"), ("SNAP? 1,2", "1.0e-3"), ("FREQ?", "FREQ?"), ("SNAP? 1,2", "1e-3,OVLD")]) as inst:
         lockin = SR830LockIn(inst)
         for name, value in (("frequency_hz", 2e5), ("amplitude_v", 6.0), ("amplitude_v", 0.001),
                             ("time_constant_s", 0.0), ("sensitivity_v", 2.0), ("frequency_hz", float("nan"))):
@@ -443,12 +445,65 @@ def test_lockin_translates_visa_errors_without_importing_pyvisa_at_module_level(
 def test_lockin_from_a_pymeasure_adapter_and_missing_pymeasure(monkeypatch):
     from pymeasure.adapters import ProtocolAdapter
 
-    adapter = ProtocolAdapter([("*IDN?", "Stanford_Research_Systems,SR830,s/n2,ver1.07")])
+    adapter = ProtocolAdapter([("*IDN?", "Stanford_Research_Systems,SR830,s/n2,ver1.07")] * 2)
     assert SR830LockIn(adapter).identify().endswith("s/n2,ver1.07")
-    assert adapter._index == 1  # the exchange happened on the adapter we passed
+    assert adapter._index == 2  # both exchanges (model check when opened, identify) happened on our adapter
     monkeypatch.setitem(sys.modules, "pymeasure.instruments.srs", None)
     with pytest.raises(ImportError, match=r"pymeasure.*labtrain\[hardware\]"):
         SR860LockIn("GPIB0::8::INSTR")
+
+
+def test_sr830_on_rs232_sends_outx0_before_the_first_query():
+    """Over RS-232 the SR830 answers on GPIB until told ``OUTX 0``: it must be the very first message."""
+    from pymeasure.adapters import ProtocolAdapter
+
+    idn = "Stanford_Research_Systems,SR830,s/n7,ver1.07"
+    serial_link = ProtocolAdapter([("OUTX 0", None), ("*IDN?", idn), ("SNAP? 1,2", "1e-3,2e-3")])
+    serial_link.connection.interface_type = pyvisa.constants.InterfaceType.asrl  # what a VISA ASRL session reports
+    lockin = SR830LockIn(serial_link)
+    assert lockin.output_interface == "rs232" and lockin.read_xy().y_v == 2e-3
+    assert serial_link._index == 3
+    gpib = ProtocolAdapter([("OUTX 1", None), ("*IDN?", idn)])        # forced: a unit left on RS-232 replies
+    assert SR830LockIn(gpib, output_interface="gpib").output_interface == "gpib" and gpib._index == 2
+    quiet = ProtocolAdapter([("*IDN?", idn)])                         # auto on GPIB: nothing extra is sent
+    assert SR830LockIn(quiet).output_interface == "none"
+    with pytest.raises(ValueError, match="answers on the interface it was asked on"):
+        SR860LockIn(ProtocolAdapter([]), output_interface="rs232")
+    with pytest.raises(ValueError, match="output_interface = 'serial'; allowed: auto, rs232, gpib, none"):
+        SR830LockIn(ProtocolAdapter([]), output_interface="serial")
+
+
+def test_sr830_rs232_terminations_and_visa_options_with_pyvisa_sim():
+    """The simulated RS-232 SR830 ends replies with CR and only acts on commands ending in CR: a wrong
+    termination either way is a timeout, so a reading proves both; options override the defaults."""
+    lib = f"{SIM_YAML}@sim"
+    lockin = SR830LockIn("ASRL1::INSTR", visa_library=lib, timeout_s=0.2, baud_rate=19200)
+    link = lockin.instrument.adapter.connection
+    assert (link.read_termination, link.write_termination, link.baud_rate) == ("\r", "\r", 19200)
+    assert lockin.output_interface == "rs232" and lockin.read_xy().x_v == 2.5e-3
+    lockin.close()
+    with pytest.raises(PortTimeout):  # LF-terminated reads never see the end of a CR reply
+        SR830LockIn("ASRL1::INSTR", visa_library=lib, timeout_s=0.1, read_termination="\n")
+    with pytest.raises(PortTimeout):  # LF-terminated commands are never complete for this instrument
+        SR830LockIn("ASRL1::INSTR", visa_library=lib, timeout_s=0.1, write_termination="\n")
+
+
+def test_lockin_refuses_what_it_is_not():
+    """A wrong object is a TypeError at once; a wrong instrument at the address is a ValueError after *IDN?,
+    before any lock-in command reaches it."""
+    lib = f"{SIM_YAML}@sim"
+    for thing in (object(), 3.5, True, [1, 2]):
+        with pytest.raises(TypeError, match="expected a VISA resource name"):
+            SR830LockIn(thing)
+    with expected_protocol(SR860, []) as sr860:
+        with pytest.raises(TypeError, match=r"a PyMeasure SR860, not a SR830"):
+            SR830LockIn(sr860)
+    with pytest.raises(ValueError, match=r"'GPIB0::24::INSTR' answered \*IDN\? with 'KEITHLEY.*model MODEL 2400, "
+                                         r"expected SR830 or SR810; check the address"):
+        SR830LockIn("GPIB0::24::INSTR", visa_library=lib, timeout_s=0.2)
+    keithley = SR830LockIn("GPIB0::24::INSTR", visa_library=lib, timeout_s=0.2, check_identity=False)
+    assert keithley.identify().startswith("KEITHLEY")  # opt-out kept for exotic firmware strings
+    keithley.close()
 
 
 # ====================================================================== pot bridge, byte for byte
@@ -711,7 +766,7 @@ def test_discovery_nidaqmx_installed_but_driver_missing(ni):
 
 def test_discovery_lists_visa_resources_and_serial_ports(monkeypatch):
     info = discovery.list_devices(visa_library=f"{SIM_YAML}@sim", sections=("visa", "serial"))
-    assert [d["resource"] for d in info["visa"]["devices"]] == ["GPIB0::8::INSTR",
+    assert [d["resource"] for d in info["visa"]["devices"]] == ["ASRL1::INSTR", "GPIB0::24::INSTR", "GPIB0::8::INSTR",
                                                                 "TCPIP0::192.168.1.20::inst0::INSTR"]
     assert info["serial"]["status"] == "ok"
     fake_port = types.SimpleNamespace(device="/dev/ttyACM7", description="pot bridge", hwid="USB VID:PID=2E8A:000A")

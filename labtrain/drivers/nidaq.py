@@ -23,14 +23,16 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from labtrain.instruments.ports import DAQ, Acquisition, PortIOError, PortTimeout
 from labtrain.drivers._common import require
+from labtrain.instruments.drivers import DriverSpec
+from labtrain.schema import Field
 
-__all__ = ["NIDAQ", "TIMEOUT_ERROR_CODES", "TERMINAL_CONFIGS"]
+__all__ = ["NIDAQ", "TIMEOUT_ERROR_CODES", "TERMINAL_CONFIGS", "DRIVER", "device_channels", "nidaq_channels"]
 
 #: NI-DAQmx error codes that mean "did not finish in time" (-> PortTimeout; any other DaqError -> PortIOError)
 TIMEOUT_ERROR_CODES = frozenset({
@@ -322,3 +324,102 @@ class NIDAQ(DAQ):
             task, self._do_task = self._do_task, None
             with self._daq_errors("closing the DO task"):
                 task.close()
+
+
+# ---------------------------------------------------------------------------- channel enumeration, DRIVER
+def _channel_names(collection: Any) -> list[str]:
+    """``PhysicalChannelCollection.channel_names`` (empty when the device has none of that kind)."""
+    if collection is None:
+        return []
+    return [str(n) for n in getattr(collection, "channel_names", collection)]
+
+
+def _span(ranges: Any) -> tuple[float, float] | None:
+    """``(lowest, highest)`` of nidaqmx's flat ``[lo1, hi1, lo2, hi2, ...]`` range lists; ``None`` if empty."""
+    values = [float(v) for v in (ranges or [])]
+    if len(values) < 2:
+        return None
+    return min(values[0::2]), max(values[1::2])
+
+
+def device_channels(device: str, system: Any = None) -> dict[str, Any]:
+    """Every physical channel of an NI-DAQmx device (or of every module of a CompactDAQ chassis).
+
+    Uses ``nidaqmx.system.Device(device)``: ``ao_physical_chans`` / ``ai_physical_chans`` /
+    ``do_lines`` (``.channel_names``), ``ao_voltage_rngs`` / ``ai_voltage_rngs`` (flat
+    ``[low, high, ...]`` lists, V) and ``product_type``; a chassis (``chassis_module_devices``
+    not empty) contributes the channels of its modules.  Applies nothing.
+
+    Returns
+    -------
+    dict
+        ``{"ao", "ai", "do": [channel names], "ao_range_v", "ai_range_v": (low, high) or None,
+        "product": str}``.  NI-DAQmx errors become :class:`~labtrain.instruments.ports.PortIOError`.
+    """
+    system = require("nidaqmx.system", "NIDAQ", "nidaqmx") if system is None else system
+    errors = require("nidaqmx.errors", "NIDAQ", "nidaqmx")
+    base_error = getattr(errors, "Error", errors.DaqError)
+    try:
+        dev = system.Device(device)
+        product = str(dev.product_type)
+        try:
+            modules = list(dev.chassis_module_devices or [])
+        except (base_error, AttributeError):  # not a chassis: the property is not supported
+            modules = []
+        out: dict[str, Any] = {"ao": [], "ai": [], "do": [], "ao_range_v": None, "ai_range_v": None}
+        for part in [dev] + modules:
+            out["ao"] += _channel_names(getattr(part, "ao_physical_chans", None))
+            out["ai"] += _channel_names(getattr(part, "ai_physical_chans", None))
+            out["do"] += _channel_names(getattr(part, "do_lines", None))
+            for key, attr in (("ao_range_v", "ao_voltage_rngs"), ("ai_range_v", "ai_voltage_rngs")):
+                span = _span(getattr(part, attr, None))
+                if span is not None:
+                    old = out[key]
+                    out[key] = span if old is None else (min(old[0], span[0]), max(old[1], span[1]))
+    except base_error as exc:
+        code = getattr(exc, "error_code", None)
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PortIOError(f"{device}: listing the device's channels failed"
+                          f"{f' (DAQmx error {code})' if code is not None else ''}: {text}") from exc
+    out["product"] = f"NI {product}"
+    return out
+
+
+def nidaq_channels(port: Any) -> dict[str, Any]:
+    """:func:`device_channels` of an opened :class:`NIDAQ` (also through a safety wrapper)."""
+    inner = getattr(port, "_inner", port)
+    return device_channels(inner.device, getattr(inner, "_system", None))
+
+
+def _check_nidaq_options(options: dict[str, Any]) -> None:
+    rng = options.get("ao_range_v")
+    if rng is not None and (len(rng) != 2 or not rng[0] < rng[1]):
+        raise ValueError(f"options.ao_range_v = {list(rng)}: expected [low, high] with low < high (V)")
+
+
+def _open_nidaq(resource: str, options: dict[str, Any]) -> NIDAQ:
+    if not resource:
+        raise ValueError("nidaq: resource is empty; expected an NI-DAQmx device name as in NI MAX, e.g. 'Dev1'")
+    return NIDAQ(resource, ao_channels=tuple(options.get("ao_channels", ())),
+                 ai_channels=tuple(options.get("ai_channels", ())), do_lines=tuple(options.get("do_lines", ())),
+                 ao_range_v=tuple(options["ao_range_v"]), ai_range_v=tuple(options.get("ai_range_v", (-10.0, 10.0))),
+                 terminal_config=options["terminal_config"], max_rate_hz=options["max_rate_hz"] or None,
+                 ao_clock=options["ao_clock"])
+
+
+#: ``driver = "nidaq"``: an NI-DAQmx device (M/X series, USB/PCIe, a CompactDAQ chassis) as the bench's DAQ
+DRIVER = DriverSpec(
+    name="nidaq", port="daq", open=_open_nidaq, channels=nidaq_channels, extra="hardware",
+    description="NI-DAQmx device: AO/AI on one sample clock, DO switch lines (nidaqmx + NI-DAQmx driver)",
+    resource_doc="NI-DAQmx device name as in NI MAX, e.g. 'Dev1' (full channel names may name chassis modules)",
+    options={
+        "terminal_config": Field("str", "RSE", "AI terminal configuration", choices=tuple(dict.fromkeys(
+            TERMINAL_CONFIGS.values()))),
+        "ao_range_v": Field("floats", [-10.0, 10.0], "AO converter range [low, high] (V); NI-DAQmx picks the "
+                            "smallest hardware range covering it", -100.0, 100.0),
+        "max_rate_hz": Field("float", 0.0, "highest sample clock allowed (Hz; 0 = ask the device)", 0.0, 1e9),
+        "ao_clock": Field("str", "ai", "AO on the AI sample clock (ai) or its own clock at the same rate "
+                          "(onboard)", choices=AO_CLOCKS),
+    },
+    validate=_check_nidaq_options,
+)

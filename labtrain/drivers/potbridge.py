@@ -32,11 +32,13 @@ import numpy as np
 
 from labtrain.instruments.ports import PortError, PortIOError, PortTimeout, PotArray, PotCalibration
 from labtrain.drivers._common import require, translate
+from labtrain.instruments.drivers import DriverSpec
+from labtrain.schema import Field
 
 __all__ = ["SerialPotBridge", "FTDIAD5293Chain", "checksum", "frame_line", "parse_line", "BRIDGE_ERRORS",
            "ad5293_word", "AD5293_NOP", "AD5293_WRITE_RDAC", "AD5293_READ_RDAC", "AD5293_RESET",
            "AD5293_WRITE_CONTROL", "AD5293_READ_CONTROL", "AD5293_POWER_DOWN", "AD5293_C1_RDAC_WRITE_ENABLE",
-           "AD5293_C2_NORMAL_MODE"]
+           "AD5293_C2_NORMAL_MODE", "SERIAL_DRIVER", "FTDI_DRIVER"]
 
 # ====================================================================== serial bridge
 #: error codes a bridge may answer with ``ERR <code> <text>``
@@ -490,3 +492,72 @@ class FTDIAD5293Chain(PotArray):
                 controller.close()
             except Exception as exc:
                 raise translate(exc, "AD5293 chain: closing") from exc
+
+
+# ====================================================================== DRIVER specs
+def _calibration(options: dict[str, Any], n_taps: int | None) -> PotCalibration | None:
+    """Nominal table from the options (``None`` when a resistance is unset: the driver's defaults apply)."""
+    keys = ("r_total_ohm", "r_wiper_ohm", "r_end_ohm")
+    if n_taps is None or any(options.get(k) is None for k in keys):
+        return None
+    return PotCalibration.nominal(int(options["n_channels"]), int(n_taps), *(float(options[k]) for k in keys))
+
+
+def _open_serial_bridge(resource: str, options: dict[str, Any]) -> SerialPotBridge:
+    if not resource:
+        raise ValueError("potbridge: resource is empty; expected a serial port such as '/dev/ttyACM0' or 'COM5'")
+    n_taps = options.get("n_taps")
+    return SerialPotBridge(resource, n_channels=int(options["n_channels"]), n_taps=n_taps,
+                           calibration=_calibration(options, n_taps), baudrate=options["baud_rate"],
+                           timeout_s=options["timeout_s"], max_line_chars=options["max_line_chars"])
+
+
+def _open_ftdi_chain(resource: str, options: dict[str, Any]) -> FTDIAD5293Chain:
+    if not resource:
+        raise ValueError("ad5293_ftdi: resource is empty; expected a pyftdi URL such as 'ftdi://ftdi:232h/1'")
+    kw = {k: float(options[k]) for k in ("r_total_ohm", "r_wiper_ohm", "r_end_ohm") if options.get(k) is not None}
+    return FTDIAD5293Chain(resource, n_channels=int(options["n_channels"]),
+                           calibration=_calibration(options, 1024), cs=options["cs"],
+                           frequency_hz=options["frequency_hz"], normal_mode=options["normal_mode"],
+                           relock=options["relock"], **kw)
+
+
+def _resistances(what: str) -> dict[str, Field]:
+    return {
+        "r_total_ohm": Field("float", None, f"end-to-end resistance of every {what} (ohm; default [backend] "
+                             "pot_r_total_ohm)", 0, 1e12, low_open=True),
+        "r_wiper_ohm": Field("float", None, "wiper resistance (ohm; default [backend] pot_r_wiper_ohm)", 0, 1e9),
+        "r_end_ohm": Field("float", None, "fixed resistance in series (ohm; default [backend] pot_r_end_ohm)",
+                           0, 1e12),
+    }
+
+
+def _specs() -> tuple[DriverSpec, DriverSpec]:
+    serial_options = {
+        "n_taps": Field("int", None, "taps of every pot, checked against the bridge's CFG? (default [backend] "
+                        "pot_taps)", 2, 1_000_000),
+        **_resistances("pot"),
+        "baud_rate": Field("int", 115200, "serial speed (bit/s; a USB CDC bridge ignores it)", 300, 10_000_000),
+        "timeout_s": Field("float", 0.5, "longest wait for one reply line (s)", 0, 60, low_open=True),
+        "max_line_chars": Field("int", 128, "longest line either side may send", 32, 65536),
+    }
+    ftdi_options = {
+        **_resistances("AD5293 (20e3, 50e3 or 100e3)"),
+        "cs": Field("int", 0, "FTDI chip-select line (0 = ADx/CS on AD3)", 0, 4),
+        "frequency_hz": Field("float", 1e6, "SPI clock (Hz); keep it slow on an open-drain daisy chain", 1e3, 30e6),
+        "normal_mode": Field("bool", False, "set control bit C2 (normal mode) instead of resistor performance mode"),
+        "relock": Field("bool", True, "clear C1 after every write so a bus glitch cannot move a wiper"),
+    }
+    serial = DriverSpec(
+        name="potbridge", port="pots", open=_open_serial_bridge, extra="hardware", options=serial_options,
+        description="pot array behind a microcontroller bridge (labtrain line protocol over pyserial)",
+        resource_doc="serial port or pyserial URL: '/dev/ttyACM0', 'COM5', 'socket://host:port'")
+    ftdi = DriverSpec(
+        name="ad5293_ftdi", port="pots", open=_open_ftdi_chain, extra="hardware", options=ftdi_options,
+        description="AD5293 daisy chain on an FTDI MPSSE SPI port (pyftdi)",
+        resource_doc="pyftdi URL of the MPSSE interface, e.g. 'ftdi://ftdi:232h/1'")
+    return serial, ftdi
+
+
+#: ``driver = "potbridge"`` and ``driver = "ad5293_ftdi"``
+SERIAL_DRIVER, FTDI_DRIVER = _specs()

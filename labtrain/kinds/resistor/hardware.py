@@ -1,37 +1,66 @@
-"""Assemble an instrument-backed chip from an experiment: wiring, ports (twin or real), safety.
+"""Assemble an instrument-backed chip from an experiment: wiring, bench (twin or real), checks, safety.
 
 ``backend = "twin"`` builds simulated ports (:mod:`labtrain.simulators`);
-``backend = "hardware"`` opens the real drivers (:mod:`labtrain.drivers`,
-imported only here and only then).  Both are wrapped by the safety layer and
-handed to the same :class:`~labtrain.kinds.resistor.bench.InstrumentChip`.
+``backend = "hardware"`` opens the instruments of the file's ``[instruments]``
+tables through the driver registry (:func:`labtrain.instruments.bench_file.open_bench`;
+roles the file does not name keep the flat ``[backend]`` keys: an NI DAQ at
+``daq_device``, a pot bridge / AD5293 chain at ``pot_address``).  Before the
+chip is made -- before any voltage -- :func:`labtrain.instruments.bench_file.require_bench`
+checks the opened devices against the wiring (every channel exists, AO/AI
+ranges cover ``max_abs_v`` / ``ai_max_abs_v``, every pot channel exists).  Both
+backends are wrapped by the safety layer and handed to the same
+:class:`~labtrain.kinds.resistor.bench.InstrumentChip`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
+from labtrain.instruments.bench_file import (Bench, BenchError, BenchNeeds, BenchPort, ChannelGroup,
+                                             bench_instruments, daq_prefix, open_bench, require_bench,
+                                             resolve_channel)
 from labtrain.kinds.resistor.bench import AcquisitionSettings, InstrumentChip
 from labtrain.physics.network import Network
 from labtrain.instruments.safety import SafeDAQ, SafePotArray, SafetyConfig, SafetyError
 from labtrain.kinds.resistor.wiring import Wiring, WiringError, default_wiring
 
 __all__ = ["build_wiring", "safety_config", "acquisition_settings", "open_twin_ports", "open_hardware_ports",
-           "build_instrument_chip", "identify_instruments"]
+           "open_resistor_bench", "bench_needs", "resistor_instruments", "build_instrument_chip",
+           "identify_instruments", "BUILD_ERRORS"]
+
+#: the roles of a resistor-network bench
+ROLES = ("daq", "pots")
 
 
-def build_wiring(backend: dict[str, Any], wiring: dict[str, Any], net: Network) -> Wiring:
-    """The experiment's ``[wiring]`` with defaults filled from :func:`default_wiring` (raises WiringError)."""
+def resistor_instruments(backend: Mapping[str, Any], instruments: Mapping[str, Any] | None = None) -> dict[str, dict]:
+    """The bench's instruments: the file's ``[instruments]`` for the roles it names, ``[backend]`` keys otherwise."""
+    return bench_instruments(instruments, backend, ROLES, bench="a resistor_network bench")
+
+
+def build_wiring(backend: dict[str, Any], wiring: dict[str, Any], net: Network,
+                 instruments: Mapping[str, Any] | None = None) -> Wiring:
+    """The experiment's ``[wiring]`` with defaults filled from :func:`default_wiring` (raises WiringError).
+
+    Channel names may go through the DAQ instrument's name (``"daq/ao3"`` -> ``"Dev1/ao3"``); the
+    defaults use the DAQ's resource (or ``[backend] daq_device``) as the device prefix.
+    """
+    entries = resistor_instruments(backend, instruments) if instruments else {}
+    device = daq_prefix(entries, backend["daq_device"])
     read_nodes = wiring["read_nodes"] or None
-    base = default_wiring(net, backend["daq_device"], wiring["read"], wiring["output_series_ohm"], read_nodes)
+    base = default_wiring(net, device, wiring["read"], wiring["output_series_ohm"], read_nodes)
+
+    def names(key: str) -> tuple[str, ...]:
+        return tuple(resolve_channel(c, entries) for c in wiring[key])
+
     w = Wiring(
-        input_ao=tuple(wiring["input_ao"]) or base.input_ao,
-        output_ao=tuple(wiring["output_ao"]) or base.output_ao,
-        output_switch_do=tuple(wiring["output_switch_do"]) or base.output_switch_do,
+        input_ao=names("input_ao") or base.input_ao,
+        output_ao=names("output_ao") or base.output_ao,
+        output_switch_do=names("output_switch_do") or base.output_switch_do,
         output_series_ohm=float(wiring["output_series_ohm"]),
         read_nodes=base.read_nodes,
-        node_ai=tuple(wiring["node_ai"]) or base.node_ai,
+        node_ai=names("node_ai") or base.node_ai,
         pot_channels=tuple(wiring["pot_channels"]) or base.pot_channels,
     )
     w.check(net)
@@ -49,60 +78,114 @@ def acquisition_settings(backend: dict[str, Any]) -> AcquisitionSettings:
                                retries=backend["retries"], retry_wait_s=backend["retry_wait_s"])
 
 
-def open_twin_ports(backend: dict[str, Any], net: Network, wiring: Wiring, seed: int):
-    """Simulated DAQ and pot array behind a resistor-bench circuit (returns the raw, unwrapped twin)."""
+def bench_needs(backend: Mapping[str, Any], wiring: Wiring) -> BenchNeeds:
+    """What the wiring and the ``[backend]`` limits ask of the bench (for :func:`require_bench`)."""
+    return BenchNeeds(
+        groups=(ChannelGroup("ao", "input_ao", wiring.input_ao), ChannelGroup("ao", "output_ao", wiring.output_ao),
+                ChannelGroup("ai", "node_ai", wiring.node_ai),
+                ChannelGroup("do", "output_switch_do", wiring.output_switch_do)),
+        max_abs_v=float(backend["max_abs_v"]), max_abs_v_source=("backend", f"max_abs_v = {backend['max_abs_v']:g}"),
+        ai_max_abs_v=float(backend["ai_max_abs_v"]),
+        ai_max_abs_v_source=("backend", f"ai_max_abs_v = {backend['ai_max_abs_v']:g}"),
+        pot_channels=tuple(wiring.pot_channels))
+
+
+def _pot_settings(backend: Mapping[str, Any], entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Pot taps and resistances: the pots instrument's options where given, else ``[backend] pot_*``."""
+    out = {"n_taps": backend["pot_taps"], "r_total_ohm": backend["pot_r_total_ohm"],
+           "r_wiper_ohm": backend["pot_r_wiper_ohm"], "r_end_ohm": backend["pot_r_end_ohm"]}
+    for entry in entries.values():
+        if entry.get("port") == "pots":
+            out.update({k: v for k, v in entry.get("options", {}).items() if k in out and v is not None})
+    return out
+
+
+def _bench_options(backend: Mapping[str, Any], wiring: Wiring, entries: Mapping[str, Any]) -> dict[str, dict]:
+    ai = backend["ai_max_abs_v"]
+    return {"daq": {"ao_channels": wiring.ao_channels(), "ai_channels": wiring.node_ai,
+                    "do_lines": wiring.output_switch_do, "ai_range_v": (-ai, ai)},
+            "pots": {"n_channels": max(wiring.pot_channels) + 1, **_pot_settings(backend, entries)}}
+
+
+def open_twin_ports(backend: dict[str, Any], net: Network, wiring: Wiring, seed: int,
+                    instruments: Mapping[str, Any] | None = None):
+    """Simulated DAQ and pot array behind a resistor-bench circuit (returns the raw, unwrapped twin).
+
+    With ``[instruments]`` the twin simulates the instruments the file names: the pots' taps and
+    resistances and the DAQ's ``options.ao_range_v`` come from there (nothing is opened).
+    """
     from labtrain.kinds.resistor.twin import build_resistor_twin
 
+    entries = resistor_instruments(backend, instruments) if instruments else {}
     ai = backend["ai_max_abs_v"]
+    pots = _pot_settings(backend, entries)
+    daq_options = {"ai_range_v": (-ai, ai), "adc_bits": backend["twin_adc_bits"],
+                   "noise_white_v": backend["twin_noise_white_v"], "noise_1f_v": backend["twin_noise_1f_v"],
+                   "rc_time_s": backend["twin_rc_time_s"], "max_rate_hz": max(1e5, backend["rate_hz"]),
+                   "device": f"{daq_prefix(entries, backend['daq_device'])}-twin"}
+    for entry in entries.values():
+        if entry.get("port") == "daq" and entry.get("options", {}).get("ao_range_v") is not None:
+            daq_options["ao_range_v"] = tuple(entry["options"]["ao_range_v"])
     return build_resistor_twin(
         net, wiring, seed=seed,
-        pot_options={"n_taps": backend["pot_taps"], "r_total_ohm": backend["pot_r_total_ohm"],
-                     "r_wiper_ohm": backend["pot_r_wiper_ohm"], "r_end_ohm": backend["pot_r_end_ohm"],
+        pot_options={"n_taps": pots["n_taps"], "r_total_ohm": pots["r_total_ohm"],
+                     "r_wiper_ohm": pots["r_wiper_ohm"], "r_end_ohm": pots["r_end_ohm"],
                      "tolerance": backend["pot_tolerance"]},
-        daq_options={"ai_range_v": (-ai, ai), "adc_bits": backend["twin_adc_bits"],
-                     "noise_white_v": backend["twin_noise_white_v"], "noise_1f_v": backend["twin_noise_1f_v"],
-                     "rc_time_s": backend["twin_rc_time_s"], "max_rate_hz": max(1e5, backend["rate_hz"]),
-                     "device": f"{backend['daq_device']}-twin"},
+        daq_options=daq_options,
     )
 
 
-def open_hardware_ports(backend: dict[str, Any], net: Network, wiring: Wiring):
-    """The real DAQ and pot array named in the experiment (drivers imported here, lazily)."""
-    from labtrain.drivers.nidaq import NIDAQ
-    from labtrain.instruments.ports import PotCalibration
+def _twin_bench(twin: Any, entries: Mapping[str, Mapping[str, Any]]) -> Bench:
+    names = {e["port"]: n for n, e in entries.items()}
+    return Bench([BenchPort(names.get("daq", "daq"), "daq", twin.daq, None, "", "backend"),
+                  BenchPort(names.get("pots", "pots"), "pots", twin.pots, None, "", "backend")])
 
-    ai = backend["ai_max_abs_v"]
-    daq = NIDAQ(backend["daq_device"], ao_channels=wiring.ao_channels(), ai_channels=wiring.node_ai,
-                do_lines=wiring.output_switch_do, ai_range_v=(-ai, ai))
-    n_channels = max(wiring.pot_channels) + 1
-    calibration = PotCalibration.nominal(n_channels, backend["pot_taps"], backend["pot_r_total_ohm"],
-                                         backend["pot_r_wiper_ohm"], backend["pot_r_end_ohm"])
+
+def open_resistor_bench(backend: dict[str, Any], net: Network, wiring: Wiring,
+                        instruments: Mapping[str, Any] | None = None, ports: Mapping[str, Any] | None = None,
+                        seed: int = 0) -> Bench:
+    """The bench of a resistor-network chip, opened (hardware) or simulated (twin), and checked.
+
+    ``ports`` maps a role (``"daq"``, ``"pots"``) to a ready port (e.g. an adapter from
+    :mod:`labtrain.instruments.adapters`) that replaces that role's instrument.  Raises
+    :class:`~labtrain.instruments.bench_file.BenchError` (one line, ``section`` to blame) when the
+    bench cannot serve the wiring; every port is closed again then.
+    """
+    if backend["kind"] == "twin":
+        entries = resistor_instruments(backend, instruments) if instruments else {}
+        twin = open_twin_ports(backend, net, wiring, seed, instruments)
+        bench = _twin_bench(twin, entries)
+    else:
+        entries = resistor_instruments(backend, instruments)
+        bench = open_bench(entries, _bench_options(backend, wiring, entries), given=ports)
     try:
-        if backend["pot_interface"] == "serial":
-            from labtrain.drivers.potbridge import SerialPotBridge
-            pots = SerialPotBridge(backend["pot_address"], n_channels=n_channels, calibration=calibration)
-        else:
-            from labtrain.drivers.potbridge import FTDIAD5293Chain
-            pots = FTDIAD5293Chain(backend["pot_address"], n_channels=n_channels, calibration=calibration)
-    except Exception:
-        daq.close()
+        require_bench(bench, bench_needs(backend, wiring))
+    except BaseException:
+        bench.close()
         raise
-    return daq, pots
+    return bench
+
+
+def open_hardware_ports(backend: dict[str, Any], net: Network, wiring: Wiring,
+                        instruments: Mapping[str, Any] | None = None, ports: Mapping[str, Any] | None = None):
+    """The real DAQ and pot array of the experiment, checked against the wiring: ``(daq, pots)``."""
+    bench = open_resistor_bench({**backend, "kind": "hardware"}, net, wiring, instruments, ports)
+    return bench["daq"], bench["pots"]
 
 
 def build_instrument_chip(backend: dict[str, Any], wiring_section: dict[str, Any], net: Network,
-                          conductance_s: np.ndarray | None, seed: int) -> InstrumentChip:
-    """Wiring, ports, safety and the chip.  Raises WiringError / SafetyError / ImportError / PortError."""
-    wiring = build_wiring(backend, wiring_section, net)
+                          conductance_s: np.ndarray | None, seed: int, instruments: Mapping[str, Any] | None = None,
+                          ports: Mapping[str, Any] | None = None) -> InstrumentChip:
+    """Wiring, bench, checks, safety and the chip.
+
+    Raises WiringError / BenchError / SafetyError / ImportError / PortError.
+    """
+    wiring = build_wiring(backend, wiring_section, net, instruments)
     settings = acquisition_settings(backend)
     config = safety_config(backend, settings.rate_hz)
-    if backend["kind"] == "twin":
-        twin = open_twin_ports(backend, net, wiring, seed)
-        daq, pots = twin.daq, twin.pots
-    else:
-        daq, pots = open_hardware_ports(backend, net, wiring)
-    safe_daq = SafeDAQ(daq, config)
-    safe_pots = SafePotArray(pots, config)
+    bench = open_resistor_bench(backend, net, wiring, instruments, ports, seed)
+    safe_daq = SafeDAQ(bench["daq"], config)
+    safe_pots = SafePotArray(bench["pots"], config)
     try:
         return InstrumentChip(net, wiring, safe_daq, safe_pots, settings, conductance_s, backend=backend["kind"])
     except Exception:
@@ -111,21 +194,20 @@ def build_instrument_chip(backend: dict[str, Any], wiring_section: dict[str, Any
         raise
 
 
-def identify_instruments(backend: dict[str, Any], wiring_section: dict[str, Any], net: Network) -> dict[str, str]:
-    """Open every configured instrument, ask its identity, close it -- without applying any voltage."""
-    wiring = build_wiring(backend, wiring_section, net)
-    if backend["kind"] == "twin":
-        twin = open_twin_ports(backend, net, wiring, 0)
-        ports = {"daq": twin.daq, "pots": twin.pots}
-    else:
-        daq, pots = open_hardware_ports(backend, net, wiring)
-        ports = {"daq": daq, "pots": pots}
+def identify_instruments(backend: dict[str, Any], wiring_section: dict[str, Any], net: Network,
+                         instruments: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Open every instrument, check it against the wiring, ask its identity, close it -- applying no voltage.
+
+    Returns ``{instrument name: identity}``; raises :class:`~labtrain.instruments.bench_file.BenchError`
+    naming the first channel the device lacks, a range that does not cover ``max_abs_v``, ...
+    """
+    wiring = build_wiring(backend, wiring_section, net, instruments)
+    bench = open_resistor_bench(backend, net, wiring, instruments)
     try:
-        return {name: port.identify() for name, port in ports.items()}
+        return bench.identities()
     finally:
-        for port in ports.values():
-            port.close()
+        bench.close()
 
 
-# re-exported for build.py's error handling
-BUILD_ERRORS = (WiringError, SafetyError)
+# re-exported for the builder's error handling: BenchError carries ``section`` (the table to blame)
+BUILD_ERRORS = (WiringError, SafetyError, BenchError)
