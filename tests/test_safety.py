@@ -713,13 +713,18 @@ def test_lockin_limits_and_safe_state():
         SafeLockIn(li, max_amplitude_v=1.0, safe_amplitude_v=2.0, register=False)
 
 
-def test_lockin_safe_amplitude_from_an_srs_driver_range():
-    class SRSLike(RecordingLockIn):
-        min_amplitude_v = None
-        _amplitude_range_v = (0.004, 5.0)
+def test_lockin_safe_amplitude_from_the_declared_minimum():
+    class SRSLike(RecordingLockIn):  # like the SRS drivers: the minimum is a property over the amplitude range
+        amplitude_range_v = (0.002, 5.0)
+        min_amplitude_v = property(lambda self: self.amplitude_range_v[0])
 
-    assert SafeLockIn(SRSLike(), max_amplitude_v=1.0, register=False).safe_amplitude_v == 0.004
+    class Bare(RecordingLockIn):
+        min_amplitude_v = LockIn.min_amplitude_v  # declares nothing: the port contract's 0 V
+
+    srs = SafeLockIn(SRSLike(), max_amplitude_v=1.0, register=False)
+    assert srs.safe_amplitude_v == 0.002 and srs.min_amplitude_v == 0.002
     assert SafeLockIn(SRSLike(), max_amplitude_v=1.0, safe_amplitude_v=0.01, register=False).safe_amplitude_v == 0.01
+    assert SafeLockIn(Bare(), max_amplitude_v=1.0, register=False).safe_amplitude_v == 0.0
 
 
 # ------------------------------------------------------------ the twins

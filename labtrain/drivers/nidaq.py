@@ -13,6 +13,15 @@ one clock edge.  AI samples land in a preallocated ``(n_ai, n)`` array through
 :class:`nidaqmx.stream_readers.AnalogMultiChannelReader`; both tasks are
 closed before the call returns.
 
+True held levels: when an acquisition fails or is interrupted after the AO
+task was armed, the generation is stopped and the driver asks the device how
+far it got (``out_stream.total_samp_per_chan_generated``).  An NI analog
+output holds the last sample it generated, so :meth:`NIDAQ.dc_levels_v`
+reports that sample (the previous level if none was generated), and the
+safety layer ramps from there -- not from the waveform's last sample, which
+the device never reached.  If the count cannot be read (lost device) the level
+is reported as ``nan``: unknown.
+
 ``nidaqmx`` is imported when a :class:`NIDAQ` is created, never at
 ``import labtrain``.  The NI-DAQmx C driver itself is only needed when a task
 is created (``identify`` is the cheapest way to check it).
@@ -220,7 +229,7 @@ class NIDAQ(DAQ):
         read_timeout_s = n / rate_hz + timeout_s
         data = np.zeros((len(ai), n), dtype=np.float64)
         ai_task = ao_task = None
-        ao_armed = False
+        ao_armed = completed = False
         with self._daq_errors("synchronised AO/AI acquisition"):
             try:
                 ai_task = self._nidaqmx.Task()
@@ -251,15 +260,31 @@ class NIDAQ(DAQ):
                     raise PortIOError(f"{self.device}: read {int(got)} of {n} samples per channel")
                 if ao_task is not None:
                     ao_task.wait_until_done(timeout=timeout_s)
+                    completed = True
             finally:
                 if ao_armed:
-                    # an armed generation ends on its last sample (or was stopped near it: best knowledge)
-                    self._dc_v.update({ch: float(ao_v[i, -1]) for i, ch in enumerate(ao)})
+                    self._dc_v.update(self._held_levels(ao_task, ao, ao_v, completed))
                 for task in (ao_task, ai_task):
                     if task is not None:
                         with contextlib.suppress(Exception):
                             task.close()
         return Acquisition(ai_v=data, rate_hz=actual_rate, start_time_s=t0, channels=ai)
+
+    def _held_levels(self, ao_task: Any, ao: tuple[str, ...], ao_v: np.ndarray, completed: bool) -> dict[str, float]:
+        """What each AO channel of an armed generation holds now: its last sample if the generation completed,
+        else the last sample the device generated before it was stopped (the previous level if none), ``nan``
+        where the device cannot be asked.  Stops an unfinished generation first, so the count is final."""
+        if completed:
+            return {ch: float(ao_v[i, -1]) for i, ch in enumerate(ao)}
+        try:
+            ao_task.stop()  # abort the generation: from here the AO holds the last generated sample
+            generated = int(ao_task.out_stream.total_samp_per_chan_generated)
+        except Exception:  # noqa: BLE001 -- a lost device, a dead driver: the level is unknown
+            return {ch: float("nan") for ch in ao}
+        if generated <= 0:
+            return {ch: self._dc_v[ch] for ch in ao}
+        k = min(generated, ao_v.shape[1]) - 1
+        return {ch: float(ao_v[i, k]) for i, ch in enumerate(ao)}
 
     def set_dc(self, levels_v: dict[str, float]) -> None:
         """Step the named AO channels to static levels with one on-demand task (no ramp: the safety layer ramps)."""
@@ -278,6 +303,8 @@ class NIDAQ(DAQ):
         self._dc_v.update(dict(zip(names, values.tolist())))
 
     def dc_levels_v(self) -> dict[str, float]:
+        """The level every AO channel holds: the last ``set_dc`` level or waveform sample the device generated
+        (after an aborted generation, the sample it reached; ``nan`` if the device could not be asked)."""
         return dict(self._dc_v)
 
     def set_digital(self, states: dict[str, bool]) -> None:

@@ -16,19 +16,26 @@ Conventions
   run file) and ``close()``.
 * Ports raise :class:`PortTimeout` or :class:`PortIOError` for instrument
   faults (the chip retries those), and plain ``ValueError`` for bad requests.
+* Everything a chip or the safety layer may ask a port is declared here, with
+  a default where a bare instrument has a sensible answer (a DAQ without a
+  slew limit allows any step; a real lock-in has no twin clock): nothing above
+  the ports probes them with ``getattr`` / ``hasattr``.
+* A port behind the safety layer is also :class:`Guarded`: it has a
+  ``safe_state()``; the instrument chips accept only guarded ports.
 """
 
 from __future__ import annotations
 
 import abc
+import math
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 __all__ = ["PortError", "PortTimeout", "PortIOError", "Acquisition", "DAQ", "LockInReading", "LockIn",
-           "PotCalibration", "PotArray"]
+           "PotCalibration", "PotArray", "Guarded", "SafeStatePort", "check_ao_values"]
 
 
 class PortError(RuntimeError):
@@ -109,7 +116,15 @@ class DAQ(abc.ABC):
 
     @abc.abstractmethod
     def dc_levels_v(self) -> dict[str, float]:
-        """The level every AO channel holds now."""
+        """The level every AO channel really holds now, volts.
+
+        After a ``write_read`` that raised part-way through its waveform (a
+        timeout, a lost device, Ctrl-C) this is the last sample the device
+        *generated* -- an analog output holds it after an abort -- not the
+        waveform's last sample, and the previous level if the generation never
+        started.  ``nan`` where the driver cannot know (the safety layer then
+        steps that channel to its safe level and logs it).
+        """
 
     @abc.abstractmethod
     def set_digital(self, states: dict[str, bool]) -> None:
@@ -122,6 +137,60 @@ class DAQ(abc.ABC):
     @abc.abstractmethod
     def identify(self) -> str:
         """Device identity (model, serial number)."""
+
+    def max_step_v(self, ao_channels: Sequence[str], rate_hz: float) -> np.ndarray:
+        """Largest change between consecutive samples this port allows at ``rate_hz``, one per channel, volts.
+
+        A bare port enforces no slew limit (``inf``);
+        :class:`~labtrain.instruments.safety.SafeDAQ` returns its limits.
+        """
+        return np.full(len(tuple(ao_channels)), np.inf)
+
+    def check_ao_values(self, ao_channels: Sequence[str], values_v: np.ndarray, *,
+                        what: Sequence[str] | None = None, where: str = "",
+                        columns: str | Sequence[str] = "sample") -> np.ndarray:
+        """Check AO values (finite, inside what this port allows) without sending anything.
+
+        A bare port allows its converter range ``ao_range_v``;
+        :class:`~labtrain.instruments.safety.SafeDAQ` its per-channel limits.
+
+        Parameters
+        ----------
+        ao_channels : sequence of str
+            One channel per row of ``values_v``.
+        values_v : array_like, shape (n_channels,) or (n_channels, n)
+            Volts.
+        what : sequence of str, optional
+            What each channel drives, for the message (``"input 0"``, ``"electrode E3"``).
+        where : str
+            The request being checked, for the message (``"measure"``).
+        columns : str or sequence of str
+            Name of the column index (``"example"`` -> ``"example 3"``) or one label per column.
+
+        Returns
+        -------
+        ndarray, shape (n_channels, n)
+            ``values_v`` as float64.
+
+        Raises
+        ------
+        ValueError
+            One line naming the request, what and the channel, the column, the value and the allowed range.
+        """
+        names = tuple(ao_channels)
+        lo, hi = (float(v) for v in self.ao_range_v)
+        return check_ao_values(names, values_v, np.full(len(names), lo), np.full(len(names), hi),
+                               bounds=None, what=what, where=where, columns=columns)
+
+    def reseed(self, seed: int | Sequence[int]) -> None:
+        """Restart the port's noise generator (twins; a real instrument has none to reseed: no effect)."""
+
+    def sleep(self, seconds: float) -> None:
+        """Let ``seconds`` pass on the port's clock with every output held: real time for an instrument,
+        the simulated clock for a twin."""
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"sleep: seconds must be a finite number >= 0, got {seconds!r}")
+        time.sleep(seconds)
 
     def snapshot(self) -> dict:
         return {"kind": type(self).__name__, "identity": self.identify(), "ao_channels": list(self.ao_channels),
@@ -152,7 +221,17 @@ class LockInReading:
 
 
 class LockIn(abc.ABC):
-    """A lock-in amplifier with its internal reference (sine out) and one demodulator."""
+    """A lock-in amplifier with its internal reference (sine out) and one demodulator.
+
+    ``min_amplitude_v`` / ``max_amplitude_v`` are the sine-out amplitudes the
+    instrument accepts (V RMS; an SR830 cannot go below 0.004 V): the lowest
+    is the lock-in's safe state.
+    """
+
+    #: smallest sine-out amplitude the instrument accepts, V RMS (its safe state)
+    min_amplitude_v: float = 0.0
+    #: largest sine-out amplitude the instrument accepts, V RMS
+    max_amplitude_v: float = math.inf
 
     @property
     @abc.abstractmethod
@@ -304,3 +383,85 @@ class PotArray(abc.ABC):
 
     def close(self) -> None:
         """Release the link."""
+
+
+# ------------------------------------------------------------ safety side
+@runtime_checkable
+class SafeStatePort(Protocol):
+    """Anything the process-wide safe-state registry can bring to a safe state (lower priority goes first)."""
+
+    safe_priority: int
+
+    def safe_state(self) -> None: ...
+
+
+class Guarded(abc.ABC):
+    """A port behind the safety layer (:mod:`labtrain.instruments.safety`): limits checked, a safe state.
+
+    The instrument chips accept only guarded ports; a guarded port registers
+    for the safe state at exit.
+    """
+
+    #: order of the safe state at exit: lower first (lock-in sine out, then DAQ outputs, then pots)
+    safe_priority: int = 50
+
+    @abc.abstractmethod
+    def safe_state(self) -> None:
+        """Bring the instrument to its safe state (each port defines what that is)."""
+
+    @abc.abstractmethod
+    def limits_snapshot(self) -> dict:
+        """The limits this port enforces (goes into the run's snapshot)."""
+
+
+def _volts(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def check_ao_values(ao_channels: Sequence[str], values_v: np.ndarray, low_v: np.ndarray, high_v: np.ndarray, *,
+                    bounds: tuple[str, str] | None = ("min_v", "max_v"), what: Sequence[str] | None = None,
+                    where: str = "", columns: str | Sequence[str] = "sample",
+                    error: type[ValueError] = ValueError) -> np.ndarray:
+    """``values_v`` (one row per channel) as float64 after checking every value is finite and inside
+    ``[low_v[c], high_v[c]]``; else ``error`` with one line such as
+    ``"measure: input 0 on Dev1/ao0: example 2 is 12 V, above max_v = 2 V (allowed range [-2, 2] V); nothing was sent"``.
+
+    ``bounds`` names the lower and upper bound in the message (``None``: the port's AO range); ``what``,
+    ``where`` and ``columns`` as in :meth:`DAQ.check_ao_values`.
+    """
+    names = tuple(ao_channels)
+    try:
+        values = np.array(values_v, dtype=float)
+    except (TypeError, ValueError):
+        raise error(f"{where + ': ' if where else ''}values must be numbers in volts, "
+                    f"got {type(values_v).__name__}") from None
+    if values.ndim == 1:
+        values = values[:, None]
+    if values.ndim != 2 or values.shape[0] != len(names):
+        raise error(f"{where + ': ' if where else ''}values must have one row per AO channel "
+                    f"({len(names)}), got shape {values.shape}")
+    if what is not None and len(what) != len(names):
+        raise error(f"{where + ': ' if where else ''}{len(what)} labels for {len(names)} AO channels")
+    lo = np.asarray(low_v, float).reshape(-1)
+    hi = np.asarray(high_v, float).reshape(-1)
+    finite = np.isfinite(values)
+    below = finite & (values < lo[:, None])
+    above = finite & (values > hi[:, None])
+    bad = ~finite | below | above
+    if not bad.any():
+        return values
+    i, k = (int(v) for v in np.argwhere(bad)[0])
+    subject = names[i] if what is None else f"{what[i]} on {names[i]}"
+    column = f"{columns} {k}" if isinstance(columns, str) else str(columns[k])
+    v = values[i, k]
+    allowed = f"[{_volts(lo[i])}, {_volts(hi[i])}] V"
+    if not finite[i, k]:
+        detail = f"is {v}, not a finite voltage (allowed range {allowed})"
+    elif bounds is None:
+        detail = f"is {_volts(v)} V, outside the AO range {allowed}"
+    elif below[i, k]:
+        detail = f"is {_volts(v)} V, below {bounds[0]} = {_volts(lo[i])} V (allowed range {allowed})"
+    else:
+        detail = f"is {_volts(v)} V, above {bounds[1]} = {_volts(hi[i])} V (allowed range {allowed})"
+    detail += "; nothing was sent"
+    raise error(f"{where + ': ' if where else ''}{subject}: {column} {detail}")

@@ -1,5 +1,7 @@
-"""Port helpers shared by the instrument-backed chips: retrying a call after a port fault, reseeding a
-simulated DAQ."""
+"""Port helper shared by the instrument-backed chips: retrying a call after a port fault.
+
+(Reseeding a twin's noise is the port contract's ``DAQ.reseed``; no helper probes for it.)
+"""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any, Callable
 
 from labtrain.instruments.ports import PortError
 
-__all__ = ["call_with_retries", "reseed_simulated_daq"]
+__all__ = ["call_with_retries"]
 
 
 def call_with_retries(what: str, fn: Callable[..., Any], args: tuple = (), kwargs: dict | None = None, *,
@@ -36,10 +38,3 @@ def call_with_retries(what: str, fn: Callable[..., Any], args: tuple = (), kwarg
                 time.sleep(wait_s)
     raise AssertionError("unreachable")
 
-
-def reseed_simulated_daq(daq: Any, seed: int | list[int]) -> None:
-    """Reseed a simulated DAQ's noise, through a safety wrapper's ``.daq`` (no effect on real instruments)."""
-    inner = getattr(daq, "daq", daq)
-    reseed = getattr(inner, "reseed", None)
-    if reseed is not None:
-        reseed(seed)

@@ -22,15 +22,26 @@ What it guarantees
   their safe taps -- on ``close()``/context exit, after an interrupt inside a
   wrapped call, and at interpreter exit for every port still open (normal end,
   uncaught exception, a ``KeyboardInterrupt`` that propagates out of the
-  program, SIGTERM).  Not on SIGKILL, ``os._exit`` or a power cut: keep the
+  program, SIGTERM).
+* **Ramps from the level the device really holds.**  Every ramp starts at
+  ``dc_levels_v()`` of the wrapped port, whose contract is the level the
+  device holds -- after a generation aborted mid-waveform, the sample it
+  reached, not the waveform's last sample (:class:`~labtrain.instruments.ports.DAQ`).
+  A driver that cannot tell reports ``nan``: such a channel is stepped to its
+  safe level (the only move possible; logged as an error), and a waveform is
+  refused on it until then.
+* **Explicit value checks.**  ``check_ao_values`` checks finiteness and limits
+  with a one-line message naming the request, what the channel drives, the
+  channel, the value and the allowed range; chips call it before they shape
+  waveforms, so a ``nan`` or an out-of-range input is reported as what it is.  Not on SIGKILL, ``os._exit`` or a power cut: keep the
   bench's hardware limits (series resistors, current limits) in place.
 
 Failures inside a wrapped call
 ------------------------------
 * An ordinary exception (:class:`~labtrain.instruments.ports.PortTimeout`,
   :class:`~labtrain.instruments.ports.PortIOError`, ...) from ``write_read`` or ``set_dc``
-  ramps the analog outputs to their safe levels, then re-raises the original
-  exception.  Digital lines, pots and the lock-in are left alone so the chip
+  ramps the analog outputs from the levels they really hold to their safe
+  levels, then re-raises the original exception.  Digital lines, pots and the lock-in are left alone so the chip
   can retry the call in the state it set up (the retried waveform ramps up
   again from the safe level).
 * An interrupt (``KeyboardInterrupt``, ``SystemExit`` -- SIGTERM becomes
@@ -60,8 +71,9 @@ Registry
 Every ``Safe*`` port registers itself in a process-wide
 :class:`SafeStateRegistry` (functions :func:`register`, :func:`unregister`,
 :func:`safe_all`) and unregisters on ``close()``.  An ``atexit`` hook brings
-every port still registered to its safe state exactly once (DAQ outputs first,
-then the lock-in, then pots), logging and swallowing errors so that one
+every port still registered to its safe state exactly once (the lock-in's sine
+out first -- it drops to its minimum before any DC level moves under it --,
+then the DAQ outputs, then pots), logging and swallowing errors so that one
 failing port does not keep the others from their turn; a second Ctrl-C during
 that final pass is ignored.  The first registration from the main thread
 installs a SIGTERM handler (only if SIGTERM still has its default action)
@@ -79,7 +91,6 @@ Typical use::
 
 from __future__ import annotations
 
-import abc
 import atexit
 import logging
 import math
@@ -92,7 +103,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from labtrain.instruments.ports import DAQ, Acquisition, LockIn, LockInReading, PortIOError, PotArray, PotCalibration
+from labtrain.instruments.ports import (DAQ, Acquisition, Guarded, LockIn, LockInReading, PortIOError, PotArray,
+                                       PotCalibration, SafeStatePort, check_ao_values)
 
 __all__ = ["SafetyError", "ChannelLimits", "SafetyConfig", "SafeDAQ", "SafePotArray", "SafeLockIn",
            "SafeStateRegistry", "register", "unregister", "safe_all", "registered", "rate_limit"]
@@ -331,7 +343,7 @@ class SafeStateRegistry:
     """The ports to bring to their safe state when the process ends.
 
     ``safe_all`` calls every registered port's ``safe_state()`` once per call
-    (ordered by the port's ``safe_priority``: DAQ outputs, lock-in, pots),
+    (ordered by the port's ``safe_priority``: lock-in, DAQ outputs, pots),
     logging and swallowing every failure -- ``KeyboardInterrupt`` included --
     so each port gets its turn; it returns the failures.  ``at_exit`` does the
     same exactly once per process (SIGTERM followed by ``atexit`` does not run
@@ -339,14 +351,14 @@ class SafeStateRegistry:
     """
 
     def __init__(self) -> None:
-        self._ports: list[Any] = []
+        self._ports: list[SafeStatePort] = []
         self._lock = threading.RLock()
         self._exit_started = False
         self._sigterm_installed = False
 
-    def register(self, port: Any) -> None:
-        if not callable(getattr(port, "safe_state", None)):
-            raise TypeError(f"{type(port).__name__} has no safe_state()")
+    def register(self, port: SafeStatePort) -> None:
+        if not isinstance(port, SafeStatePort):
+            raise TypeError(f"{type(port).__name__} has no safe_state() and safe_priority: it cannot be registered")
         with self._lock:
             if not any(p is port for p in self._ports):
                 self._ports.append(port)
@@ -361,7 +373,7 @@ class SafeStateRegistry:
             return list(self._ports)
 
     def safe_all(self) -> list[tuple[Any, BaseException]]:
-        ports = sorted(self.ports(), key=lambda p: getattr(p, "safe_priority", 50))
+        ports = sorted(self.ports(), key=lambda p: p.safe_priority)
         failures: list[tuple[Any, BaseException]] = []
         for port in ports:
             try:
@@ -449,10 +461,9 @@ def registered() -> list[Any]:
 
 
 # ------------------------------------------------------------------ wrappers
-class _SafePort:
+class _SafePort(Guarded):
     """Shared machinery: lock, registration, failure handling, close/context manager."""
 
-    safe_priority = 50
     #: how long safe_state waits for a call in flight on another thread before going ahead anyway
     lock_timeout_s = 30.0
 
@@ -463,14 +474,6 @@ class _SafePort:
         self._registered = register_port
         if register_port:
             register(self)
-
-    @abc.abstractmethod
-    def safe_state(self) -> None:
-        """Bring the wrapped port to its safe state (each wrapper defines what that is)."""
-
-    @abc.abstractmethod
-    def limits_snapshot(self) -> dict:
-        """The limits this wrapper enforces (goes into the run's snapshot)."""
 
     def snapshot(self) -> dict:
         snap = dict(self._inner.snapshot())
@@ -669,19 +672,7 @@ class SafeDAQ(_SafePort, DAQ):
                               f"{len(names)} AO channels, got {wave.shape}")
         if wave.size == 0:
             return wave
-        finite = np.isfinite(wave)
-        if not finite.all():
-            i, k = np.argwhere(~finite)[0]
-            raise SafetyError(f"{names[i]}: sample {k} is {wave[i, k]}, not a finite voltage; nothing was sent")
-        lo = np.array([self.limits[c].min_v for c in names])[:, None]
-        hi = np.array([self.limits[c].max_v for c in names])[:, None]
-        bad = (wave < lo) | (wave > hi)
-        if bad.any():
-            i, k = np.argwhere(bad)[0]
-            lim = self.limits[names[i]]
-            side = f"below min_v = {_num(lim.min_v)} V" if wave[i, k] < lim.min_v else \
-                f"above max_v = {_num(lim.max_v)} V"
-            raise SafetyError(f"{names[i]}: sample {k} is {_num(wave[i, k])} V, {side}; nothing was sent")
+        self.check_ao_values(names, wave)
         if wave.shape[1] > 1:
             slew = np.abs(np.diff(wave, axis=1)) * rate
             lim_slew = np.array([self.limits[c].max_slew_v_per_s for c in names])[:, None]
@@ -693,6 +684,22 @@ class SafeDAQ(_SafePort, DAQ):
                     f"{k + 1} at {_num(rate)} Hz is {_num(slew[i, k])} V/s, above max_slew_v_per_s = "
                     f"{_num(lim_slew[i, 0])} V/s; nothing was sent")
         return wave
+
+    def check_ao_values(self, ao_channels: Sequence[str], values_v: Any, *, what: Sequence[str] | None = None,
+                        where: str = "", columns: str | Sequence[str] = "sample") -> np.ndarray:
+        """Check AO values against the channel limits (finite, inside ``[min_v, max_v]``); touches no instrument.
+
+        See :meth:`labtrain.instruments.ports.DAQ.check_ao_values`: returns the
+        values as float64 ``(n_channels, n)``; raises :class:`SafetyError` with
+        one line naming ``where``, ``what`` and the channel, the column, the
+        value and the allowed range.  Chips call it before they shape a
+        waveform, so a ``nan`` or an out-of-range input is reported as such,
+        not as a slew problem.
+        """
+        names = self._ao_names(ao_channels, where or "check_ao_values")
+        return check_ao_values(names, values_v, np.array([self.limits[c].min_v for c in names]),
+                               np.array([self.limits[c].max_v for c in names]), what=what, where=where,
+                               columns=columns, error=SafetyError)
 
     def max_step_v(self, ao_channels: Sequence[str], rate_hz: float) -> np.ndarray:
         """Largest allowed change between consecutive samples at ``rate_hz``, one per channel."""
@@ -740,19 +747,40 @@ class SafeDAQ(_SafePort, DAQ):
     def _mark_written(self) -> None:
         self._last_write_s = time.monotonic()
 
-    def _ramp_to(self, targets: Mapping[str, float], mode: str | None = None) -> None:
-        """Move the named channels from the levels they hold to ``targets`` in slew-limited steps."""
+    def _unknown_levels(self, held: Mapping[str, float], names: Sequence[str]) -> list[str]:
+        """The channels among ``names`` whose held level the driver cannot tell (``nan``)."""
+        return [c for c in names if not math.isfinite(float(held[c]))]
+
+    def _ramp_to(self, targets: Mapping[str, float], mode: str | None = None, *, step_unknown: bool = False) -> None:
+        """Move the named channels from the levels they really hold to ``targets`` in slew-limited steps.
+
+        A channel whose held level is unknown (``nan``: a generation was
+        aborted and the driver cannot tell where) cannot be ramped: with
+        ``step_unknown`` (the way to the safe state) it is stepped to its target
+        and the step is logged as an error; otherwise :class:`SafetyError`.
+        """
         mode = mode or self.ramp_mode
         held = self._inner.dc_levels_v()
+        unknown = self._unknown_levels(held, list(targets))
+        if unknown and not step_unknown:
+            raise SafetyError(f"{unknown[0]}: the level it holds is unknown (a generation was aborted and the driver "
+                              f"cannot tell where it stopped); bring the DAQ to its safe state first; nothing was sent")
+        rate = self.ramp_rate_hz
+        period = 1.0 / rate
+        if unknown:
+            log.error("SafeDAQ: %s hold(s) an unknown level after an aborted generation: stepping (not ramping) "
+                      "to the safe level", ", ".join(unknown))
+            self._wait_held(period)
+            self._inner.set_dc({c: targets[c] for c in unknown})
+            self._mark_written()
+            held = {**held, **{c: targets[c] for c in unknown}}
         names = [c for c in targets if float(held[c]) != targets[c]]
         if not names:
             return
         start = np.array([float(held[c]) for c in names])
         end = np.array([targets[c] for c in names])
-        rate = self.ramp_rate_hz
         step = np.array([self.limits[c].max_step_v(rate) for c in names])
         ramp = _ramp(start, end, step, ", ".join(names))
-        period = 1.0 / rate
         if ramp.shape[1] == 1 or mode == "stepped":
             for k in range(ramp.shape[1]):
                 self._wait_held(period)
@@ -764,22 +792,25 @@ class SafeDAQ(_SafePort, DAQ):
         self._mark_written()
 
     def _ramp_ao_to_safe(self) -> None:
-        """Ramp every AO channel to its safe level, then write the safe levels once more.
+        """Ramp every AO channel from the level it really holds to its safe level, then write the safe levels
+        once more.
 
-        The final write is a no-op step when the wrapped DAQ knows its levels;
-        when it does not -- a generation aborted mid-waveform leaves the output
-        somewhere inside the waveform while a driver may report the last
-        sample -- it makes sure the device really ends at the safe level.
+        The ramp starts at ``dc_levels_v()`` of the wrapped port: after an
+        aborted waveform, the sample the device reached.  If the clocked ramp
+        fails part-way (it is a waveform too), the stepped ramp continues from
+        wherever that one stopped.  The final write is a no-op step when the
+        levels are known, and a last guarantee that the device ends at the safe
+        level when a driver misreports them.
         """
         targets = {c: lim.safe_level_v for c, lim in self.limits.items()}
         try:
-            self._ramp_to(targets)
+            self._ramp_to(targets, step_unknown=True)
         except Exception as exc:
             if self.ramp_mode != "clocked":
                 raise
             log.warning("SafeDAQ: clocked ramp to the safe level failed (%s: %s); stepping instead",
                         type(exc).__name__, exc)
-            self._ramp_to(targets, mode="stepped")
+            self._ramp_to(targets, mode="stepped", step_unknown=True)
         if targets:
             self._wait_held(1.0 / self.ramp_rate_hz)
             self._inner.set_dc(targets)
@@ -816,6 +847,11 @@ class SafeDAQ(_SafePort, DAQ):
             n = wave.shape[1]
             if names:
                 held = self._inner.dc_levels_v()
+                unknown = self._unknown_levels(held, names)
+                if unknown:
+                    raise SafetyError(f"{unknown[0]}: the level it holds is unknown (a generation was aborted and "
+                                      f"the driver cannot tell where it stopped); bring the DAQ to its safe state "
+                                      f"first; nothing was sent")
                 start = np.array([float(held[c]) for c in names])
                 rate_step = np.array([self.limits[c].max_step_v(rate) for c in names])
                 safe = np.array([self.limits[c].safe_level_v for c in names])
@@ -848,7 +884,16 @@ class SafeDAQ(_SafePort, DAQ):
                 self._ramp_to(targets)
 
     def dc_levels_v(self) -> dict[str, float]:
+        """The levels the wrapped port reports holding (``nan`` where it cannot tell)."""
         return self._inner.dc_levels_v()
+
+    def reseed(self, seed: int | Sequence[int]) -> None:
+        """Reseed the wrapped port's noise (a twin's; no effect on a real instrument)."""
+        self._inner.reseed(seed)
+
+    def sleep(self, seconds: float) -> None:
+        """Let ``seconds`` pass on the wrapped port's clock (real time, or a twin's simulated clock)."""
+        self._inner.sleep(seconds)
 
     def set_digital(self, states: dict[str, bool]) -> None:
         if not isinstance(states, Mapping):
@@ -1061,12 +1106,18 @@ class SafeLockIn(_SafePort, LockIn):
     frequency_range_hz : (low, high)
         Allowed reference frequencies, Hz.
     safe_amplitude_v : float, optional
-        Amplitude of the safe state; default: the wrapped lock-in's
-        ``min_amplitude_v`` (or the low end of the SRS drivers' amplitude range:
-        0.004 V for an SR830), else 0.
+        Amplitude of the safe state; default: the wrapped lock-in's declared
+        ``min_amplitude_v`` (0.004 V for an SR830, 0 V for a lock-in that
+        declares none).
+
+    Notes
+    -----
+    Its safe state comes first at exit (``safe_priority`` below the DAQ's): a
+    sine routed onto an electrode drops to its minimum before any DC level
+    moves under it.
     """
 
-    safe_priority = 10
+    safe_priority = -10
 
     def __init__(self, lockin: LockIn, *, max_amplitude_v: float,
                  frequency_range_hz: tuple[float, float] = (1e-3, 102_000.0),
@@ -1084,10 +1135,7 @@ class SafeLockIn(_SafePort, LockIn):
             raise SafetyError(f"frequency_range_hz must be 0 < low <= high, got ({lo:g}, {hi:g})")
         self.frequency_range_hz = (lo, hi)
         if safe_amplitude_v is None:
-            lowest = getattr(lockin, "min_amplitude_v", None)
-            if lowest is None:  # the SRS drivers keep (low, high) here
-                lowest = (getattr(lockin, "_amplitude_range_v", None) or (0.0,))[0]
-            safe_amplitude_v = float(lowest)
+            safe_amplitude_v = lockin.min_amplitude_v
         self.safe_amplitude_v = number(safe_amplitude_v, "safe_amplitude_v")
         if not 0 <= self.safe_amplitude_v <= self.max_amplitude_v:
             raise SafetyError(f"safe_amplitude_v = {_num(self.safe_amplitude_v)} V is outside "
@@ -1097,6 +1145,11 @@ class SafeLockIn(_SafePort, LockIn):
     @property
     def lockin(self) -> LockIn:
         return self._inner
+
+    @property
+    def min_amplitude_v(self) -> float:  # type: ignore[override]
+        """Smallest sine-out amplitude the wrapped instrument accepts, V RMS."""
+        return float(self._inner.min_amplitude_v)
 
     def _set(self, name: str, value: Any) -> None:
         with self._lock:

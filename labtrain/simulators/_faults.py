@@ -1,13 +1,26 @@
-"""Fault injection shared by the instrument twins: the next N calls raise PortTimeout or PortIOError."""
+"""Fault injection shared by the instrument twins: the next N calls raise PortTimeout or PortIOError.
+
+When the fault strikes (``when``):
+
+* ``"before"``: the call fails before anything reaches the instrument;
+* ``"during"``: the call is cut off part-way -- a DAQ generation is aborted at
+  a random sample and the outputs hold the sample reached (see
+  :meth:`labtrain.simulators.daq_twin.SimulatedDAQ.inject_faults`); a call that
+  cannot be cut in two (a DC write, a tap write) is lost either before or after
+  it reached the instrument, at random;
+* ``"after"``: the instrument did everything, then the answer was lost.
+"""
 
 from __future__ import annotations
 
-from labtrain.instruments.ports import PortIOError, PortTimeout
+from labtrain.instruments.ports import PortError, PortIOError, PortTimeout
 
-__all__ = ["FaultInjector", "FAULT_KINDS"]
+__all__ = ["FaultInjector", "FAULT_KINDS", "FAULT_TIMES"]
 
 #: fault kinds understood by ``inject_faults`` of every twin
 FAULT_KINDS = {"timeout": PortTimeout, "io": PortIOError}
+#: when an injected fault strikes, relative to what the call does
+FAULT_TIMES = ("before", "during", "after")
 
 
 class FaultInjector:
@@ -22,22 +35,34 @@ class FaultInjector:
         self.raised = 0
 
     def arm(self, n: int, kind: str, methods: frozenset[str], when: str = "before") -> None:
+        """Make the next ``n`` calls of ``methods`` fail with ``kind`` ("timeout" or "io") at ``when``."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"fault kind must be one of {sorted(FAULT_KINDS)}, got {kind!r}")
         if int(n) != n or n < 0:
             raise ValueError(f"number of faults must be an integer >= 0, got {n!r}")
-        if when not in ("before", "after"):
-            raise ValueError(f"when must be 'before' or 'after', got {when!r}")
+        if when not in FAULT_TIMES:
+            raise ValueError(f"when must be one of {', '.join(FAULT_TIMES)}, got {when!r}")
         self._left, self._kind, self._methods, self._when = int(n), kind, methods, when
 
     def pending(self) -> int:
         return self._left
 
-    def check(self, method: str, when: str = "before") -> None:
-        """Raise if a fault is armed for ``method`` at this point of the call."""
+    def due(self, method: str, when: str) -> bool:
+        """Whether a fault is armed for ``method`` at this point of the call; if so it is used up."""
         if self._left > 0 and method in self._methods and self._when == when:
             self._left -= 1
             self.raised += 1
-            exc = FAULT_KINDS[self._kind]
-            what = "did not answer in time" if self._kind == "timeout" else "link failed"
-            raise exc(f"{self._name}.{method}: injected fault ({what}; {self._left} more armed)")
+            return True
+        return False
+
+    def error(self, method: str, detail: str = "") -> PortError:
+        """The exception of a fault that is due (see :meth:`due`), ``detail`` added to its message."""
+        exc = FAULT_KINDS[self._kind]
+        what = "did not answer in time" if self._kind == "timeout" else "link failed"
+        extra = f"; {detail}" if detail else ""
+        return exc(f"{self._name}.{method}: injected fault ({what}{extra}; {self._left} more armed)")
+
+    def check(self, method: str, when: str = "before") -> None:
+        """Raise if a fault is armed for ``method`` at this point of the call."""
+        if self.due(method, when):
+            raise self.error(method)

@@ -36,6 +36,13 @@ What one ``write_read`` does, in order:
 6. advance the simulated clock by ``n_samples / rate_hz`` and return an
    :class:`~labtrain.instruments.ports.Acquisition` stamped with the simulated start time.
 
+An aborted generation (:meth:`SimulatedDAQ.inject_faults` with
+``when="during"``) behaves like an NI device whose task fails mid-waveform:
+only the samples generated before the abort reach the circuit and the record
+(marked ``aborted``), the clock advances by them, every AO channel holds the
+last sample it generated (``dc_levels_v`` reports it: the true held level),
+and the call raises.
+
 The 1/f noise is a sum of Ornstein-Uhlenbeck (AR(1)) processes per AI channel
 with corner frequencies spaced one per decade over ``noise_1f_band_hz``, each
 with the same variance: a superposition of Lorentzians with log-uniform
@@ -69,6 +76,7 @@ from scipy.signal import lfilter
 
 from labtrain.instruments.ports import DAQ, Acquisition
 from labtrain.simulators._faults import FaultInjector
+from labtrain.simulators._record import next_event
 
 __all__ = ["SimulatedDAQ", "Circuit", "LinearCircuit", "AOWrite", "DOWrite", "twin_speed_ratio"]
 
@@ -119,7 +127,9 @@ class AOWrite:
     ``kind`` is ``"waveform"`` (``write_read``: sample ``k`` of row ``c`` went out
     at ``t_s + k / rate_hz``) or ``"dc"`` (``set_dc``: one level per channel at
     ``t_s``).  ``values_v`` are the values the caller sent (before DAC
-    quantisation), shape ``(len(channels), n_samples)``.
+    quantisation), shape ``(len(channels), n_samples)``; for an ``aborted``
+    generation only the samples generated before the abort.  ``seq`` orders
+    the entry among every twin's records (:mod:`labtrain.simulators._record`).
     """
 
     kind: str
@@ -128,15 +138,18 @@ class AOWrite:
     rate_hz: float | None
     channels: tuple[str, ...]
     values_v: np.ndarray
+    seq: int = -1
+    aborted: bool = False
 
 
 @dataclass(frozen=True)
 class DOWrite:
-    """Digital lines set in one ``set_digital`` call, at twin time ``t_s``."""
+    """Digital lines set in one ``set_digital`` call, at twin time ``t_s`` (``seq``: see :class:`AOWrite`)."""
 
     t_s: float
     wall_s: float
     states: dict
+    seq: int = -1
 
 
 _WHITE_DECAY = 0.05    # a 1/f process decaying more than this per sample counts as white
@@ -202,8 +215,8 @@ class SimulatedDAQ(DAQ):
         :meth:`ao_summary` is kept regardless).
     history_max_samples : int
         Stop appending to :attr:`history` (and set :attr:`history_truncated`)
-        once this many AO samples are stored (5e6 samples = 40 MB), so
-        hours-long dry runs cannot exhaust memory.
+        once this many AO samples and digital-line states are stored (5e6
+        samples = 40 MB), so hours-long dry runs cannot exhaust memory.
     """
 
     def __init__(self, circuit: Any = None, *, ao_channels: Sequence[str] | None = None,
@@ -278,6 +291,7 @@ class SimulatedDAQ(DAQ):
         self._max_slew = np.zeros(n_ao)
         self.n_acquisitions = 0
         self._faults = FaultInjector("SimulatedDAQ")
+        self._fault_rng = np.random.default_rng([self.seed, 0xFA17])
 
     # ------------------------------------------------------------------ port
     def write_read(self, ao_channels: Sequence[str], ao_v: np.ndarray, ai_channels: Sequence[str],
@@ -306,8 +320,12 @@ class SimulatedDAQ(DAQ):
             raise ValueError(f"an acquisition of {n} samples at {rate:g} Hz takes {n / rate:g} s, "
                              f"longer than timeout_s = {timeout_s:g} s")
         self._faults.check("write_read", "before")
+        abort_at = int(self._fault_rng.integers(0, n)) if self._faults.due("write_read", "during") else None
         self._gap()
         t0 = self._clock
+        if abort_at is not None:
+            self._abort_generation(t0, rate, tuple(ao_channels), ao_idx, ao_v[:, :abort_at])
+            raise self._faults.error("write_read", f"generation aborted after {abort_at} of {n} samples")
 
         self._record_ao("waveform", t0, rate, tuple(ao_channels), ao_idx, ao_v)
         levels = np.repeat(_quantise(self._dc, *self.ao_range_v, self.dac_bits)[:, None], n, axis=1)
@@ -342,11 +360,14 @@ class SimulatedDAQ(DAQ):
             raise ValueError(f"set_dc: levels must be numbers in volts, got {levels_v!r}") from None
         self._check_levels(values, names)
         self._faults.check("set_dc", "before")
+        lost = self._lost_during("set_dc")
         self._gap()
         self._record_ao("dc", self._clock, None, tuple(names), idx, values)
         self._dc[idx] = values[:, 0]
         self._advance_idle(self.dc_write_s)
         self._last_wall = time.monotonic()
+        if lost:
+            raise self._faults.error("set_dc", "the acknowledgement was lost")
         self._faults.check("set_dc", "after")
 
     def dc_levels_v(self) -> dict[str, float]:
@@ -363,12 +384,19 @@ class SimulatedDAQ(DAQ):
                 raise ValueError(f"digital line {name!r}: expected True/False, got {value!r}")
             clean[name] = bool(value)
         self._faults.check("set_digital", "before")
+        lost = self._lost_during("set_digital")
         self._gap()
         if self.record_history and not self.history_truncated:
-            self.history.append(DOWrite(self._clock, time.monotonic(), dict(clean)))
+            if self._history_samples + len(clean) > self.history_max_samples:
+                self.history_truncated = True
+            else:
+                self._history_samples += len(clean)
+                self.history.append(DOWrite(self._clock, time.monotonic(), dict(clean), next_event()))
         self._digital.update(clean)
         self._advance_idle(self.dc_write_s)
         self._last_wall = time.monotonic()
+        if lost:
+            raise self._faults.error("set_digital", "the acknowledgement was lost")
         self._faults.check("set_digital", "after")
 
     def digital_states(self) -> dict[str, bool]:
@@ -410,15 +438,26 @@ class SimulatedDAQ(DAQ):
 
     def inject_faults(self, n: int, kind: str = "timeout",
                       methods: tuple[str, ...] = ("write_read", "set_dc", "set_digital"),
-                      when: str = "before") -> None:
+                      when: str = "before", seed: int | None = None) -> None:
         """Make the next ``n`` calls of ``methods`` raise ``PortTimeout`` or ``PortIOError`` (kind "timeout" or "io").
 
         ``when="before"``: the call fails before anything is written (nothing
-        recorded, clock unchanged).  ``when="after"``: the output happened (it is
+        recorded, clock unchanged).  ``when="during"``: a ``write_read`` is
+        aborted after a random number of samples ``k`` (uniform in
+        ``0 .. n_samples - 1``): samples ``0 .. k-1`` went out (recorded, marked
+        ``aborted``), the clock advanced by them and every written channel holds
+        sample ``k - 1`` (its previous level if ``k = 0``), as an NI AO holds
+        the last sample it generated; ``dc_levels_v`` reports that true level.
+        A ``set_dc`` / ``set_digital`` is lost either before or after it reached
+        the device (at random).  ``when="after"``: the output happened (it is
         in :attr:`history`, levels and clock moved on) and then the read or the
         acknowledgement was lost.  Later calls work again.  ``n = 0`` disarms.
+        ``seed`` restarts the generator of the abort points (which never touches
+        the noise).
         """
         self._faults.arm(n, kind, frozenset(methods), when)
+        if seed is not None:
+            self._fault_rng = np.random.default_rng([int(seed), 0xFA17])
 
     @property
     def faults_pending(self) -> int:
@@ -523,8 +562,33 @@ class SimulatedDAQ(DAQ):
             raise ValueError(f"AO channel {list(names)[row]!r}: {values[row, col]:g} V is outside the output "
                              f"range [{low:g}, {high:g}] V")
 
+    def _lost_during(self, method: str) -> bool:
+        """For a ``"during"`` fault on a call that cannot be cut in two: raise now (lost before it reached the
+        device) or return True (it reaches the device, then the acknowledgement is lost), at random."""
+        if not self._faults.due(method, "during"):
+            return False
+        if self._fault_rng.random() < 0.5:
+            raise self._faults.error(method, "the command was lost")
+        return True
+
+    def _abort_generation(self, t0: float, rate: float, names: tuple[str, ...], idx: np.ndarray,
+                          generated: np.ndarray) -> None:
+        """An acquisition aborted after ``generated.shape[1]`` samples: they reach the circuit and the record,
+        the clock moves on by them, each written channel holds the last one (no AI is returned)."""
+        k = generated.shape[1]
+        if k and len(idx):
+            self._record_ao("waveform", t0, rate, names, idx, generated, aborted=True)
+            self._dc[idx] = generated[:, -1]
+        if k and self.circuit is not None:
+            levels = np.repeat(_quantise(self._dc, *self.ao_range_v, self.dac_bits)[:, None], k, axis=1)
+            if len(idx):
+                levels[idx] = _quantise(generated, *self.ao_range_v, self.dac_bits)
+            self._rc_filter(self._circuit_at(levels[self._circuit_ao]), 1.0 / rate)
+        self._clock = t0 + k / rate
+        self._last_wall = time.monotonic()
+
     def _record_ao(self, kind: str, t0: float, rate: float | None, names: tuple[str, ...], idx: np.ndarray,
-                   values: np.ndarray) -> None:
+                   values: np.ndarray, aborted: bool = False) -> None:
         if len(idx) == 0:
             return
         prev = self._dc[idx][:, None]
@@ -540,7 +604,7 @@ class SimulatedDAQ(DAQ):
             self.history_truncated = True
             return
         self._history_samples += values.size
-        self.history.append(AOWrite(kind, t0, time.monotonic(), rate, names, values.copy()))
+        self.history.append(AOWrite(kind, t0, time.monotonic(), rate, names, values.copy(), next_event(), aborted))
 
     def _circuit_at(self, levels: np.ndarray) -> np.ndarray:
         nodes = np.asarray(self.circuit.ai_voltages(levels, dict(self._digital)), float)

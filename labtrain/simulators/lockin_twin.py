@@ -22,6 +22,11 @@ Where the signal comes from:
   AI channel, with the sine out summed onto one of its AO channels (the
   circuit, including its RC response, does the rest).
 
+Every sine-out amplitude the twin takes is recorded in
+:attr:`~SimulatedLockIn.amplitude_record` (twin time and the process-wide
+event order of :mod:`labtrain.simulators._record`), so a test can replay what
+the sine out put on the chip next to the DAQ twin's record.
+
 Input noise (``noise_v_per_rthz``, white) is added to every signal source.
 A reading whose R exceeds the sensitivity sets :attr:`~SimulatedLockIn.overloaded`
 (also in the snapshot); the value itself is returned unclipped.
@@ -30,6 +35,7 @@ A reading whose R exceeds the sensitivity sets :attr:`~SimulatedLockIn.overloade
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -37,14 +43,25 @@ from scipy.signal import sosfilt, sosfilt_zi
 
 from labtrain.instruments.ports import LockIn, LockInReading
 from labtrain.simulators._faults import FaultInjector
+from labtrain.simulators._record import next_event
 
-__all__ = ["SimulatedLockIn", "SR830_TIME_CONSTANTS_S", "SR830_SENSITIVITIES_V", "FILTER_SLOPES_DB"]
+__all__ = ["SimulatedLockIn", "AmplitudeChange", "SR830_TIME_CONSTANTS_S", "SR830_SENSITIVITIES_V",
+           "FILTER_SLOPES_DB"]
 
 #: SR830 time constants: 10 us .. 30 ks in 1-3-10 steps
 SR830_TIME_CONSTANTS_S = tuple(float(f"{m}e{e}") for e in range(-5, 5) for m in (1, 3))
 #: SR830 sensitivities: 2 nV .. 1 V in 2-5-10 steps
 SR830_SENSITIVITIES_V = tuple(float(f"{m}e{e}") for e in range(-9, 0) for m in (2, 5, 10))
 FILTER_SLOPES_DB = (6, 12, 18, 24)
+
+
+@dataclass(frozen=True, slots=True)
+class AmplitudeChange:
+    """The sine out took ``amplitude_v`` (V RMS) at twin time ``t_s``; ``seq`` orders it among every twin's records."""
+
+    seq: int
+    t_s: float
+    amplitude_v: float
 
 
 class SimulatedLockIn(LockIn):
@@ -76,6 +93,9 @@ class SimulatedLockIn(LockIn):
         use a shorter window; the steady-state start keeps the reading unbiased).
     seed : int
         Seed of the input noise.
+    history_max_events : int
+        Stop appending to :attr:`amplitude_record` (and set
+        :attr:`history_truncated`) after this many amplitude changes.
     """
 
     def __init__(self, signal: Callable[[np.ndarray], np.ndarray] | None = None, *,
@@ -84,7 +104,8 @@ class SimulatedLockIn(LockIn):
                  filter_slope_db: int = 24, phase_deg: float = 0.0, noise_v_per_rthz: float = 0.0,
                  strict: bool = False, min_amplitude_v: float = 0.004, max_amplitude_v: float = 5.0,
                  samples_per_period: int = 16, settle_time_constants: float = 10.0,
-                 max_window_samples: int = 1 << 20, seed: int = 0, serial: str = "00000") -> None:
+                 max_window_samples: int = 1 << 20, seed: int = 0, serial: str = "00000",
+                 history_max_events: int = 1_000_000) -> None:
         if signal is not None and transfer is not None:
             raise ValueError("give signal or transfer, not both")
         self.signal = signal
@@ -108,6 +129,11 @@ class SimulatedLockIn(LockIn):
         self.seed = int(seed)
         self.serial = serial
         self._rng = np.random.default_rng(seed)
+        self._daq: Any = None
+        self._clock = 0.0
+        self.amplitude_record: list[AmplitudeChange] = []
+        self.history_max_events = int(history_max_events)
+        self.history_truncated = False
         self._frequency_hz = self._amplitude_v = self._time_constant_s = self._sensitivity_v = 0.0
         self.frequency_hz = frequency_hz
         self.amplitude_v = amplitude_v
@@ -115,10 +141,8 @@ class SimulatedLockIn(LockIn):
         self.sensitivity_v = sensitivity_v
         self.filter_slope_db = filter_slope_db
         self.phase_deg = phase_deg
-        self._daq: Any = None
         self._input_channel: str | None = None
         self._reference_channel: str | None = None
-        self._clock = 0.0
         self.overloaded = False
         self.n_reads = 0
         self._faults = FaultInjector("SimulatedLockIn")
@@ -148,6 +172,11 @@ class SimulatedLockIn(LockIn):
             raise ValueError(f"amplitude_v must be in [{self.min_amplitude_v:g}, {self.max_amplitude_v:g}] V RMS, "
                              f"got {value!r}")
         self._amplitude_v = value
+        if not self.history_truncated:
+            if len(self.amplitude_record) >= self.history_max_events:
+                self.history_truncated = True
+            else:
+                self.amplitude_record.append(AmplitudeChange(next_event(), self.simulated_time_s, value))
 
     @property
     def time_constant_s(self) -> float:

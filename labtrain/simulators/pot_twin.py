@@ -11,7 +11,10 @@
 * taps are integers ``0 .. n_taps - 1``; anything else is a ``ValueError``
   (nothing is written);
 * every write is recorded in :attr:`~SimulatedPotArray.history` with its
-  timestamp, so tests can replay what reached the chip;
+  timestamp, so tests can replay what reached the chip -- up to
+  ``history_max_taps`` stored taps (like the DAQ twin's ``history_max_samples``:
+  an hours-long dry run cannot exhaust memory), then
+  :attr:`~SimulatedPotArray.history_truncated` is set;
 * :meth:`~SimulatedPotArray.inject_faults` makes the next calls raise
   :class:`~labtrain.instruments.ports.PortTimeout` or :class:`~labtrain.instruments.ports.PortIOError`.
 """
@@ -30,7 +33,7 @@ from labtrain.simulators._faults import FaultInjector
 __all__ = ["SimulatedPotArray", "PotWrite"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PotWrite:
     """One ``set_taps`` that reached the parts: when (twin clock and wall clock) and the taps held afterwards."""
 
@@ -67,17 +70,26 @@ class SimulatedPotArray(PotArray):
         for the timestamps of :attr:`history`; default ``time.monotonic``.
     name : str
         Identity suffix.
+    record_history : bool
+        Keep every write in :attr:`history`.
+    history_max_taps : int
+        Stop appending to :attr:`history` (and set :attr:`history_truncated`)
+        once this many taps are stored (writes x channels; 5e6 taps = 40 MB of
+        tap values), so hours-long dry runs cannot exhaust memory.
     """
 
     def __init__(self, n_channels: int, n_taps: int = 1024, r_total_ohm: float = 1e5, r_wiper_ohm: float = 50.0,
                  r_end_ohm: float = 0.0, tolerance: float = 0.2, seed: int = 0, initial_tap: int | None = None,
-                 clock: Callable[[], float] | None = None, name: str = "") -> None:
+                 clock: Callable[[], float] | None = None, name: str = "", record_history: bool = True,
+                 history_max_taps: int = 5_000_000) -> None:
         if int(n_channels) != n_channels or n_channels < 1:
             raise ValueError(f"n_channels must be an integer >= 1, got {n_channels!r}")
         if int(n_taps) != n_taps or n_taps < 2:
             raise ValueError(f"n_taps must be an integer >= 2, got {n_taps!r}")
         if not (np.isfinite(tolerance) and 0 <= tolerance < 1):
             raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
+        if int(history_max_taps) != history_max_taps or history_max_taps < 0:
+            raise ValueError(f"history_max_taps must be an integer >= 0, got {history_max_taps!r}")
         self.n_channels = int(n_channels)
         self.n_taps = int(n_taps)
         self.seed = int(seed)
@@ -91,7 +103,10 @@ class SimulatedPotArray(PotArray):
         start = self.n_taps // 2 if initial_tap is None else initial_tap
         self._taps = self._validated(np.full(self.n_channels, start))
         self.clock = clock if clock is not None else time.monotonic
+        self.record_history = bool(record_history)
+        self.history_max_taps = int(history_max_taps)
         self.history: list[PotWrite] = []
+        self.history_truncated = False
         self._faults = FaultInjector("SimulatedPotArray")
         self.n_writes = 0
 
@@ -102,7 +117,11 @@ class SimulatedPotArray(PotArray):
         self._faults.check("set_taps", "before")
         self._taps = new
         self.n_writes += 1
-        self.history.append(PotWrite(float(self.clock()), time.monotonic(), new.copy()))
+        if self.record_history and not self.history_truncated:
+            if (len(self.history) + 1) * self.n_channels > self.history_max_taps:
+                self.history_truncated = True
+            else:
+                self.history.append(PotWrite(float(self.clock()), time.monotonic(), new.copy()))
         self._faults.check("set_taps", "after")
         return new.copy()
 
@@ -117,7 +136,7 @@ class SimulatedPotArray(PotArray):
 
     def snapshot(self) -> dict:
         snap = super().snapshot()
-        snap.update({"taps": self._taps.tolist(), "seed": self.seed,
+        snap.update({"taps": self._taps.tolist(), "seed": self.seed, "history_truncated": self.history_truncated,
                      "twin_true_calibration": self.true_calibration.to_dict()})
         return snap
 
@@ -136,7 +155,7 @@ class SimulatedPotArray(PotArray):
         return 1.0 / self.true_resistance_ohm(taps)
 
     def taps_record(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(t_s, taps)`` of every write: shapes ``(n_writes,)`` and ``(n_writes, n_channels)``."""
+        """``(t_s, taps)`` of every recorded write: shapes ``(n_recorded,)`` and ``(n_recorded, n_channels)``."""
         if not self.history:
             return np.zeros(0), np.zeros((0, self.n_channels), np.int64)
         return np.array([w.t_s for w in self.history]), np.stack([w.taps for w in self.history])

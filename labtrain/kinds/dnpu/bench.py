@@ -41,13 +41,19 @@ With a :class:`~labtrain.instruments.ports.LockIn` and a *router* (a callable th
 connects the lock-in's sine out to the summing input of one electrode's AO,
 ``None`` = to none: a relay box on the bench, :class:`~labtrain.kinds.dnpu.twin.TwinLockInRouter`
 on the twin), ``measure_ac(..., demodulator="lockin")`` measures one tone at a
-time: for every example it sets the DC levels (``set_dc``, slew-limited),
-routes the sine out to the tone's electrode, sets frequency and amplitude
-(``a / sqrt(2)`` V RMS), waits ``lockin_settle_time_constants`` time constants,
-reads X and Y (RMS) and converts them to peak units (``sqrt(2) X``) -- the same
-:class:`~labtrain.chip.base.ACMeasurement` as the software demodulator.  The
-DC part comes from one :meth:`measure` of the batch.  Every exit leaves the
-sine out disconnected at its minimum amplitude and the electrodes at 0 V.
+time: for every example it drops the sine out to its minimum amplitude and
+routes it to no electrode, sets the DC levels (``set_dc``, slew-limited),
+then for every tone routes the sine out (still at its minimum) to the tone's
+electrode, sets frequency and amplitude (``a / sqrt(2)`` V RMS), waits
+``lockin_settle_time_constants`` time constants, reads X and Y (RMS), converts
+them to peak units (``sqrt(2) X``) and drops the amplitude to its minimum again
+-- the same :class:`~labtrain.chip.base.ACMeasurement` as the software
+demodulator.  No DC level ever moves under a routed sine.  Before anything is
+sent, every state of that schedule is checked through the safety layer: the
+DC level plus or minus the routed sine's peak on every electrode, across the
+transitions from one example to the next, not only per example.  The DC part
+comes from one :meth:`measure` of the batch.  Every exit leaves the sine out
+disconnected at its minimum amplitude and the electrodes at 0 V.
 
 Faults: :class:`~labtrain.instruments.ports.PortTimeout` / :class:`~labtrain.instruments.ports.PortIOError`
 are retried ``retries`` times (the safety layer has ramped the outputs to 0 V
@@ -56,17 +62,16 @@ in between), then re-raised; the run loop pauses in the safe state.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from labtrain.physics.demod import Demodulated, FrequencyPlan, demodulate
 from labtrain.kinds.dnpu.layout import DNPULayout, default_layout
-from labtrain.instruments.ports import DAQ, LockIn, PortError
+from labtrain.instruments.ports import DAQ, Guarded, LockIn, PortError
 from labtrain.chip.base import AC_TONES, ACMeasurement, CapabilityError, Chip, Tone
 from labtrain.kinds.dnpu.chip import DNPU, DNPUControls, DNPUMeasurement, check_tones, tone_electrode_waveforms
-from labtrain.instruments.retry import call_with_retries, reseed_simulated_daq
+from labtrain.instruments.retry import call_with_retries
 
 __all__ = ["InstrumentDNPUChip", "DEMODULATORS", "DigitalLineRouter", "build_dnpu_hardware"]
 
@@ -80,7 +85,8 @@ class InstrumentDNPUChip(DNPUControls, Chip):
     Parameters
     ----------
     daq : DAQ
-        Data-acquisition port, already wrapped by :class:`~labtrain.instruments.safety.SafeDAQ`.
+        Data-acquisition port, already wrapped by :class:`~labtrain.instruments.safety.SafeDAQ`
+        (any :class:`~labtrain.instruments.ports.Guarded` DAQ; a bare port is refused).
     layout : DNPULayout, optional
         Electrode roles, ranges, gain, clipping (default :func:`~labtrain.kinds.dnpu.layout.default_layout`).
     control_v : ndarray, optional
@@ -106,7 +112,8 @@ class InstrumentDNPUChip(DNPUControls, Chip):
     backend : {"twin", "hardware"}
         For records and messages.
     lockin : LockIn, optional
-        Lock-in amplifier (wrapped by :class:`~labtrain.instruments.safety.SafeLockIn`) for ``demodulator="lockin"``.
+        Lock-in amplifier, wrapped by :class:`~labtrain.instruments.safety.SafeLockIn` (a bare port is
+        refused), for ``demodulator="lockin"``.
     lockin_router : callable, optional
         ``router(ao_channel or None)`` connects the lock-in's sine out to that electrode's summing input.
     lockin_settle_time_constants : float
@@ -144,6 +151,10 @@ class InstrumentDNPUChip(DNPUControls, Chip):
             raise ValueError(f"lockin_settle_time_constants must be > 0, got {lockin_settle_time_constants!r}")
         if demodulator == "lockin" and (lockin is None or lockin_router is None):
             raise ValueError("demodulator 'lockin' needs a lockin and a lockin_router")
+        for name, port, kind in (("daq", daq, DAQ), ("lockin", lockin, LockIn)):
+            if port is not None and not (isinstance(port, kind) and isinstance(port, Guarded)):
+                raise TypeError(f"{name} must be a {kind.__name__} port behind the safety layer "
+                                f"(labtrain.instruments.safety.Safe{kind.__name__}), got {type(port).__name__}")
         ao = tuple(daq.ao_channels)[:n_el] if electrode_ao is None else tuple(electrode_ao)
         if len(ao) != n_el or len(set(ao)) != n_el:
             raise ValueError(f"electrode_ao must name {n_el} distinct AO channels, got {list(ao)}")
@@ -189,23 +200,41 @@ class InstrumentDNPUChip(DNPUControls, Chip):
                                  fault_log=self.fault_log, on_fault=self.on_fault)
 
     # ------------------------------------------------------------- waveforms
-    def _check_inputs(self, inputs: np.ndarray) -> np.ndarray:
+    def electrode_labels(self) -> list[str]:
+        """What every electrode's AO drives, layout order (``"input 0 (electrode E1)"``), for messages."""
+        lay = self.layout
+        labels = [f"electrode {name}" for name in lay.names]
+        for k, el in enumerate(lay.data_electrodes):
+            labels[el] = f"input {k} (electrode {lay.names[el]})"
+        for k, el in enumerate(lay.control_electrodes):
+            labels[el] = f"control {k} (electrode {lay.names[el]})"
+        return labels
+
+    def _check_inputs(self, inputs: np.ndarray, where: str = "measure") -> np.ndarray:
+        """Inputs as ``(B, n_inputs)`` volts: shape, then finiteness and the safety limits of each data electrode
+        (one line naming the input, its channel, the example, the value and the allowed range), then the
+        layout's ranges."""
         x = np.asarray(inputs, float)
         if x.ndim == 1 and self.n_inputs > 1 and x.shape[0] == self.n_inputs:
             x = x[None, :]
         if x.ndim != 2 or x.shape[1] != self.n_inputs or x.shape[0] < 1:
             raise ValueError(f"inputs must have shape (B, {self.n_inputs}), got {np.shape(inputs)}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("DNPU inputs must be finite volts")
+        data = list(self.layout.data_electrodes)
+        labels = self.electrode_labels()
+        self.daq.check_ao_values([self.electrode_ao[e] for e in data], x.T, what=[labels[e] for e in data],
+                                 where=where, columns="example")
         self._check_data_range(x, "; nothing was written")
         return x
 
+    def _check_electrodes(self, dc_v: np.ndarray, where: str) -> None:
+        """Every example's electrode levels ``(B, n_electrodes)`` through the safety layer, before anything is
+        shaped or sent (a non-finite control voltage or an out-of-limit level, named)."""
+        self.daq.check_ao_values(self.electrode_ao, np.asarray(dc_v, float).T, what=self.electrode_labels(),
+                                 where=where, columns="example")
+
     def max_step_v(self) -> np.ndarray:
-        """Largest change per sample the safety layer allows on every electrode at ``rate_hz`` (inf if unknown)."""
-        fn = getattr(self.daq, "max_step_v", None)
-        if fn is None:
-            return np.full(self.layout.n_electrodes, np.inf)
-        return np.asarray(fn(self.electrode_ao, self.rate_hz), float)
+        """Largest change per sample the safety layer allows on every electrode at ``rate_hz`` (inf: no limit)."""
+        return np.asarray(self.daq.max_step_v(self.electrode_ao, self.rate_hz), float)
 
     def _blocks(self, dc_v: np.ndarray, body_v: np.ndarray) -> tuple[np.ndarray, int]:
         """AO waveform ``(n_electrodes, B * block)`` of ramp + settle + body blocks, and ``ramp_samples``.
@@ -268,6 +297,7 @@ class InstrumentDNPUChip(DNPUControls, Chip):
         """Settled DC output of every example, ``(B, 1)`` volts at the amplifier output (one acquisition)."""
         x = self._check_dc_request(inputs, nudge, edge_drops)
         dc = self.layout.electrode_voltages(x, np.broadcast_to(self._v, (len(x), len(self._v))))
+        self._check_electrodes(dc, "measure")
         m = self.average_samples
         body = np.broadcast_to(dc[:, None, :], (len(x), m, dc.shape[1]))
         ao, ramp_n = self._blocks(dc, body)
@@ -312,7 +342,9 @@ class InstrumentDNPUChip(DNPUControls, Chip):
         if int(settle_samples) != settle_samples or settle_samples < 0:
             raise ValueError(f"settle_samples must be an integer >= 0, got {settle_samples!r}")
         settle = int(settle_samples)
-        x = self._check_inputs(inputs)
+        x = self._check_inputs(inputs, "measure_ac")
+        self._check_electrodes(self.layout.electrode_voltages(x, np.broadcast_to(self._v, (len(x), len(self._v)))),
+                               "measure_ac")
         check_tones(tones, plan, self.n_inputs, len(self._v))
         if mode == "lockin":
             return self._measure_ac_lockin(x, list(tones), plan)
@@ -329,13 +361,34 @@ class InstrumentDNPUChip(DNPUControls, Chip):
 
     # ------------------------------------------------------------- lock-in
     def _wait(self, seconds: float) -> None:
-        """Let ``seconds`` pass: on the twin clock (a simulated DAQ's ``sleep``), else in real time."""
-        inner = getattr(self.daq, "daq", self.daq)
-        sleep = getattr(inner, "sleep", None)
-        if sleep is not None and hasattr(inner, "simulated_time_s"):
-            sleep(seconds)
-        else:
-            time.sleep(seconds)
+        """Let ``seconds`` pass on the DAQ's clock: real time on the bench, the simulated clock on the twin."""
+        self.daq.sleep(seconds)
+
+    def _park_lockin(self, amplitude_v: float) -> None:
+        """Sine out down to ``amplitude_v`` (its minimum) and routed to no electrode: nothing may move under it."""
+        assert self.lockin is not None and self.lockin_router is not None
+        self.lockin.amplitude_v = amplitude_v
+        self._call("route lock-in", self.lockin_router, None)
+
+    def _check_lockin_schedule(self, dc_v: np.ndarray, electrode: list[int], rms: np.ndarray) -> None:
+        """Every state the sequential schedule passes through, through the safety layer, before anything is sent.
+
+        State (example ``b``, tone ``i``): the DC levels of example ``b`` with the sine routed onto electrode
+        ``electrode[i]`` at ``sqrt(2) rms[b, i]`` V peak -- both extremes, ``DC - peak`` and ``DC + peak``.  The
+        schedule parks the sine (minimum amplitude, routed nowhere) before every DC change, so these states are
+        all there is: the check covers the transitions between examples, not only each example on its own.
+        """
+        n_b, n_t = rms.shape
+        peak = np.sqrt(2) * rms                                                          # (B, T)
+        onehot = np.zeros((n_t, self.layout.n_electrodes))
+        onehot[np.arange(n_t), electrode] = 1.0
+        swing = peak[:, :, None] * onehot[None, :, :]                                    # (B, T, n_el)
+        low = (dc_v[:, None, :] - swing).reshape(n_b * n_t, -1)
+        high = (dc_v[:, None, :] + swing).reshape(n_b * n_t, -1)
+        labels = [f"example {b}, tone {i} (DC {sign} {peak[b, i]:.4g} V lock-in sine peak)"
+                  for sign in ("-", "+") for b in range(n_b) for i in range(n_t)]
+        self.daq.check_ao_values(self.electrode_ao, np.concatenate([low, high]).T, what=self.electrode_labels(),
+                                 where="measure_ac (lock-in)", columns=labels)
 
     def _measure_ac_lockin(self, x: np.ndarray, tones: list[Tone], plan: FrequencyPlan) -> ACMeasurement:
         if self.lockin is None or self.lockin_router is None:
@@ -349,8 +402,8 @@ class InstrumentDNPUChip(DNPUControls, Chip):
                              f"{[t.frequency_hz for t in tones]}")
         n_b = len(x)
         amp = np.stack([np.broadcast_to(np.asarray(t.amplitude, float), (n_b,)) for t in tones], axis=1)  # (B, T)
-        lo_rms = float(getattr(getattr(self.lockin, "lockin", self.lockin), "min_amplitude_v", 0.0))
-        hi_rms = float(getattr(self.lockin, "max_amplitude_v", np.inf))
+        lo_rms = float(self.lockin.min_amplitude_v)
+        hi_rms = float(self.lockin.max_amplitude_v)
         rms = amp / np.sqrt(2)
         bad = (rms < lo_rms * (1 - 1e-9)) | (rms > hi_rms)
         if np.any(bad):
@@ -362,17 +415,20 @@ class InstrumentDNPUChip(DNPUControls, Chip):
         dc_v = lay.electrode_voltages(x, np.broadcast_to(self._v, (n_b, len(self._v))))
         electrode = [(lay.data_electrodes if t.terminal == "input" else lay.control_electrodes)[t.index]
                      for t in tones]
-        dc_out = self.measure(x).output_v                                                    # (B, 1)
+        self._check_lockin_schedule(dc_v, electrode, rms)
         xr = np.zeros((n_b, 1, plan.n_tones))
         yr = np.zeros((n_b, 1, plan.n_tones))
         lockin, route = self.lockin, self.lockin_router
         waited = 0.0
         try:
+            self._park_lockin(lo_rms)
+            dc_out = self.measure(x).output_v                                                # (B, 1)
             for b in range(n_b):                     # sequential by nature: one reading at a time
+                self._park_lockin(lo_rms)            # no DC level moves under a routed sine
                 self._call("set DC levels", self.daq.set_dc,
                            {c: float(v) for c, v in zip(self.electrode_ao, dc_v[b])})
                 for i, tone in enumerate(tones):
-                    lockin.amplitude_v = lo_rms
+                    lockin.amplitude_v = lo_rms      # the sine moves between electrodes at its minimum only
                     self._call("route lock-in", route, self.electrode_ao[electrode[i]])
                     lockin.frequency_hz = float(freqs[which[i]])
                     lockin.amplitude_v = float(rms[b, i])
@@ -382,6 +438,7 @@ class InstrumentDNPUChip(DNPUControls, Chip):
                     r = self._call("read lock-in", lockin.read_xy)
                     xr[b, 0, which[i]] = self.sign * np.sqrt(2) * r.x_v
                     yr[b, 0, which[i]] = self.sign * np.sqrt(2) * r.y_v
+                    lockin.amplitude_v = lo_rms
         finally:
             self._lockin_safe()
             self.daq.safe_state()
@@ -389,14 +446,11 @@ class InstrumentDNPUChip(DNPUControls, Chip):
         return ACMeasurement(demod, plan, None, waited, None)
 
     def _lockin_safe(self) -> None:
+        """Lock-in at its safe (minimum) amplitude, then routed to no electrode; failures go to the fault log."""
         errors = []
         if self.lockin is not None:
             try:
-                safe = getattr(self.lockin, "safe_state", None)
-                if safe is not None:
-                    safe()
-                else:
-                    self.lockin.amplitude_v = float(getattr(self.lockin, "min_amplitude_v", 0.0))
+                self.lockin.safe_state()
             except Exception as exc:  # noqa: BLE001 -- the router must still be opened
                 errors.append(f"lock-in: {exc}")
         if self.lockin_router is not None:
@@ -410,7 +464,7 @@ class InstrumentDNPUChip(DNPUControls, Chip):
     # ---------------------------------------------------------------- noise
     def reseed(self, seed: int | list[int]) -> None:
         """Reseed a simulated DAQ's noise (no effect on real instruments)."""
-        reseed_simulated_daq(self.daq, seed)
+        self.daq.reseed(seed)
 
     # --------------------------------------------------------------- safety
     def safe_state(self) -> None:

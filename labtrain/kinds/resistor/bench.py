@@ -21,6 +21,13 @@ samples only.  Phases:
 Instrument faults (:class:`~labtrain.instruments.ports.PortTimeout`,
 :class:`~labtrain.instruments.ports.PortIOError`) are retried ``retries`` times; then the
 fault propagates (the run loop pauses the run in the safe state).
+
+The chip takes only ports behind the safety layer
+(:class:`~labtrain.instruments.ports.Guarded`): every level it is about to
+write -- inputs, clamp voltages, current-injection levels, tone waveforms --
+goes through ``daq.check_ao_values`` before it is shaped into ramps, so a
+``nan`` or an out-of-limit value is refused with a message naming it, its
+channel, the example and the allowed range.
 """
 
 from __future__ import annotations
@@ -32,14 +39,14 @@ import numpy as np
 
 from labtrain.physics.demod import FrequencyPlan, demodulate
 from labtrain.physics.network import Network
-from labtrain.instruments.ports import DAQ, PortIOError, PotArray
+from labtrain.instruments.ports import DAQ, Guarded, PortIOError, PotArray
 from labtrain.physics.readouts import EdgeDrops
 from labtrain.kinds.resistor.model import LinearResistorNetwork
 from labtrain.kinds.resistor.wiring import Wiring
 from labtrain.chip.base import (NetworkChip, AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement, Chip,
                    ClampNudge, CurrentNudge, Measurement, ParameterSpec, PotQuantizer, Tone)
 from labtrain.kinds.resistor.tones import check_ac_request, edge_demodulated, network_tone_drive, synthesise
-from labtrain.instruments.retry import call_with_retries, reseed_simulated_daq
+from labtrain.instruments.retry import call_with_retries
 
 __all__ = ["InstrumentChip", "AcquisitionSettings"]
 
@@ -95,9 +102,11 @@ class InstrumentChip(NetworkChip):
     wiring : Wiring
         Which node / edge is on which channel.
     daq : DAQ
-        The data-acquisition port, already wrapped by the safety layer.
+        The data-acquisition port, already wrapped by the safety layer
+        (:class:`~labtrain.instruments.safety.SafeDAQ`; a bare port is refused).
     pots : PotArray
-        The potentiometer port (one rheostat per edge), already wrapped by the safety layer.
+        The potentiometer port (one rheostat per edge), already wrapped by the safety layer
+        (:class:`~labtrain.instruments.safety.SafePotArray`; a bare port is refused).
     settings : AcquisitionSettings
         Sample clock, plateau, retries.
     conductance_s : ndarray, optional
@@ -112,6 +121,10 @@ class InstrumentChip(NetworkChip):
                  settings: AcquisitionSettings | None = None, conductance_s: np.ndarray | None = None, *,
                  backend: str = "twin", on_fault: Callable[[str], None] | None = None) -> None:
         wiring.check(network)
+        for name, port, kind in (("daq", daq, DAQ), ("pots", pots, PotArray)):
+            if not (isinstance(port, kind) and isinstance(port, Guarded)):
+                raise TypeError(f"{name} must be a {kind.__name__} port behind the safety layer "
+                                f"(labtrain.instruments.safety.Safe{kind.__name__}), got {type(port).__name__}")
         self.network, self.wiring, self.daq, self.pots = network, wiring, daq, pots
         self.settings = settings or AcquisitionSettings()
         self.backend = backend
@@ -178,8 +191,12 @@ class InstrumentChip(NetworkChip):
         values = np.asarray(values, float)
         if values.shape != (self.network.n_edges,):
             raise ValueError(f"expected {self.network.n_edges} conductances, got shape {values.shape}")
-        if not np.all(np.isfinite(values)) or np.any(values <= 0):
-            raise ValueError("conductances must be finite and > 0")
+        bad = ~np.isfinite(values) | ~(values > 0)
+        if np.any(bad):
+            e = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"set_parameters: conductance of edge {e} is {values[e]!r} S; conductances must be "
+                             f"finite and > 0 (allowed range [{self._spec.lower[e]:.6g}, {self._spec.upper[e]:.6g}] "
+                             f"S after clipping); nothing was written")
         q = self._spec.quantizer
         taps = np.clip(q.to_taps(values), self._tap_lo, self._tap_hi)
         self._write_taps(taps)
@@ -213,13 +230,26 @@ class InstrumentChip(NetworkChip):
         return self._model
 
     # -------------------------------------------------------- measuring
-    def _acquire(self, inputs_v: np.ndarray, output_ao_v: np.ndarray | None) -> np.ndarray:
+    def ao_labels(self, output_role: str = "") -> list[str]:
+        """What every AO channel drives, in ``wiring.ao_channels()`` order (``"input 0"``, ``"output 1 (clamp)"``)."""
+        suffix = f" ({output_role})" if output_role else ""
+        return [f"input {k}" for k in range(self.n_inputs)] + [f"output {k}{suffix}" for k in range(self.n_outputs)]
+
+    def _check_levels(self, levels_v: np.ndarray, where: str, output_role: str = "",
+                      columns: str | Sequence[str] = "example") -> None:
+        """``levels_v`` (n_ao, n) through the safety layer's value check, before anything is shaped or sent."""
+        self.daq.check_ao_values(self.wiring.ao_channels(), levels_v, what=self.ao_labels(output_role), where=where,
+                                 columns=columns)
+
+    def _acquire(self, inputs_v: np.ndarray, output_ao_v: np.ndarray | None, output_role: str = "") -> np.ndarray:
         """One acquisition for a batch: node voltages of the read nodes, shape (B, n_read)."""
-        if self._pots_dirty:
-            self._write_taps(self._taps)
         s = self.settings
         n_b = inputs_v.shape[0]
         p = s.plateau_samples
+        out_levels = np.zeros((n_b, self.n_outputs)) if output_ao_v is None else output_ao_v
+        self._check_levels(np.vstack([inputs_v.T, out_levels.T]), "measure", output_role)
+        if self._pots_dirty:
+            self._write_taps(self._taps)
         ao = [np.repeat(inputs_v.T, p, axis=1)]
         if output_ao_v is None:
             ao.append(np.zeros((self.n_outputs, n_b * p)))
@@ -266,7 +296,7 @@ class InstrumentChip(NetworkChip):
         averaging window would see them: that is a settings error, raised
         before anything is written.
         """
-        if not hasattr(self.daq, "max_step_v") or n_b < 2:
+        if n_b < 2:
             return ao_v
         s = self.settings
         channels = self.wiring.ao_channels()
@@ -295,15 +325,18 @@ class InstrumentChip(NetworkChip):
         if edge_drops and not self.reads_all:
             raise ValueError("edge drops need every node read (wiring reads outputs only)")
         if nudge is None:
-            out_ao = None
+            out_ao, role = None, ""
         elif isinstance(nudge, ClampNudge):
-            out_ao = np.asarray(nudge.voltage_v, float)
+            out_ao, role = np.broadcast_to(np.asarray(nudge.voltage_v, float), (len(inputs), self.n_outputs)), "clamp"
         elif isinstance(nudge, CurrentNudge):
+            current = np.broadcast_to(np.asarray(nudge.current_a, float), (len(inputs), self.n_outputs))
+            self._check_levels(np.vstack([inputs.T, current.T * self.wiring.output_series_ohm]), "measure",
+                               "current nudge x output_series_ohm")
             free_out = self._free_outputs(inputs)
-            out_ao = free_out + np.asarray(nudge.current_a, float) * self.wiring.output_series_ohm
+            out_ao, role = free_out + current * self.wiring.output_series_ohm, "free output + current nudge"
         else:
             raise TypeError(f"unknown nudge {type(nudge).__name__}")
-        node_v = self._acquire(inputs, out_ao)
+        node_v = self._acquire(inputs, out_ao, role)
         output_v = node_v[:, self._out_rows]
         if nudge is None:
             self._last_free = (inputs.copy(), output_v.copy())
@@ -355,6 +388,10 @@ class InstrumentChip(NetworkChip):
         demodulated at ``plan.tones_hz``.  ``last_waveforms`` keeps the AO and
         AI samples for a scope view.
         """
+        x0 = np.atleast_2d(np.asarray(inputs, float))
+        if x0.ndim == 2 and x0.shape[1] == self.n_inputs:
+            self.daq.check_ao_values(self.wiring.input_ao, x0.T, what=self.ao_labels()[:self.n_inputs],
+                                     where="measure_ac", columns="example")
         x = check_ac_request(inputs, self.n_inputs, plan, self.rate_hz, settle_samples)
         settle = int(settle_samples)
         if edge_drops and not self.reads_all:
@@ -378,6 +415,9 @@ class InstrumentChip(NetworkChip):
         else:
             v_out = np.zeros((n_b, self.n_outputs, n_s))
         ao = np.concatenate([v_in, v_out], axis=1).transpose(1, 0, 2)                        # (n_ao, B, n_s)
+        extremes = np.concatenate([ao.min(axis=2), ao.max(axis=2)], axis=1)                  # (n_ao, 2B)
+        self._check_levels(extremes, "measure_ac", "current tones" if injecting else "",
+                           [f"example {b} ({side} sample)" for side in ("lowest", "highest") for b in range(n_b)])
         ao = self._ramp_windows(ao, settle)
         if self._pots_dirty:
             self._write_taps(self._taps)
@@ -424,7 +464,7 @@ class InstrumentChip(NetworkChip):
         step within the limit); ``r`` must not exceed ``settle``.
         """
         n_ch, n_b, n_s = ao.shape
-        if not hasattr(self.daq, "max_step_v") or n_b < 2:
+        if n_b < 2:
             return ao
         channels = self.wiring.ao_channels()
         step = np.asarray(self.daq.max_step_v(channels, self.rate_hz), float)[:, None]       # (n_ch, 1)
@@ -452,18 +492,15 @@ class InstrumentChip(NetworkChip):
 
     def reseed(self, seed: int | list[int]) -> None:
         """Reseed a simulated DAQ's noise (no effect on real instruments)."""
-        reseed_simulated_daq(self.daq, seed)
+        self.daq.reseed(seed)
 
     # ----------------------------------------------------------- safety
     def safe_state(self) -> None:
         """Open the output switches, ramp every output to its safe level, pots to their safe taps."""
         errors = []
         for port in (self.daq, self.pots):
-            safe = getattr(port, "safe_state", None)
-            if safe is None:
-                continue
             try:
-                safe()
+                port.safe_state()
             except Exception as exc:  # keep going: every port must get its chance
                 errors.append(f"{type(port).__name__}: {exc}")
         self._pots_dirty = True
