@@ -7,8 +7,10 @@ incommensurate triangle waves and fits a surrogate twin to it
 
 Exit codes: 0 success; 1 a run failed; 2 bad input (experiment file, run file or
 argument -- one line on stderr, nothing run); 3 a run paused by an instrument
-fault (safe state, saved, resumable); 130 a run stopped by Ctrl-C (saved and
-resumable).
+fault (safe state, saved, resumable); 4 a resource fault (disk full, file-size
+limit, I/O error) writing a file -- the run stopped in the safe state, its file
+readable up to its last good step; 130 a run stopped by Ctrl-C, 143 by SIGTERM
+(saved and resumable).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from labtrain import __version__
 from labtrain.config import BACKENDS, ConfigError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_FAULT, EXIT_STOPPED = 0, 1, 2, 3, 130
+EXIT_RESOURCE, EXIT_TERMINATED = 4, 143
 
 
 class UsageError(ValueError):
@@ -91,26 +94,36 @@ class _Progress:
 
 def _loss_unit(estimator) -> str:
     """`` V^2`` after a loss in volts squared; nothing after a dimensionless one."""
-    unit = getattr(estimator, "loss_unit", "V^2")
+    unit = estimator.loss_unit
     return "" if unit in ("", "1") else f" {unit}"
 
 
 def _train(run, quiet: bool) -> int:
-    """Run with Ctrl-C mapped to a stop at the next step boundary; print the summary."""
-    first = {"hit": False}
+    """Run with Ctrl-C and SIGTERM mapped to a stop at the next step boundary; print the summary."""
+    from labtrain.training.store import StoreWriteError
 
-    def on_sigint(signum, frame):
-        if first["hit"]:
+    first = {"hit": None}
+
+    def on_signal(signum, frame):
+        if first["hit"] is not None:
             raise KeyboardInterrupt
-        first["hit"] = True
-        run.request_stop()
-        print("\nstopping at the next step boundary (Ctrl-C again to interrupt the step)", file=sys.stderr)
+        first["hit"] = signum
+        name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        run.request_stop(f"stopped by {name}")
+        print(f"\nstopping at the next step boundary ({name} again to interrupt the step)", file=sys.stderr)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = run.run()
+    except StoreWriteError as exc:
+        path = run.store.path if run.store is not None else None
+        print(f"labtrain: error: {exc}; stopped after step {run.next_step} with the chip in its safe state; the run "
+              f"file keeps every step up to its last checkpoint" + (f"; resume with: labtrain resume {path}" if path
+                                                                     else ""), file=sys.stderr)
+        return EXIT_RESOURCE
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if run.store is not None:
             run.store.close()
     final = result.final
@@ -133,7 +146,9 @@ def _train(run, quiet: bool) -> int:
         return EXIT_OK
     if result.status == "paused":
         return EXIT_FAULT
-    return EXIT_STOPPED if result.status == "stopped" else EXIT_FAILED
+    if result.status == "stopped":
+        return EXIT_TERMINATED if first["hit"] == signal.SIGTERM else EXIT_STOPPED
+    return EXIT_FAILED
 
 
 # ---------------------------------------------------------------- commands
@@ -157,14 +172,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from labtrain.build import build_setup
+    from labtrain.build import build_setup, check_bench
     from labtrain.config import load_experiment
     from labtrain.training.launch import overrides_from_cli
     from labtrain.training.run import Run
 
     exp = load_experiment(args.file, overrides_from_cli(backend=args.backend))
-    if exp["backend"]["kind"] != "ideal" and exp["chip"]["type"] == "resistor_network":
-        return _check_instruments(args, exp)
+    bench = check_bench(exp)
+    if bench is not None:
+        return _print_bench_check(args, exp, *bench)
     setup = build_setup(exp)
     try:
         r = exp["run"]
@@ -191,15 +207,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check_instruments(args: argparse.Namespace, exp) -> int:
-    from labtrain.build import check_instruments
-
-    task, net, identities, wiring = check_instruments(exp)
+def _print_bench_check(args: argparse.Namespace, exp, task, net, identities: dict, wiring: dict) -> int:
     print(f"{args.file}: OK (backend {exp['backend']['kind']}; no voltage applied, no pot moved)")
-    print(f"  chip      {net.name}: {net.n_nodes} nodes, {net.n_edges} edges")
+    if net is not None:
+        print(f"  chip      {net.name}: {net.n_nodes} nodes, {net.n_edges} edges")
     print(f"  task      {task.name}: {len(task.x_train)} train / {len(task.x_test)} test examples")
-    print(f"  wiring    inputs on {', '.join(wiring['input_ao'])}; outputs via {', '.join(wiring['output_ao'])}; "
-          f"{len(wiring['node_ai'])} AI channels; {len(wiring['pot_channels'])} pots")
+    print("  wiring    " + "; ".join(f"{k} {', '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+                                     for k, v in wiring.items()))
     for name, identity in identities.items():
         print(f"  {name:<9} {identity}")
     return EXIT_OK
@@ -208,8 +222,37 @@ def _check_instruments(args: argparse.Namespace, exp) -> int:
 def cmd_devices(args: argparse.Namespace) -> int:
     from labtrain.drivers.discovery import format_devices, list_devices
 
+    print(format_installed())
+    print()
     print(format_devices(list_devices()))
     return EXIT_OK
+
+
+def format_installed() -> str:
+    """Chip kinds, learning rules and instrument drivers installed (built-in and plugins), one line each;
+    plugins that fail to load are listed with the reason."""
+    from labtrain import registry
+
+    lines = []
+    for group, title in (("labtrain.kinds", "chip kinds"), ("labtrain.rules", "plugin rules"),
+                         ("labtrain.drivers", "instrument drivers")):
+        entries = registry.entries(group)
+        lines.append(f"{title} ({len(entries)}):")
+        loaded = registry.load_all(group)
+        broken = registry.broken(group)
+        for name, entry in entries.items():
+            origin = "" if entry.source == "labtrain" else f" [plugin {entry.source}]"
+            if name in broken:
+                lines.append(f"  {name:<20} BROKEN: {broken[name]}{origin}")
+                continue
+            obj = loaded[name]
+            text = getattr(obj, "summary", None) or getattr(obj, "description", None) or ""
+            if hasattr(obj, "rules"):
+                text = f"{text} (rules: {', '.join(obj.rules)}; backends: {', '.join(obj.backends)})"
+            lines.append(f"  {name:<20} {text}{origin}")
+        if not entries:
+            lines.append("  none")
+    return "\n".join(lines)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -225,6 +268,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
     print(_table([[r["name"], r["created"], r["rule"], r["backend"], f"{r['steps_done']}/{r['total_steps']}",
                    _fmt(r["test_loss"]), _pct(r["test_accuracy"]), r["status"], r["path"]] for r in rows],
                  ["name", "date", "rule", "backend", "steps", "test loss", "test acc", "status", "file"]))
+    for r in rows:
+        if r["status"] == "unreadable":
+            print(f"unreadable: {r['message']}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from labtrain.training.store import repair_run
+
+    print(repair_run(args.run, force=args.force))
     return EXIT_OK
 
 
@@ -276,22 +329,21 @@ def _gradcheck_setup(path: str, overrides: dict):
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    from labtrain.build import chip_builder
-
     setup, where = _gradcheck_setup(args.file, {})
-    gradcheck = chip_builder(setup.experiment).gradcheck
-    if gradcheck is None:
-        return _gradcheck_resistor(args, setup, where)
-    chip, task = setup.chip, setup.task
-    if args.beta_s is not None or args.eta is not None:
+    kind, chip, task = setup.kind, setup.chip, setup.task
+    given = {name: value for name, value in (("beta", args.beta), ("beta_s", args.beta_s), ("eta", args.eta))
+             if value is not None}
+    refused = [name for name in given if name not in kind.gradcheck_options]
+    if kind.gradcheck is None or refused:
         chip.close()
-        kind = setup.experiment["chip"]["type"]
-        takes = "takes --beta (dimensionless)" if kind in ("xy", "nonreciprocal") else \
-            "takes its rule's settings from the experiment file"
-        raise UsageError(f"--beta-s / --eta are resistor-network settings; [chip] type = {kind!r} {takes}")
+        if kind.gradcheck is None:
+            raise UsageError(f"[chip] type = {kind.name!r} has no gradcheck")
+        takes = ", ".join("--" + o.replace("_", "-") for o in kind.gradcheck_options) or "no option"
+        raise UsageError(f"--{refused[0].replace('_', '-')} does not apply to [chip] type = {kind.name!r}; it takes "
+                         f"{takes} (the rule's other settings come from the experiment file)")
     try:
         x, t, n = _gradcheck_batch(args, task)
-        report = gradcheck(setup, x, t, args.seed, {"beta": args.beta})
+        report = kind.gradcheck(setup, x, t, args.seed, given)
         print(f"gradient fidelity {where}, batch of {n} training examples, {report.intro}")
         print(_table(report.rows, ["estimator", "setting", "cosine", "rel. error", "scale", "err. after scale",
                                    "phases", "note"]))
@@ -305,53 +357,6 @@ def _gradcheck_batch(args: argparse.Namespace, task) -> tuple[np.ndarray, np.nda
     n = len(task.x_train) if args.batch in (0, None) else min(args.batch, len(task.x_train))
     idx = np.random.default_rng(args.seed).choice(len(task.x_train), n, replace=False)
     return task.x_train[idx], task.t_train[idx], n
-
-
-def _gradcheck_resistor(args: argparse.Namespace, setup, where: str) -> int:
-    from labtrain.chip.base import CapabilityError
-    from labtrain.protocols import AnalyticGradient, compare_gradients, exact_gradient, gep_family
-
-    exp, chip, task = setup.experiment, setup.chip, setup.task
-    if args.beta is not None:
-        chip.close()
-        raise UsageError("--beta is the dimensionless nudge of xy / nonreciprocal chips; this resistor network "
-                         "takes --beta-s (S)")
-    try:
-        beta_s = args.beta_s if args.beta_s is not None else exp["learning"]["beta_s"]
-        eta = args.eta if args.eta is not None else exp["learning"]["eta"]
-        x, t, n = _gradcheck_batch(args, task)
-        exact = exact_gradient(chip, x, t)
-        print(f"gradient fidelity {where}, batch of {n} training examples, against the exact "
-              f"(adjoint) gradient of the noise-free network model; |exact| = {np.linalg.norm(exact):.3g} V^2/S")
-        rows = []
-        if exp["learning"]["rule"] == "fp":
-            from labtrain.kinds.ac_rules import fp_gradcheck_rows
-
-            gamma = exp["learning"]["gamma_a_per_v"]
-            rows += fp_gradcheck_rows(exp, chip, x, t, exact, args.seed, [gamma])
-        for est in [AnalyticGradient(), *gep_family(beta_s, eta)]:
-            label = est.name + (" centred" if getattr(est, "centred", False) else "")
-            setting = "" if not hasattr(est, "strength") else f"{est.strength_name} = {est.strength:g}"
-            try:
-                est.check(chip)
-            except CapabilityError as exc:
-                rows.append([label, setting, "-", "-", "-", "-", "-", f"unsupported: {exc}"])
-                continue
-            if hasattr(chip, "reseed"):
-                chip.reseed([args.seed, 9])
-            e = est.estimate(chip, x, t)
-            f = compare_gradients(e.gradient, exact)
-            rows.append([label, setting, f"{f.cosine:.6f}", f"{f.relative_error:.2e}", f"{f.scale:.4g}",
-                         f"{f.scaled_error:.2e}", str(e.n_phases), ""])
-        print(_table(rows, ["estimator", "setting", "cosine", "rel. error", "scale", "err. after scale",
-                            "phases", "note"]))
-        print("cosine 1 = same direction; scale = least-squares factor between estimate and exact gradient; "
-              "err. after scale = what remains once the scale is forgiven.\nCL estimates the gradient weighted "
-              "by the outputs' effective conductance (its scale is ~ that conductance in S, so its plain rel. "
-              "error is ~1 by construction): judge CL by cosine and err. after scale.")
-    finally:
-        chip.close()
-    return EXIT_OK
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
@@ -404,6 +409,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("runs", help="list run files")
     r.add_argument("dir", nargs="?", default="runs", help="folder to search (default: runs)")
     r.set_defaults(func=cmd_runs)
+
+    r = sub.add_parser("repair", help="truncate a damaged run file to its last consistent state (and convert "
+                       "files of the previous format)")
+    r.add_argument("run", help="run file (.h5)")
+    r.add_argument("--force", action="store_true", help="take over a lease held by a process on another host "
+                   "(only when you know it is gone)")
+    r.set_defaults(func=cmd_repair)
 
     r = sub.add_parser("show", help="print a run's summary, experiment and snapshot")
     r.add_argument("run")
@@ -459,11 +471,14 @@ _positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a number
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``labtrain`` console script."""
-    from labtrain.training.store import StoreError
+    from labtrain.training.store import StoreError, StoreWriteError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except StoreWriteError as exc:  # a resource fault, not bad input
+        print(f"labtrain {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_RESOURCE
     except (ConfigError, StoreError, UsageError) as exc:
         print(f"labtrain {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -359,8 +359,9 @@ def test_console_script_bad_key(tmp_path):
     assert p.stdout == ""
     assert p.stderr.splitlines() == [
         f"labtrain run: error: {f}: [learning] unknown key 'lerning_rate' (did you mean 'learning_rate'?); "
-        "allowed keys: rule, beta_s, eta, window_s, settle_s, gamma_a_per_v, fp_activation, activation_hz, error_hz, "
-        "fp_mode, centred, optimizer, learning_rate, lr_halflife_steps, momentum, deadband, update_fraction, mask_mode"]
+        "allowed keys: rule, centred, optimizer, learning_rate, lr_halflife_steps, momentum, deadband, "
+        "update_fraction, mask_mode, gamma_a_per_v, fp_activation, activation_hz, error_hz, fp_mode, window_s, "
+        "settle_s, beta_s, eta"]
     assert not out_dir.exists()
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labtrain.chip.base import CLAMP_NUDGE, EDGE_DROPS, NETWORK_MODEL, CapabilityError, ClampNudge, CurrentNudge
+from labtrain.chip.base import REFERENCE_GRADIENT, CLAMP_NUDGE, EDGE_DROPS, NETWORK_MODEL, CapabilityError, ClampNudge, CurrentNudge
 from labtrain.kinds.resistor.ideal import IdealChip
 from labtrain.physics.network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S, Network, all_to_all, lattice, layered, random_graph
 from labtrain.protocols import (AnalyticGradient, CoupledLearning, EquilibriumPropagation, GEPRule, UpdateMask,
@@ -332,10 +332,10 @@ def test_cl_needs_clamp_but_ep_does_not():
                 rule.check(chip)
 
 
-def test_exact_gradient_needs_network_model():
-    chip = LimitedChip(small_net(), without=[NETWORK_MODEL])
+def test_exact_gradient_needs_a_reference_model():
+    chip = LimitedChip(small_net(), without=[NETWORK_MODEL, REFERENCE_GRADIENT])
     x, t = np.ones((2, 2)), np.zeros((2, 1))
-    with pytest.raises(CapabilityError, match="network_model"):
+    with pytest.raises(CapabilityError, match="reference_gradient"):
         exact_gradient(chip, x, t)
     with pytest.raises(CapabilityError):
         AnalyticGradient().check(chip)

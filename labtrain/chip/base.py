@@ -36,6 +36,7 @@ __all__ = [
     "Tone",
     "ACMeasurement",
     "TONE_TERMINALS",
+    "REFERENCE_GRADIENT",
 ]
 
 EDGE_DROPS = "edge_drops"          #: every edge's voltage drop can be read
@@ -43,6 +44,7 @@ CURRENT_NUDGE = "current_nudge"    #: currents can be injected into the outputs
 CLAMP_NUDGE = "clamp_nudge"        #: outputs can be held at given voltages
 NETWORK_MODEL = "network_model"    #: a physics model at the current parameters is available
 AC_TONES = "ac_tones"              #: sinusoids can be added on terminals and responses demodulated
+REFERENCE_GRADIENT = "reference_gradient"  #: the noise-free model's exact gradient is available (fidelity)
 
 #: where a :class:`Tone` can act: an input's voltage, a current injected into an output node,
 #: or a control electrode's voltage (DNPU)
@@ -121,16 +123,20 @@ class Measurement:
     Attributes
     ----------
     output_v : ndarray, shape (B, n_outputs)
-        Output voltages.
+        Outputs, in ``unit`` (volts for networks and DNPUs; radians for oscillator phases;
+        dimensionless states for rate networks).  The name is historical.
     edge_drops : EdgeDrops or None
         Edge voltage drops, when requested and supported.
     timestamp_s : float
         Wall-clock time (``time.time()``) when the measurement finished.
+    unit : str
+        Unit of ``output_v`` (the chip's :attr:`Chip.output_unit`).
     """
 
     output_v: np.ndarray
     edge_drops: EdgeDrops | None = None
     timestamp_s: float = field(default_factory=time.time)
+    unit: str = "V"
 
 
 @dataclass
@@ -194,6 +200,13 @@ class Chip(abc.ABC):
 
     backend: str = "abstract"
     capabilities: frozenset[str] = frozenset()
+    #: unit of the outputs a measurement returns ("V", "rad", "1" for dimensionless)
+    output_unit: str = "V"
+    #: sample clock (Hz) of the waveforms the chip synthesises or samples; None: it has none
+    rate_hz: float | None = None
+    #: waveforms of the last acquisition for a scope view (``rate_hz``, channel names, sample arrays);
+    #: None where the chip keeps none (set by instrument chips after every acquisition)
+    last_waveforms: dict[str, Any] | None = None
 
     # ---------------------------------------------------------------- shape
     @property
@@ -258,6 +271,27 @@ class Chip(abc.ABC):
     def network_model(self) -> Any:
         """Physics model of the chip at its current parameters (capability ``network_model``)."""
         raise CapabilityError(f"{self.backend} chip has no network model")
+
+    def reference_gradient(self, inputs: np.ndarray, targets: np.ndarray,
+                           parameters: np.ndarray | None = None) -> np.ndarray:
+        """Exact ``dC/dtheta`` of the rule's loss on the chip's noise-free model (capability ``reference_gradient``).
+
+        At ``parameters`` (default: the current ones), for a batch of ``inputs`` and ``targets``.
+        On a twin this is the model the twin simulates (nominal parts), the yardstick a
+        gradient-fidelity check compares an estimate with; hardware has none.
+        """
+        raise CapabilityError(f"the {self.backend} chip has no reference model to compute an exact gradient")
+
+    def reseed(self, seed: int | Sequence[int]) -> None:
+        """Restart every random stream of the chip (read noise, simulated instruments) from ``seed``.
+
+        Chips without randomness ignore it.  Runs reseed at every step so a resumed run is bit-identical.
+        """
+
+    def parameter_labels(self) -> list[str]:
+        """One short label per trainable parameter (plots, exports)."""
+        spec = self.parameter_spec
+        return [f"{spec.name}[{i}]" for i in range(spec.size)]
 
     # ------------------------------------------------------------- safety
     def safe_state(self) -> None:

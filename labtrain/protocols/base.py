@@ -68,6 +68,16 @@ class GradientEstimator(abc.ABC):
         """
         return half_squared_error(measurement.output_v, targets_v)
 
+    @property
+    def label(self) -> str:
+        """Name for tables (``gradcheck``): the rule's name and its variant."""
+        return self.name
+
+    @property
+    def setting(self) -> str:
+        """Its main setting for tables, e.g. ``"beta_s = 1e-06"`` ("" when it has none)."""
+        return ""
+
     def describe(self) -> dict:
         """Settings, for the run snapshot."""
         return {"rule": self.name}

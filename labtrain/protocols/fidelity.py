@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from labtrain.chip.base import NETWORK_MODEL, Chip
+from labtrain.chip.base import REFERENCE_GRADIENT, Chip
 from labtrain.physics.network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S, Network
 from labtrain.kinds.resistor.model import LinearResistorNetwork
 from labtrain.protocols.analytic import adjoint_gradient
@@ -22,10 +22,10 @@ __all__ = ["exact_gradient", "Fidelity", "compare_gradients", "gradient_fidelity
 
 
 def exact_gradient(chip: Chip, inputs: np.ndarray, targets_v: np.ndarray) -> np.ndarray:
-    """dC/dg of the noise-free network model at the chip's current conductances (adjoint method)."""
-    chip.require({NETWORK_MODEL}, "exact gradient")
-    model = chip.network_model()
-    return adjoint_gradient(model, inputs, model.steady_state(inputs).output_v - targets_v)
+    """dC/dtheta of the chip's noise-free reference model at its current parameters
+    (:meth:`~labtrain.chip.base.Chip.reference_gradient`; capability ``reference_gradient``)."""
+    chip.require({REFERENCE_GRADIENT}, "exact gradient")
+    return chip.reference_gradient(inputs, targets_v)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,14 @@ class GEPRule(GradientEstimator):
         self.strength = float(strength)
         self.centred = bool(centred)
 
+    @property
+    def label(self) -> str:
+        return self.name + (" centred" if self.centred else "")
+
+    @property
+    def setting(self) -> str:
+        return f"{self.strength_name} = {self.strength:g}"
+
     @abc.abstractmethod
     def nudge(self, free: Measurement, targets_v: np.ndarray, strength: float) -> CurrentNudge | ClampNudge:
         """The nudge applied in the learning phase at signed ``strength``."""

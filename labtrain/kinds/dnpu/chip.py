@@ -34,7 +34,9 @@ import numpy as np
 
 from labtrain.physics.demod import FrequencyPlan, demodulate
 from labtrain.kinds.dnpu.layout import DNPULayout, DNPUModel, default_layout
-from labtrain.chip.base import AC_TONES, ACMeasurement, CapabilityError, Chip, Measurement, ParameterSpec, Tone
+from labtrain.chip.base import (AC_TONES, REFERENCE_GRADIENT, ACMeasurement, CapabilityError, Chip, Measurement,
+                                ParameterSpec, Tone)
+from labtrain.protocols.homodyne import dnpu_exact_gradient
 
 __all__ = ["DNPUChip", "DNPUControls", "DNPUMeasurement", "DNPU", "check_tones", "tone_electrode_waveforms"]
 
@@ -150,6 +152,24 @@ class DNPUControls:
     layout: DNPULayout
     _spec: ParameterSpec
     _v: np.ndarray
+    #: the device model behind the chip (ideal: its model; twin: the simulated device), for exact gradients
+    reference_model: DNPUModel | None = None
+
+    def attach_reference_model(self, model: DNPUModel) -> None:
+        """Declare the noise-free device model behind this chip; with an analytic Jacobian
+        (``jacobian_a``) the chip gains capability ``reference_gradient``."""
+        self.reference_model = model
+        if hasattr(model, "jacobian_a"):
+            self.capabilities = frozenset(self.capabilities) | {REFERENCE_GRADIENT}
+
+    def reference_gradient(self, inputs: np.ndarray, targets: np.ndarray,
+                           parameters: np.ndarray | None = None) -> np.ndarray:
+        """Exact ``dC/dV_control`` of the reference model (its analytic Jacobian chained with dC/dI)."""
+        if self.reference_model is None or REFERENCE_GRADIENT not in self.capabilities:
+            raise CapabilityError(f"the {self.backend} DNPU chip has no reference model with an analytic Jacobian")
+        control = self.get_parameters() if parameters is None else np.asarray(parameters, float)
+        ideal = DNPUChip(self.reference_model, self.layout, control, rate_hz=self.rate_hz)
+        return dnpu_exact_gradient(ideal, inputs, targets)
 
     def _init_controls(self, control_v: np.ndarray | None) -> None:
         """Parameter spec from the layout's control ranges; start at ``control_v`` (default: mid-range)."""
@@ -260,6 +280,7 @@ class DNPUChip(DNPUControls, Chip):
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self._init_controls(control_v)
+        self.attach_reference_model(model)
 
     # ----------------------------------------------------------- parameters
     def reseed(self, seed: int | list[int]) -> None:

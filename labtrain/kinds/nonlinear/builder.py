@@ -26,14 +26,14 @@ from labtrain.physics.network import Network, NetworkError
 from labtrain.protocols.analytic import AnalyticGradient
 from labtrain.kinds.nonlinear.model import NonlinearEdges, diode_network
 from labtrain.training.tasks import Task
-from labtrain.kinds import ChipBuilder, GradcheckReport, source_of
+from labtrain.kinds import GradcheckReport, source_of
+from labtrain.kinds.common import build_network, build_task
 from labtrain.kinds.ac_rules import fp_gradcheck_rows, fp_rule
 
 __all__ = ["BUILDER", "build_nonlinear_network", "build_nonlinear_chip", "nonlinear_edges", "nonlinear_gradcheck"]
 
 
 def _task(exp: Experiment) -> Task:
-    from labtrain.build import build_task  # here, not at import: labtrain.build imports this module
 
     return build_task(exp)
 
@@ -45,7 +45,6 @@ def _diode_params(c: dict) -> dict:
 
 
 def _network_and_edges(exp: Experiment, task: Task) -> tuple[Network, NonlinearEdges]:
-    from labtrain.build import build_network
 
     c, t = exp["chip"], exp["task"]
     src = source_of(exp)
@@ -144,5 +143,3 @@ def nonlinear_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed: in
     return GradcheckReport(intro, rows, note)
 
 
-BUILDER = ChipBuilder(_task, lambda exp, task: build_nonlinear_network(exp, task), build_nonlinear_chip,
-                      {"fp": fp_rule, "analytic": lambda exp: AnalyticGradient()}, gradcheck=nonlinear_gradcheck)

@@ -27,7 +27,7 @@ from labtrain.physics.demod import Demodulated, FrequencyPlan, demodulate
 from labtrain.physics.network import Network
 from labtrain.physics.readouts import EdgeDrops
 from labtrain.kinds.nonlinear.model import NonlinearEdges, NonlinearResistorNetwork
-from labtrain.chip.base import (AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement, ClampNudge,
+from labtrain.chip.base import (REFERENCE_GRADIENT, AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement, ClampNudge,
                    CurrentNudge, Measurement, NetworkChip, ParameterSpec, Tone)
 
 __all__ = ["NonlinearResistorChip"]
@@ -86,7 +86,8 @@ class NonlinearResistorChip(NetworkChip):
         unit = "mixed" if (n_g and n_v) else ("S" if n_g else "V")
         name = "parameters" if unit == "mixed" else ("conductance" if n_g else "gate_voltage")
         self._spec = ParameterSpec(name, unit, self._model.lower.copy(), self._model.upper.copy())
-        self.capabilities = frozenset({CURRENT_NUDGE, CLAMP_NUDGE, EDGE_DROPS, NETWORK_MODEL, AC_TONES})
+        self.capabilities = frozenset({CURRENT_NUDGE, CLAMP_NUDGE, EDGE_DROPS, NETWORK_MODEL, AC_TONES,
+                                       REFERENCE_GRADIENT})
 
     # ----------------------------------------------------------- parameters
     def parameter_blocks(self) -> list[dict]:
@@ -130,6 +131,12 @@ class NonlinearResistorChip(NetworkChip):
     def exact_gradient(self, inputs: np.ndarray, targets_v: np.ndarray) -> np.ndarray:
         """``dC/dtheta`` of the noise-free model, ``C = mean_b 1/2 ||v_O - t||^2`` (adjoint method)."""
         return self._model.exact_gradient(inputs, targets_v)
+
+    def reference_gradient(self, inputs: np.ndarray, targets: np.ndarray,
+                           parameters: np.ndarray | None = None) -> np.ndarray:
+        """Exact ``dC/dtheta`` of the noise-free model at ``parameters`` (default: current)."""
+        model = self._model if parameters is None else self._model.with_parameters(np.asarray(parameters, float))
+        return model.exact_gradient(inputs, targets)
 
     # ----------------------------------------------------------- measuring
     def _check_inputs(self, inputs: np.ndarray) -> np.ndarray:

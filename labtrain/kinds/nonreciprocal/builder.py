@@ -17,7 +17,8 @@ from labtrain.config import ConfigError, Experiment
 from labtrain.kinds.nonreciprocal.rules import (make_nonreciprocal_rule, nonreciprocal_exact_gradient)
 from labtrain.protocols.fidelity import compare_gradients
 from labtrain.training.tasks import Task, TaskError, make_task
-from labtrain.kinds import ChipBuilder, GradcheckReport, source_of
+from labtrain.kinds import GradcheckReport, source_of
+from labtrain.kinds.common import task_arguments
 
 __all__ = ["BUILDER", "build_nonreciprocal_task", "build_nonreciprocal_chip", "nonreciprocal_gradcheck"]
 
@@ -28,7 +29,6 @@ RULE_NAMES = ("aep", "dyadic_ep", "plain_ep", "vf_ep", "implicit")
 
 def build_nonreciprocal_task(exp: Experiment) -> Task:
     """The task with inputs in ``[0, 1]`` and targets ``state_target_on`` / ``state_target_off``."""
-    from labtrain.build import task_arguments  # here, not at import: labtrain.build imports this module
 
     t = task_arguments(exp)
     name = t.pop("name")
@@ -95,5 +95,3 @@ def nonreciprocal_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed
     return GradcheckReport(intro, rows, note)
 
 
-BUILDER = ChipBuilder(build_nonreciprocal_task, _no_network, build_nonreciprocal_chip,
-                      {name: _rule(name) for name in RULE_NAMES}, gradcheck=nonreciprocal_gradcheck)

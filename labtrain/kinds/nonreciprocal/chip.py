@@ -39,7 +39,7 @@ from typing import Sequence
 import numpy as np
 
 from labtrain.kinds.nonreciprocal.model import AffineForce, LayeredTopology, NonReciprocalNetwork, Relaxation
-from labtrain.chip.base import CURRENT_NUDGE, NETWORK_MODEL, Chip, ClampNudge, CurrentNudge, Measurement, ParameterSpec
+from labtrain.chip.base import REFERENCE_GRADIENT, CURRENT_NUDGE, NETWORK_MODEL, Chip, ClampNudge, CurrentNudge, Measurement, ParameterSpec
 
 __all__ = ["NonReciprocalChip", "StateMeasurement", "STATE_READOUT", "ANTISYMMETRIC_FEEDBACK", "ADJOINT_MIRROR",
            "AffineForce"]
@@ -107,7 +107,7 @@ class NonReciprocalChip(Chip):
         bias = topo.kind_mask("bias")
         upper = np.where(bias, float(bias_bound), float(weight_bound))
         self._spec = ParameterSpec("coupling", "1", -upper, upper.copy())
-        self.capabilities = frozenset({CURRENT_NUDGE, NETWORK_MODEL, STATE_READOUT, ANTISYMMETRIC_FEEDBACK,
+        self.capabilities = frozenset({CURRENT_NUDGE, NETWORK_MODEL, REFERENCE_GRADIENT, STATE_READOUT, ANTISYMMETRIC_FEEDBACK,
                                        ADJOINT_MIRROR})
         self.init, self.init_scale, self.seed = init, float(init_scale), int(seed)
         self.read_noise = float(read_noise)
@@ -160,6 +160,14 @@ class NonReciprocalChip(Chip):
     def reseed(self, seed: int | list[int]) -> None:
         """Reset the read-noise generator (the run loop does this per step)."""
         self.rng = np.random.default_rng(seed)
+
+    def reference_gradient(self, inputs: np.ndarray, targets: np.ndarray,
+                           parameters: np.ndarray | None = None) -> np.ndarray:
+        """Exact ``dC/dtheta`` (implicit differentiation) of the noise-free network at ``parameters``."""
+        if parameters is None:
+            return self.network_model().exact_gradient(inputs, targets)
+        return NonReciprocalNetwork(self.topology, np.asarray(parameters, float),
+                                    **self.relax_settings).exact_gradient(inputs, targets)
 
     def network_model(self) -> NonReciprocalNetwork:
         """The physics model at the current parameters (assembled once per parameter update)."""

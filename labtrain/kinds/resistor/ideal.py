@@ -15,7 +15,8 @@ from labtrain.physics.demod import FrequencyPlan, demodulate
 from labtrain.physics.network import Network
 from labtrain.physics.readouts import EdgeDrops
 from labtrain.kinds.resistor.model import LinearResistorNetwork
-from labtrain.chip.base import (NetworkChip, AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement, Chip,
+from labtrain.protocols.analytic import adjoint_gradient
+from labtrain.chip.base import (NetworkChip, REFERENCE_GRADIENT, AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement, Chip,
                    ClampNudge, CurrentNudge, Measurement, ParameterSpec, PotQuantizer, Tone)
 from labtrain.kinds.resistor.tones import (check_ac_request, concat_demodulated, edge_demodulated, network_tone_drive,
                             synthesise)
@@ -68,7 +69,7 @@ class IdealChip(NetworkChip):
         if self.pot_steps:
             quantizer = PotQuantizer(1.0 / network.g_max_s, 1.0 / network.g_min_s, self.pot_steps)
         self._spec = ParameterSpec("conductance", "S", network.g_min_s.copy(), network.g_max_s.copy(), quantizer)
-        caps = {CURRENT_NUDGE, CLAMP_NUDGE, EDGE_DROPS, NETWORK_MODEL, AC_TONES}
+        caps = {CURRENT_NUDGE, CLAMP_NUDGE, EDGE_DROPS, NETWORK_MODEL, AC_TONES, REFERENCE_GRADIENT}
         self.capabilities = frozenset(caps)
         self._model: LinearResistorNetwork | None = None
         init = np.sqrt(network.g_min_s * network.g_max_s) if conductance_s is None else conductance_s
@@ -95,6 +96,13 @@ class IdealChip(NetworkChip):
     def reseed(self, seed: int | list[int]) -> None:
         """Reset the read-noise generator (the run loop does this per step, for exact resumes)."""
         self.rng = np.random.default_rng(seed)
+
+    def reference_gradient(self, inputs: np.ndarray, targets: np.ndarray,
+                           parameters: np.ndarray | None = None) -> np.ndarray:
+        """Exact ``dC/dg`` (adjoint) of the noise-free network at ``parameters`` (default: current)."""
+        model = self.network_model() if parameters is None else LinearResistorNetwork(
+            self.network, self.network.clip(np.asarray(parameters, float)), self.input_mode)
+        return adjoint_gradient(model, inputs, model.steady_state(inputs).output_v - targets)
 
     def network_model(self) -> LinearResistorNetwork:
         """The physics model at the current conductances (factored once per parameter update)."""

@@ -19,7 +19,8 @@ from labtrain.kinds.xy.rules import XYEquilibriumPropagation, XYImplicitGradient
 from labtrain.kinds.xy.model import stacked_lattice
 from labtrain.training.tasks import Task, TaskError
 from labtrain.kinds.xy.tasks import phase_task
-from labtrain.kinds import ChipBuilder, GradcheckReport, source_of
+from labtrain.kinds import GradcheckReport, source_of
+from labtrain.kinds.common import build_network
 
 __all__ = ["BUILDER", "build_xy_task", "build_xy_network", "build_xy_chip", "xy_gradcheck"]
 
@@ -40,7 +41,6 @@ def build_xy_task(exp: Experiment) -> Task:
 
 def build_xy_network(exp: Experiment, task: Task) -> Network:
     """The oscillator graph: the resistor-network builders, or ``stacked_lattice``."""
-    from labtrain.build import build_network  # here, not at import: labtrain.build imports this module
 
     c = exp["chip"]
     if c["topology"] != "stacked_lattice":
@@ -123,5 +123,3 @@ def _maps(setup):
     return XYMapRecorder(setup.chip, setup.task.x_train, setup.experiment["run"]["seed"])
 
 
-BUILDER = ChipBuilder(build_xy_task, build_xy_network, build_xy_chip,
-                      {"xy_ep": _ep, "xy_implicit": _implicit}, gradcheck=xy_gradcheck, maps=_maps)

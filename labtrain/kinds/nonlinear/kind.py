@@ -1,0 +1,57 @@
+"""``[chip] type = "nonlinear_resistor"``: resistive networks with diodes and transistor-like edges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labtrain.kinds import ChipKind
+from labtrain.kinds.ac_rules import check_ac_settings, fp_rule
+from labtrain.kinds.common import build_task
+from labtrain.kinds.fields import (AC_WINDOW, CONDUCTANCE, FP, GRAPH, HIDDEN_LAYERS, VOLTAGE_TASK, check_fp, merge,
+                                   topology)
+from labtrain.kinds.nonlinear.builder import build_nonlinear_chip, build_nonlinear_network, nonlinear_gradcheck
+from labtrain.kinds.nonlinear.schema import OWN
+from labtrain.protocols.analytic import AnalyticGradient
+from labtrain.schema import ConfigError
+
+_TOPOLOGIES = ("layered", "lattice", "all_to_all", "random", "edge_list")
+
+
+def check(s: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], source: str) -> None:
+    c, learning = s["chip"], s["learning"]
+    if c["gate_min_v"] > c["gate_max_v"]:
+        raise ConfigError(f"{source}: [chip] gate_min_v = {c['gate_min_v']!r} is above gate_max_v = "
+                          f"{c['gate_max_v']!r}")
+    if learning["rule"] == "fp":
+        check_fp(s, source, default_activation="dc")
+        if learning["fp_mode"] == "frequency_domain":
+            raise ConfigError(f"{source}: [learning] fp_mode = 'frequency_domain' is a model shortcut for ideal "
+                              f"linear resistor networks (this is nonlinear_resistor on {s['backend']['kind']}); "
+                              "use 'time_domain'")
+
+
+def describe(s: dict[str, dict[str, Any]]) -> str:
+    c = s["chip"]
+    if c["topology"] == "layered":
+        return f"diode layered network ({'-'.join(map(str, c['hidden_layers']))} hidden, {c['diode']})"
+    net = f"lattice {c['rows']}x{c['cols']}" if c["topology"] == "lattice" else f"{c['topology']} ({c['n_nodes']} nodes)"
+    return f"nonlinear_resistor {net} network"
+
+
+KIND = ChipKind(
+    name="nonlinear_resistor",
+    summary="resistive network with diodes and transistor edges (Newton solver); FP, exact gradient",
+    schema=merge(topology(_TOPOLOGIES, "layered", "Network builder (layered: the diode network)"), GRAPH,
+                 HIDDEN_LAYERS, CONDUCTANCE, FP, VOLTAGE_TASK, AC_WINDOW, OWN),
+    rules={"fp": fp_rule, "analytic": lambda exp: AnalyticGradient()},
+    task=build_task,
+    network=build_nonlinear_network,
+    chip=build_nonlinear_chip,
+    backends=("ideal",),
+    topologies=_TOPOLOGIES,
+    default_topology="layered",
+    check=check,
+    check_setup=check_ac_settings,
+    gradcheck=nonlinear_gradcheck,
+    describe=describe,
+)
