@@ -43,7 +43,8 @@ from labtrain.instruments.ports import DAQ, Guarded, PortIOError, PotArray
 from labtrain.physics.readouts import EdgeDrops
 from labtrain.kinds.resistor.model import LinearResistorNetwork
 from labtrain.kinds.resistor.wiring import Wiring
-from labtrain.chip.base import (NetworkChip, AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement, Chip,
+from labtrain.protocols.analytic import adjoint_gradient
+from labtrain.chip.base import (NetworkChip, REFERENCE_GRADIENT, AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement, Chip,
                    ClampNudge, CurrentNudge, Measurement, ParameterSpec, PotQuantizer, Tone)
 from labtrain.kinds.resistor.tones import check_ac_request, edge_demodulated, network_tone_drive, synthesise
 from labtrain.instruments.retry import call_with_retries
@@ -171,7 +172,7 @@ class InstrumentChip(NetworkChip):
     @staticmethod
     def capabilities_for(reads_every_node: bool) -> frozenset[str]:
         """What an instrument chip can do with a given wiring (edge drops need every node read)."""
-        caps = {CURRENT_NUDGE, CLAMP_NUDGE, NETWORK_MODEL, AC_TONES}
+        caps = {CURRENT_NUDGE, CLAMP_NUDGE, NETWORK_MODEL, AC_TONES, REFERENCE_GRADIENT}
         return frozenset(caps | ({EDGE_DROPS} if reads_every_node else set()))
 
     # -------------------------------------------------------- retrying
@@ -222,6 +223,13 @@ class InstrumentChip(NetworkChip):
         self._pots_dirty = False
         self._last_free = None
         self._last_free_ac = None
+
+    def reference_gradient(self, inputs: np.ndarray, targets: np.ndarray,
+                           parameters: np.ndarray | None = None) -> np.ndarray:
+        """Exact ``dC/dg`` of the nominal network model (what a gradient estimate on the bench is judged by)."""
+        model = self.network_model() if parameters is None else LinearResistorNetwork(
+            self.network, self.network.clip(np.asarray(parameters, float)), "voltage")
+        return adjoint_gradient(model, inputs, model.steady_state(inputs).output_v - targets)
 
     def network_model(self) -> LinearResistorNetwork:
         """The network at the conductances the chip believes it holds (nominal pot calibration)."""
