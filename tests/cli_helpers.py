@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from labtrain.cli import main
@@ -73,13 +72,9 @@ def run_until_killed(experiment: Path, out: Path, at_least: int, env: dict | Non
     deadline, path = time.monotonic() + timeout_s, None
     while path is None and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
-        for p in out.glob("*.h5"):
-            try:
-                with h5py.File(p, "r", locking=False) as h5:  # read-only, no lock: the writer holds it
-                    if h5["steps/step"].shape[0] >= at_least:
-                        path = p
-            except (OSError, KeyError):
-                pass  # caught the writer mid-flush: try again
+        for p in out.glob("*.h5"):  # read while the writer writes: every commit is whole
+            if read_summary(p)["steps_done"] >= at_least:
+                path = p
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)

@@ -308,6 +308,9 @@ def test_run_file_is_plain_hdf5(trained):
     """Anyone can read a run file with h5py alone (documented layout)."""
     path, _, _ = trained
     with h5py.File(path, "r") as f:
-        assert f.attrs["format"] == "labtrain-run-1"
-        assert f["steps/loss"].shape == (10,)
+        assert f.attrs["format"] == "labtrain-run-2"
+        current = max((r for r in f["state"][:] if r["magic"] == b"LTS2"), key=lambda r: r["seq"])
+        state = json.loads(current["json"])
+        assert state["status"] == "completed" and state["final"]
+        assert f["steps"]["loss"][:state["rows"]["steps"]].shape == (10,)
         assert f["parameters/final"].shape == f["parameters/initial"].shape

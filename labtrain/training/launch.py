@@ -33,7 +33,7 @@ def _make_run(setup: Setup, store: RunStore | None, listeners: list[Listener]) -
     return Run(setup.chip, setup.estimator, setup.optimizer, setup.task, epochs=r["epochs"],
                batch_size=r["batch_size"], seed=r["seed"], mask=setup.mask, eval_every=r["eval_every"],
                checkpoint_every=r["checkpoint_every"], record_parameters_every=r["record_parameters_every"],
-               maps=setup.maps, record_maps_every=r["record_maps_every"], store=store, listeners=listeners)
+               maps=setup.maps, record_maps_every=r.get("record_maps_every", 0), store=store, listeners=listeners)
 
 
 def _snapshot(setup: Setup) -> dict:
@@ -46,21 +46,31 @@ def _snapshot(setup: Setup) -> dict:
 
 def prepare_run(experiment: str | Path | Experiment, overrides: dict | None = None,
                 listeners: list[Listener] | None = None, store: bool = True) -> Run:
-    """Validate, build and open the run file; the returned :class:`Run` is ready to ``run()``.
+    """Validate, build and create the run file; the returned :class:`Run` is ready to ``run()``.
 
-    Raises :class:`ConfigError` (nothing built, no file written) on bad input.
+    The run file (owned by this process until the run ends or :meth:`Run.close`) has room for the
+    whole run.  Raises :class:`ConfigError` (nothing built, no file written) on bad input and
+    :class:`~labtrain.training.store.StoreWriteError` if the disk cannot hold the file (none is left).
     """
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment, overrides)
     setup = build_setup(exp)
     run_store = None
     if store:
-        path = run_file_path(exp["run"]["out_dir"], exp.name)
         probe = _make_run(setup, None, [])
-        run_store = RunStore.create(
-            path, name=exp.name, experiment_text=exp.text, overrides=exp.overrides,
-            source=str(exp.path.resolve()) if exp.path else "", snapshot=_snapshot(setup),
-            task=setup.task.describe(), rule=exp["learning"]["rule"], backend=exp["backend"]["kind"],
-            seed=exp["run"]["seed"], total_steps=probe.total_steps, initial_parameters=setup.chip.get_parameters())
+        while True:
+            try:
+                run_store = RunStore.create(
+                    run_file_path(exp["run"]["out_dir"], exp.name), name=exp.name, experiment_text=exp.text,
+                    overrides=exp.overrides, source=str(exp.path.resolve()) if exp.path else "",
+                    snapshot=_snapshot(setup), task=setup.task.describe(), rule=exp["learning"]["rule"],
+                    backend=exp["backend"]["kind"], seed=exp["run"]["seed"], total_steps=probe.total_steps,
+                    initial_parameters=setup.chip.get_parameters(), rows=probe.planned_rows())
+                break
+            except FileExistsError:  # another run took the name in the same second: take the next one
+                continue
+            except BaseException:
+                setup.chip.close()
+                raise
     return _make_run(setup, run_store, list(listeners or []))
 
 
@@ -68,10 +78,13 @@ def prepare_resume(path: str | Path, listeners: list[Listener] | None = None,
                    epochs: int | None = None) -> Run:
     """Reopen a stopped or crashed run at its latest checkpoint.
 
-    ``epochs`` extends (or sets) the run's length.  Raises :class:`StoreError`
-    for an unusable file and :class:`ConfigError` if its experiment no longer builds.
+    Takes the run file's lease (:class:`~labtrain.training.store.LeaseError` if a live process
+    holds it; a dead process's lease is taken over).  ``epochs`` extends (or sets) the run's
+    length.  Raises :class:`StoreError` for an unusable file and :class:`ConfigError` if its
+    experiment no longer builds.
     """
     store = RunStore.open(path, "r+")
+    setup = None
     try:
         status = store.attrs["status"]
         if status == "completed" and epochs is None:
@@ -87,12 +100,18 @@ def prepare_resume(path: str | Path, listeners: list[Listener] | None = None,
         if checkpoint is not None:
             step, params, opt_state = checkpoint
             if len(params) != setup.chip.parameter_spec.size:
-                raise StoreError(f"{path}: checkpoint has {len(params)} parameters, the chip {setup.chip.parameter_spec.size}")
-            run.restore(step, params, opt_state)
+                raise StoreError(f"{path}: checkpoint has {len(params)} parameters, the chip "
+                                 f"{setup.chip.parameter_spec.size}")
+            store.truncate_after(step)
+            ev = store.table("eval")
+            run.restore(step, params, opt_state, step_loss=list(store.table("steps")["loss"]),
+                        evals=[{k: ev[k][i] for k in ev} for i in range(len(ev["step"]))])
         else:
             store.truncate_after(-2)
-        store.set_attr("total_steps", run.total_steps)
+        store.set_total_steps(run.total_steps)
         return run
-    except (ConfigError, StoreError):
+    except BaseException:
         store.close()
+        if setup is not None:
+            setup.chip.close()
         raise

@@ -10,8 +10,11 @@ the chip ends in its safe state and the run file records how the run ended.
 An instrument fault that survives the chip's retries pauses the run (status
 ``paused``, the reason in the run file); ``labtrain resume`` continues it.
 
-Events (:class:`Event`) go to every listener: the run file, the CLI progress
-bar and the GUI.
+Events (:class:`Event`) are the one data path: the run file
+(:class:`~labtrain.training.store.RunStore` is a listener), the CLI progress
+bar and the GUI all subscribe to them; the loop itself never writes a file.
+A run holds its run file and chip until :meth:`Run.close` (or the end of a
+``with`` block).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from labtrain.training.optim import Optimizer
 from labtrain.instruments.ports import PortError
 from labtrain.protocols.base import GradientEstimator
 from labtrain.protocols.masks import UpdateMask
-from labtrain.training.store import RunStore
+from labtrain.training.store import RunStore, StoreWriteError
 from labtrain.training.tasks import Task, accuracy
 
 __all__ = ["Run", "Event", "RunResult", "Listener", "run_file_path"]
@@ -41,7 +44,18 @@ class Event:
     """Something that happened in a run.
 
     ``kind`` is one of ``start step eval maps epoch checkpoint pause resume stop``; ``data``
-    carries the numbers (``loss``, ``train_accuracy``, ``status``, ...).
+    carries the numbers:
+
+    - ``start``: ``total_steps``, ``resumed_from``, ``rows`` (planned rows per table: ``steps``,
+      ``eval``, ``history``, ``maps``), ``maps_attrs`` (unit/doc per map name);
+    - ``step``: ``loss``, ``time_s``, ``n_phases``, ``parameters`` (after the update),
+      ``record_parameters`` (part of the stored history), ``output_v``, ``targets_v``, ``gradient``,
+      ``inputs``;
+    - ``eval``: ``step``, ``epoch``, ``train_loss``, ``train_accuracy``, ``test_loss``, ``test_accuracy``;
+    - ``maps``: one array per map name;
+    - ``checkpoint``: ``parameters``, ``optimizer_state`` (everything a resume needs);
+    - ``epoch``: ``epoch``, ``epochs``;
+    - ``stop``: ``status``, ``message``, ``parameters``.
     """
 
     kind: str
@@ -110,9 +124,13 @@ class Run:
     record_maps_every : int
         Record ``maps`` every N steps (0: never).
     store : RunStore, optional
-        Run file to write; without one the run keeps its metrics in memory only.
+        Run file to write: subscribed as the first listener.  Without one the run keeps its
+        metrics in memory only.
     listeners : list of callables
         Receive every :class:`Event`.
+
+    A run is a context manager: ``with prepare_run(file) as run: run.run()`` releases the run
+    file and the chip at the end (:meth:`close`).
     """
 
     def __init__(self, chip: Chip, estimator: GradientEstimator, optimizer: Optimizer, task: Task, *,
@@ -137,17 +155,19 @@ class Run:
         self.maps = maps if record_maps_every else None
         self.record_maps_every = int(record_maps_every) if maps is not None else 0
         self.store = store
-        self.listeners: list[Listener] = list(listeners or [])
+        self.listeners: list[Listener] = ([store] if store is not None else []) + list(listeners or [])
         self.next_step = 0
         self.step_loss: list[float] = []
         self.evals: list[dict[str, float]] = []
         self._stop = threading.Event()
         self._pause = threading.Event()
         self._last_checkpoint = -1
+        self._stop_message = ""
 
     # --------------------------------------------------------------- control
-    def request_stop(self) -> None:
-        """Stop at the next step boundary (thread- and signal-safe)."""
+    def request_stop(self, message: str = "") -> None:
+        """Stop at the next step boundary (thread- and signal-safe); ``message`` is recorded with the status."""
+        self._stop_message = message or self._stop_message
         self._stop.set()
         self._pause.clear()
 
@@ -167,6 +187,29 @@ class Run:
         event = Event(kind, step, step // self.steps_per_epoch if self.steps_per_epoch else 0, data or {})
         for listener in self.listeners:
             listener(event)
+
+    def planned_rows(self) -> dict[str, int]:
+        """Rows the run file needs for the whole run: steps, evaluations, history rows, map recordings."""
+        total = self.total_steps
+        if self.eval_every:
+            evals = total // self.eval_every + (1 if total % self.eval_every else 0)
+        else:
+            evals = self.epochs
+        history = total // self.record_parameters_every if self.record_parameters_every else 0
+        maps = 1 + total // self.record_maps_every if self.record_maps_every else 0
+        return {"steps": total, "eval": 1 + evals, "history": history, "maps": maps}
+
+    def close(self) -> None:
+        """Release the run file (closing it, and its lease) and the chip.  Idempotent."""
+        if self.store is not None:
+            self.store.close()
+        self.chip.close()
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------- training
     def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -190,11 +233,8 @@ class Run:
         }
 
     def record_maps(self, step: int) -> None:
-        """Record the spatial maps after ``step`` (-1: before training) to the run file and listeners."""
-        maps = self.maps.record(step)
-        if self.store is not None:
-            self.store.append_maps(step, maps, getattr(self.maps, "attrs", {}))
-        self.emit("maps", step, dict(maps))
+        """Record the spatial maps after ``step`` (-1: before training) and send them to the listeners."""
+        self.emit("maps", step, dict(self.maps.record(step)))
 
     def _reseed(self, step: int, stream: int) -> None:
         reseed = getattr(self.chip, "reseed", None)
@@ -210,21 +250,19 @@ class Run:
         params = self.optimizer.apply(self.chip, est.gradient, mask)
         elapsed = time.perf_counter() - t0
         self.step_loss.append(est.loss)
-        if self.store is not None:
-            record = self.record_parameters_every and (step + 1) % self.record_parameters_every == 0
-            self.store.append_step({"step": step, "epoch": step // self.steps_per_epoch, "time_s": elapsed,
-                                    "loss": est.loss, "n_phases": est.n_phases}, params if record else None)
-        self.emit("step", step, {"loss": est.loss, "time_s": elapsed, "output_v": est.output_v, "targets_v": t,
-                                 "parameters": params, "gradient": est.gradient, "inputs": x})
+        record = bool(self.record_parameters_every) and (step + 1) % self.record_parameters_every == 0
+        self.emit("step", step, {"loss": est.loss, "time_s": elapsed, "n_phases": est.n_phases, "output_v": est.output_v,
+                                 "targets_v": t, "parameters": params, "record_parameters": record,
+                                 "gradient": est.gradient, "inputs": x})
         if self.record_maps_every and (step + 1) % self.record_maps_every == 0:
             self.record_maps(step)
         return est.loss
 
     def _checkpoint(self, step: int) -> None:
-        if self.store is not None and step > self._last_checkpoint:
-            self.store.write_checkpoint(step, self.chip.get_parameters(), self.optimizer.state_dict())
+        if step > self._last_checkpoint:
             self._last_checkpoint = step
-            self.emit("checkpoint", step)
+            self.emit("checkpoint", step, {"parameters": self.chip.get_parameters(),
+                                           "optimizer_state": self.optimizer.state_dict()})
 
     def _eval_due(self, step: int) -> bool:
         if self.eval_every:
@@ -232,82 +270,85 @@ class Run:
         return (step + 1) % self.steps_per_epoch == 0
 
     def run(self) -> RunResult:
-        """Train until done or stopped.  The chip always ends in its safe state."""
-        status, message = "running", ""
-        if self.store is not None:
-            self.store.set_status("running")
-        self.emit("start", self.next_step, {"total_steps": self.total_steps, "resumed_from": self.next_step})
-        if self.next_step == 0 and not self.evals:
-            self.evals.append(self.evaluate(-1) | {"step": -1, "epoch": -1})
-            if self.store is not None:
-                self.store.append_eval(self.evals[-1])
-            self.emit("eval", -1, self.evals[-1])
-            if self.record_maps_every:
-                self.record_maps(-1)
+        """Train until done or stopped.  The chip always ends in its safe state.
+
+        An exception (other than an instrument fault, which pauses the run) is re-raised after the
+        chip is safe and the listeners got the ``stop`` event with status ``failed``; a run-file write
+        fault (disk full, ...) raises :class:`~labtrain.training.store.StoreWriteError`.
+        """
+        status, message, error = "running", "", None
         try:
-            while self.next_step < self.total_steps:
-                if self._stop.is_set():
-                    break
-                if self._pause.is_set():
-                    self._wait_while_paused()
-                    continue
-                step = self.next_step
-                self._one_step(step)
-                self.next_step = step + 1
-                if self._eval_due(step):
-                    self.evals.append(self.evaluate(step))
-                    if self.store is not None:
-                        self.store.append_eval(self.evals[-1])
-                    self.emit("eval", step, self.evals[-1])
-                if (step + 1) % self.checkpoint_every == 0:
-                    self._checkpoint(step)
-                if (step + 1) % self.steps_per_epoch == 0:
-                    self.emit("epoch", step, {"epoch": step // self.steps_per_epoch,
-                                              "epochs": self.epochs})
-            status = "completed" if self.next_step >= self.total_steps else "stopped"
-        except KeyboardInterrupt:
-            status, message = "stopped", "interrupted (Ctrl-C)"
-        except PortError as exc:
-            # An instrument kept failing after the chip's retries: pause in the safe state, resumable.
-            status, message = "paused", f"instrument fault: {exc}"
-        except Exception as exc:
-            status, message = "failed", f"{type(exc).__name__}: {exc}"
-            raise
+            try:
+                self.emit("start", self.next_step, {"total_steps": self.total_steps, "resumed_from": self.next_step,
+                                                    "rows": self.planned_rows(),
+                                                    "maps_attrs": getattr(self.maps, "attrs", {})})
+                if self.next_step == 0 and not self.evals:
+                    self.evals.append(self.evaluate(-1) | {"step": -1, "epoch": -1})
+                    self.emit("eval", -1, self.evals[-1])
+                    if self.record_maps_every:
+                        self.record_maps(-1)
+                while self.next_step < self.total_steps:
+                    if self._stop.is_set():
+                        break
+                    if self._pause.is_set():
+                        self._wait_while_paused()
+                        continue
+                    step = self.next_step
+                    self._one_step(step)
+                    self.next_step = step + 1
+                    if self._eval_due(step):
+                        self.evals.append(self.evaluate(step))
+                        self.emit("eval", step, self.evals[-1])
+                    if (step + 1) % self.checkpoint_every == 0:
+                        self._checkpoint(step)
+                    if (step + 1) % self.steps_per_epoch == 0:
+                        self.emit("epoch", step, {"epoch": step // self.steps_per_epoch, "epochs": self.epochs})
+                status = "completed" if self.next_step >= self.total_steps else "stopped"
+                message = "" if status == "completed" else self._stop_message
+            except KeyboardInterrupt:
+                status, message = "stopped", self._stop_message or "interrupted (Ctrl-C)"
+            except PortError as exc:
+                # An instrument kept failing after the chip's retries: pause in the safe state, resumable.
+                status, message = "paused", f"instrument fault: {exc}"
+            except StoreWriteError as exc:
+                status, message, error = "failed", str(exc), exc
+            except Exception as exc:
+                status, message, error = "failed", f"{type(exc).__name__}: {exc}", exc
         finally:
             self.chip.safe_state()
-            if self.next_step > 0:
-                self._checkpoint(self.next_step - 1)
-            if self.store is not None:
-                if status == "completed":
-                    self.store.write_final(self.chip.get_parameters())
-                self.store.set_status(status, message)
-            self.emit("stop", self.next_step, {"status": status, "message": message})
+            try:
+                if self.next_step > 0:
+                    self._checkpoint(self.next_step - 1)
+            except StoreWriteError as exc:
+                if error is None:
+                    status, message, error = "failed", str(exc), exc
+            self.emit("stop", self.next_step, {"status": status, "message": message,
+                                               "parameters": self.chip.get_parameters()})
+        if error is not None:
+            raise error
         return RunResult(status, self.next_step, self.total_steps, self.chip.get_parameters(), self.step_loss,
                          self.evals, self.store.path if self.store else None, message)
 
     def _wait_while_paused(self) -> None:
         self.chip.safe_state()
         self.emit("pause", self.next_step)
-        if self.store is not None:
-            self.store.set_status("paused")
         while self._pause.is_set() and not self._stop.is_set():
             time.sleep(0.02)
-        if self.store is not None:
-            self.store.set_status("running")
         if not self._stop.is_set():
             self.chip.set_parameters(self.chip.get_parameters())
             self.emit("resume", self.next_step)
 
     # -------------------------------------------------------------- resume
-    def restore(self, step: int, parameters: np.ndarray, optimizer_state: dict[str, np.ndarray]) -> None:
-        """Continue after completed step ``step`` with the given parameters and optimiser state."""
+    def restore(self, step: int, parameters: np.ndarray, optimizer_state: dict[str, np.ndarray],
+                step_loss: list[float] | None = None, evals: list[dict[str, float]] | None = None) -> None:
+        """Continue after completed step ``step`` with the given parameters and optimiser state.
+
+        ``step_loss`` and ``evals``: the history so far (as read back from the run file), so that the
+        result of the resumed run covers the whole run.
+        """
         self.chip.set_parameters(parameters)
         self.optimizer.load_state_dict(optimizer_state)
         self.next_step = step + 1
         self._last_checkpoint = step
-        if self.store is not None:
-            self.store.truncate_after(step)
-            steps = self.store.table("steps")
-            self.step_loss = list(steps["loss"])
-            ev = self.store.table("eval")
-            self.evals = [{k: ev[k][i] for k in ev} for i in range(len(ev["step"]))]
+        self.step_loss = list(step_loss or [])
+        self.evals = [dict(e) for e in (evals or [])]
