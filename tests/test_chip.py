@@ -42,7 +42,8 @@ def test_initial_conductance_is_geometric_mean(net):
     np.testing.assert_array_equal(spec.span, net.g_max_s - net.g_min_s)
     assert spec.quantizer is None
     assert (chip.n_inputs, chip.n_outputs) == (2, 2)
-    assert chip.capabilities == {CURRENT_NUDGE, CLAMP_NUDGE, EDGE_DROPS, NETWORK_MODEL, "ac_tones", "reference_gradient"}
+    assert chip.capabilities == {CURRENT_NUDGE, CLAMP_NUDGE, EDGE_DROPS, NETWORK_MODEL, "ac_tones", "reference_gradient",
+                                 "linear_network_model"}
 
 
 def test_set_parameters_clips_and_returns_what_it_took(uneven_net):

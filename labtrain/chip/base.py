@@ -37,6 +37,7 @@ __all__ = [
     "ACMeasurement",
     "TONE_TERMINALS",
     "REFERENCE_GRADIENT",
+    "LINEAR_NETWORK_MODEL",
 ]
 
 EDGE_DROPS = "edge_drops"          #: every edge's voltage drop can be read
@@ -45,6 +46,7 @@ CLAMP_NUDGE = "clamp_nudge"        #: outputs can be held at given voltages
 NETWORK_MODEL = "network_model"    #: a physics model at the current parameters is available
 AC_TONES = "ac_tones"              #: sinusoids can be added on terminals and responses demodulated
 REFERENCE_GRADIENT = "reference_gradient"  #: the noise-free model's exact gradient is available (fidelity)
+LINEAR_NETWORK_MODEL = "linear_network_model"  #: network_model() is linear (phasor / linear-response shortcuts)
 
 #: where a :class:`Tone` can act: an input's voltage, a current injected into an output node,
 #: or a control electrode's voltage (DNPU)
@@ -131,12 +133,15 @@ class Measurement:
         Wall-clock time (``time.time()``) when the measurement finished.
     unit : str
         Unit of ``output_v`` (the chip's :attr:`Chip.output_unit`).
+    acquisition_s : float
+        Time the device spent acquiring this batch, settling included (0 when not tracked).
     """
 
     output_v: np.ndarray
     edge_drops: EdgeDrops | None = None
     timestamp_s: float = field(default_factory=time.time)
     unit: str = "V"
+    acquisition_s: float = 0.0
 
 
 @dataclass
@@ -207,6 +212,10 @@ class Chip(abc.ABC):
     #: waveforms of the last acquisition for a scope view (``rate_hz``, channel names, sample arrays);
     #: None where the chip keeps none (set by instrument chips after every acquisition)
     last_waveforms: dict[str, Any] | None = None
+    #: the graph the chip is built on (:class:`~labtrain.physics.network.Network`), None for chips without one
+    network: Any = None
+    #: called with a one-line description of every instrument fault the chip retried (None: nobody listens)
+    on_fault: Any = None
 
     # ---------------------------------------------------------------- shape
     @property
@@ -289,9 +298,9 @@ class Chip(abc.ABC):
         """
 
     def parameter_labels(self) -> list[str]:
-        """One short label per trainable parameter (plots, exports)."""
-        spec = self.parameter_spec
-        return [f"{spec.name}[{i}]" for i in range(spec.size)]
+        """A short name per trainable parameter where the device names them (a DNPU's control electrodes);
+        empty: the parameters are numbered (edge index)."""
+        return []
 
     # ------------------------------------------------------------- safety
     def safe_state(self) -> None:
@@ -332,3 +341,16 @@ class NetworkChip(NetworkTerminals, Chip):
     @property
     def parameter_spec(self) -> ParameterSpec:
         return self._spec
+
+    @property
+    def parameter_edges(self) -> np.ndarray:
+        """Edge index of every trainable parameter (default: parameter ``e`` is edge ``e``'s conductance)."""
+        return np.arange(self.parameter_spec.size)
+
+    def edge_current_slope(self, edge_drop_v: np.ndarray) -> np.ndarray:
+        """``d i_e / d theta_p`` of each parameter's edge at edge drops ``edge_drop_v`` (B, n_edges) -> (B, P).
+
+        For a linear conductance ``i = g v`` the slope is the drop itself (the default); a chip with other
+        elements (a transistor's gate voltage) overrides it.
+        """
+        return np.asarray(edge_drop_v)[:, self.parameter_edges]

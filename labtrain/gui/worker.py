@@ -34,8 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from labtrain.chip.base import NETWORK_MODEL
-from labtrain.kinds.resistor.model import LinearResistorNetwork
+from labtrain.chip.base import REFERENCE_GRADIENT
 
 __all__ = ["Message", "RunInfo", "RunWorker", "FidelityProbe"]
 
@@ -102,57 +101,11 @@ class FidelityProbe:
         self.reason = ""
         self._g: np.ndarray | None = None
         self._stride, self._skipped = 1, 0
-        self._exact_at = self._dnpu_exact(chip)
-        if self._exact_at is not None:
+        self._exact_at = None
+        if REFERENCE_GRADIENT not in chip.capabilities:
+            self.reason = f"{chip.backend} chip has no reference model: no exact gradient to compare with"
             return
-        if NETWORK_MODEL not in chip.capabilities:
-            self.reason = f"{chip.backend} chip has no network model: no exact gradient to compare with"
-            return
-        try:
-            model = chip.network_model()
-        except Exception as exc:  # pragma: no cover - defensive
-            self.reason = f"no network model: {exc}"
-            return
-        if isinstance(model, LinearResistorNetwork):
-            self._exact_at = self._resistor_exact(chip, model.input_mode)
-        elif hasattr(model, "topology") and hasattr(model, "exact_gradient") and hasattr(chip, "relax_settings"):
-            self._exact_at = self._nonreciprocal_exact(chip)
-        else:
-            self.reason = f"exact gradient not implemented for {type(model).__name__}"
-
-    @staticmethod
-    def _resistor_exact(chip, input_mode: str):
-        from labtrain.protocols.analytic import adjoint_gradient
-
-        def exact(g: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
-            model = LinearResistorNetwork(chip.network, g, input_mode)
-            return adjoint_gradient(model, x, model.steady_state(x).output_v - t)
-        return exact
-
-    @staticmethod
-    def _nonreciprocal_exact(chip):
-        from labtrain.kinds.nonreciprocal.model import NonReciprocalNetwork
-
-        def exact(g: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
-            return NonReciprocalNetwork(chip.topology, g, **chip.relax_settings).exact_gradient(x, t)
-        return exact
-
-    @staticmethod
-    def _dnpu_exact(chip):
-        """DNPU chips (ideal or twin): the device model's analytic Jacobian at the step's controls."""
-        if not hasattr(chip, "layout"):
-            return None
-        model = getattr(chip, "model", None)
-        if model is None:  # a twin: the device model behind its simulated DAQ
-            model = getattr(getattr(getattr(getattr(chip, "daq", None), "daq", None), "circuit", None), "model", None)
-        if model is None or not hasattr(model, "jacobian_a"):
-            return None
-        from labtrain.kinds.dnpu.chip import DNPUChip
-        from labtrain.protocols.homodyne import dnpu_exact_gradient
-
-        def exact(g: np.ndarray, x: np.ndarray, t: np.ndarray) -> np.ndarray:
-            return dnpu_exact_gradient(DNPUChip(model, chip.layout, g), x, t)
-        return exact
+        self._exact_at = lambda g, x, t: chip.reference_gradient(x, t, g)
 
     @property
     def available(self) -> bool:
@@ -297,7 +250,7 @@ class RunWorker:
                 self._put("error", ("Cannot start the run", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
                 return
             self.run = run
-            if getattr(run.chip, "on_fault", "absent") is None:
+            if run.chip.on_fault is None:
                 run.chip.on_fault = lambda line: self._put("log", ("WARNING", f"instrument fault (retried): {line}"))
             if self.want_fidelity:
                 self._probe = FidelityProbe(run.chip)
@@ -313,7 +266,8 @@ class RunWorker:
                 self._put("error", ("The run failed", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
         finally:
             if run is not None:
-                for what, close in (("run file", getattr(run.store, "close", None)), ("chip", run.chip.close)):
+                for what, close in (("run file", run.store.close if run.store is not None else None),
+                                    ("chip", run.chip.close)):
                     if close is None:
                         continue
                     try:
@@ -332,7 +286,7 @@ class RunWorker:
         else:
             text, overrides = exp.text, exp.overrides
             name, backend, rule = exp.name, exp["backend"]["kind"], exp["learning"]["rule"]
-        net = getattr(chip, "network", None)
+        net = chip.network
         return RunInfo(
             name=name, path=run.store.path if run.store is not None else None, backend=backend, rule=rule,
             total_steps=run.total_steps, steps_per_epoch=run.steps_per_epoch, epochs=run.epochs,
@@ -345,10 +299,9 @@ class RunWorker:
             (self._probe.reason if self._probe is not None else "switched off"),
             experiment_text=text, overrides=overrides, history_loss=np.array(run.step_loss, float),
             history_evals=[dict(e) for e in run.evals], edge_parameters=net.n_edges if net is not None else 0,
-            parameter_labels=_parameter_labels(chip),
-            loss_unit=getattr(run.estimator, "loss_unit", "V^2"),
-            output_unit="V" if getattr(run.estimator, "loss_unit", "V^2") == "V^2" else
-            "rad" if "xy_phases" in chip.capabilities else "")
+            parameter_labels=tuple(chip.parameter_labels()),
+            loss_unit=run.estimator.loss_unit,
+            output_unit="" if chip.output_unit == "1" else chip.output_unit)
 
     # ------------------------------------------------------------ listener (run thread)
     def _listener(self, event) -> None:
@@ -362,7 +315,7 @@ class RunWorker:
                     self._put("fidelity", fid, event.step, event.epoch)
             self._pending = {"step": event.step, "parameters": data["parameters"], "output_v": data["output_v"],
                              "targets_v": data["targets_v"], "gradient": data.get("gradient")}
-            waves = getattr(self.run.chip, "last_waveforms", None) if self.run is not None else None
+            waves = self.run.chip.last_waveforms if self.run is not None else None
             now = time.perf_counter()
             if now - self._last_frame >= self.min_frame_s:
                 if waves is not None:
@@ -393,25 +346,14 @@ class RunWorker:
 
     def _scope_copy(self, waves: dict) -> dict:
         """AO channels and the AI channels of the output nodes (at most MAX_SCOPE_AI), copied."""
-        chip = self.run.chip
         ai_rows = list(range(len(waves["ai_channels"])))
-        wiring = getattr(chip, "wiring", None)
-        outputs = getattr(getattr(chip, "network", None), "outputs", ())
-        labels = list(waves["ai_channels"])
-        if wiring is not None and outputs:
-            rows = {n: k for k, n in enumerate(wiring.read_nodes)}
-            ai_rows = [rows[n] for n in outputs if n in rows] or ai_rows
-            labels = [f"{waves['ai_channels'][r]} (node {wiring.read_nodes[r]})" for r in ai_rows]
+        labels = list(waves.get("ai_labels", waves["ai_channels"]))
+        if waves.get("output_ai_rows"):  # the chip says which AI rows read its outputs: show those first
+            ai_rows = list(waves["output_ai_rows"])
+        labels = [labels[r] for r in ai_rows]
         ai_rows, labels = ai_rows[:MAX_SCOPE_AI], labels[:MAX_SCOPE_AI]
         return {"rate_hz": float(waves["rate_hz"]), "ao_channels": list(waves["ao_channels"]),
                 "ao_v": np.array(waves["ao_v"], float), "ai_channels": labels,
                 "ai_v": np.array(np.asarray(waves["ai_v"])[ai_rows], float),
                 "settle_samples": int(waves["settle_samples"]), "plateau_samples": int(waves["plateau_samples"])}
 
-
-def _parameter_labels(chip) -> tuple:
-    """A label per parameter where the chip names them: a DNPU's control electrodes (``e0``, ``e3``, ...)."""
-    layout = getattr(chip, "layout", None)
-    if layout is None or not hasattr(layout, "control_electrodes"):
-        return ()
-    return tuple(layout.names[k] for k in layout.control_electrodes)

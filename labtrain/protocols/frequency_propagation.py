@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from labtrain.chip.base import AC_TONES, EDGE_DROPS, NETWORK_MODEL, Chip, Tone
+from labtrain.chip.base import AC_TONES, EDGE_DROPS, LINEAR_NETWORK_MODEL, Chip, Tone
 from labtrain.physics.demod import FrequencyPlan, plan_tones
 from labtrain.protocols.base import GradientEstimate, GradientEstimator, half_squared_error
 
@@ -128,7 +128,7 @@ class FrequencyPropagation(GradientEstimator):
         self.max_hz = max_hz
         self.mode = mode
         self.plan = plan
-        self.requires = frozenset({AC_TONES, EDGE_DROPS}) if mode == "time_domain" else frozenset({NETWORK_MODEL})
+        self.requires = frozenset({AC_TONES, EDGE_DROPS}) if mode == "time_domain" else frozenset({LINEAR_NETWORK_MODEL})
         self.last_plan: FrequencyPlan | None = None
         self.quadrature_warn = float(quadrature_warn)
         #: health of the last time-domain estimate: RMS |Y|/|X| of the edge drops per tone (Hz -> ratio)
@@ -176,7 +176,7 @@ class FrequencyPropagation(GradientEstimator):
                              f"got {t.shape}")
         if self.mode == "frequency_domain":
             return self._frequency_domain(chip, x, t)
-        rate = getattr(chip, "rate_hz", None)
+        rate = chip.rate_hz
         if rate is None:
             raise ValueError(f"FrequencyPropagation: the {chip.backend} chip has no rate_hz (sample clock)")
         plan = self.frequency_plan(float(rate))
@@ -230,24 +230,19 @@ class FrequencyPropagation(GradientEstimator):
         ``dv_a`` for a linear edge, the element characteristic for a
         transistor's gate).
         """
-        edges = getattr(chip, "parameter_edges", None)
-        if edges is None:
-            if dv_a.shape[1] != chip.parameter_spec.size:
-                raise ValueError(f"FrequencyPropagation: the chip has {chip.parameter_spec.size} parameters but "
-                                 f"{dv_a.shape[1]} edges and no parameter_edges map")
-            return np.einsum("be,be->e", dv_a, response_b) / dv_a.shape[0]
-        edges = np.asarray(edges, int)
-        slope_of = getattr(chip.network_model(), "current_parameter_derivative", None) \
-            if NETWORK_MODEL in chip.capabilities else None
-        slope = slope_of(dv_a) if slope_of is not None else dv_a[:, edges]
+        edges = chip.parameter_edges
+        if len(edges) != chip.parameter_spec.size:
+            raise ValueError(f"FrequencyPropagation: the chip has {chip.parameter_spec.size} parameters but maps "
+                             f"{len(edges)} of them to edges")
+        slope = chip.edge_current_slope(dv_a)
         return np.einsum("bp,bp->p", slope, response_b[:, edges]) / dv_a.shape[0]
 
     def _frequency_domain(self, chip: Chip, x: np.ndarray, t: np.ndarray) -> GradientEstimate:
         """Linear-response shortcut: phasors from the chip's network model, no waveforms."""
-        model = chip.network_model()
-        if not hasattr(model, "response"):
+        if LINEAR_NETWORK_MODEL not in chip.capabilities:
             raise ValueError(f"FrequencyPropagation: mode 'frequency_domain' needs a linear network model; the "
-                             f"{type(model).__name__} is not one (use mode 'time_domain')")
+                             f"{chip.backend} chip has none (use mode 'time_domain')")
+        model = chip.network_model()
         free = model.steady_state(x)
         out_a = free.output_v
         error = model.steady_state(np.zeros_like(x), output_current_a=self.gamma_a_per_v * (t - out_a))

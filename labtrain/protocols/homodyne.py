@@ -172,7 +172,7 @@ class HomodyneGradient(GradientEstimator):
     def plan_for(self, chip: Chip) -> FrequencyPlan:
         """The tone plan used on ``chip`` (built once, then reused)."""
         n = chip.parameter_spec.size
-        rate = float(self.rate_hz or getattr(chip, "rate_hz", 10_000.0))
+        rate = float(self.rate_hz or chip.rate_hz or 10_000.0)
         if self.plan is None:
             if self.tones is None:
                 self.plan = plan_tones(n, rate, self.window_s, max_hz=self.max_hz)
@@ -271,19 +271,19 @@ class HomodyneGradient(GradientEstimator):
         acq = 0.0
         try:
             base = chip.measure(inputs)
-            acq += getattr(base, "acquisition_s", 0.0)
+            acq += base.acquisition_s
             for k in range(n):
                 up = saved.copy()
                 up[k] = min(saved[k] + h, spec.upper[k])
                 took_up = chip.set_parameters(up)[k]
                 m_up = chip.measure(inputs)
-                acq += getattr(m_up, "acquisition_s", 0.0)
+                acq += m_up.acquisition_s
                 if self.central:
                     down = saved.copy()
                     down[k] = max(saved[k] - h, spec.lower[k])
                     took_down = chip.set_parameters(down)[k]
                     m_down = chip.measure(inputs)
-                    acq += getattr(m_down, "acquisition_s", 0.0)
+                    acq += m_down.acquisition_s
                     lower_v, step = m_down.output_v, took_up - took_down
                 else:
                     lower_v, step = base.output_v, took_up - saved[k]

@@ -53,12 +53,9 @@ class DNPUMeasurement(Measurement):
         Amplifier output voltage, ``clip(I_out) * gain_ohm`` (plus read noise).
     gain_ohm : float
         Transimpedance gain used to convert (V per A).
-    acquisition_s : float
-        Time the device spent acquiring this batch (settling included; 0 when unknown).
     """
 
     gain_ohm: float = 1.0
-    acquisition_s: float = 0.0
 
     @property
     def output_current_a(self) -> np.ndarray:
@@ -154,6 +151,10 @@ class DNPUControls:
     _v: np.ndarray
     #: the device model behind the chip (ideal: its model; twin: the simulated device), for exact gradients
     reference_model: DNPUModel | None = None
+
+    def parameter_labels(self) -> list[str]:
+        """The control electrodes' names (``e0``, ``e3``, ...)."""
+        return [self.layout.names[k] for k in self.layout.control_electrodes]
 
     def attach_reference_model(self, model: DNPUModel) -> None:
         """Declare the noise-free device model behind this chip; with an analytic Jacobian

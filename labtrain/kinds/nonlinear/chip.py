@@ -108,6 +108,10 @@ class NonlinearResistorChip(NetworkChip):
         """Edge index of every parameter."""
         return self._model.parameter_edges.copy()
 
+    def edge_current_slope(self, edge_drop_v: np.ndarray) -> np.ndarray:
+        """``d i_e / d theta_p``: the drop for a linear edge, the element characteristic for a gate voltage."""
+        return self._model.current_parameter_derivative(edge_drop_v)
+
     def get_parameters(self) -> np.ndarray:
         return self._model.parameters.copy()
 

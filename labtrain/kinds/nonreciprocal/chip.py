@@ -53,7 +53,7 @@ class StateMeasurement(Measurement):
     """A measurement with every unit's state (``states``, B x n_units) and convergence flags."""
 
     def __init__(self, output_v: np.ndarray, states: np.ndarray, converged: np.ndarray) -> None:
-        super().__init__(output_v)
+        super().__init__(output_v, unit="1")
         self.states = states
         self.converged = converged
 
@@ -89,6 +89,7 @@ class NonReciprocalChip(Chip):
     """
 
     backend = "ideal"
+    output_unit = "1"
 
     def __init__(self, layer_sizes: Sequence[int] | LayeredTopology, *, backward: bool = True,
                  dynamics: str = "hopfield", activation: str = "smooth_hard_sigmoid",
@@ -216,7 +217,7 @@ class NonReciprocalChip(Chip):
         elif nudge is not None:
             raise TypeError(f"the non-reciprocal chip supports CurrentNudge only, not {type(nudge).__name__}")
         rel = self._relax(x, force, None)
-        return Measurement(self._read(rel.states[:, self.topology.output_slice]))
+        return Measurement(self._read(rel.states[:, self.topology.output_slice]), unit="1")
 
     def output_nudge(self, targets: np.ndarray, beta: float) -> AffineForce:
         """EP nudge ``-beta dc/ds = beta (t - s_out)`` on the output units (state-dependent)."""

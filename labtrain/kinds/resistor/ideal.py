@@ -16,7 +16,7 @@ from labtrain.physics.network import Network
 from labtrain.physics.readouts import EdgeDrops
 from labtrain.kinds.resistor.model import LinearResistorNetwork
 from labtrain.protocols.analytic import adjoint_gradient
-from labtrain.chip.base import (NetworkChip, REFERENCE_GRADIENT, AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement, Chip,
+from labtrain.chip.base import (NetworkChip, LINEAR_NETWORK_MODEL, REFERENCE_GRADIENT, AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement, Chip,
                    ClampNudge, CurrentNudge, Measurement, ParameterSpec, PotQuantizer, Tone)
 from labtrain.kinds.resistor.tones import (check_ac_request, concat_demodulated, edge_demodulated, network_tone_drive,
                             synthesise)
@@ -69,7 +69,7 @@ class IdealChip(NetworkChip):
         if self.pot_steps:
             quantizer = PotQuantizer(1.0 / network.g_max_s, 1.0 / network.g_min_s, self.pot_steps)
         self._spec = ParameterSpec("conductance", "S", network.g_min_s.copy(), network.g_max_s.copy(), quantizer)
-        caps = {CURRENT_NUDGE, CLAMP_NUDGE, EDGE_DROPS, NETWORK_MODEL, AC_TONES, REFERENCE_GRADIENT}
+        caps = {CURRENT_NUDGE, CLAMP_NUDGE, EDGE_DROPS, NETWORK_MODEL, LINEAR_NETWORK_MODEL, AC_TONES, REFERENCE_GRADIENT}
         self.capabilities = frozenset(caps)
         self._model: LinearResistorNetwork | None = None
         init = np.sqrt(network.g_min_s * network.g_max_s) if conductance_s is None else conductance_s

@@ -62,6 +62,7 @@ class XYMeasurement(Measurement):
         Starts that did not reach ``max |dE/dphi| < tol`` / ended on a saddle.
     """
 
+    unit: str = "rad"
     phases: np.ndarray | None = None
     output_phases: np.ndarray | None = None
     n_unconverged: int = 0
@@ -98,6 +99,7 @@ class XYChip(NetworkChip):
     """
 
     backend = "ideal"
+    output_unit = "rad"
     capabilities = frozenset({XY_PHASES, TORQUE_NUDGE, XY_MODEL})
 
     def __init__(self, network: Network, parameters: np.ndarray | None = None, *, bias: str = "vector",
