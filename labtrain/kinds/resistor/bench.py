@@ -195,7 +195,7 @@ class InstrumentChip(NetworkChip):
         bad = ~np.isfinite(values) | ~(values > 0)
         if np.any(bad):
             e = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"set_parameters: conductance of edge {e} is {values[e]!r} S; conductances must be "
+            raise ValueError(f"set_parameters: conductance of edge {e} is {float(values[e])!r} S; conductances must be "
                              f"finite and > 0 (allowed range [{self._spec.lower[e]:.6g}, {self._spec.upper[e]:.6g}] "
                              f"S after clipping); nothing was written")
         q = self._spec.quantizer
@@ -288,8 +288,12 @@ class InstrumentChip(NetworkChip):
                 self._call("open output switches", self.daq.set_digital,
                            {line: False for line in self.wiring.output_switch_do})
         ai = np.asarray(acq.ai_v, float)
+        read_rows = {node: k for k, node in enumerate(self.wiring.read_nodes)}
         self.last_waveforms = {"rate_hz": s.rate_hz, "ao_channels": list(self.wiring.ao_channels()), "ao_v": ao_v,
                                "ai_channels": list(self.wiring.node_ai), "ai_v": ai,
+                               "ai_labels": [f"{ch} (node {node})" for ch, node in zip(self.wiring.node_ai,
+                                                                                      self.wiring.read_nodes)],
+                               "output_ai_rows": [read_rows[n] for n in self.network.outputs if n in read_rows],
                                "settle_samples": settle_samples, "plateau_samples": plateau_samples, **(extra or {})}
         if ai.shape != (len(self.wiring.node_ai), n):
             raise PortErrorMismatch(f"DAQ returned {ai.shape} samples, expected {(len(self.wiring.node_ai), n)}")
