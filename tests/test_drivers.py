@@ -42,9 +42,22 @@ class FakeNI:
         self.driver_missing = False
         self.last_ao: np.ndarray | None = None
         self.n_tasks = 0
-        self.devices = {"Dev1": dict(product_type="PCIe-6363", serial_num=0x1A2B3C4D, dev_is_simulated=False,
-                                     ai_max_single_chan_rate=2e6, ai_max_multi_chan_rate=1e6, ao_max_rate=2.86e6,
-                                     ai_simultaneous_sampling_supported=False)}
+        self.devices: dict[str, dict] = {}
+        self.add_device("Dev1", "PCIe-6363", n_ao=4, n_ai=32, n_do=32, serial_num=0x1A2B3C4D)
+
+    def add_device(self, name, product_type, n_ao, n_ai, n_do, ao_rngs=(-10.0, 10.0, -5.0, 5.0),
+                   ai_rngs=(-0.1, 0.1, -0.2, 0.2, -0.5, 0.5, -1.0, 1.0, -2.0, 2.0, -5.0, 5.0, -10.0, 10.0), **extra):
+        """A device as nidaqmx.system.Device shows it: physical channel collections, ranges, rates."""
+        chans = lambda names: types.SimpleNamespace(channel_names=list(names))  # noqa: E731
+        self.devices[name] = dict(
+            product_type=product_type, serial_num=0x1A2B3C4D, dev_is_simulated=False, ai_max_single_chan_rate=2e6,
+            ai_max_multi_chan_rate=1e6, ao_max_rate=2.86e6, ai_simultaneous_sampling_supported=False,
+            ao_physical_chans=chans(f"{name}/ao{k}" for k in range(n_ao)),
+            ai_physical_chans=chans(f"{name}/ai{k}" for k in range(n_ai)),
+            do_lines=chans(f"{name}/port0/line{k}" for k in range(n_do)),
+            ao_voltage_rngs=list(ao_rngs), ai_voltage_rngs=list(ai_rngs))
+        self.devices[name].update(extra)
+        return self
 
     def _maybe_fail(self, what):
         if what in self.fail:
@@ -348,6 +361,95 @@ def test_nidaq_driver_missing_and_package_missing(ni, monkeypatch):
             monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(ImportError, match=r"labtrain\[hardware\]"):
         make_daq(max_rate_hz=1e5)
+
+
+def test_nidaq_lists_every_physical_channel_of_a_device_or_chassis(ni):
+    from labtrain.drivers.nidaq import DRIVER, device_channels
+
+    dev1 = device_channels("Dev1")
+    assert dev1["product"] == "NI PCIe-6363" and dev1["ao"] == [f"Dev1/ao{k}" for k in range(4)]
+    assert len(dev1["ai"]) == 32 and dev1["do"][0] == "Dev1/port0/line0"
+    assert dev1["ao_range_v"] == (-10.0, 10.0) and dev1["ai_range_v"] == (-10.0, 10.0)
+    module = lambda name, n_ao, n_ai, rngs: types.SimpleNamespace(  # noqa: E731
+        ao_physical_chans=types.SimpleNamespace(channel_names=[f"{name}/ao{k}" for k in range(n_ao)]),
+        ai_physical_chans=types.SimpleNamespace(channel_names=[f"{name}/ai{k}" for k in range(n_ai)]),
+        do_lines=types.SimpleNamespace(channel_names=[]), ao_voltage_rngs=rngs if n_ao else [],
+        ai_voltage_rngs=[] if n_ao else rngs)
+    ni.add_device("cDAQ1", "cDAQ-9178", n_ao=0, n_ai=0, n_do=0, ao_rngs=(), ai_rngs=(),
+                  chassis_module_devices=[module("cDAQ1Mod1", 4, 0, [-10.0, 10.0]),
+                                          module("cDAQ1Mod2", 0, 16, [-5.0, 5.0])])
+    chassis = device_channels("cDAQ1")
+    assert chassis["ao"] == [f"cDAQ1Mod1/ao{k}" for k in range(4)] and len(chassis["ai"]) == 16
+    assert chassis["ao_range_v"] == (-10.0, 10.0) and chassis["ai_range_v"] == (-5.0, 5.0)
+    with pytest.raises(PortIOError, match=r"Dev9: listing the device's channels failed \(DAQmx error -200220\)"):
+        device_channels("Dev9")
+    daq = DRIVER.open("Dev1", DRIVER.resolve_options({"terminal_config": "NRSE", "ao_clock": "onboard",
+                                                      "max_rate_hz": 5e4}, {"ao_channels": ("ao0",)}))
+    assert (daq.terminal_config, daq.ao_clock, daq.max_rate_hz, daq.ao_channels) == ("NRSE", "onboard", 5e4,
+                                                                                   ("Dev1/ao0",))
+    assert DRIVER.describe_channels(daq)["ao"] == dev1["ao"]  # the device's channels, not only the opened ones
+    with pytest.raises(ValueError, match="resource is empty"):
+        DRIVER.open("", DRIVER.resolve_options())
+
+
+def test_driver_specs_of_the_lockins_and_pots_open_with_file_options(monkeypatch):
+    from pymeasure.adapters import ProtocolAdapter
+    from labtrain.drivers.lockin import SR830_DRIVER
+    from labtrain.drivers.potbridge import FTDI_DRIVER, SERIAL_DRIVER
+
+    lockin = SR830_DRIVER.open("ASRL1::INSTR", SR830_DRIVER.resolve_options(
+        {"visa_library": f"{SIM_YAML}@sim", "timeout_s": 0.2, "baud_rate": 19200, "parity": "even"}))
+    link = lockin.instrument.adapter.connection
+    assert (link.baud_rate, link.parity) == (19200, pyvisa.constants.Parity.even) and link.read_termination == "\r"
+    assert SR830_DRIVER.describe_channels(lockin)["amplitude_range_v"] == (0.004, 5.0)
+    lockin.close()
+    links = []
+    monkeypatch.setattr(serial, "serial_for_url", lambda url, **kw: links.append((url, kw)) or FakeLink([]))
+    pots = SERIAL_DRIVER.open("COM5", SERIAL_DRIVER.resolve_options(
+        {"n_taps": 256, "r_total_ohm": 1e4, "r_wiper_ohm": 0.0, "r_end_ohm": 0.0, "baud_rate": 9600},
+        {"n_channels": 6}))
+    assert links == [("COM5", {"baudrate": 9600, "timeout": 0.5, "write_timeout": 0.5})]
+    assert (pots.n_channels, pots.n_taps, pots.calibration.r_total_ohm[0]) == (6, 256, 1e4)
+    calls = []
+
+    class SpiController:  # pyftdi.spi.SpiController, the lowest layer the chain driver uses
+        def __init__(self, cs_count):
+            calls.append(("controller", cs_count))
+
+        def configure(self, url):
+            calls.append(("configure", url))
+
+        def get_port(self, cs, freq, mode):
+            calls.append(("port", cs, freq, mode))
+            return FakeAD5293Chain(2)
+
+    spi = types.ModuleType("pyftdi.spi")
+    spi.SpiController = SpiController
+    monkeypatch.setitem(sys.modules, "pyftdi", types.ModuleType("pyftdi"))
+    monkeypatch.setitem(sys.modules, "pyftdi.spi", spi)
+    chain = FTDI_DRIVER.open("ftdi://ftdi:232h/1", FTDI_DRIVER.resolve_options(
+        {"r_total_ohm": 50e3, "cs": 1, "frequency_hz": 2e5}, {"n_channels": 2}))
+    assert calls == [("controller", 2), ("configure", "ftdi://ftdi:232h/1"), ("port", 1, 2e5, 1)]
+    assert chain.calibration.r_total_ohm.tolist() == [50e3, 50e3] and chain.get_taps().tolist() == [512, 512]
+    with pytest.raises(ValueError, match="potbridge: resource is empty"):
+        SERIAL_DRIVER.open("", SERIAL_DRIVER.resolve_options({}, {"n_channels": 1}))
+
+
+def test_discovery_lists_the_drivers_and_a_broken_plugin(monkeypatch):
+    from labtrain import registry
+
+    entry = registry.Entry("labtrain.drivers", "scope", "no_such_module:DRIVER", "labtrain-scope")
+    monkeypatch.setattr(registry, "_plugin_entries", lambda group: [entry] if group == "labtrain.drivers" else [])
+    registry.clear_cache()
+    try:
+        rows = discovery.list_drivers()
+        assert [r["name"] for r in rows] == ["nidaq", "sr830", "sr860", "potbridge", "ad5293_ftdi", "scope"]
+        assert rows[1]["port"] == "lockin" and "output_interface" in rows[1]["options"]
+        text = discovery.format_drivers(rows).splitlines()
+        assert text[1].split()[:2] == ["nidaq", "daq"]
+        assert text[-1].startswith("  scope         BROKEN [labtrain-scope]:") and "No module named" in text[-1]
+    finally:
+        registry.clear_cache()
 
 
 # ====================================================================== lock-ins, byte for byte

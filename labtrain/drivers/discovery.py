@@ -3,6 +3,7 @@
 For the CLI::
 
     labtrain devices                      ->  print(format_devices(list_devices()))
+                                              print(format_drivers(list_drivers()))
     labtrain check FILE --backend hardware ->  print(format_check(check_ports(ports))); exit 1 unless all_ok(...)
 
 Nothing here writes to an instrument: listing only enumerates, and
@@ -18,7 +19,8 @@ from typing import Any, Mapping
 
 from labtrain.drivers._common import HARDWARE_EXTRA
 
-__all__ = ["list_devices", "format_devices", "check_ports", "format_check", "all_ok"]
+__all__ = ["list_devices", "format_devices", "list_drivers", "format_drivers", "check_ports", "format_check",
+           "all_ok"]
 
 SECTIONS = ("visa", "ni", "serial", "ftdi")
 _VI_ERROR_RSRC_NFOUND = -1073807343
@@ -207,4 +209,41 @@ def format_check(results: list[dict]) -> str:
     for r in results:
         tag, text = ("ok  ", r["identity"]) if r["ok"] else ("FAIL", r["error"])
         lines.append(f"{tag} {r['name']} ({r['kind']}): {text}")
+    return "\n".join(lines)
+
+
+def list_drivers() -> list[dict]:
+    """Every instrument driver an ``[instruments]`` table may name (built-in and plugins); never raises.
+
+    One ``{"name", "port", "source", "description", "install", "options", "error"}`` per registry entry
+    of the ``labtrain.drivers`` group; a plugin that fails to load has ``error`` set (and no port).
+    Loading a driver spec imports no instrument package.
+    """
+    from labtrain import registry
+    from labtrain.instruments.drivers import DriverError, load_driver
+
+    rows = []
+    for name, entry in registry.entries("labtrain.drivers").items():
+        row: dict[str, Any] = {"name": name, "port": "", "source": entry.source, "description": "", "install": "",
+                               "options": [], "error": ""}
+        try:
+            spec = load_driver(name)
+        except DriverError as exc:
+            row["error"] = str(exc)
+        else:
+            row.update(port=spec.port, description=spec.description, install=spec.install_hint,
+                       options=list(spec.options))
+        rows.append(row)
+    return rows
+
+
+def format_drivers(rows: list[dict]) -> str:
+    """The report of :func:`list_drivers`: one line per driver (``name  port  description [plugin]``)."""
+    lines = ["Instrument drivers ([instruments.<name>] driver = ...):"]
+    for r in rows:
+        origin = "" if r["source"] == "labtrain" else f" [{r['source']}]"
+        if r["error"]:
+            lines.append(f"  {r['name']:<13} BROKEN{origin}: {r['error']}")
+        else:
+            lines.append(f"  {r['name']:<13} {r['port']:<7} {r['description']}{origin}")
     return "\n".join(lines)
