@@ -11,6 +11,13 @@ driver                                      port                needs (``pip ins
 :func:`.discovery.list_devices`             --                  whatever of the above is installed
 ==========================================  ==================  =======================================
 
+Each driver module also holds its :class:`~labtrain.instruments.drivers.DriverSpec` -- what an
+experiment file's ``[instruments.<name>] driver = ...`` names (``nidaq``: ``nidaq.DRIVER``;
+``sr830`` / ``sr860``: ``lockin.SR830_DRIVER`` / ``SR860_DRIVER``; ``potbridge`` / ``ad5293_ftdi``:
+``potbridge.SERIAL_DRIVER`` / ``FTDI_DRIVER``), registered in :data:`labtrain.registry.BUILTIN`;
+plugins add theirs through the ``labtrain.drivers`` entry-point group.  Instrument objects a lab
+already has (QCoDeS, PyMeasure) become ports through :mod:`labtrain.instruments.adapters`.
+
 Import the driver modules directly (``from labtrain.drivers.nidaq import NIDAQ``).
 Every driver imports its heavy dependency lazily, inside its constructor, so
 ``import labtrain`` -- and importing these modules -- never needs nidaqmx,
