@@ -1,14 +1,21 @@
-"""Export a run file to netCDF (via xarray) or CSV, for analysis outside labtrain."""
+"""Export a run file to netCDF (via xarray) or CSV, for analysis outside labtrain.
+
+Every export is built in memory and written to a sibling file that is renamed
+into place, so a full disk or a file-size limit leaves no half-written export
+(:class:`~labtrain.training.store.StoreWriteError`, ``labtrain export`` exit 4).
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
-from labtrain.training.store import EVAL_COLUMNS, STEP_COLUMNS, RunStore
+from labtrain.training.store import EVAL_COLUMNS, STEP_COLUMNS, RunStore, resource_error
 
 __all__ = ["EXPORT_FORMATS", "run_to_dataset", "export_run"]
 
@@ -54,6 +61,29 @@ def _ordered(table: dict[str, np.ndarray], columns: tuple[str, ...]) -> dict[str
     return {**{c: table[c] for c in columns if c in table}, **{c: v for c, v in table.items() if c not in columns}}
 
 
+def _write_atomic(target: Path, data: bytes) -> None:
+    """``target`` holds ``data`` completely or is left as it was (resource faults: StoreWriteError)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.writing-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise resource_error(exc, target, "the export") from None
+
+
+def _csv_bytes(header: list, rows) -> bytes:
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue().encode()
+
+
 def export_run(path: str | Path, fmt: str, out: str | Path | None = None) -> list[Path]:
     """Write ``path`` as netCDF (one ``.nc``) or CSV (``-steps.csv``, ``-eval.csv``, ``-parameters.csv``).
 
@@ -64,10 +94,9 @@ def export_run(path: str | Path, fmt: str, out: str | Path | None = None) -> lis
         raise ValueError(f"format {fmt!r}: expected one of {', '.join(EXPORT_FORMATS)}")
     if fmt == "netcdf":
         target = Path(out) if out else path.with_suffix(".nc")
-        run_to_dataset(path).to_netcdf(target, engine="h5netcdf")
+        _write_atomic(target, bytes(run_to_dataset(path).to_netcdf(engine="h5netcdf")))
         return [target]
     stem = Path(out) if out else path.with_suffix("")
-    stem.parent.mkdir(parents=True, exist_ok=True)
     written = []
     with RunStore.open(path) as store:
         tables = {"steps": _ordered(store.table("steps"), STEP_COLUMNS),
@@ -76,19 +105,13 @@ def export_run(path: str | Path, fmt: str, out: str | Path | None = None) -> lis
         params = {"initial": store.parameters("initial"), "final": store.parameters("final")}
     for name, table in tables.items():
         target = Path(f"{stem}-{name}.csv")
-        with target.open("w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(list(table))
-            w.writerows(zip(*[col.tolist() for col in table.values()]))
+        _write_atomic(target, _csv_bytes(list(table), zip(*[col.tolist() for col in table.values()])))
         written.append(target)
+    rows = [["initial", -1, *params["initial"].tolist()]]
+    rows += [["history", s, *row.tolist()] for s, row in zip(hist_step.tolist(), hist)]
+    if params["final"] is not None:
+        rows.append(["final", "", *params["final"].tolist()])
     target = Path(f"{stem}-parameters.csv")
-    with target.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["row", "step", *[f"g{i}_s" for i in range(len(params["initial"]))]])
-        w.writerow(["initial", -1, *params["initial"].tolist()])
-        for s, row in zip(hist_step.tolist(), hist):
-            w.writerow(["history", s, *row.tolist()])
-        if params["final"] is not None:
-            w.writerow(["final", "", *params["final"].tolist()])
+    _write_atomic(target, _csv_bytes(["row", "step", *[f"g{i}_s" for i in range(len(params["initial"]))]], rows))
     written.append(target)
     return written

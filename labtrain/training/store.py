@@ -70,7 +70,7 @@ from h5py import h5d, h5p
 from labtrain import __version__
 
 __all__ = ["RunStore", "StoreError", "StoreWriteError", "LeaseError", "STEP_COLUMNS", "EVAL_COLUMNS", "FORMAT",
-           "read_summary", "list_runs", "repair_run", "set_write_hook", "RunContents"]
+           "read_summary", "list_runs", "repair_run", "set_write_hook", "write_count", "RunContents", "resource_error"]
 
 FORMAT = "labtrain-run-2"
 FORMAT_V1 = "labtrain-run-1"
@@ -131,21 +131,44 @@ def resource_error(exc: OSError, path: str | Path, what: str) -> StoreWriteError
 
 
 # ------------------------------------------------------------------ low-level I/O
-WriteHook = Callable[[int, str, int, bytes], None]
+WriteHook = Callable[[int, str, int, int, bytes], None]
 _write_hook: WriteHook | None = None
 _write_count = 0
 
 
 def set_write_hook(hook: WriteHook | None) -> WriteHook | None:
-    """Install ``hook(index, what, offset, data)``, called before every write and fsync of a run file.
+    """Install ``hook(index, what, fd, offset, data)``, called before every write and fsync of a run file.
 
-    For fault-injection tests (kill or fail at the N-th write); ``what`` names the region
-    (``state``, ``steps``, ``checkpoint``, ``fsync``, ...), ``index`` counts writes in this process.
-    Returns the previous hook.
+    For fault-injection tests (kill or fail at the N-th write): every byte a run file gets -- its
+    creation, re-layouts, rows, checkpoints, commits -- passes here.  ``what`` names the region
+    (``create``, ``rewrite``, ``state``, ``steps``, ``checkpoint``, ``fsync``, ...), ``index``
+    counts writes and fsyncs in this process.  Returns the previous hook.
     """
     global _write_hook
     previous, _write_hook = _write_hook, hook
     return previous
+
+
+def write_count() -> int:
+    """Writes and fsyncs of run files in this process so far (the ``index`` the next one gets)."""
+    return _write_count
+
+
+def _io_write(fd: int, data: bytes, offset: int, what: str) -> None:
+    """The one place run-file bytes are written (counted, and offered to the write hook first)."""
+    global _write_count
+    index, _write_count = _write_count, _write_count + 1
+    if _write_hook is not None:
+        _write_hook(index, what, fd, offset, data)
+    _pwrite(fd, data, offset)
+
+
+def _io_fsync(fd: int, what: str) -> None:
+    global _write_count
+    index, _write_count = _write_count, _write_count + 1
+    if _write_hook is not None:
+        _write_hook(index, "fsync", fd, -1, b"")
+    os.fsync(fd)
 
 
 def _pwrite(fd: int, data: bytes, offset: int) -> None:
@@ -238,12 +261,36 @@ class _SparseImage(io.RawIOBase):
     def flush(self) -> None:
         pass
 
+    def clusters(self, gap: int = 65536) -> list[tuple[int, bytes]]:
+        """The written bytes as few contiguous pieces (extents less than ``gap`` apart merged; later wins)."""
+        order = sorted(range(len(self.extents)), key=lambda i: self.extents[i][0])
+        groups: list[list[int]] = []
+        end = -gap - 1
+        for i in order:
+            start, data = self.extents[i]
+            if start >= self.size:
+                continue
+            if start > end + gap:
+                groups.append([])
+            groups[-1].append(i)
+            end = max(end, start + len(data))
+        pieces = []
+        for group in groups:
+            lo = min(self.extents[i][0] for i in group)
+            hi = min(self.size, max(self.extents[i][0] + len(self.extents[i][1]) for i in group))
+            buf = bytearray(hi - lo)
+            for i in sorted(group):  # in write order
+                start, data = self.extents[i]
+                piece = data[:hi - start]
+                buf[start - lo:start - lo + len(piece)] = piece
+            pieces.append((lo, bytes(buf)))
+        return pieces
+
     def write_to(self, fd: int, path: Path, reserve: bool = True) -> None:
         """Write the image to ``fd`` and size (reserve) the file; ``OSError`` becomes :class:`StoreWriteError`."""
         try:
-            for start, data in self.extents:
-                if start < self.size:
-                    _pwrite(fd, data[:self.size - start], start)
+            for start, data in self.clusters():
+                _io_write(fd, data, start, "create")
             os.ftruncate(fd, self.size)
             if reserve and hasattr(os, "posix_fallocate"):
                 try:
@@ -251,7 +298,7 @@ class _SparseImage(io.RawIOBase):
                 except OSError as exc:  # a filesystem without fallocate: stay sparse
                     if exc.errno not in (_errno.EOPNOTSUPP, _errno.ENOSYS, _errno.EINVAL):
                         raise
-            os.fsync(fd)
+            _io_fsync(fd, "create")
         except OSError as exc:
             raise resource_error(exc, path, "the run file's structure") from None
 
@@ -510,8 +557,13 @@ class RunStore:
     @classmethod
     def create(cls, path: str | Path, *, name: str, experiment_text: str, overrides: dict, source: str,
                snapshot: dict, task: dict, rule: str, backend: str, seed: int, total_steps: int,
-               initial_parameters: np.ndarray, rows: dict[str, int] | None = None) -> "RunStore":
+               initial_parameters: np.ndarray, rows: dict[str, int] | None = None,
+               attrs: dict[str, Any] | None = None) -> "RunStore":
         """Create a new run file (owned by this process) with room for ``rows``.
+
+        ``attrs``: extra root attributes, flat names to numbers, strings or lists of them (a sweep
+        member stores its sweep, index and every swept key, e.g. ``learning.learning_rate``); they
+        never replace the built-in ones.
 
         ``rows``: planned rows per table (``steps``, ``eval``, ``history``, ``maps``); by default
         ``total_steps`` steps, ``total_steps + 1`` evaluations and history rows.  A run that needs
@@ -531,8 +583,12 @@ class RunStore:
         state = {"status": "running", "message": "", "pid": os.getpid(), "total_steps": int(total_steps),
                  "rows": {"steps": 0, "eval": 0, "history": 0, "maps": 0}, "checkpoint": None, "final": False,
                  "owner": owner}
-        attrs = {"labtrain_version": __version__, "name": name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-                 "rule": rule, "backend": backend, "seed": seed}
+        builtin = {"labtrain_version": __version__, "name": name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                   "rule": rule, "backend": backend, "seed": seed}
+        clash = sorted(set(attrs or {}) & (set(builtin) | {"format"}))
+        if clash:
+            raise ValueError(f"attrs {clash} would replace built-in run-file attributes")
+        attrs = dict(attrs or {}) | builtin
         immutable = {"experiment": (experiment_text, {"overrides": _dumps(overrides), "source": source}),
                      "snapshot": (_dumps(snapshot), {}), "task": (_dumps(task), {}),
                      "parameters/initial": (initial, {})}
@@ -558,7 +614,12 @@ class RunStore:
                 return cls(path, h5, version=1, state=_v1_state(h5))
             with cls.open(path, "r") as old:  # convert first: format 2 is what a writer writes
                 _refuse_live_v1(old)
-                old.rewrite(path)
+                try:
+                    contents = old.contents()
+                except (KeyError, OSError, ValueError) as exc:
+                    raise StoreError(f"{path}: damaged ({_first_line(exc)}); run `labtrain repair {path}` to "
+                                     f"truncate it to its last consistent state") from None
+                old.rewrite(path, contents=contents)
         store = cls._open_v2(path, writable=mode == "r+")
         if mode == "r+":
             try:
@@ -676,27 +737,19 @@ class RunStore:
         self._seq, self._state = seq, state
 
     def _write(self, what: str, offset: int, data: bytes) -> None:
-        global _write_count
         if self._fd is None or not self._writable:
             raise StoreError(f"{self.path}: not open for writing")
         if self._fault is not None:
             raise self._fault
-        index, _write_count = _write_count, _write_count + 1
         try:
-            if _write_hook is not None:
-                _write_hook(index, what, offset, data)
-            _pwrite(self._fd, data, offset)
+            _io_write(self._fd, data, offset, what)
         except OSError as exc:
             self._fault = resource_error(exc, self.path, what)
             raise self._fault from None
 
     def _fsync(self) -> None:
-        global _write_count
-        index, _write_count = _write_count, _write_count + 1
         try:
-            if _write_hook is not None:
-                _write_hook(index, "fsync", -1, b"")
-            os.fsync(self._fd)
+            _io_fsync(self._fd, "fsync")
         except OSError as exc:
             self._fault = resource_error(exc, self.path, "fsync")
             raise self._fault from None
@@ -1103,7 +1156,7 @@ class RunStore:
             try:
                 def put(region: _Region, data: np.ndarray) -> None:
                     if len(data):
-                        _pwrite(fd, np.ascontiguousarray(data, region.dtype).tobytes(), region.offset)
+                        _io_write(fd, np.ascontiguousarray(data, region.dtype).tobytes(), region.offset, "rewrite")
 
                 put(layout.steps, _with_crc(c.steps, STEP_DTYPE, STEP_COLUMNS))
                 put(layout.eval, _with_crc(c.eval, EVAL_DTYPE, EVAL_COLUMNS))
@@ -1114,8 +1167,8 @@ class RunStore:
                 for name, values in c.maps.items():
                     put(layout.maps[name], values)
                 if blob is not None:
-                    _pwrite(fd, blob, layout.checkpoint.at(0))
-                os.fsync(fd)
+                    _io_write(fd, blob, layout.checkpoint.at(0), "rewrite")
+                _io_fsync(fd, "rewrite")
             except OSError as exc:
                 raise resource_error(exc, target, "the re-laid-out run file") from None
         except BaseException:
@@ -1263,8 +1316,11 @@ def read_summary(path: str | Path) -> dict[str, Any]:
     """
     with RunStore.open(path) as store:
         a = store.attrs
-        steps = store.table("steps")["step"]
-        ev = store.table("eval")
+        try:
+            steps = store.table("steps")["step"]
+            ev = store.table("eval")
+        except (KeyError, OSError, ValueError) as exc:  # HDF5 metadata damaged (previous format)
+            raise StoreError(f"{path}: damaged ({_first_line(exc)}); run `labtrain repair {path}`") from None
         status = a["status"]
         if status == "running":
             if store.version == 2:
@@ -1280,7 +1336,8 @@ def read_summary(path: str | Path) -> dict[str, Any]:
             "train_loss": last.get("train_loss", float("nan")), "test_loss": last.get("test_loss", float("nan")),
             "train_accuracy": last.get("train_accuracy", float("nan")),
             "test_accuracy": last.get("test_accuracy", float("nan")),
-            "seed": a["seed"], "labtrain_version": a["labtrain_version"],
+            "seed": a["seed"], "labtrain_version": a["labtrain_version"], "overrides": store.overrides,
+            "sweep": a.get("sweep", ""),
         }
 
 
@@ -1288,7 +1345,8 @@ def _unreadable(path: Path, reason: str) -> dict[str, Any]:
     nan = float("nan")
     return {"path": str(path), "name": path.stem, "created": "", "rule": "-", "backend": "-", "status": "unreadable",
             "message": reason, "steps_done": 0, "total_steps": 0, "train_loss": nan, "test_loss": nan,
-            "train_accuracy": nan, "test_accuracy": nan, "seed": None, "labtrain_version": ""}
+            "train_accuracy": nan, "test_accuracy": nan, "seed": None, "labtrain_version": "", "overrides": {},
+            "sweep": ""}
 
 
 def list_runs(directory: str | Path) -> list[dict[str, Any]]:
