@@ -279,6 +279,8 @@ def test_without_instruments_the_backend_keys_mean_what_they_meant(ni, serial_br
     assert pots.calibration.r_wiper_ohm.tolist() == [50.0] * 4
     ids = identify_instruments(b, WIRING, net)
     assert list(ids) == ["daq", "pots"] and ids["daq"].startswith("NI USB-6363")
+    # without [instruments], "daq" is [backend] daq_device
+    assert build_wiring(b, dict(WIRING, input_ao=["daq/ao3", "daq/ao0"]), net).input_ao == ("Dev1/ao3", "Dev1/ao0")
 
 
 def test_instruments_from_the_file_open_through_the_registry_with_channels_by_instrument_name(ni, serial_bridge):

@@ -19,8 +19,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from labtrain.instruments.bench_file import (Bench, BenchError, BenchNeeds, BenchPort, ChannelGroup,
-                                             bench_instruments, daq_prefix, open_bench, require_bench,
-                                             resolve_channel)
+                                             bench_instruments, daq_prefix, instruments_from_backend, open_bench,
+                                             require_bench, resolve_channel)
 from labtrain.kinds.resistor.bench import AcquisitionSettings, InstrumentChip
 from labtrain.physics.network import Network
 from labtrain.instruments.safety import SafeDAQ, SafePotArray, SafetyConfig, SafetyError
@@ -43,11 +43,15 @@ def build_wiring(backend: dict[str, Any], wiring: dict[str, Any], net: Network,
                  instruments: Mapping[str, Any] | None = None) -> Wiring:
     """The experiment's ``[wiring]`` with defaults filled from :func:`default_wiring` (raises WiringError).
 
-    Channel names may go through the DAQ instrument's name (``"daq/ao3"`` -> ``"Dev1/ao3"``); the
-    defaults use the DAQ's resource (or ``[backend] daq_device``) as the device prefix.
+    Channel names may go through the DAQ instrument's name (``"daq/ao3"`` -> ``"Dev1/ao3"``; without
+    ``[instruments]``, ``daq`` is ``[backend] daq_device``); the defaults use the DAQ's resource (or
+    ``daq_device``) as the device prefix.
     """
-    entries = resistor_instruments(backend, instruments) if instruments else {}
-    device = daq_prefix(entries, backend["daq_device"])
+    # names only: the flat [backend] instruments under the file's (a role check happens when the bench opens)
+    named = {e.get("port") for e in (instruments or {}).values()}
+    entries = {**{n: e for n, e in instruments_from_backend(backend).items() if e["port"] not in named},
+               **dict(instruments or {})}
+    device = daq_prefix(dict(instruments or {}), backend["daq_device"])
     read_nodes = wiring["read_nodes"] or None
     base = default_wiring(net, device, wiring["read"], wiring["output_series_ohm"], read_nodes)
 
