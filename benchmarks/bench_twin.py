@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from labtrain.simulators.daq_twin import twin_speed_ratio
+from instrumentlib import twin_speed_ratio
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,7 +109,7 @@ BASE_SCHEMA: dict[str, dict[str, Field]] = {
         "description": F("str", "", "Free text stored with the run"),
     },
     "chip": {
-        "type": F("str", "resistor_network", "Kind of learning machine: resistor network, XY oscillator network, "
+        "type": F("str", registry.DEFAULT_KIND, "Kind of learning machine: resistor network, XY oscillator network, "
                   "non-reciprocal (layered rate) network, nonlinear resistive network (diodes, transistor edges) "
                   "or DNPU (dopant-network processing unit), or a kind a plugin installs (labtrain devices lists them)"),
     },

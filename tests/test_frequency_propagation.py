@@ -15,8 +15,7 @@ from labtrain.physics.network import random_graph
 from labtrain.training.optim import Adam
 from labtrain.protocols.analytic import adjoint_gradient
 from labtrain.protocols.base import half_squared_error
-from labtrain.protocols.fidelity import (compare_gradients, exact_gradient, finite_difference_gradient,
-                                         random_linear_problem)
+from labtrain.protocols.fidelity import (compare_gradients, exact_gradient, finite_difference_gradient)
 from labtrain.protocols.frequency_propagation import FrequencyPropagation
 from labtrain.training.run import Run
 from labtrain.instruments.safety import SafeDAQ, SafePotArray, SafetyConfig
@@ -25,6 +24,7 @@ from labtrain.kinds.nonlinear.model import xor_diode_network
 from labtrain.kinds.resistor.twin import build_resistor_twin
 from labtrain.training.tasks import make_task
 from labtrain.kinds.resistor.wiring import default_wiring
+from labtrain.kinds.resistor.problems import random_linear_problem
 
 RATE_HZ = 10_000.0
 

@@ -21,8 +21,9 @@ from labtrain.kinds.resistor.ideal import IdealChip
 from labtrain.physics.network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S, Network, all_to_all, lattice, layered, random_graph
 from labtrain.protocols import (AnalyticGradient, CoupledLearning, EquilibriumPropagation, GEPRule, UpdateMask,
                                 adjoint_gradient, compare_gradients, exact_gradient, finite_difference_gradient,
-                                gep_family, gradient_fidelity, half_squared_error, random_linear_problem)
+                                gep_family, gradient_fidelity, half_squared_error)
 from labtrain.kinds.resistor.model import LinearResistorNetwork
+from labtrain.kinds.resistor.problems import random_linear_problem
 
 G_REF_S = np.sqrt(DEFAULT_G_MIN_S * DEFAULT_G_MAX_S)  # 1e-4 S
 BETA_S = 1e-4 * G_REF_S  # the benchmark's beta = 1e-4, in siemens at this conductance scale

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from labtrain.physics.network import lattice
 from labtrain.instruments.ports import PortIOError, PortTimeout
 from labtrain.kinds.resistor.model import LinearResistorNetwork
 from labtrain.kinds.resistor.twin import ResistorBenchCircuit, build_resistor_twin
-from labtrain.simulators import LinearCircuit, SimulatedDAQ, SimulatedLockIn, SimulatedPotArray, twin_speed_ratio
+from labtrain.simulators import LinearCircuit, SimulatedDAQ, SimulatedLockIn, SimulatedPotArray
+from instrumentlib import twin_speed_ratio
 from labtrain.kinds.resistor.wiring import default_wiring
 
 AO = ("Dev1/ao0", "Dev1/ao1")
@@ -190,6 +192,69 @@ def test_fault_after_write_keeps_the_record():
     assert daq.dc_levels_v()["Dev1/ao0"] == 0.5
 
 
+def test_fault_during_a_generation_holds_the_sample_reached():
+    daq = loopback_daq(adc_bits=None, dac_bits=None, rc_time_s=1e-3)
+    wave = np.vstack([np.linspace(0.1, 2.0, 20), np.linspace(-0.1, -2.0, 20)])
+    seen = set()
+    for seed in range(12):
+        daq.set_dc({"Dev1/ao0": 0.0, "Dev1/ao1": 0.25})
+        before_t, before_n = daq.simulated_time_s, len(daq.history)
+        daq.inject_faults(1, kind="io", methods=("write_read",), when="during", seed=seed)
+        with pytest.raises(PortIOError, match=r"generation aborted after \d+ of 20 samples") as info:
+            daq.write_read(AO, wave, AI, 100.0)
+        k = int(re.search(r"after (\d+) of", str(info.value)).group(1))
+        seen.add(k)
+        assert daq.simulated_time_s == pytest.approx(before_t + k / 100.0)
+        if k == 0:  # the trigger never came: nothing generated, the previous levels held
+            assert len(daq.history) == before_n and daq.dc_levels_v() == {"Dev1/ao0": 0.0, "Dev1/ao1": 0.25}
+            continue
+        event = daq.history[-1]
+        assert event.aborted and np.array_equal(event.values_v, wave[:, :k])
+        assert daq.dc_levels_v() == {"Dev1/ao0": wave[0, k - 1], "Dev1/ao1": wave[1, k - 1]}
+        # the circuit saw the samples generated: the nodes start from where they left them
+        acq = daq.write_read([], np.zeros((0, 1)), AI[:2], 1e4)
+        assert acq.ai_v[1, 0] == pytest.approx(wave[1, k - 1], abs=1e-4)
+    assert len(seen) > 6 and daq.faults_raised == 12  # random abort points, every fault struck
+
+
+def test_fault_during_a_dc_write_is_lost_before_or_after_it_reached_the_device():
+    outcomes = set()
+    for seed in range(10):
+        daq = loopback_daq()
+        daq.inject_faults(1, kind="timeout", methods=("set_dc",), when="during", seed=seed)
+        with pytest.raises(PortTimeout, match="command was lost|acknowledgement was lost") as info:
+            daq.set_dc({"Dev1/ao0": 1.0})
+        reached = "acknowledgement" in str(info.value)
+        assert daq.dc_levels_v()["Dev1/ao0"] == (1.0 if reached else 0.0)
+        assert len(daq.history) == int(reached)
+        outcomes.add(reached)
+    assert outcomes == {True, False}
+    with pytest.raises(ValueError, match="when must be one of before, during, after"):
+        loopback_daq().inject_faults(1, when="midway")
+
+
+def test_records_carry_one_process_wide_order():
+    daq = loopback_daq()
+    lockin = SimulatedLockIn(amplitude_v=0.1)
+    daq.set_dc({"Dev1/ao0": 0.5})
+    lockin.amplitude_v = 0.2
+    daq.set_digital({"Dev1/port0/line0": True})
+    daq.write_read(AO[:1], np.zeros((1, 3)), AI, 100.0)
+    seqs = [e.seq for e in daq.history]
+    amp = [a.seq for a in lockin.amplitude_record]
+    assert [a.amplitude_v for a in lockin.amplitude_record] == [0.1, 0.2]
+    assert amp[0] < seqs[0] < amp[1] < seqs[1] < seqs[2]
+
+
+def test_digital_writes_count_towards_the_history_cap():
+    daq = loopback_daq(history_max_samples=3)
+    for state in (True, False, True):
+        daq.set_digital({"Dev1/port0/line0": state})
+    assert len(daq.history) == 3 and not daq.history_truncated
+    daq.set_digital({"Dev1/port0/line0": False})
+    assert len(daq.history) == 3 and daq.history_truncated and daq.digital_states()["Dev1/port0/line0"] is False
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda d: d.write_read(["Dev1/ao9"], np.zeros((1, 3)), AI, 10.0), "unknown AO channel"),
     (lambda d: d.write_read(AO, np.zeros((1, 3)), AI, 10.0), "shape"),
@@ -324,6 +389,21 @@ def test_pot_array_validates_records_and_faults():
     assert pots.get_taps().tolist() == [0, 1, 2, 15] and len(pots.history) == 1
     snap = json.loads(json.dumps(pots.snapshot()))
     assert snap["taps"] == [0, 1, 2, 15] and snap["calibration"]["n_taps"] == 16
+
+
+def test_pot_history_is_capped():
+    pots = SimulatedPotArray(110, n_taps=1024, history_max_taps=110 * 50)
+    rng = np.random.default_rng(0)
+    for _ in range(80):
+        pots.set_taps(rng.integers(0, 1024, 110))
+    assert len(pots.history) == 50 and pots.history_truncated and pots.n_writes == 80
+    assert pots.snapshot()["history_truncated"] and pots.taps_record()[1].shape == (50, 110)
+    assert pots.get_taps().tolist() == pots.held_taps.tolist()  # the parts still take every write
+    quiet = SimulatedPotArray(4, record_history=False)
+    quiet.set_taps(np.zeros(4, int))
+    assert quiet.history == [] and quiet.n_writes == 1
+    with pytest.raises(ValueError, match="history_max_taps must be an integer >= 0"):
+        SimulatedPotArray(4, history_max_taps=-1)
 
 
 def test_resistor_twin_daq_reads_node_voltages():

@@ -21,7 +21,7 @@ from typing import Any
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from labtrain.config import SCHEMA, SECTION_DOCS, ConfigError, Experiment, experiment_from_text
+from labtrain.config import SCHEMA, SECTION_DOCS, ConfigError, Experiment, chip_kind, experiment_from_text
 from labtrain.gui.toml_edit import set_toml_value, toml_value
 
 __all__ = ["ExperimentPanel", "hardware_status"]
@@ -383,19 +383,8 @@ class ExperimentPanel(QtWidgets.QWidget):
             return False
         self._show_values(exp.sections)
         s = exp.sections
-        chip = s["chip"]
-        if chip["type"] == "nonreciprocal":
-            net = f"{chip['type']} layered ({'-'.join(map(str, chip['hidden_layers']))} hidden)"
-        elif chip["type"] == "dnpu":
-            model = "surrogate" if chip["model"] == "surrogate" else f"hopping model, seed {chip['model_seed']}"
-            net = f"DNPU ({model}; {len(chip['control_electrodes'])} controls)"
-        elif chip["type"] == "nonlinear_resistor" and chip["topology"] == "layered":
-            net = f"diode layered ({'-'.join(map(str, chip['hidden_layers']))} hidden, {chip['diode']})"
-        else:
-            net = (f"lattice {chip['rows']}x{chip['cols']}" if chip["topology"] == "lattice" else
-                   f"{chip['topology']} ({chip['n_nodes']} nodes)")
-            net = net if chip["type"] == "resistor_network" else f"{chip['type']} {net}"
-        net = net if chip["type"] == "dnpu" else f"{net} network"
+        kind = chip_kind(s["chip"]["type"])
+        net = kind.describe(s) if kind.describe is not None else f"{kind.name} chip"
         self._show_status(True, f"valid: {s['learning']['rule']} on a {net}, task {s['task']['name']}, "
                                 f"{s['run']['epochs']} epochs, backend {s['backend']['kind']}")
         return True

@@ -60,7 +60,7 @@ class ChipKind:
     Attributes
     ----------
     name : str
-        The ``[chip] type`` value (e.g. ``"resistor_network"``).
+        The ``[chip] type`` value (e.g. ``resistor_network``).
     summary : str
         One line for ``labtrain devices`` and the docs.
     schema : mapping section -> {key: Field}

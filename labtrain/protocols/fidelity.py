@@ -13,12 +13,10 @@ import numpy as np
 
 from labtrain.chip.base import REFERENCE_GRADIENT, Chip
 from labtrain.physics.network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S, Network
-from labtrain.kinds.resistor.model import LinearResistorNetwork
 from labtrain.protocols.analytic import adjoint_gradient
 from labtrain.protocols.base import GradientEstimator
 
-__all__ = ["exact_gradient", "Fidelity", "compare_gradients", "gradient_fidelity", "finite_difference_gradient",
-           "random_linear_problem"]
+__all__ = ["exact_gradient", "Fidelity", "compare_gradients", "gradient_fidelity", "finite_difference_gradient"]
 
 
 def exact_gradient(chip: Chip, inputs: np.ndarray, targets_v: np.ndarray) -> np.ndarray:
@@ -93,17 +91,3 @@ def finite_difference_gradient(loss: Callable[[np.ndarray], float], params: np.n
         minus[k] -= h
         grad[k] = (loss(plus) - loss(minus)) / (2 * h)
     return grad
-
-
-def random_linear_problem(net: Network, mode: str = "voltage", seed: int = 0,
-                          batch: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A gradient-check problem on a linear network: conductances ``g`` log-uniform over the default range
-    (100x), inputs ``x`` (B, n_inputs) uniform in +-1 V (+-100 uA in ``"current"`` mode) and targets ``t``
-    a loss away from the free outputs (30 % of their mean size, Gaussian).  Returns ``(g, x, t)``."""
-    rng = np.random.default_rng(seed)
-    g = np.exp(rng.uniform(np.log(DEFAULT_G_MIN_S), np.log(DEFAULT_G_MAX_S), net.n_edges))
-    scale = 1.0 if mode == "voltage" else 1e-4  # volts, or amperes into ~10 kOhm
-    x = rng.uniform(-1, 1, (batch, len(net.inputs))) * scale
-    free = LinearResistorNetwork(net, g, mode).steady_state(x).output_v
-    t = free + rng.normal(0, 0.3, free.shape) * np.abs(free).mean()
-    return g, x, t

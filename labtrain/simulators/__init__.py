@@ -5,9 +5,10 @@ A kind's twin circuit (what the simulated DAQ evaluates at every sample) lives i
 package, e.g. :mod:`labtrain.kinds.resistor.twin`.
 """
 
-from labtrain.simulators.daq_twin import AOWrite, DOWrite, LinearCircuit, SimulatedDAQ, twin_speed_ratio
-from labtrain.simulators.lockin_twin import SimulatedLockIn
-from labtrain.simulators.pot_twin import SimulatedPotArray
+from labtrain.simulators._record import next_event
+from labtrain.simulators.daq_twin import AOWrite, DOWrite, LinearCircuit, SimulatedDAQ
+from labtrain.simulators.lockin_twin import AmplitudeChange, SimulatedLockIn
+from labtrain.simulators.pot_twin import PotWrite, SimulatedPotArray
 
-__all__ = ["SimulatedDAQ", "LinearCircuit", "AOWrite", "DOWrite", "twin_speed_ratio", "SimulatedLockIn",
-           "SimulatedPotArray"]
+__all__ = ["SimulatedDAQ", "LinearCircuit", "AOWrite", "DOWrite", "SimulatedLockIn",
+           "AmplitudeChange", "SimulatedPotArray", "PotWrite", "next_event"]

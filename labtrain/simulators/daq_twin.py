@@ -78,7 +78,7 @@ from labtrain.instruments.ports import DAQ, Acquisition
 from labtrain.simulators._faults import FaultInjector
 from labtrain.simulators._record import next_event
 
-__all__ = ["SimulatedDAQ", "Circuit", "LinearCircuit", "AOWrite", "DOWrite", "twin_speed_ratio"]
+__all__ = ["SimulatedDAQ", "Circuit", "LinearCircuit", "AOWrite", "DOWrite"]
 
 
 class Circuit(Protocol):
@@ -461,7 +461,13 @@ class SimulatedDAQ(DAQ):
 
     @property
     def faults_pending(self) -> int:
+        """Injected faults still armed."""
         return self._faults.pending()
+
+    @property
+    def faults_raised(self) -> int:
+        """Injected faults that struck so far (every kind, every ``when``)."""
+        return self._faults.raised
 
     def ao_record(self, channel: str, quantized: bool = False, include_initial: bool = True
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -744,44 +750,3 @@ def _non_negative(what: str, value: float) -> float:
     if not (np.isfinite(value) and value >= 0):
         raise ValueError(f"{what} must be >= 0, got {value!r}")
     return value
-
-
-# ---------------------------------------------------------------- benchmark
-def twin_speed_ratio(rows: int = 4, cols: int = 4, rate_hz: float = 1e4, duration_s: float = 1.0,
-                     repeats: int = 5, change_taps: bool = True, seed: int = 0) -> dict[str, float]:
-    """How much faster than real time the resistor-network twin acquires.
-
-    Builds a ``rows x cols`` lattice chip (every node read, default wiring) on a
-    :class:`SimulatedDAQ` with 16-bit converters, white and 1/f noise and an RC
-    response, then times ``write_read`` of ``duration_s`` of random waveforms on
-    every AO channel, reading every AI channel, at ``rate_hz``.  With
-    ``change_taps`` every acquisition follows a new pot setting, so each one
-    pays for a refactorisation (as in training).  Returns the best of
-    ``repeats``: ``{"ratio": simulated_s / wall_s, "wall_s", "simulated_s",
-    "n_nodes", "n_ai", "n_ao", "n_samples"}``.
-    """
-    from labtrain.physics.network import lattice
-    from labtrain.kinds.resistor.twin import build_resistor_twin
-
-    network = lattice(rows, cols)
-    twin = build_resistor_twin(network, seed=seed, daq_options=dict(
-        noise_white_v=1e-4, noise_1f_v=1e-4, rc_time_s=1e-4, max_rate_hz=max(rate_hz, 1e5),
-        record_history=False))
-    daq, pots = twin.daq, twin.pots
-    rng = np.random.default_rng(seed)
-    n = int(round(duration_s * rate_hz))
-    ao = list(daq.ao_channels)
-    ai = list(daq.ai_channels)
-    best = np.inf
-    for _ in range(repeats + 1):   # the first run warms caches and is not counted
-        if change_taps:
-            pots.set_taps(rng.integers(0, pots.n_taps, pots.n_channels))
-        wave = rng.uniform(-1.0, 1.0, (len(ao), n))
-        start = time.perf_counter()
-        daq.write_read(ao, wave, ai, rate_hz, timeout_s=10 * duration_s + 10)
-        wall = time.perf_counter() - start
-        if _ > 0:
-            best = min(best, wall)
-    simulated = n / rate_hz
-    return {"ratio": simulated / best, "wall_s": best, "simulated_s": simulated, "n_nodes": network.n_nodes,
-            "n_ai": len(ai), "n_ao": len(ao), "n_samples": n}

@@ -44,7 +44,7 @@ from labtrain.kinds.dnpu.twin import build_dnpu_twin
 DNPU_LAYOUT_KEYS = ("electrode_low_v", "electrode_high_v", "data_electrodes", "control_electrodes", "gain_ohm",
                     "clip_a", "abort_abs_v")
 
-__all__ = ["BUILDER", "dnpu_layout", "dnpu_model", "build_dnpu_chip"]
+__all__ = ["dnpu_layout", "dnpu_model", "build_dnpu_chip"]
 
 
 def _task(exp: Experiment) -> Task:

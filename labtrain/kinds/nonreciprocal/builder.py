@@ -20,7 +20,7 @@ from labtrain.training.tasks import Task, TaskError, make_task
 from labtrain.kinds import GradcheckReport, source_of
 from labtrain.kinds.common import task_arguments
 
-__all__ = ["BUILDER", "build_nonreciprocal_task", "build_nonreciprocal_chip", "nonreciprocal_gradcheck"]
+__all__ = ["build_nonreciprocal_task", "build_nonreciprocal_chip", "nonreciprocal_gradcheck"]
 
 #: NonReciprocalChip's own relaxation iteration limit (``[chip] relax_max_steps = 0``).
 DEFAULT_MAX_STEPS = 5000

@@ -22,7 +22,7 @@ from labtrain.kinds.xy.tasks import phase_task
 from labtrain.kinds import GradcheckReport, source_of
 from labtrain.kinds.common import build_network
 
-__all__ = ["BUILDER", "build_xy_task", "build_xy_network", "build_xy_chip", "xy_gradcheck"]
+__all__ = ["build_xy_task", "build_xy_network", "build_xy_chip", "xy_gradcheck"]
 
 #: XYChip's own relaxation iteration limit (``[chip] relax_max_steps = 0``).
 DEFAULT_MAX_STEPS = 20000
