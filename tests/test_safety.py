@@ -315,7 +315,8 @@ def test_instrument_fault_mid_acquisition_leaves_outputs_safe(daq, fake):
 
 
 def test_fault_with_a_stale_driver_level_still_ends_at_safe_level(daq, fake):
-    """Like nidaqmx: after an aborted generation the driver reports the waveform's last sample."""
+    """A driver that breaks the contract (after an aborted generation it reports the waveform's last sample, as
+    the NI driver did before it asked the device how far it got): the final write still ends at the safe level."""
     real_write_read = fake.write_read
 
     def aborted(ao_channels, ao_v, *args, **kw):
@@ -332,6 +333,72 @@ def test_fault_with_a_stale_driver_level_still_ends_at_safe_level(daq, fake):
         daq.write_read(("ao0",), np.full((1, 20), 1.0), ("ai0",), RATE)
     assert fake.levels["ao0"] == 0.0  # the device, not just the driver's bookkeeping
     assert fake.calls[-1] == ("set_dc", {"ao0": 0.0, "ao1": 0.0, "ao2": 0.0})
+
+
+def test_recovery_ramps_from_the_true_level_even_when_the_ramp_itself_is_cut_off(daq, fake):
+    fake.fail = (25, PortIOError("generation aborted"))              # inside the 1.5 V plateau
+    real_write_read = fake.write_read
+    cut = []
+
+    def cut_recovery(ao_channels, ao_v, *args, **kw):
+        if fake.fail is None and not cut:                            # the clocked recovery ramp: cut it too
+            cut.append(ao_v.shape[1])
+            fake.fail = (4, PortTimeout("ramp aborted"))
+        return real_write_read(ao_channels, ao_v, *args, **kw)
+
+    fake.write_read = cut_recovery
+    with pytest.raises(PortIOError, match="generation aborted"):
+        daq.write_read(("ao0",), np.full((1, 40), 1.5), ("ai0",), RATE)
+    assert cut == [15] and fake.levels["ao0"] == 0.0                # 1.5 V down in 0.1 V steps
+    v = values(fake, "ao0")
+    assert v[24] == 1.5 and np.allclose(v[25:29], [1.4, 1.3, 1.2, 1.1])  # clocked ramp, cut after 4 samples
+    assert np.allclose(v[29:40], np.arange(1.0, -0.05, -0.1))           # the stepped ramp goes on from 1.1 V
+    assert assert_history_safe(fake) == len(v) + 2                  # + the final write of ao1 and ao2
+
+
+@pytest.mark.parametrize("levels, where, what, message", [
+    ([[0.5, np.nan]], "measure", ["input 3"], "measure: input 3 on ao0: example 1 is nan, not a finite voltage "
+                                              "(allowed range [-2, 2] V); nothing was sent"),
+    ([[0.1], [0.7]], "", None, "ao2: example 0 is 0.7 V, above max_v = 0.5 V (allowed range [-0.5, 0.5] V)"),
+    ([[-2.5]], "set", ["output 0"], "set: output 0 on ao0: example 0 is -2.5 V, below min_v = -2 V"),
+])
+def test_check_ao_values_names_what_where_and_the_allowed_range(daq, fake, levels, where, what, message):
+    channels = ("ao0",) if len(levels) == 1 else ("ao0", "ao2")
+    with pytest.raises(SafetyError) as info:
+        daq.check_ao_values(channels, np.array(levels), what=what, where=where, columns="example")
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert fake.calls == []
+    ok = daq.check_ao_values(("ao0", "ao2"), [0.1, -0.4])
+    assert ok.shape == (2, 1) and ok.dtype == float
+    with pytest.raises(SafetyError, match=r"ao0: during ramp is 3 V, above max_v = 2 V"):
+        daq.check_ao_values(("ao0",), [[0.0, 3.0]], columns=["before", "during ramp"])
+
+
+def test_bare_port_defaults_of_the_contracts(fake):
+    """What a port that declares nothing more answers: no slew limit, its converter range, no twin clock."""
+    assert np.all(np.isinf(fake.max_step_v(("ao0", "ao1"), 1e3))) and fake.max_step_v((), 1e3).shape == (0,)
+    with pytest.raises(ValueError, match=r"x on ao1: sample 0 is 11 V, outside the AO range \[-10, 10\] V; nothing"):
+        fake.check_ao_values(("ao1",), [[11.0]], what=["x"])
+    fake.reseed(3)  # nothing to reseed on an instrument: no effect, no error
+    start = time.monotonic()
+    fake.sleep(0.01)
+    assert time.monotonic() - start >= 0.01
+    with pytest.raises(ValueError, match="seconds must be a finite number >= 0"):
+        fake.sleep(-1.0)
+    assert LockIn.min_amplitude_v == 0.0 and LockIn.max_amplitude_v == np.inf
+
+
+def test_safe_daq_passes_reseed_and_sleep_to_the_wrapped_port():
+    twin_mod = pytest.importorskip("labtrain.simulators.daq_twin")
+    twin = twin_mod.SimulatedDAQ(twin_mod.LinearCircuit.loopback({"ai0": "ao0"}), noise_white_v=1e-3)
+    d = SafeDAQ(twin, config(channels={}), register=False)
+    d.sleep(2.5)
+    assert twin.simulated_time_s == 2.5  # the twin's clock, not the wall clock
+    d.reseed(4)
+    a = d.write_read(("ao0",), np.zeros((1, 5)), ("ai0",), RATE).ai_v
+    d.reseed(4)
+    np.testing.assert_array_equal(a, d.write_read(("ao0",), np.zeros((1, 5)), ("ai0",), RATE).ai_v)
+    d.close()
 
 
 def test_keyboard_interrupt_inside_a_call_reaches_the_safe_state(daq, fake):
@@ -486,6 +553,22 @@ def test_safe_all_runs_every_port_once_even_if_some_raise():
     assert sorted(calls) == ["daq", "lockin", "other", "pots"]
     reg.unregister(ports[0])
     assert ports[0] not in reg.ports() and len(reg.ports()) == 3
+
+
+def test_safe_all_drops_the_lockin_sine_before_the_dc_levels_move(fake):
+    order = []
+    li, pots = RecordingLockIn(), RecordingPots()
+    d = SafeDAQ(fake, config(), register=False)
+    safe_li = SafeLockIn(li, max_amplitude_v=1.0, register=False)
+    safe_pots = SafePotArray(pots, register=False)
+    reg = SafeStateRegistry()
+    for port, name in ((safe_pots, "pots"), (d, "daq"), (safe_li, "lock-in")):
+        reg.register(port)
+        real = port.safe_state
+        port.safe_state = (lambda real=real, name=name: (order.append(name), real()))
+    assert reg.safe_all() == [] and order == ["lock-in", "daq", "pots"]
+    with pytest.raises(TypeError, match="has no safe_state"):
+        reg.register(object())
 
 
 def test_safe_ports_register_and_unregister(monkeypatch, fake):

@@ -225,13 +225,16 @@ class LockIn(abc.ABC):
 
     ``min_amplitude_v`` / ``max_amplitude_v`` are the sine-out amplitudes the
     instrument accepts (V RMS; an SR830 cannot go below 0.004 V): the lowest
-    is the lock-in's safe state.
+    is the lock-in's safe state.  ``frequency_range_hz`` the reference
+    frequencies it accepts.
     """
 
     #: smallest sine-out amplitude the instrument accepts, V RMS (its safe state)
     min_amplitude_v: float = 0.0
     #: largest sine-out amplitude the instrument accepts, V RMS
     max_amplitude_v: float = math.inf
+    #: (low, high) reference frequencies the instrument accepts, Hz (default: an SR830's)
+    frequency_range_hz: tuple[float, float] = (1e-3, 102_000.0)
 
     @property
     @abc.abstractmethod

@@ -1103,8 +1103,9 @@ class SafeLockIn(_SafePort, LockIn):
         The port to protect.
     max_amplitude_v : float
         Largest sine-out amplitude allowed, V RMS.
-    frequency_range_hz : (low, high)
-        Allowed reference frequencies, Hz.
+    frequency_range_hz : (low, high), optional
+        Allowed reference frequencies, Hz; default: the wrapped lock-in's
+        declared ``frequency_range_hz``.
     safe_amplitude_v : float, optional
         Amplitude of the safe state; default: the wrapped lock-in's declared
         ``min_amplitude_v`` (0.004 V for an SR830, 0 V for a lock-in that
@@ -1120,7 +1121,7 @@ class SafeLockIn(_SafePort, LockIn):
     safe_priority = -10
 
     def __init__(self, lockin: LockIn, *, max_amplitude_v: float,
-                 frequency_range_hz: tuple[float, float] = (1e-3, 102_000.0),
+                 frequency_range_hz: tuple[float, float] | None = None,
                  safe_amplitude_v: float | None = None, register: bool = True) -> None:
         def number(v: Any, what: str) -> float:
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
@@ -1130,6 +1131,8 @@ class SafeLockIn(_SafePort, LockIn):
         self.max_amplitude_v = number(max_amplitude_v, "max_amplitude_v")
         if self.max_amplitude_v < 0:
             raise SafetyError(f"max_amplitude_v must be >= 0, got {_r(max_amplitude_v)}")
+        if frequency_range_hz is None:
+            frequency_range_hz = lockin.frequency_range_hz
         lo, hi = (number(v, "frequency_range_hz") for v in frequency_range_hz)
         if not 0 < lo <= hi:
             raise SafetyError(f"frequency_range_hz must be 0 < low <= high, got ({lo:g}, {hi:g})")

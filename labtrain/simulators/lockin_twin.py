@@ -300,6 +300,11 @@ class SimulatedLockIn(LockIn):
         """Make the next ``n`` ``read_xy`` calls raise ``PortTimeout`` (``"timeout"``) or ``PortIOError`` (``"io"``)."""
         self._faults.arm(n, kind, frozenset(methods), "before")
 
+    @property
+    def faults_raised(self) -> int:
+        """Injected faults that struck so far."""
+        return self._faults.raised
+
     # ------------------------------------------------------------ internals
     def _input(self, t: np.ndarray) -> np.ndarray:
         if self._daq is not None:

@@ -410,12 +410,13 @@ class InstrumentDNPUChip(DNPUControls, Chip):
             b, i = np.argwhere(bad)[0]
             raise ValueError(f"tone {i} (example {b}): amplitude {amp[b, i]:.4g} V peak = {rms[b, i]:.4g} V RMS is "
                              f"outside the lock-in's sine-out range [{lo_rms:g}, {hi_rms:g}] V RMS")
-        # range check (DC +- summed amplitudes, conservative for one tone at a time) before anything is sent
-        tone_electrode_waveforms(lay, x, self._v, tones, self.rate_hz, 1)
         dc_v = lay.electrode_voltages(x, np.broadcast_to(self._v, (n_b, len(self._v))))
         electrode = [(lay.data_electrodes if t.terminal == "input" else lay.control_electrodes)[t.index]
                      for t in tones]
+        # every state of the schedule through the safety layer, then the layout's ranges (DC +- summed
+        # amplitudes, conservative for one tone at a time), before anything is sent
         self._check_lockin_schedule(dc_v, electrode, rms)
+        tone_electrode_waveforms(lay, x, self._v, tones, self.rate_hz, 1)
         xr = np.zeros((n_b, 1, plan.n_tones))
         yr = np.zeros((n_b, 1, plan.n_tones))
         lockin, route = self.lockin, self.lockin_router
@@ -629,8 +630,7 @@ def build_dnpu_hardware(daq_device: str = "Dev1", layout: DNPULayout | None = No
         router = None
         if with_lockin:
             raw = bench["lockin"]
-            safe_lockin = SafeLockIn(raw, max_amplitude_v=lockin_max_amplitude_v,
-                                     frequency_range_hz=tuple(getattr(raw, "frequency_range_hz", (1e-3, 102_000.0))))
+            safe_lockin = SafeLockIn(raw, max_amplitude_v=lockin_max_amplitude_v)  # its declared frequency range
             safe_lockin.time_constant_s = lockin_time_constant_s
             router = DigitalLineRouter(safe, relays)
         mode = demodulator if demodulator is not None else ("lockin" if with_lockin else "software")

@@ -28,15 +28,17 @@ and returns an :class:`~labtrain.kinds.dnpu.bench.InstrumentDNPUChip`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from labtrain.kinds.dnpu.layout import DNPULayout, DNPUModel, default_layout
+from labtrain.simulators import next_event
 from labtrain.simulators.lockin_twin import SimulatedLockIn
 
-__all__ = ["DNPUBenchCircuit", "TwinLockInRouter", "ACCoupledSimulatedLockIn", "dnpu_safety_config", "build_dnpu_twin",
-           "default_electrode_ao", "DEFAULT_OUTPUT_AI"]
+__all__ = ["DNPUBenchCircuit", "TwinLockInRouter", "RouteChange", "ACCoupledSimulatedLockIn", "dnpu_safety_config",
+           "build_dnpu_twin", "default_electrode_ao", "DEFAULT_OUTPUT_AI"]
 
 #: AI channel of the amplifier output in the default wiring
 DEFAULT_OUTPUT_AI = "Dev1/ai0"
@@ -143,23 +145,44 @@ class ACCoupledSimulatedLockIn(SimulatedLockIn):
         return s - s.mean()
 
 
+@dataclass(frozen=True, slots=True)
+class RouteChange:
+    """The sine out was routed onto AO ``channel`` (``None``: onto none) at twin time ``t_s``; ``seq`` orders it
+    among every twin's records (:func:`labtrain.simulators.next_event`)."""
+
+    seq: int
+    t_s: float
+    channel: str | None
+
+
 class TwinLockInRouter:
     """Route a :class:`~labtrain.simulators.lockin_twin.SimulatedLockIn`'s sine out onto one electrode's AO.
 
     The twin of a relay box that connects the lock-in's sine out to the
     summing input of one electrode's driver: ``router(channel)`` sums the sine
     onto AO ``channel`` (``None``: onto nothing).  The lock-in always reads
-    ``input_channel`` (the amplifier output).
+    ``input_channel`` (the amplifier output).  Every routing is kept in
+    :attr:`record` (at most ``max_records``; then :attr:`record_truncated`), so
+    that with the DAQ twin's history and the lock-in's ``amplitude_record`` a
+    test can replay what each electrode saw: its DC level plus the sine routed
+    onto it.
     """
 
-    def __init__(self, lockin: Any, daq: Any, input_channel: str) -> None:
+    def __init__(self, lockin: Any, daq: Any, input_channel: str, max_records: int = 1_000_000) -> None:
         self.lockin, self.daq, self.input_channel = lockin, daq, input_channel
         self.channel: str | None = None
+        self.record: list[RouteChange] = []
+        self.max_records = int(max_records)
+        self.record_truncated = False
         lockin.attach(daq, input_channel, None)
 
     def __call__(self, channel: str | None) -> None:
         self.lockin.attach(self.daq, self.input_channel, channel)
         self.channel = channel
+        if len(self.record) >= self.max_records:
+            self.record_truncated = True
+        elif not self.record_truncated:
+            self.record.append(RouteChange(next_event(), float(self.daq.simulated_time_s), channel))
 
 
 def dnpu_safety_config(layout: DNPULayout, electrode_ao: Sequence[str], *, max_slew_v_per_s: float,
