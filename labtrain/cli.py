@@ -1,4 +1,7 @@
-"""``labtrain`` command line: run, resume, check, runs, show, export, gradcheck, characterize, devices, gui.
+"""``labtrain`` command line: run, resume, check, runs, show, export, gradcheck, sweep, characterize, devices, gui.
+
+``labtrain sweep`` runs an experiment over axes of overridden keys on Dask (:mod:`labtrain.training.sweep`);
+``--set section.key=value`` overrides one key for run, check and gradcheck.
 
 ``labtrain characterize`` samples a DNPU (twin, ideal model or hardware) with
 incommensurate triangle waves and fits a surrogate twin to it
@@ -156,7 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from labtrain.training.launch import overrides_from_cli, prepare_run
 
     progress = _Progress(args.quiet)
-    overrides = overrides_from_cli(args.backend, args.epochs, args.seed, args.out)
+    overrides = _with_sets(args, overrides_from_cli(args.backend, args.epochs, args.seed, args.out))
     run = prepare_run(args.file, overrides, listeners=[progress])
     if not args.quiet:
         print(f"run file    {run.store.path}", file=sys.stderr)
@@ -177,7 +180,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from labtrain.training.launch import overrides_from_cli
     from labtrain.training.run import Run
 
-    exp = load_experiment(args.file, overrides_from_cli(backend=args.backend))
+    exp = load_experiment(args.file, _with_sets(args, overrides_from_cli(backend=args.backend)))
     bench = check_bench(exp)
     if bench is not None:
         return _print_bench_check(args, exp, *bench)
@@ -217,6 +220,98 @@ def _print_bench_check(args: argparse.Namespace, exp, task, net, identities: dic
     for name, identity in identities.items():
         print(f"  {name:<9} {identity}")
     return EXIT_OK
+
+
+def _with_sets(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``overrides`` (from the dedicated options) plus the ``--set section.key=value`` options, checked against
+    the schema of the file's ``[chip] type``; a key given both ways is refused."""
+    from labtrain.overrides import check_overrides, flatten, kind_of_file, kind_of_text, merge, parse_sets
+
+    sets = parse_sets(getattr(args, "set", None))
+    if not sets:
+        return overrides
+    both = sorted(set(flatten(sets)) & set(flatten(overrides)))
+    if both:
+        raise UsageError(f"--set {both[0]}=... and the option for the same key are both given; use one")
+    if str(args.file).endswith(".h5"):
+        from labtrain.training.store import RunStore
+
+        with RunStore.open(args.file) as store:
+            kind = kind_of_text(store.experiment_text, merge(store.overrides, sets))
+    else:
+        kind = kind_of_file(args.file, sets)
+    return merge(check_overrides(sets, kind), overrides)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``labtrain sweep``: run a sweep (new or ``--resume``d), list it (``--dry-run``) or print its ``--summary``."""
+    from labtrain.overrides import parse_axes
+    from labtrain.training import sweep as sw
+
+    given = [name for name, value in (("FILE", args.file), ("--resume", args.resume), ("--summary", args.summary))
+             if value is not None]
+    if len(given) != 1:
+        raise UsageError("give one of FILE (a sweep or experiment file), --resume DIR or --summary DIR"
+                         + (f"; got {' and '.join(given)}" if given else ""))
+    if args.summary is not None:
+        if args.set or args.zip or args.dry_run:
+            raise UsageError("--summary DIR takes no --set, --zip or --dry-run")
+        return _print_sweep_summary(Path(args.summary), args.json)
+    if args.resume is not None:
+        if args.set or args.zip or args.out or args.dry_run:
+            raise UsageError("--resume DIR continues the sweep as it was defined: no --set, --zip, --out or "
+                             "--dry-run")
+        folder = Path(args.resume)
+        sw.read_manifest(folder)
+        cluster, workers, jobqueue = args.cluster or "local", args.workers, {}
+        source = sw.read_manifest(folder).get("source", "")
+        if source and Path(source).is_file() and sw.is_sweep_file(source):
+            try:
+                spec = sw.load_sweep(source)
+                cluster, workers, jobqueue = args.cluster or spec.cluster, args.workers or spec.workers, spec.jobqueue
+            except ConfigError:
+                pass  # the sweep file changed since: the manifest defines the sweep; options from the command line
+    else:
+        zips = [[k.strip() for k in z.split(",")] for z in args.zip or []]
+        spec = sw.load_sweep(args.file, parse_axes(args.set), zips)
+        if args.dry_run:
+            print(sw.describe_members(spec))
+            return EXIT_OK
+        folder, _ = sw.prepare_folder(spec, Path(args.out) if args.out else None)
+        cluster, workers, jobqueue = args.cluster or spec.cluster, args.workers or spec.workers, spec.jobqueue
+        print(f"sweep folder {folder}", file=sys.stderr)
+    report = sw.run_sweep(folder, cluster=cluster, workers=workers, jobqueue=jobqueue, quiet=args.quiet,
+                          force=args.force)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
+    print(f"sweep {folder}: {counts}", file=sys.stderr)
+    if report.counts.get("completed"):
+        _print_sweep_summary(folder, False)
+    if not report.ok:
+        print(f"continue with: labtrain sweep --resume {folder}", file=sys.stderr)
+    return EXIT_STOPPED if report.interrupted else (EXIT_OK if report.ok else EXIT_FAILED)
+
+
+def _print_sweep_summary(folder: Path, as_json: bool) -> int:
+    from labtrain.training.sweep import read_sweep_results
+    from labtrain.training.sweep_summary import summary_dataset, summary_table, write_summary
+
+    if as_json:
+        manifest = read_sweep_results(folder)
+        print(json.dumps(manifest["members"], indent=1, default=_json_value))
+        return EXIT_OK
+    path = write_summary(folder)
+    ds = summary_dataset(folder)
+    print(summary_table(ds))
+    print(f"summary dataset {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return str(value)
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -262,16 +357,29 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not directory.is_dir():
         raise UsageError(f"{directory}: no such folder")
     rows = list_runs(directory)
+    if args.json:
+        print(json.dumps([{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                          for r in rows], indent=1, default=_json_value))
+        return EXIT_OK
     if not rows:
         print(f"no run files in {directory}")
         return EXIT_OK
     print(_table([[r["name"], r["created"], r["rule"], r["backend"], f"{r['steps_done']}/{r['total_steps']}",
-                   _fmt(r["test_loss"]), _pct(r["test_accuracy"]), r["status"], r["path"]] for r in rows],
-                 ["name", "date", "rule", "backend", "steps", "test loss", "test acc", "status", "file"]))
+                   _fmt(r["test_loss"]), _pct(r["test_accuracy"]), r["status"], _overrides_cell(r), r["path"]]
+                  for r in rows],
+                 ["name", "date", "rule", "backend", "steps", "test loss", "test acc", "status", "overrides", "file"]))
     for r in rows:
         if r["status"] == "unreadable":
             print(f"unreadable: {r['message']}", file=sys.stderr)
     return EXIT_OK
+
+
+def _overrides_cell(row: dict) -> str:
+    """A run's overrides as ``section.key=value`` (leaving out a sweep member's own name and folder)."""
+    from labtrain.overrides import format_overrides
+
+    skip = ("experiment.name", "run.out_dir") if row.get("sweep") else ()
+    return format_overrides(row.get("overrides") or {}, skip) or "-"
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
@@ -329,7 +437,7 @@ def _gradcheck_setup(path: str, overrides: dict):
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    setup, where = _gradcheck_setup(args.file, {})
+    setup, where = _gradcheck_setup(args.file, _with_sets(args, {}))
     kind, chip, task = setup.kind, setup.chip, setup.task
     given = {name: value for name, value in (("beta", args.beta), ("beta_s", args.beta_s), ("eta", args.eta))
              if value is not None}
@@ -389,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=_positive_int, help="override [run] epochs")
     r.add_argument("--seed", type=_nonnegative_int, help="override [run] seed")
     r.add_argument("--out", help="override [run] out_dir (folder for the run file)")
+    _add_set(r)
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
 
@@ -401,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("check", help="validate an experiment file (and build its network and task) without running")
     r.add_argument("file")
     r.add_argument("--backend", choices=BACKENDS, help="override [backend] kind")
+    _add_set(r)
     r.set_defaults(func=cmd_check)
 
     r = sub.add_parser("devices", help="list VISA resources, NI devices and serial ports")
@@ -408,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("runs", help="list run files")
     r.add_argument("dir", nargs="?", default="runs", help="folder to search (default: runs)")
+    r.add_argument("--json", action="store_true", help="every run's summary (with its overrides) as JSON")
     r.set_defaults(func=cmd_runs)
 
     r = sub.add_parser("repair", help="truncate a damaged run file to its last consistent state (and convert "
@@ -435,7 +546,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="xy / nonreciprocal nudge (dimensionless); default: the file's beta")
     r.add_argument("--batch", type=_nonnegative_int, default=0, help="examples (0 = whole training set)")
     r.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the batch choice and read noise")
+    _add_set(r)
     r.set_defaults(func=cmd_gradcheck)
+
+    r = sub.add_parser("sweep", help="run an experiment over axes of overridden keys (seeds x learning rates x "
+                       "...) on Dask; resume a sweep; print its summary", description="Run a sweep: a sweep file "
+                       "([sweep] table, docs/sweeps.md) or an experiment file with --set axes.  The sweep folder "
+                       "holds manifest.json, runs/ (one run file per member) and summary.nc.")
+    r.add_argument("file", nargs="?", help="sweep file ([sweep] table) or experiment file")
+    r.add_argument("--set", action="append", metavar="SECTION.KEY=V[,V...]",
+                   help="an axis: values separated by commas, or an integer range start:stop[:step] (stop "
+                        "excluded); one value: the same for every member (repeatable)")
+    r.add_argument("--zip", action="append", metavar="KEY,KEY[,...]",
+                   help="swept keys that move together (one dimension) instead of their product (repeatable)")
+    r.add_argument("--cluster", metavar="WHERE", help="local (default: a local Dask cluster), serial (this "
+                   "process, no Dask; the only choice for hardware), slurm or pbs (dask-jobqueue, job options in "
+                   "[sweep.slurm]/[sweep.pbs]), or a Dask scheduler address host:port")
+    r.add_argument("--workers", type=_positive_int, help="worker processes (local; default: one per core) or "
+                   "jobs (slurm/pbs)")
+    r.add_argument("--out", help="sweep folder (default: [sweep] out_dir/name, runs/<name> for an experiment file)")
+    r.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR: completed members are skipped, "
+                   "stopped or crashed ones continue from their last checkpoint")
+    r.add_argument("--summary", metavar="DIR", help="print the sweep's table (mean +- std over seeds) and write "
+                   "DIR/summary.nc")
+    r.add_argument("--json", action="store_true", help="with --summary: every member as JSON")
+    r.add_argument("--dry-run", action="store_true", help="check every member and list them; run nothing")
+    r.add_argument("--force", action="store_true", help="with --resume: take over a sweep whose driver is "
+                   "recorded on another host (only when you know it is gone)")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_sweep)
 
     from labtrain.kinds.dnpu.characterize import add_characterize_arguments
 
@@ -450,6 +589,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_gui_arguments(r)
     r.set_defaults(func=cmd_gui)
     return p
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                        help="override one key of the experiment file, e.g. learning.learning_rate=0.03 "
+                             "(TOML value; checked like the file; repeatable)")
 
 
 def _number(kind, check, what):

@@ -45,8 +45,12 @@ def _snapshot(setup: Setup) -> dict:
 
 
 def prepare_run(experiment: str | Path | Experiment, overrides: dict | None = None,
-                listeners: list[Listener] | None = None, store: bool = True) -> Run:
+                listeners: list[Listener] | None = None, store: bool = True,
+                attrs: dict[str, Any] | None = None) -> Run:
     """Validate, build and create the run file; the returned :class:`Run` is ready to ``run()``.
+
+    ``attrs``: extra flat root attributes of the run file (a sweep member's sweep, index and swept
+    keys; see :meth:`RunStore.create`).
 
     The run file (owned by this process until the run ends or :meth:`Run.close`) has room for the
     whole run.  Raises :class:`ConfigError` (nothing built, no file written) on bad input and
@@ -64,7 +68,7 @@ def prepare_run(experiment: str | Path | Experiment, overrides: dict | None = No
                     overrides=exp.overrides, source=str(exp.path.resolve()) if exp.path else "",
                     snapshot=_snapshot(setup), task=setup.task.describe(), rule=exp["learning"]["rule"],
                     backend=exp["backend"]["kind"], seed=exp["run"]["seed"], total_steps=probe.total_steps,
-                    initial_parameters=setup.chip.get_parameters(), rows=probe.planned_rows())
+                    initial_parameters=setup.chip.get_parameters(), rows=probe.planned_rows(), attrs=attrs)
                 break
             except FileExistsError:  # another run took the name in the same second: take the next one
                 continue

@@ -1,0 +1,999 @@
+"""Sweeps: many runs of one experiment over axes of overridden keys, on Dask.
+
+A sweep is an experiment file plus axes: ``run.seed = 0:10`` x ``learning.learning_rate = 0.01, 0.03``
+gives 20 *members*, each an ordinary run with its overrides.  It is given on the command line
+(``labtrain sweep EXPERIMENT --set KEY=V1,V2 ...``) or as a sweep file with a ``[sweep]`` table
+(docs/sweeps.md)::
+
+    [sweep]
+    name = "lr_scan"
+    experiment = "../examples/xor_resistor_cl.toml"   # relative to this file
+    zip = [["learning.learning_rate", "learning.eta"]] # paired axes (one dimension)
+
+    [sweep.set]                                        # every member
+    run.epochs = 50
+
+    [sweep.axes]                                       # the product of these
+    learning.learning_rate = [0.01, 0.03]
+    learning.eta = [0.1, 0.3]
+    run.seed = "0:5"
+
+Members run on a Dask cluster (:func:`open_cluster`): ``local`` (a ``LocalCluster`` of
+single-threaded worker processes, one BLAS thread each), a scheduler address, ``slurm``/``pbs``
+through dask-jobqueue (job resources in ``[sweep.slurm]`` / ``[sweep.pbs]``), or ``serial`` (in
+this process, without Dask -- the only way for ``[backend] kind = "hardware"``: one bench, one
+safety registry).
+
+The sweep folder holds ``manifest.json`` (members, their overrides, status and run file;
+rewritten atomically by the driver, the only process that writes it), ``runs/`` with one run
+file per member, named ``<sweep>-m<index>-<date>.h5`` and carrying the sweep's name, the member's
+index and every swept key as flat root attributes, and ``summary.nc``
+(:mod:`labtrain.training.sweep_summary`).  A member that fails is recorded and the sweep goes
+on.  :func:`run_sweep` with ``resume=True`` (``labtrain sweep --resume DIR``) skips completed
+members and continues stopped or crashed ones from their last checkpoint with
+:func:`~labtrain.training.launch.prepare_resume`, bit-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import logging
+import math
+import os
+import re
+import signal
+import socket
+import sys
+import time
+import tomllib
+import uuid
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from labtrain import __version__
+from labtrain.config import BASE_SCHEMA, ConfigError, experiment_from_text
+from labtrain.overrides import check_overrides, flatten, format_overrides, kind_of_text, merge, nest, parse_assignment
+from labtrain.schema import show, suggest
+
+__all__ = ["SweepError", "Axis", "Member", "Sweep", "load_sweep", "sweep_from_experiment", "run_sweep",
+           "open_cluster", "jobqueue_cluster", "run_member", "read_manifest", "member_run_file", "MANIFEST",
+           "CLUSTERS", "SWEEP_KEYS", "JOB_KEYS"]
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "labtrain-sweep-1"
+#: ``--cluster`` words; anything else is a scheduler address (``tcp://host:port`` or ``host:port``).
+CLUSTERS = ("local", "serial", "slurm", "pbs")
+#: Keys of a ``[sweep]`` table (sub-tables ``set``, ``axes``, ``slurm``, ``pbs`` besides).
+SWEEP_KEYS = {"name": str, "description": str, "experiment": str, "out_dir": str, "cluster": str, "workers": int,
+              "zip": list}
+#: dask-jobqueue job options allowed in ``[sweep.slurm]`` / ``[sweep.pbs]`` (type; "strs" = list of strings).
+JOB_KEYS = {"queue": str, "account": str, "cores": int, "processes": int, "memory": str, "walltime": str,
+            "job_name": str, "interface": str, "local_directory": str, "log_directory": str, "python": str,
+            "death_timeout": float, "job_script_prologue": "strs", "job_extra_directives": "strs",
+            "job_directives_skip": "strs", "worker_extra_args": "strs"}
+JOB_KEYS_ONLY = {"slurm": {"job_cpu": int, "job_mem": str}, "pbs": {"resource_spec": str}}
+#: Environment of worker processes: one thread per BLAS/OpenMP pool (members run side by side).
+ONE_THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                         "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")}
+#: Statuses after which a member is not run again.
+DONE = ("completed",)
+LEASE_WAIT_S = 30.0
+
+
+class SweepError(ConfigError):
+    """Bad sweep file, option or folder; missing optional dependency (one line, exit 2)."""
+
+
+# ------------------------------------------------------------------ specification
+@dataclass(frozen=True)
+class Axis:
+    """One dimension of a sweep: one key, or several zipped keys that move together.
+
+    ``points[i]`` holds one value per key of ``keys``; ``name`` is the dimension's name in the
+    summary (the key without its section: ``learning_rate``, ``seed``).
+    """
+
+    name: str
+    keys: tuple[str, ...]
+    points: tuple[tuple[Any, ...], ...]
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "keys": list(self.keys), "points": [list(p) for p in self.points]}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "Axis":
+        return cls(data["name"], tuple(data["keys"]), tuple(tuple(p) for p in data["points"]))
+
+
+@dataclass(frozen=True)
+class Member:
+    """One run of a sweep: ``values`` are its swept keys (flat), ``overrides`` everything it overrides."""
+
+    index: int
+    name: str
+    values: dict[str, Any]
+    overrides: dict[str, dict[str, Any]]
+
+
+@dataclass
+class Sweep:
+    """A validated sweep: experiment text and path, fixed overrides and axes (the members' product)."""
+
+    name: str
+    experiment_path: Path
+    experiment_text: str
+    fixed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    axes: list[Axis] = field(default_factory=list)
+    description: str = ""
+    source: str = ""
+    out_dir: str = "runs"
+    cluster: str = "local"
+    workers: int | None = None
+    jobqueue: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(a.points) for a in self.axes)
+
+    @property
+    def swept_keys(self) -> list[str]:
+        return [k for a in self.axes for k in a.keys]
+
+    def members(self, runs_dir: Path | None = None) -> list[Member]:
+        """Every member, the last axis fastest (``index`` is the row-major position in :attr:`shape`)."""
+        n = math.prod(self.shape)
+        width = max(3, len(str(n - 1)))
+        out = []
+        for index, combo in enumerate(itertools.product(*(a.points for a in self.axes))):
+            values = {k: v for axis, point in zip(self.axes, combo) for k, v in zip(axis.keys, point)}
+            name = f"{self.name}-m{index:0{width}d}"
+            extra = {"experiment": {"name": name}}
+            if runs_dir is not None:
+                extra["run"] = {"out_dir": str(runs_dir)}
+            out.append(Member(index, name, values, merge(self.fixed, nest(values), extra)))
+        return out
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def _flat_table(table: Any, where: str) -> dict[str, Any]:
+    """``{section: {key: v}}`` or ``{"section.key": v}`` (TOML dotted or quoted keys) -> ``{"section.key": v}``."""
+    if not isinstance(table, dict):
+        raise SweepError(f"{where}: expected a table of section.key = value")
+    out: dict[str, Any] = {}
+    for name, value in table.items():
+        if isinstance(value, dict):
+            for key, v in value.items():
+                if isinstance(v, dict):
+                    raise SweepError(f"{where}: {name}.{key}.{next(iter(v), '')}: keys are section.key")
+                out[f"{name}.{key}"] = v
+        else:
+            out[name] = value
+    for key in out:
+        if key.count(".") != 1:
+            raise SweepError(f"{where}: {key!r}: expected section.key (e.g. learning.learning_rate)")
+    return out
+
+
+def _axis_values(key: str, value: Any, where: str) -> list[Any]:
+    """A file axis: a list of values or a range string ``"0:10"``."""
+    if isinstance(value, str):
+        _, values = parse_assignment(f"{key}={value}", many=True)
+        return values
+    if not isinstance(value, list) or not value:
+        raise SweepError(f"{where} {key} = {show(value)}: an axis needs a non-empty list of values or a range "
+                         f"\"start:stop\" (a single value belongs in [sweep.set])")
+    return list(value)
+
+
+def _dim_names(keys: Sequence[str]) -> dict[str, str]:
+    """Dimension/coordinate name per key: the key without its section, ``section_key`` where two collide."""
+    short = [k.split(".", 1)[1] for k in keys]
+    return {k: (s if short.count(s) == 1 else k.replace(".", "_")) for k, s in zip(keys, short)}
+
+
+def build_axes(axes: Mapping[str, list[Any]], zips: Sequence[Sequence[str]], where: str) -> list[Axis]:
+    """Axes from ``{key: values}`` (in order) and zip groups (keys that move together)."""
+    grouped: dict[str, tuple[str, ...]] = {}
+    for group in zips:
+        group = tuple(group)
+        if len(group) < 2 or not all(isinstance(k, str) for k in group):
+            raise SweepError(f"{where}: zip {list(group)}: expected two or more section.key names")
+        for key in group:
+            if key not in axes:
+                raise SweepError(f"{where}: zip names {key}, which is not a swept key{suggest(key, list(axes))}; "
+                                 f"swept keys: {', '.join(axes) or 'none'}")
+            if key in grouped:
+                raise SweepError(f"{where}: {key} is in two zip groups")
+            grouped[key] = group
+        lengths = {k: len(axes[k]) for k in group}
+        if len(set(lengths.values())) > 1:
+            raise SweepError(f"{where}: zipped keys need as many values each: "
+                             + ", ".join(f"{k} has {n}" for k, n in lengths.items()))
+    names = _dim_names(list(axes))
+    out, seen = [], set()
+    for key in axes:
+        group = grouped.get(key, (key,))
+        if group in seen:
+            continue
+        seen.add(group)
+        points = tuple(zip(*(axes[k] for k in group)))
+        out.append(Axis(names[group[0]], group, points))
+    return out
+
+
+def _check_sweep(sweep: Sweep, where: str) -> Sweep:
+    """Check every axis value against the schema, then every member's experiment (cross-checks too)."""
+    base_kind = kind_of_text(sweep.experiment_text, sweep.fixed)
+    sweep.fixed = check_overrides(sweep.fixed, base_kind, f"{where} [sweep.set]")
+    if not any("chip.type" in a.keys for a in sweep.axes):
+        axes = []
+        for axis in sweep.axes:
+            points = []
+            for point in axis.points:
+                checked = check_overrides(nest(dict(zip(axis.keys, point))), base_kind, f"{where} axis")
+                points.append(tuple(flatten(checked)[k] for k in axis.keys))
+            axes.append(dataclasses.replace(axis, points=tuple(points)))
+        sweep.axes = axes
+    for member in sweep.members():
+        label = f"{where}: member {member.name} ({format_overrides(nest(member.values)) or 'no swept key'})"
+        try:
+            check_overrides(member.overrides, kind_of_text(sweep.experiment_text, member.overrides), label)
+            experiment_from_text(sweep.experiment_text, sweep.experiment_path, member.overrides)
+        except ConfigError as exc:
+            text = str(exc)
+            raise SweepError(text if text.startswith(label) else f"{label}: {text}") from None
+    return sweep
+
+
+def _read_experiment(path: Path, where: str) -> str:
+    if not path.is_file():
+        raise SweepError(f"{where}: experiment file {path} not found")
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SweepError(f"{where}: cannot read experiment file {path}: {exc}") from None
+
+
+def _experiment_name(text: str, path: Path) -> str:
+    try:
+        name = tomllib.loads(text).get("experiment", {}).get("name", "")
+    except (tomllib.TOMLDecodeError, AttributeError):
+        name = ""
+    return name if isinstance(name, str) and name else path.stem
+
+
+def _check_name(name: Any, where: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise SweepError(f"{where}: name = {show(name)}: expected letters, digits and _ . + - (a file name)")
+    return name
+
+
+def is_sweep_file(path: str | Path) -> bool:
+    """True when ``path`` is TOML with a ``[sweep]`` table (else it is taken as an experiment file)."""
+    try:
+        return isinstance(tomllib.loads(Path(path).read_text()).get("sweep"), dict)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+
+
+def load_sweep(path: str | Path, cli_axes: Mapping[str, list[Any]] | None = None,
+               cli_zip: Sequence[Sequence[str]] = ()) -> Sweep:
+    """A sweep file (``[sweep]`` table) or an experiment file, with ``--set`` axes and ``--zip`` groups.
+
+    Command-line keys replace the file's axis of the same key; a command-line key with one value
+    is a fixed override, not a dimension.  Raises :class:`SweepError` (one line, naming the file
+    and the key) for anything a member would reject.
+    """
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise SweepError(f"{path}: sweep or experiment file not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SweepError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SweepError(f"{path}: not valid TOML: {exc}") from None
+    cli_axes = dict(cli_axes or {})
+    cli_fixed = {k: v[0] for k, v in cli_axes.items() if len(v) == 1}
+    cli_axes = {k: v for k, v in cli_axes.items() if len(v) > 1}
+    if "sweep" not in data:  # an experiment file swept from the command line
+        text = path.read_text()
+        axes = build_axes(cli_axes, cli_zip, "--zip")
+        sweep = Sweep(name=_check_name(_experiment_name(text, path), where), experiment_path=path.resolve(),
+                      experiment_text=text, fixed=nest(cli_fixed), axes=axes, source=where)
+        try:
+            sweep.out_dir = tomllib.loads(text).get("run", {}).get("out_dir", "runs")
+        except AttributeError:
+            pass
+        return _check_sweep(sweep, where)
+    table = data["sweep"]
+    others = [s for s in data if s != "sweep"]
+    if others:
+        raise SweepError(f"{where}: a sweep file holds only [sweep] (and its sub-tables); found [{others[0]}]: "
+                         "put the experiment in its own file and name it with experiment = \"...\"")
+    if not isinstance(table, dict):
+        raise SweepError(f"{where}: [sweep] must be a table")
+    sub = {"set", "axes", "slurm", "pbs"}
+    for key, value in table.items():
+        if key in sub:
+            continue
+        if key not in SWEEP_KEYS:
+            raise SweepError(f"{where}: [sweep] unknown key {key!r}{suggest(key, list(SWEEP_KEYS) + list(sub))}; "
+                             f"allowed: {', '.join(SWEEP_KEYS)}, and the tables set, axes, slurm, pbs")
+        want = SWEEP_KEYS[key]
+        if not isinstance(value, want) or isinstance(value, bool):
+            raise SweepError(f"{where}: [sweep] {key} = {show(value)}: expected a {want.__name__}")
+    if "experiment" not in table:
+        raise SweepError(f"{where}: [sweep] needs experiment = \"path/to/experiment.toml\" (relative to this file)")
+    exp_path = (path.parent / Path(table["experiment"]).expanduser()).resolve()
+    text = _read_experiment(exp_path, f"{where}: [sweep] experiment")
+    fixed = _flat_table(table.get("set", {}), f"{where}: [sweep.set]")
+    file_axes = {k: _axis_values(k, v, f"{where}: [sweep.axes]")
+                 for k, v in _flat_table(table.get("axes", {}), f"{where}: [sweep.axes]").items()}
+    for key in cli_axes:
+        file_axes.pop(key, None)
+        fixed.pop(key, None)
+    for key in cli_fixed:
+        file_axes.pop(key, None)
+    zips = [list(g) for g in table.get("zip", [])] if all(isinstance(g, list) for g in table.get("zip", [])) \
+        else None
+    if zips is None:
+        raise SweepError(f"{where}: [sweep] zip = {show(table['zip'])}: expected a list of lists of section.key "
+                         "names, e.g. [[\"learning.learning_rate\", \"learning.beta\"]]")
+    zips = [g for g in zips if all(k in file_axes for k in g)] + [list(g) for g in cli_zip]
+    axes = build_axes(file_axes | cli_axes, zips, f"{where}: [sweep] zip")
+    workers = table.get("workers")
+    if workers is not None and workers < 1:
+        raise SweepError(f"{where}: [sweep] workers = {workers}: expected an integer >= 1")
+    cluster = table.get("cluster", "local")
+    jobqueue = {kind: _check_job_options(kind, table[kind], f"{where}: [sweep.{kind}]")
+                for kind in ("slurm", "pbs") if kind in table}
+    sweep = Sweep(name=_check_name(table.get("name", path.stem), f"{where}: [sweep]"), experiment_path=exp_path,
+                  experiment_text=text, fixed=nest(fixed | cli_fixed), axes=axes,
+                  description=table.get("description", ""), source=str(path.resolve()),
+                  out_dir=table.get("out_dir", "runs"), cluster=cluster, workers=workers, jobqueue=jobqueue)
+    return _check_sweep(sweep, where)
+
+
+def sweep_from_experiment(path: str | Path, axes: Mapping[str, list[Any]],
+                          zips: Sequence[Sequence[str]] = ()) -> Sweep:
+    """The sweep of an experiment file over ``axes`` (``{key: values}``); see :func:`load_sweep`."""
+    return load_sweep(path, axes, zips)
+
+
+def _check_job_options(kind: str, table: Any, where: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise SweepError(f"{where}: expected a table of dask-jobqueue job options")
+    allowed = JOB_KEYS | JOB_KEYS_ONLY[kind]
+    for key, value in table.items():
+        want = allowed.get(key)
+        if want is None:
+            raise SweepError(f"{where}: unknown key {key!r}{suggest(key, list(allowed))}; allowed: "
+                             f"{', '.join(allowed)}")
+        if want == "strs":
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        elif want is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, want) and not isinstance(value, bool)
+        if not ok or (want is int and value < 1):
+            what = "a list of strings" if want == "strs" else ("an integer >= 1" if want is int else
+                                                               f"a {want.__name__}")
+            raise SweepError(f"{where}: {key} = {show(value)}: expected {what}")
+    return dict(table)
+
+
+# ------------------------------------------------------------------ sweep folder
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to a sibling file, flush it to disk and rename it onto ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _plain(value: Any) -> Any:
+    """A value fit for JSON and HDF5 attributes (numpy scalars to Python)."""
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
+        return value.item()
+    return value
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    """Replace ``folder/manifest.json`` atomically (a kill leaves the old or the new one, never half)."""
+    _atomic_write(folder / MANIFEST, json.dumps(manifest, indent=1, default=_plain))
+
+
+def read_manifest(folder: str | Path) -> dict:
+    """The manifest of a sweep folder (raises :class:`SweepError` naming the folder)."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not folder.is_dir():
+        raise SweepError(f"{folder}: no such sweep folder")
+    if not path.is_file():
+        raise SweepError(f"{folder}: not a sweep folder (no {MANIFEST})")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SweepError(f"{path}: unreadable sweep manifest ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT or not isinstance(data.get("members"),
+                                                                                           list):
+        raise SweepError(f"{path}: not a labtrain sweep manifest (format {MANIFEST_FORMAT})")
+    return data
+
+
+def sweep_of_manifest(manifest: dict) -> Sweep:
+    """The :class:`Sweep` a manifest was written for (experiment text as it was when the sweep started)."""
+    return Sweep(name=manifest["name"], experiment_path=Path(manifest["experiment"]["path"]),
+                 experiment_text=manifest["experiment"]["text"], fixed=manifest["fixed"],
+                 axes=[Axis.from_json(a) for a in manifest["axes"]], description=manifest.get("description", ""),
+                 source=manifest.get("source", ""))
+
+
+def new_manifest(sweep: Sweep, folder: Path) -> dict:
+    members = sweep.members(folder / "runs")
+    return {"format": MANIFEST_FORMAT, "name": sweep.name, "description": sweep.description,
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"), "labtrain_version": __version__, "source": sweep.source,
+            "experiment": {"path": str(sweep.experiment_path), "text": sweep.experiment_text},
+            "fixed": sweep.fixed, "axes": [a.to_json() for a in sweep.axes], "shape": list(sweep.shape),
+            "members": [{"index": m.index, "name": m.name, "values": m.values, "overrides": m.overrides,
+                         "status": "pending", "run_file": None, "message": "", "started": None, "finished": None,
+                         "wall_s": None} for m in members]}
+
+
+def member_run_file(runs_dir: Path, name: str) -> Path | None:
+    """The run file of member ``name`` in ``runs_dir`` (``name-<date>.h5``; the newest if several)."""
+    found = sorted(runs_dir.glob(f"{glob_escape(name)}-*.h5"))
+    found = [p for p in found if re.fullmatch(re.escape(name) + r"-\d{8}-\d{6}(-\d+)?\.h5", p.name)]
+    return found[-1] if found else None
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]])", r"[\1]", text)
+
+
+def _member_attrs(sweep_name: str, member: Mapping) -> dict[str, Any]:
+    """Flat run-file attributes: the sweep, the member's index and every swept key (lists as TOML text
+    unless all numbers)."""
+    attrs: dict[str, Any] = {"sweep": sweep_name, "sweep_member": int(member["index"])}
+    for key, value in member["values"].items():
+        if isinstance(value, list) and not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                               for v in value):
+            value = show(value)
+        attrs[key] = value
+    return attrs
+
+
+# ------------------------------------------------------------------ one member (runs on a worker)
+def run_member(task: Mapping[str, Any], on_run: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """Run (or continue) one member; never raises: a failure is returned as ``status = "failed"``.
+
+    ``task``: ``name``, ``experiment_text``, ``experiment_path``, ``overrides``, ``attrs``,
+    ``runs_dir`` and ``blas_threads`` (0: leave the BLAS pools alone).  An existing run file of the
+    member is continued with :func:`~labtrain.training.launch.prepare_resume` (completed: returned
+    as it is); otherwise a new one is created.  Returns ``status``, ``message``, ``run_file``,
+    ``steps_done``, ``wall_s``, ``resumed_from``, ``host`` and ``pid``.  ``on_run`` is called with the
+    :class:`~labtrain.training.run.Run` before it starts (a serial sweep keeps it for Ctrl-C).
+    """
+    threads = int(task.get("blas_threads", 1))
+    if threads:
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(threads)
+    else:
+        limits = nullcontext()
+    with limits:
+        return _run_member(task, on_run)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _run_member(task: Mapping[str, Any], on_run: Callable[[Any], None] | None) -> dict[str, Any]:
+    from labtrain.training.launch import prepare_resume, prepare_run
+    from labtrain.training.store import LeaseError, read_summary
+
+    t0 = time.perf_counter()
+    out = {"status": "failed", "message": "", "run_file": None, "steps_done": 0, "resumed_from": None,
+           "host": os.uname().nodename if hasattr(os, "uname") else "", "pid": os.getpid()}
+    runs_dir = Path(task["runs_dir"])
+    run = None
+    try:
+        path = member_run_file(runs_dir, task["name"])
+        if path is not None:
+            out["run_file"] = str(path)
+            summary = read_summary(path)
+            if summary["status"] == "completed":
+                return out | {"status": "completed", "steps_done": summary["steps_done"], "wall_s": 0.0}
+            deadline = time.monotonic() + float(task.get("lease_wait_s", LEASE_WAIT_S))
+            while True:  # the process of a killed sweep may take a moment to let go of the file
+                try:
+                    run = prepare_resume(path)
+                    break
+                except LeaseError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            out["resumed_from"] = run.next_step
+        else:
+            exp = experiment_from_text(task["experiment_text"], Path(task["experiment_path"]), task["overrides"])
+            run = prepare_run(exp, attrs=dict(task.get("attrs") or {}))
+            out["run_file"] = str(run.store.path)
+        if on_run is not None:
+            on_run(run)
+        result = run.run()
+        out.update(status=result.status, message=result.message, steps_done=result.steps_done)
+    except Exception as exc:  # recorded in the manifest; the sweep goes on
+        out.update(status="failed", message=_one_line(exc))
+    finally:
+        if run is not None:
+            run.close()
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+# ------------------------------------------------------------------ clusters
+def _need_dask(what: str):
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise SweepError(f"{what} needs dask.distributed, which is not installed: pip install 'labtrain[sweep]' "
+                         "(or run the members one after another with --cluster serial)") from None
+    return distributed
+
+
+def jobqueue_cluster(kind: str, options: Mapping[str, Any], folder: Path | None = None):
+    """A dask-jobqueue ``SLURMCluster`` / ``PBSCluster`` from ``[sweep.slurm]`` / ``[sweep.pbs]`` options.
+
+    Defaults: one core and one worker process per job (``processes = cores``: every member runs in a
+    process of its own), 2 GB, one BLAS thread (exported in the job script), logs in the sweep folder.
+    Starts only the (local) scheduler: no job is submitted until the cluster is scaled.  Its
+    ``job_script()`` shows what would be submitted.
+    """
+    _need_dask(f"--cluster {kind}")
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise SweepError(f"--cluster {kind} needs dask-jobqueue, which is not installed: "
+                         "pip install 'labtrain[sweep]'") from None
+    opts = dict(options)
+    opts.setdefault("cores", 1)
+    opts.setdefault("processes", opts["cores"])
+    opts.setdefault("memory", "2GB")
+    opts.setdefault("job_name", "labtrain-sweep")
+    if folder is not None:
+        opts.setdefault("log_directory", str(folder / "logs"))
+    opts["job_script_prologue"] = [f"export {k}={v}" for k, v in ONE_THREAD_ENV.items()] + \
+        list(opts.get("job_script_prologue", []))
+    cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[kind]
+    try:
+        return cls(silence_logs="error", **opts)
+    except (ValueError, TypeError) as exc:
+        raise SweepError(f"[sweep.{kind}]: {_one_line(exc)}") from None
+
+
+@dataclass
+class ClusterHandle:
+    """A connected Dask client, the cluster it owns (if any), and how many members run at once."""
+
+    client: Any
+    cluster: Any
+    slots: int
+    description: str
+
+    def close(self) -> None:
+        for thing in (self.client, self.cluster):
+            if thing is None:
+                continue
+            try:
+                thing.close()
+            except Exception:  # noqa: BLE001 - shutting down; nothing left to save
+                pass
+
+
+def open_cluster(cluster: str, workers: int | None, jobqueue: Mapping[str, Mapping] | None = None,
+                 folder: Path | None = None) -> ClusterHandle:
+    """Connect to the cluster ``cluster`` names (``local``, ``slurm``, ``pbs`` or a scheduler address)."""
+    distributed = _need_dask(f"--cluster {cluster}")
+    for name in ("distributed", "distributed.worker", "distributed.nanny", "distributed.scheduler",
+                 "distributed.core", "distributed.comm", "distributed.batched"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if cluster == "local":
+        n = workers or os.cpu_count() or 1
+        lc = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                                      silence_logs=logging.ERROR, env=dict(ONE_THREAD_ENV),
+                                      local_directory=str(folder / ".dask") if folder else None)
+        return ClusterHandle(distributed.Client(lc), lc, n, f"local cluster, {n} worker processes")
+    if cluster in ("slurm", "pbs"):
+        jc = jobqueue_cluster(cluster, (jobqueue or {}).get(cluster, {}), folder)
+        jobs = workers or 1
+        jc.scale(jobs=jobs)
+        per_job = int(jc._job_kwargs.get("processes", 1)) if hasattr(jc, "_job_kwargs") else 1
+        return ClusterHandle(distributed.Client(jc), jc, jobs * per_job,
+                             f"{cluster} cluster, {jobs} job{'s' if jobs != 1 else ''}")
+    address = cluster if "://" in cluster else f"tcp://{cluster}"
+    try:
+        client = distributed.Client(address, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise SweepError(f"--cluster {cluster}: no Dask scheduler answers there ({_one_line(exc)}); expected "
+                         f"one of {', '.join(CLUSTERS)} or a scheduler address host:port") from None
+    info = client.scheduler_info(n_workers=-1)
+    slots = sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()) or 1
+    return ClusterHandle(client, None, slots, f"scheduler {address}, {slots} worker threads")
+
+
+# ------------------------------------------------------------------ the driver
+@dataclass
+class SweepReport:
+    """How a sweep ended: the folder, and members by status."""
+
+    folder: Path
+    counts: dict[str, int]
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and set(self.counts) <= {"completed"}
+
+
+class _Progress:
+    """Members done/running/failed with an ETA (tqdm on stderr), fed by the driver."""
+
+    def __init__(self, total: int, done: int, name: str, quiet: bool) -> None:
+        self.bar = None
+        if not quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=done, unit="run", desc=name, dynamic_ncols=True, file=sys.stderr)
+
+    def show(self, running: int, failed: int, advance: int = 0) -> None:
+        if self.bar is None:
+            return
+        if advance:
+            self.bar.update(advance)
+        self.bar.set_postfix({"running": running, "failed": failed}, refresh=True)
+
+    def write(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _Driver:
+    """Keeps the manifest in step with the members' progress (the one writer of the manifest)."""
+
+    def __init__(self, folder: Path, manifest: dict, todo: list[dict], quiet: bool) -> None:
+        self.folder, self.manifest, self.todo = folder, manifest, todo
+        members = manifest["members"]
+        done = sum(m["status"] in DONE for m in members)
+        self.failed = sum(m["status"] == "failed" for m in members if m not in todo)
+        self.progress = _Progress(len(members), done, manifest["name"], quiet)
+        self.running: set[int] = set()
+        self.ended: set[int] = set()
+
+    def task(self, member: dict, blas_threads: int) -> dict:
+        return {"name": member["name"], "experiment_text": self.manifest["experiment"]["text"],
+                "experiment_path": self.manifest["experiment"]["path"], "overrides": member["overrides"],
+                "attrs": _member_attrs(self.manifest["name"], member), "runs_dir": str(self.folder / "runs"),
+                "blas_threads": blas_threads}
+
+    def started(self, member: dict) -> None:
+        if member["index"] in self.running:
+            return
+        self.running.add(member["index"])
+        member.update(status="running", started=time.strftime("%Y-%m-%d %H:%M:%S"))
+        write_manifest(self.folder, self.manifest)
+        self.progress.show(len(self.running), self.failed)
+
+    def finished(self, member: dict, result: Mapping[str, Any]) -> None:
+        self.running.discard(member["index"])
+        self.ended.add(member["index"])
+        member.update(status=result["status"], message=result.get("message", ""),
+                      run_file=_relative(result.get("run_file"), self.folder) or member.get("run_file"),
+                      finished=time.strftime("%Y-%m-%d %H:%M:%S"), wall_s=result.get("wall_s"))
+        member.setdefault("started", member["finished"])
+        write_manifest(self.folder, self.manifest)
+        if member["status"] != "completed":
+            self.failed += member["status"] == "failed"
+            self.progress.write(f"{member['name']}: {member['status']}"
+                                + (f" ({member['message']})" if member["message"] else ""))
+        self.progress.show(len(self.running), self.failed, advance=1)
+
+    def interrupted(self, why: str) -> None:
+        for member in self.todo:
+            if member["status"] == "running":
+                member.update(status="stopped", message=why)
+        write_manifest(self.folder, self.manifest)
+
+
+def _relative(path: str | None, folder: Path) -> str | None:
+    if not path:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(folder.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _reconcile(folder: Path, manifest: dict) -> list[dict]:
+    """Members still to run, after matching the manifest with the run files on disk (a killed driver
+    may not have recorded a member that finished, or started one it never heard of)."""
+    from labtrain.training.store import StoreError, read_summary
+
+    todo = []
+    for member in manifest["members"]:
+        path = member_run_file(folder / "runs", member["name"])
+        if path is not None:
+            member["run_file"] = _relative(str(path), folder)
+            try:
+                summary = read_summary(path)
+            except (StoreError, OSError, KeyError, ValueError) as exc:
+                member.update(status="failed", message=f"unreadable run file: {_one_line(exc)}")
+                summary = None
+            if summary is not None:
+                member["status"] = "completed" if summary["status"] == "completed" else summary["status"]
+                if member["status"] in ("crashed", "running"):
+                    member["message"] = "interrupted; continues from its last checkpoint"
+        elif member["status"] != "pending":
+            member.update(status="pending", message="")
+        if member["status"] not in DONE:
+            todo.append(member)
+    return todo
+
+
+def _process_start(pid: int) -> str | None:
+    """Start time of process ``pid`` (Linux: clock ticks since boot), None where unknown."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _me() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid()),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def _driver_alive(record: Mapping | None) -> bool:
+    """Whether the driver ``record`` (host, pid, start) may still run the sweep (another host: assumed so)."""
+    if not record:
+        return False
+    if record.get("host") != socket.gethostname():
+        return True
+    pid = int(record.get("pid", -1))
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    start = _process_start(pid)
+    return record.get("start") is None or start is None or start == record["start"]
+
+
+def _hardware_members(manifest: dict) -> list[str]:
+    sweep = sweep_of_manifest(manifest)
+    out = []
+    for member in manifest["members"]:
+        exp = experiment_from_text(sweep.experiment_text, sweep.experiment_path, member["overrides"])
+        if exp["backend"]["kind"] == "hardware":
+            out.append(member["name"])
+    return out
+
+
+def prepare_folder(sweep: Sweep, folder: Path | None) -> tuple[Path, dict]:
+    """Create the sweep folder and its manifest (every member pending); refuse an existing sweep folder."""
+    folder = Path(folder) if folder is not None else Path(sweep.out_dir) / sweep.name
+    if (folder / MANIFEST).exists():
+        raise SweepError(f"{folder}: a sweep folder already (continue it with labtrain sweep --resume {folder}, "
+                         "or choose another --out)")
+    if folder.exists() and any(folder.iterdir()):
+        raise SweepError(f"{folder}: exists and is not empty; choose another --out")
+    (folder / "runs").mkdir(parents=True, exist_ok=True)
+    manifest = new_manifest(sweep, folder.resolve())
+    write_manifest(folder, manifest)
+    return folder, manifest
+
+
+def run_sweep(folder: str | Path, cluster: str = "local", workers: int | None = None,
+              jobqueue: Mapping[str, Mapping] | None = None, quiet: bool = False, force: bool = False) -> SweepReport:
+    """Run every member of the sweep in ``folder`` that is not completed (a new or a resumed sweep).
+
+    ``cluster``: ``local`` (``workers`` processes, default: one per core), ``serial`` (in this
+    process, no Dask), ``slurm``/``pbs`` (``workers`` jobs of ``jobqueue[cluster]`` options) or a
+    scheduler address.  Members whose backend is ``hardware`` run only serially.  A sweep folder is
+    run by one driver at a time (``force``: take over one recorded on another host, which this
+    host cannot check).  Ctrl-C stops
+    the sweep (running members are stopped at a step boundary, serially, or killed with their
+    workers; either way resumable).
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if cluster not in CLUSTERS and not re.match(r"^([a-z]+://)?[\w.\-\[\]:]+:\d+$", cluster):
+        raise SweepError(f"--cluster {cluster}: expected one of {', '.join(CLUSTERS)} or a scheduler address "
+                         "host:port")
+    if cluster != "serial":
+        hardware = _hardware_members(manifest)
+        if hardware:
+            raise SweepError(f"member {hardware[0]} runs on [backend] kind = 'hardware': one bench, one safety "
+                             "registry -- a hardware sweep runs its members one after another: --cluster serial")
+    other = manifest.get("driver")
+    if _driver_alive(other) and not (force and other.get("host") != socket.gethostname()):
+        remote = other.get("host") != socket.gethostname()
+        raise SweepError(f"{folder}: this sweep is being run by pid {other['pid']} on {other['host']} (since "
+                         f"{other['since']}); wait for it or stop it first"
+                         + (", or pass --force if it is gone" if remote else ""))
+    todo = _reconcile(folder, manifest)
+    manifest["driver"] = _me()
+    write_manifest(folder, manifest)
+    driver = _Driver(folder, manifest, todo, quiet)
+    interrupted = False
+    try:
+        if todo:
+            if cluster == "serial":
+                interrupted = _serial(driver)
+            else:
+                interrupted = _on_dask(driver, cluster, workers, jobqueue, folder, quiet)
+    finally:
+        driver.progress.close()
+        manifest["driver"] = None
+        write_manifest(folder, manifest)
+    counts: dict[str, int] = {}
+    for member in manifest["members"]:
+        counts[member["status"]] = counts.get(member["status"], 0) + 1
+    return SweepReport(folder, counts, interrupted)
+
+
+def _serial(driver: _Driver) -> bool:
+    """Members one after another in this process; Ctrl-C/SIGTERM stops the current one at a step boundary."""
+    from labtrain.training.launch import prepare_resume, prepare_run  # noqa: F401 - imported before any member
+
+    state = {"stop": None}
+
+    def on_signal(signum, frame):
+        if state["stop"] is not None:
+            raise KeyboardInterrupt
+        state["stop"] = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        _CURRENT.request_stop(f"sweep stopped by {state['stop']}")
+
+    previous = {}
+    try:
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: no signal handling
+        pass
+    try:
+        for member in driver.todo:
+            if state["stop"]:
+                break
+            driver.started(member)
+            result = run_member(driver.task(member, blas_threads=0), on_run=_CURRENT.attach)
+            _CURRENT.run = None
+            driver.finished(member, result)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _CURRENT.clear()
+    if state["stop"]:
+        driver.interrupted(f"sweep stopped by {state['stop']}")
+    return state["stop"] is not None
+
+
+class _CurrentRun:
+    """The run a serial sweep is training (for Ctrl-C); listeners register it when it starts."""
+
+    def __init__(self) -> None:
+        self.run = None
+        self.pending: str | None = None
+
+    def attach(self, run: Any) -> None:
+        self.run = run
+        if self.pending is not None:
+            run.request_stop(self.pending)
+
+    def request_stop(self, message: str) -> None:
+        self.pending = message
+        if self.run is not None:
+            self.run.request_stop(message)
+
+    def clear(self) -> None:
+        self.run, self.pending = None, None
+
+
+_CURRENT = _CurrentRun()
+
+
+def _on_dask(driver: _Driver, cluster: str, workers: int | None, jobqueue, folder: Path, quiet: bool) -> bool:
+    distributed = _need_dask(f"--cluster {cluster}")
+    handle = open_cluster(cluster, workers, jobqueue, folder)
+    if not quiet:
+        driver.progress.write(f"sweep {driver.manifest['name']}: {len(driver.todo)} member"
+                              f"{'s' if len(driver.todo) != 1 else ''} to run on a {handle.description}")
+    token = uuid.uuid4().hex[:8]
+    by_key: dict[str, dict] = {}
+    futures = []
+    try:
+        for member in driver.todo:
+            key = f"labtrain-{member['name']}-{token}"
+            fut = handle.client.submit(run_member, driver.task(member, blas_threads=1), key=key, pure=False)
+            by_key[fut.key] = member
+            futures.append(fut)
+        pending = distributed.as_completed(futures)
+        while not pending.is_empty():
+            for fut in pending.next_batch(block=False) if pending.has_ready() else []:
+                member = by_key[fut.key]
+                try:
+                    result = fut.result()
+                except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: the member failed, the sweep goes on
+                    result = {"status": "failed", "message": _one_line(exc),
+                              "run_file": member.get("run_file") and str(folder / member["run_file"])}
+                fut.release()
+                driver.finished(member, result)
+            try:
+                processing = handle.client.processing()
+            except Exception:  # noqa: BLE001 - only for the progress display
+                processing = {}
+            for keys in processing.values():
+                for key in keys:
+                    member = by_key.get(key if isinstance(key, str) else str(key))
+                    if member is not None and member["index"] not in driver.ended:
+                        driver.started(member)
+            time.sleep(0.2)
+        return False
+    except KeyboardInterrupt:
+        driver.interrupted("sweep interrupted (Ctrl-C)")
+        return True
+    finally:
+        handle.close()
+
+
+def read_sweep_results(folder: str | Path) -> dict[str, Any]:
+    """The manifest with each member's run-file summary (``summary``; None when it has no run file)."""
+    from labtrain.training.store import StoreError, read_summary
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    for member in manifest["members"]:
+        member["summary"] = None
+        if member.get("run_file"):
+            try:
+                member["summary"] = read_summary(folder / member["run_file"])
+            except (StoreError, OSError):
+                pass
+    return manifest
+
+
+def describe_members(sweep: Sweep) -> str:
+    """One line per member (``--dry-run``)."""
+    lines = [f"sweep {sweep.name}: {math.prod(sweep.shape)} members of {sweep.experiment_path} over "
+             + (" x ".join(f"{a.name} ({len(a.points)})" for a in sweep.axes) or "no axis")]
+    if sweep.fixed:
+        lines.append(f"  every member: {format_overrides(sweep.fixed)}")
+    for m in sweep.members():
+        lines.append(f"  {m.name}  {format_overrides(nest(m.values))}")
+    return "\n".join(lines)
