@@ -392,6 +392,7 @@ def test_safe_daq_passes_reseed_and_sleep_to_the_wrapped_port():
     twin_mod = pytest.importorskip("labtrain.simulators.daq_twin")
     twin = twin_mod.SimulatedDAQ(twin_mod.LinearCircuit.loopback({"ai0": "ao0"}), noise_white_v=1e-3)
     d = SafeDAQ(twin, config(channels={}), register=False)
+    assert d.wrapped is twin and d.daq is twin
     d.sleep(2.5)
     assert twin.simulated_time_s == 2.5  # the twin's clock, not the wall clock
     d.reseed(4)

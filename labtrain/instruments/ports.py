@@ -416,6 +416,11 @@ class Guarded(abc.ABC):
     def limits_snapshot(self) -> dict:
         """The limits this port enforces (goes into the run's snapshot)."""
 
+    @property
+    @abc.abstractmethod
+    def wrapped(self) -> "DAQ | LockIn | PotArray":
+        """The bare port behind the safety layer (to describe it: identity, channels, ranges; never to write)."""
+
 
 def _volts(value: float) -> str:
     return f"{value:.6g}"

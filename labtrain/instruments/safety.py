@@ -475,6 +475,11 @@ class _SafePort(Guarded):
         if register_port:
             register(self)
 
+    @property
+    def wrapped(self) -> Any:
+        """The bare port behind this wrapper (to describe it; every write goes through the wrapper)."""
+        return self._inner
+
     def snapshot(self) -> dict:
         snap = dict(self._inner.snapshot())
         snap["safety"] = self.limits_snapshot()
