@@ -11,7 +11,7 @@ Format ``labtrain-run-2`` (docs/run-file.md has the full description)::
     /eval                 compound rows (step, epoch, train/test loss and accuracy, crc), pre-allocated
     /parameters/history   parameters after selected steps, with /parameters/history_step
     /parameters/final     parameters at the end of a completed run (valid when the state says so)
-    /checkpoint           uint8 (2, n): two self-checking checkpoint slots (npz archives)
+    /checkpoint           uint8 (3, n): three self-checking checkpoint slots (npz archives)
     /maps/<name>, /maps/step   optional spatial maps (xy chips)
 
 How it stays consistent.  The HDF5 structure (every group, dataset and
@@ -22,13 +22,15 @@ exist.  HDF5 itself never writes to a run file afterwards: every dataset that
 changes during a run is contiguous, allocated (and reserved on disk) at
 creation, and written in place with plain ``pwrite`` calls at its file
 offset.  Rows are appended beyond the committed count; a checkpoint goes to
-the slot the current commit does not point to.  Only then is the next
-commit record written -- to the *other* of two state slots, with a sequence
-number and a CRC -- so a torn record is detected and the older one is used,
-and everything the older one points to is untouched.  Each commit is thus
-atomic: readers (live ones too) see whole rows only; a resumed run starts
-from the newest complete checkpoint.  The file is fsynced after every
-checkpoint.
+a slot that neither the current commit nor the last one flushed to disk
+points to.  Only then is the next commit record written -- to the *other* of
+two state slots, with a sequence number and a CRC -- so a torn record is
+detected and the older one is used, and everything the older one points to
+is untouched.  Each commit is thus atomic: readers (live ones too) see whole
+rows only; a resumed run starts from the newest complete checkpoint.  The
+file is fsynced at a checkpoint at most every :data:`DURABLE_INTERVAL_S`
+(and at every status change), so after a power loss a checkpoint at most
+that old survives (a process kill loses nothing committed).
 
 The state also holds the run's *lease*: the owner (host, boot, pid, process
 start time, random token) that may write the file.  It is taken by a
@@ -84,6 +86,9 @@ STATE_SLOT_BYTES = 4096
 MESSAGE_MAX_CHARS = 1500
 LEASE_SETTLE_S = 0.2
 """Seconds between writing a lease and re-reading it: a concurrent taker's write lands in between."""
+DURABLE_INTERVAL_S = 1.0
+"""Checkpoints are fsynced when the last fsync is older than this (seconds)."""
+CHECKPOINT_SLOTS = 3
 
 _STATE_HEADER = struct.Struct("<4sQII")  # magic, sequence number, payload length, CRC32
 STATE_DTYPE = np.dtype([("magic", "S4"), ("seq", "<u8"), ("length", "<u4"), ("crc", "<u4"),
@@ -514,8 +519,9 @@ def _build_image(source: h5py.File | None, root_attrs: dict, immutable: dict[str
         _fixed(p, "history_step", (capacity["history"],), "<i8", "step of each history row")
         _fixed(p, "final", (n_params,), "<f8", "parameters at the end of a completed run (valid when /state "
                "says final)")
-        _fixed(h5, "checkpoint", (2, capacity["checkpoint_bytes"]), np.uint8,
-               "two checkpoint slots (magic LTC2, i64 step, u64 length, u32 CRC32, npz archive)")
+        _fixed(h5, "checkpoint", (CHECKPOINT_SLOTS, capacity["checkpoint_bytes"]), np.uint8,
+               "checkpoint slots (magic LTC2, i64 step, u64 length, u32 CRC32, npz archive); /state points to "
+               "the current one")
         if maps_spec:
             g = h5.create_group("maps")
             _fixed(g, "step", (capacity["maps"],), "<i8", "step after which each map row was taken (-1: before)")
@@ -665,7 +671,7 @@ class RunStore:
                        "rows": {"steps": L.steps.rows, "eval": L.eval.rows, "history": 0, "maps": 0},
                        "checkpoint": None, "final": False, "owner": None}
         best = None
-        for slot in (0, 1):
+        for slot in range(self._layout.checkpoint.rows):
             got = self._slot(slot)
             if got is not None and (best is None or got[0] > best[1]):
                 best = (slot, got[0])
@@ -689,6 +695,8 @@ class RunStore:
                 counts[key] = int(np.sum(values[:n] <= last)) if last >= 0 else int(np.sum(values[:n] < 0))
 
     _writable = False
+    _durable_slot: int | None = None
+    _last_fsync = -math.inf
 
     def close(self) -> None:
         """Release the lease (if this process holds it) and the file.  Idempotent."""
@@ -748,8 +756,11 @@ class RunStore:
             raise self._fault from None
 
     def _fsync(self) -> None:
+        """Flush the file to disk; the current checkpoint is then the durable one."""
         try:
             _io_fsync(self._fd, "fsync")
+            self._durable_slot = (self._state.get("checkpoint") or {}).get("slot")
+            self._last_fsync = time.monotonic()
         except OSError as exc:
             self._fault = resource_error(exc, self.path, "fsync")
             raise self._fault from None
@@ -875,17 +886,19 @@ class RunStore:
         self._commit(rows=counts)
 
     def write_checkpoint(self, step: int, parameters: np.ndarray, optimizer_state: dict[str, np.ndarray]) -> None:
-        """Store resumable state after ``step`` in the free slot, commit, fsync: the previous one stays valid
-        until this one is complete."""
+        """Store resumable state after ``step`` in a free slot, then commit it: the committed checkpoint and
+        the last fsynced one stay intact until this one is complete (and fsynced, at most
+        :data:`DURABLE_INTERVAL_S` later)."""
         self._check_writer()
         blob = _encode_checkpoint(step, parameters, optimizer_state)
         if len(blob) > self._layout.checkpoint.row_bytes:
             self.rewrite(self.path, capacity=dict(self._layout.capacity, checkpoint_bytes=2 * len(blob)))
-        current = self._state.get("checkpoint")
-        slot = 0 if current is None else 1 - int(current["slot"])
+        keep = {(self._state.get("checkpoint") or {}).get("slot"), self._durable_slot}
+        slot = min(k for k in range(self._layout.checkpoint.rows) if k not in keep)
         self._write("checkpoint", self._layout.checkpoint.at(slot), blob)
         self._commit(checkpoint={"slot": slot, "step": int(step)})
-        self._fsync()
+        if time.monotonic() - self._last_fsync >= DURABLE_INTERVAL_S:
+            self._fsync()
 
     def set_status(self, status: str, message: str = "") -> None:
         """Commit the run's status (``running paused stopped completed failed``) and message."""
@@ -1053,8 +1066,9 @@ class RunStore:
     def latest_checkpoint(self) -> tuple[int, np.ndarray, dict[str, np.ndarray]] | None:
         """``(step, parameters, optimizer_state)`` of the newest complete checkpoint, or None.
 
-        Raises :class:`StoreError` if the committed checkpoint (and the one before it) fail their
-        checksum -- only possible after damage outside a process crash (power loss, a copy cut short).
+        If the committed one fails its checksum -- only possible after damage a process crash cannot
+        do (power loss, a copy cut short) -- the newest intact one whose step is stored is used (noted
+        in :attr:`damage`); if there is none, :class:`StoreError`.
         """
         if self.version == 1:
             cp = self.h5["checkpoint"]
@@ -1069,12 +1083,14 @@ class RunStore:
         got = self._slot(int(pointer["slot"]))
         if got is not None and got[0] == int(pointer["step"]):
             return got
-        other = self._slot(1 - int(pointer["slot"]))
         steps = self.table("steps")["step"]
-        if other is not None and len(steps) and other[0] <= steps[-1]:
+        others = [self._slot(k) for k in range(self._layout.checkpoint.rows) if k != int(pointer["slot"])]
+        others = [o for o in others if o is not None and len(steps) and o[0] <= steps[-1]]
+        if others:
+            best = max(others, key=lambda o: o[0])
             self.damage = self.damage or f"checkpoint after step {pointer['step']} is torn; using the one after " \
-                                         f"step {other[0]}"
-            return other
+                                         f"step {best[0]}"
+            return best
         raise StoreError(f"{self.path}: checkpoint after step {pointer['step']} fails its checksum and no older one "
                          f"is intact; run `labtrain repair {self.path}` to truncate it to its last consistent state")
 
@@ -1189,6 +1205,7 @@ class RunStore:
         fresh = RunStore._open_v2(self.path, writable)
         self.h5, self._fd, self._layout = fresh.h5, fresh._fd, fresh._layout
         self._seq, self._state, self._owner = fresh._seq, fresh._state, owner
+        self._durable_slot = (self._state.get("checkpoint") or {}).get("slot")  # the re-layout was fsynced
         fresh._fd, fresh._owner = None, None
 
 
