@@ -163,7 +163,8 @@ BAD = {
     "fp-outputs-only-twin": (with_lines(RESISTOR_FP, "wiring", 'read = "outputs"')
                              .replace("[learning]", "[backend]\nkind = \"twin\"\n[learning]"),
                              ["[learning]", "rule = 'fp'", "edge_drops"]),
-    "fp-on-nonlinear-twin": (with_lines(DIODE_XOR, "backend", 'kind = "twin"'), ["[backend]", "twin", "ideal"]),
+    "fp-ac-activation-on-nonlinear": (with_lines(DIODE_XOR, "learning", 'fp_activation = "ac"'),
+                                      ["[learning]", "fp_activation = 'ac'", "nonlinear", "'dc'"]),
     "fp-one-tone": (with_lines(RESISTOR_FP, "learning", "activation_hz = 100.0"),
                     ["[learning]", "activation_hz = 100.0", "both tones or neither"]),
     "fp-dc-with-activation-tone": (with_lines(DIODE_XOR, "learning", "activation_hz = 100.0", "error_hz = 80.0"),

@@ -25,7 +25,7 @@ EXAMPLES = ROOT / "examples"
 #: a small experiment per built-in kind
 CASES = {
     "resistor_network": ("xor_resistor_cl.toml", ("ideal", "twin")),
-    "nonlinear_resistor": ("xor_diode_fp.toml", ("ideal",)),
+    "nonlinear_resistor": ("xor_diode_fp.toml", ("ideal", "twin")),
     "dnpu": ("dnpu_xor_hge.toml", ("ideal", "twin")),
     "xy": ("xor_xy_all_to_all.toml", ("ideal",)),
     "nonreciprocal": ("digits_aep.toml", ("ideal",)),

@@ -11,31 +11,37 @@ Topologies:
 * ``lattice``, ``all_to_all``, ``random``, ``edge_list``: the resistor-network graph builders with every
   edge of ``edge_kind`` (``linear``: trainable conductance; ``transistor``: trainable gate voltage).
 
-The chip is the ideal :class:`~labtrain.kinds.nonlinear.chip.NonlinearResistorChip`
-(the physics solved at every synthesised sample for ``fp``); there is no
-nonlinear instrument twin yet.
+Backends: ``ideal`` is :class:`~labtrain.kinds.nonlinear.chip.NonlinearResistorChip` (the physics
+solved at every synthesised sample for ``fp``); ``twin`` and ``hardware`` are
+:class:`~labtrain.kinds.nonlinear.bench.NonlinearBenchChip` over simulated or real instruments
+(:mod:`labtrain.kinds.nonlinear.hardware`), with the same ``[wiring]`` keys as the linear bench
+plus ``gate_ao``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from labtrain.kinds.nonlinear.chip import NonlinearResistorChip
+from labtrain.chip.base import Chip
 from labtrain.config import ConfigError, Experiment
+from labtrain.instruments.ports import PortError
+from labtrain.kinds import GradcheckReport, source_of
+from labtrain.kinds.ac_rules import fp_gradcheck_rows
+from labtrain.kinds.common import build_network, build_task, with_install_hint
+from labtrain.kinds.nonlinear.bench import NonlinearBenchChip
+from labtrain.kinds.nonlinear.chip import NonlinearResistorChip
+from labtrain.kinds.nonlinear.hardware import (BUILD_ERRORS, build_nonlinear_bench_chip, build_nonlinear_wiring,
+                                               identify_nonlinear_instruments)
+from labtrain.kinds.nonlinear.model import NonlinearEdges, NonlinearResistorNetwork, diode_network
+from labtrain.kinds.nonlinear.wiring import WiringError
 from labtrain.physics.network import Network, NetworkError
 from labtrain.protocols.analytic import AnalyticGradient
-from labtrain.kinds.nonlinear.model import NonlinearEdges, diode_network
+from labtrain.protocols.base import GradientEstimator
+from labtrain.protocols.fidelity import compare_gradients
 from labtrain.training.tasks import Task
-from labtrain.kinds import GradcheckReport, source_of
-from labtrain.kinds.common import build_network, build_task
-from labtrain.kinds.ac_rules import fp_gradcheck_rows, fp_rule
 
-__all__ = ["BUILDER", "build_nonlinear_network", "build_nonlinear_chip", "nonlinear_edges", "nonlinear_gradcheck"]
-
-
-def _task(exp: Experiment) -> Task:
-
-    return build_task(exp)
+__all__ = ["build_nonlinear_network", "build_nonlinear_chip", "nonlinear_edges", "nonlinear_gradcheck",
+           "check_nonlinear_bench", "initial_parameters"]
 
 
 def _diode_params(c: dict) -> dict:
@@ -104,10 +110,13 @@ def initial_parameters(exp: Experiment, lower: np.ndarray, upper: np.ndarray, n_
     return np.r_[g, gates]
 
 
-def build_nonlinear_chip(exp: Experiment, net: Network, task: Task) -> NonlinearResistorChip:
-    """The ideal nonlinear chip at ``[chip] g_init``; read noise and sample clock from ``[backend]``."""
+def build_nonlinear_chip(exp: Experiment, net: Network, task: Task) -> Chip:
+    """The chip at ``[chip] g_init``: ideal (read noise and sample clock from ``[backend]``), or the bench chip
+    over the twin or the hardware (every failure a one-line ConfigError naming the section)."""
     b = exp["backend"]
     edges = nonlinear_edges(exp, task)
+    if b["kind"] != "ideal":
+        return _build_bench_chip(exp, net, edges)
     try:
         chip = NonlinearResistorChip(net, edges, read_noise_v=b["read_noise_v"], rate_hz=b["rate_hz"],
                                      seed=exp["run"]["seed"])
@@ -119,15 +128,72 @@ def build_nonlinear_chip(exp: Experiment, net: Network, task: Task) -> Nonlinear
     return chip
 
 
+def _build_bench_chip(exp: Experiment, net: Network, edges: NonlinearEdges) -> NonlinearBenchChip:
+    """Twin or hardware chip, started at the parameters the ideal chip starts at (then quantised by the pots)."""
+    b, src = exp["backend"], source_of(exp)
+    try:
+        nominal = NonlinearResistorNetwork(net, edges)
+        init = initial_parameters(exp, nominal.lower, nominal.upper, nominal.n_conductances)
+    except ValueError as exc:
+        raise ConfigError(f"{src}: [chip] {exc}") from None
+    try:
+        return build_nonlinear_bench_chip(b, exp["wiring"], net, edges, init, exp["run"]["seed"],
+                                          exp["instruments"] or None)
+    except BUILD_ERRORS as exc:
+        section = "wiring" if isinstance(exc, WiringError) else getattr(exc, "section", "backend")
+        raise ConfigError(f"{src}: [{section}] {_one_line(exc)}") from None
+    except ImportError as exc:
+        raise ConfigError(f"{src}: [backend] kind = {b['kind']!r} needs an optional driver: "
+                          f"{with_install_hint(exc)}") from None
+    except (PortError, OSError) as exc:
+        raise ConfigError(f"{src}: [backend] kind = {b['kind']!r}: instrument not reachable: {_one_line(exc)}") \
+            from None
+    except ValueError as exc:
+        raise ConfigError(f"{src}: [backend] {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def check_nonlinear_bench(exp: Experiment, estimator: GradientEstimator, net: Network
+                          ) -> tuple[dict[str, str], dict]:
+    """``labtrain check`` on twin/hardware: the wiring, the capabilities of the bench chip it implies, and every
+    instrument's identity -- without applying any voltage or moving any pot.  Returns (identities, wiring)."""
+    b, src = exp["backend"], source_of(exp)
+    edges = nonlinear_edges(exp, build_task(exp))
+    try:
+        wiring = build_nonlinear_wiring(b, exp["wiring"], net, edges, exp["instruments"] or None)
+    except WiringError as exc:
+        raise ConfigError(f"{src}: [wiring] {exc}") from None
+    except BUILD_ERRORS as exc:
+        raise ConfigError(f"{src}: [{getattr(exc, 'section', 'backend')}] {_one_line(exc)}") from None
+    caps = NonlinearBenchChip.capabilities_for(wiring.reads_every_node(net))
+    missing = sorted(estimator.requires - caps)
+    if missing:
+        # the words of build_setup's capability check, so `check` and `run` agree
+        raise ConfigError(f"{src}: [learning] rule = {exp['learning']['rule']!r}: {estimator.name} needs "
+                          f"chip capabilities {missing}, which the {b['kind']} chip does not have "
+                          f"(it has {sorted(caps)})")
+    try:
+        identities = identify_nonlinear_instruments(b, exp["wiring"], net, edges, exp["instruments"] or None)
+    except BUILD_ERRORS as exc:
+        raise ConfigError(f"{src}: [{getattr(exc, 'section', 'backend')}] {_one_line(exc)}") from None
+    except ImportError as exc:
+        raise ConfigError(f"{src}: [backend] kind = {b['kind']!r} needs an optional driver: "
+                          f"{with_install_hint(exc)}") from None
+    except (PortError, OSError, ValueError) as exc:
+        raise ConfigError(f"{src}: [backend] instrument not reachable: {_one_line(exc)}") from None
+    return identities, wiring.to_dict()
+
+
 def nonlinear_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed: int, options: dict) -> GradcheckReport:
     """The analytic rule and FP (the file's settings at gamma x 10, x 1, x 0.1) against the exact gradient."""
-    from labtrain.protocols.fidelity import compare_gradients
-
     exp, chip = setup.experiment, setup.chip
     if options.get("beta"):
         raise ConfigError(f"{source_of(exp)}: --beta is the nudge of xy / nonreciprocal chips; fp on a nonlinear "
                           "network takes [learning] gamma_a_per_v")
-    exact = chip.exact_gradient(inputs, targets)
+    exact = chip.reference_gradient(inputs, targets)
     a = AnalyticGradient().estimate(chip, inputs, targets)
     f = compare_gradients(a.gradient, exact)
     rows = [["analytic", "", f"{f.cosine:.6f}", f"{f.relative_error:.2e}", f"{f.scale:.4g}", f"{f.scaled_error:.2e}",
@@ -135,7 +201,8 @@ def nonlinear_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed: in
     gamma = exp["learning"]["gamma_a_per_v"]
     rows += fp_gradcheck_rows(exp, chip, inputs, targets, exact, seed, [10 * gamma, gamma, 0.1 * gamma])
     blocks = ", ".join(f"{b['stop'] - b['start']} {b['name']} ({b['unit']})" for b in chip.parameter_blocks())
-    intro = (f"against the exact gradient (adjoint of the noise-free nonlinear network at its operating points); "
+    model = "nominal parts, as the chip believes them" if chip.backend != "ideal" else "noise-free"
+    intro = (f"against the exact gradient (adjoint of the {model} nonlinear network at its operating points); "
              f"{blocks}; |exact| = {np.linalg.norm(exact):.3g}")
     note = ("cosine 1 = same direction.  On a nonlinear network FP reads the linear response around the operating "
             "point: its bias shrinks with gamma (O(gamma^2): the in-phase response to a sine has no second-order "

@@ -9,21 +9,34 @@ from labtrain.kinds.ac_rules import check_ac_settings, fp_rule
 from labtrain.kinds.common import build_task
 from labtrain.kinds.fields import (AC_WINDOW, CONDUCTANCE, FP, GRAPH, HIDDEN_LAYERS, VOLTAGE_TASK, check_fp, merge,
                                    topology)
-from labtrain.kinds.nonlinear.builder import build_nonlinear_chip, build_nonlinear_network, nonlinear_gradcheck
+from labtrain.kinds.nonlinear.builder import (build_nonlinear_chip, build_nonlinear_network, check_nonlinear_bench,
+                                              nonlinear_gradcheck)
 from labtrain.kinds.nonlinear.schema import OWN
 from labtrain.protocols.analytic import AnalyticGradient
 from labtrain.schema import ConfigError
 
 _TOPOLOGIES = ("layered", "lattice", "all_to_all", "random", "edge_list")
+#: ``[wiring] output_series_ohm`` of ``fp`` on a bench when the file gives none: a Norton current source
+#: (much more than the network's output resistance, kilo-ohms) whose AO swing ``gamma * error * R`` stays
+#: well above the DAC step (10 mV per 0.01 V of error at gamma = 1e-6 A/V); the shared default (10 ohm) is a
+#: voltage clamp, which would replace the error current by whatever the DAC's rounding drives through 10 ohm
+FP_OUTPUT_SERIES_OHM = 1e6
 
 
 def check(s: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], source: str) -> None:
-    c, learning = s["chip"], s["learning"]
+    c, learning, backend = s["chip"], s["learning"], s["backend"]
     if c["gate_min_v"] > c["gate_max_v"]:
         raise ConfigError(f"{source}: [chip] gate_min_v = {c['gate_min_v']!r} is above gate_max_v = "
                           f"{c['gate_max_v']!r}")
     if learning["rule"] == "fp":
         check_fp(s, source, default_activation="dc")
+        if learning["fp_activation"] == "ac":
+            raise ConfigError(f"{source}: [learning] fp_activation = 'ac': on a nonlinear network the input tones "
+                              "move every operating point, so the edges' in-phase products are not the gradient "
+                              "(biased, with harmonics); use fp_activation = 'dc' (inputs held, error as a small "
+                              "tone)")
+        if backend["kind"] != "ideal" and "output_series_ohm" not in given.get("wiring", {}):
+            s["wiring"]["output_series_ohm"] = FP_OUTPUT_SERIES_OHM
         if learning["fp_mode"] == "frequency_domain":
             raise ConfigError(f"{source}: [learning] fp_mode = 'frequency_domain' is a model shortcut for ideal "
                               f"linear resistor networks (this is nonlinear_resistor on {s['backend']['kind']}); "
@@ -47,11 +60,12 @@ KIND = ChipKind(
     task=build_task,
     network=build_nonlinear_network,
     chip=build_nonlinear_chip,
-    backends=("ideal",),
+    backends=("ideal", "twin", "hardware"),
     topologies=_TOPOLOGIES,
     default_topology="layered",
     check=check,
     check_setup=check_ac_settings,
+    check_bench=check_nonlinear_bench,
     gradcheck=nonlinear_gradcheck,
     describe=describe,
 )

@@ -35,4 +35,16 @@ OWN: dict[str, dict[str, Field]] = {
         "gate_min_v": F("float", 0.6, "nonlinear_resistor, transistor: lowest gate voltage (V)", -20, 20),
         "gate_max_v": F("float", 3.0, "nonlinear_resistor, transistor: highest gate voltage (V)", -20, 20),
     },
+    "backend": {
+        "twin_diode_tolerance": F("float", 0.0, "nonlinear_resistor, twin: relative spread (std) of every diode "
+                                  "part's forward voltage (its ideality factor), unknown to the chip's model",
+                                  0, 0.5),
+        "twin_temperature_k": F("float", 0.0, "nonlinear_resistor, twin: bench temperature (K) of the diodes' "
+                                "thermal voltage and saturation current (about -2 mV/K); 0 = the model's 300 K",
+                                0, 500),
+    },
+    "wiring": {
+        "gate_ao": F("strs", [], "nonlinear_resistor: AO channel of every transistor edge's gate, in edge order "
+                     "(default: the AO channels after the outputs); pot_channels lists one pot per linear edge"),
+    },
 }
