@@ -74,7 +74,7 @@ def make_chip(backend: str, model: HoppingDNPU, seed: int):
     """A fresh chip (controls at mid-range) on the chosen backend."""
     if backend == "ideal":
         return DNPUChip(model, seed=seed)
-    from labtrain.kinds.dnpu.twin import build_dnpu_twin
+    from labtrain.kinds.dnpu.hardware import build_dnpu_twin
     return build_dnpu_twin(model=model, seed=seed)
 
 

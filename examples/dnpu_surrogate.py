@@ -63,7 +63,7 @@ from labtrain.training.optim import SGD
 from labtrain.protocols.homodyne import HomodyneGradient
 from labtrain.training.run import Run
 from labtrain.kinds.dnpu.model import HoppingDNPU
-from labtrain.kinds.dnpu.twin import build_dnpu_twin
+from labtrain.kinds.dnpu.hardware import build_dnpu_twin
 from labtrain.training.tasks import GATES, accuracy, make_task
 
 

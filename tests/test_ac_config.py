@@ -289,9 +289,7 @@ def test_gui_parameter_map_shows_dnpu_controls_as_bars(qtbot, tmp_path):
     m = ParameterMap()
     qtbot.addWidget(m)
     m.resize(600, 400)
-    from labtrain.gui.worker import _parameter_labels
-
-    labels = _parameter_labels(chip)
+    labels = tuple(chip.parameter_labels())
     assert labels == ("e0", "e3", "e4", "e5", "e6")
     m.configure(None, spec.lower, spec.upper, spec.unit, spec.name, chip.get_parameters(), labels=labels)
     assert m.mode == "bars" and m.labels == labels

@@ -376,7 +376,7 @@ def test_dnpu_bench_with_a_lockin_chosen_in_toml(ni):
     """DAQ (32-AO PCIe-6738, faked nidaqmx) and an SR830 on RS-232 (pyvisa-sim): the lock-in becomes the chip's
     demodulator, the relays are DO lines of the DAQ, the bench is checked before anything is driven."""
     from labtrain.drivers.lockin import SR830LockIn
-    from labtrain.kinds.dnpu.bench import build_dnpu_hardware
+    from labtrain.kinds.dnpu.hardware import build_dnpu_hardware
 
     ni.devices["Dev2"]["ai_physical_chans"] = types.SimpleNamespace(channel_names=["Dev2/ai0"])
     ni.devices["Dev2"]["ai_voltage_rngs"] = [-10.0, 10.0]
@@ -401,7 +401,7 @@ def test_dnpu_bench_with_a_lockin_chosen_in_toml(ni):
 
 
 def test_dnpu_on_a_usb6363_lacks_electrode_channels(ni):
-    from labtrain.kinds.dnpu.bench import build_dnpu_hardware
+    from labtrain.kinds.dnpu.hardware import build_dnpu_hardware
 
     with pytest.raises(BenchError, match=r"electrode_ao names 'Dev1/ao4', which NI USB-6363 'Dev1' does not have: it "
                                          r"has 4 AO channels .*this bench needs 7") as info:

@@ -13,7 +13,7 @@ from labtrain.kinds.dnpu.characterize import (characterize, fit_surrogate, first
 from labtrain.kinds.dnpu.chip import DNPUChip
 from labtrain.kinds.dnpu.layout import default_layout
 from labtrain.simulators.daq_twin import AOWrite
-from labtrain.kinds.dnpu.twin import build_dnpu_twin
+from labtrain.kinds.dnpu.hardware import build_dnpu_twin
 from labtrain.kinds.dnpu.surrogate import SurrogateDNPU
 
 

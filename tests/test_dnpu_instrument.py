@@ -13,7 +13,8 @@ from labtrain.kinds.dnpu.layout import default_layout
 from labtrain.instruments.ports import PortTimeout
 from labtrain.instruments.safety import SafetyError
 from labtrain.simulators.daq_twin import AOWrite
-from labtrain.kinds.dnpu.twin import DNPUBenchCircuit, build_dnpu_twin
+from labtrain.kinds.dnpu.hardware import build_dnpu_twin
+from labtrain.kinds.dnpu.twin import DNPUBenchCircuit
 
 GATE_X = np.array([[-1.2, -1.2], [-1.2, 0.6], [0.6, -1.2], [0.6, 0.6]])
 AMPS_V = np.array([0.03, 0.01, 0.01, 0.006, 0.006])
@@ -290,7 +291,8 @@ def test_digital_line_router_closes_one_relay_at_a_time(model):
     from labtrain.kinds.dnpu.bench import DigitalLineRouter
     from labtrain.instruments.safety import SafeDAQ
     from labtrain.simulators.daq_twin import SimulatedDAQ
-    from labtrain.kinds.dnpu.twin import default_electrode_ao, dnpu_safety_config
+    from labtrain.kinds.dnpu.bench import dnpu_safety_config
+    from labtrain.kinds.dnpu.layout import default_electrode_ao
 
     lay = default_layout()
     ao = default_electrode_ao(7)

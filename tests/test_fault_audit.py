@@ -38,7 +38,7 @@ from labtrain.chip.base import ClampNudge, Tone
 from labtrain.instruments.ports import PortError, PortTimeout
 from labtrain.instruments.safety import SafeDAQ, SafePotArray, SafetyConfig, SafetyError
 from labtrain.kinds.dnpu.bench import InstrumentDNPUChip
-from labtrain.kinds.dnpu.twin import build_dnpu_twin
+from labtrain.kinds.dnpu.hardware import build_dnpu_twin
 from labtrain.kinds.resistor.bench import AcquisitionSettings, InstrumentChip
 from labtrain.kinds.resistor.twin import ResistorTwin, build_resistor_twin
 from labtrain.physics.demod import PUBLISHED_DNPU_TONES_HZ, FrequencyPlan

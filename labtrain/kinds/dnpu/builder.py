@@ -18,7 +18,7 @@ Backends:
   ramps) and the safety layer, i.e. an
   :class:`~labtrain.kinds.dnpu.bench.InstrumentDNPUChip` on the code path
   of the bench;
-* ``hardware`` -- :func:`~labtrain.kinds.dnpu.bench.build_dnpu_hardware`:
+* ``hardware`` -- :func:`~labtrain.kinds.dnpu.hardware.build_dnpu_hardware`:
   the same chip class over the NI-DAQmx driver (electrodes on
   ``<daq_device>/ao0..``, the amplifier on ``ai0``).
 """
@@ -36,9 +36,8 @@ from labtrain.chip.base import REFERENCE_GRADIENT
 from labtrain.kinds import GradcheckReport, source_of
 from labtrain.protocols.fidelity import compare_gradients
 from labtrain.kinds.ac_rules import hge_rule
-from labtrain.kinds.dnpu.bench import build_dnpu_hardware
+from labtrain.kinds.dnpu.hardware import build_dnpu_hardware, build_dnpu_twin
 from labtrain.kinds.dnpu.chip import DNPUChip
-from labtrain.kinds.dnpu.twin import build_dnpu_twin
 
 #: [chip] keys of a DNPU that describe the device; a surrogate file brings its own.
 DNPU_LAYOUT_KEYS = ("electrode_low_v", "electrode_high_v", "data_electrodes", "control_electrodes", "gain_ohm",

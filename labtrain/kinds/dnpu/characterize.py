@@ -372,13 +372,13 @@ def characterize_cli(args: argparse.Namespace) -> int:
     chip = None
     try:
         if args.backend == "hardware":
-            from labtrain.kinds.dnpu.bench import build_dnpu_hardware
+            from labtrain.kinds.dnpu.hardware import build_dnpu_hardware
             chip = build_dnpu_hardware(args.daq_device, rate_hz=args.rate_hz)
         else:
             from labtrain.kinds.dnpu.model import HoppingDNPU
             model = HoppingDNPU() if args.model_seed is None else HoppingDNPU(seed=args.model_seed)
             if args.backend == "twin":
-                from labtrain.kinds.dnpu.twin import build_dnpu_twin
+                from labtrain.kinds.dnpu.hardware import build_dnpu_twin
                 chip = build_dnpu_twin(model, rate_hz=args.rate_hz, seed=args.seed)
             else:
                 from labtrain.kinds.dnpu.chip import DNPUChip

@@ -140,3 +140,8 @@ def default_layout() -> DNPULayout:
     high = (0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.15)
     return DNPULayout(low, high, data_electrodes=(1, 2), control_electrodes=(0, 3, 4, 5, 6), gain_ohm=1e8,
                       clip_a=110e-9, abort_abs_v=1.6)
+
+
+def default_electrode_ao(n_electrodes: int, device: str = "Dev1") -> tuple[str, ...]:
+    """``("Dev1/ao0", ..., "Dev1/ao{n-1}")``: electrode ``k`` on AO ``k``."""
+    return tuple(f"{device}/ao{k}" for k in range(int(n_electrodes)))

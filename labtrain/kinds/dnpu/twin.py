@@ -33,20 +33,17 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from labtrain.kinds.dnpu.layout import DNPULayout, DNPUModel, default_layout
+from labtrain.kinds.dnpu.layout import DNPULayout, DNPUModel, default_electrode_ao, default_layout
 from labtrain.simulators import next_event
 from labtrain.simulators.lockin_twin import SimulatedLockIn
 
-__all__ = ["DNPUBenchCircuit", "TwinLockInRouter", "RouteChange", "ACCoupledSimulatedLockIn", "dnpu_safety_config",
-           "build_dnpu_twin", "default_electrode_ao", "DEFAULT_OUTPUT_AI"]
+__all__ = ["DNPUBenchCircuit", "TwinLockInRouter", "RouteChange", "ACCoupledSimulatedLockIn", "DEFAULT_OUTPUT_AI"]
 
 #: AI channel of the amplifier output in the default wiring
 DEFAULT_OUTPUT_AI = "Dev1/ai0"
 
 
-def default_electrode_ao(n_electrodes: int, device: str = "Dev1") -> tuple[str, ...]:
-    """``("Dev1/ao0", ..., "Dev1/ao{n-1}")``: electrode ``k`` on AO ``k``."""
-    return tuple(f"{device}/ao{k}" for k in range(int(n_electrodes)))
+
 
 
 class DNPUBenchCircuit:
@@ -183,117 +180,3 @@ class TwinLockInRouter:
             self.record_truncated = True
         elif not self.record_truncated:
             self.record.append(RouteChange(next_event(), float(self.daq.simulated_time_s), channel))
-
-
-def dnpu_safety_config(layout: DNPULayout, electrode_ao: Sequence[str], *, max_slew_v_per_s: float,
-                       ramp_rate_hz: float) -> "SafetyConfig":
-    """Safety limits of a DNPU bench: every electrode's AO limited to its range, everything else to the abort level.
-
-    The default limits (channels not named, e.g. spare AOs) are
-    ``+-abort_abs_v`` minus one part in 10^6 (the abort level itself is never
-    reached); electrode channels get ``[low_v, high_v]`` of the layout.
-    """
-    from labtrain.instruments.safety import SafetyConfig
-
-    below_abort = layout.abort_abs_v * (1 - 1e-6)
-    channels = {c: {"min_v": float(lo), "max_v": float(hi)}
-                for c, lo, hi in zip(electrode_ao, layout.low_v, layout.high_v)}
-    return SafetyConfig.from_settings(below_abort, max_slew_v_per_s, ramp_rate_hz=ramp_rate_hz, channels=channels)
-
-
-def build_dnpu_twin(model: DNPUModel | None = None, layout: DNPULayout | None = None, *, rate_hz: float = 10_000.0,
-                    settle_samples: int = 20, average_samples: int = 20, noise_white_v: float = 1e-4,
-                    noise_1f_v: float = 0.0, adc_bits: int | None = 16, dac_bits: int | None = 16,
-                    ai_max_abs_v: float | None = None, rc_time_s: float = 0.0, max_slew_v_per_s: float = 200.0,
-                    control_v: np.ndarray | None = None, inverting: bool = True, seed: int = 0,
-                    model_seed: int | None = None, lockin: bool = False, lockin_noise_v_per_rthz: float = 0.0,
-                    lockin_time_constant_s: float = 0.03, lockin_settle_time_constants: float = 10.0,
-                    demodulator: str = "software", retries: int = 2, device: str = "Dev1") -> Any:
-    """A DNPU twin on the code path of the bench: model -> circuit -> SimulatedDAQ -> SafeDAQ -> chip.
-
-    Parameters
-    ----------
-    model : DNPUModel, optional
-        Device physics; default the synthetic :class:`~labtrain.kinds.dnpu.model.HoppingDNPU` (its default
-        device, or ``seed=model_seed``).
-    layout : DNPULayout, optional
-        Default :func:`~labtrain.kinds.dnpu.layout.default_layout`.
-    rate_hz : float
-        Sample clock of AO and AI.
-    settle_samples, average_samples : int
-        DC plateau of :meth:`InstrumentDNPUChip.measure` (after the slew ramp).
-    noise_white_v, noise_1f_v : float
-        Noise at the amplifier output (volts RMS per sample; ``noise_white_v / gain_ohm`` in amperes).
-    adc_bits, dac_bits : int or None
-        Converter resolutions.
-    ai_max_abs_v : float, optional
-        AI range ``+-ai_max_abs_v``; default: 5 % above the amplifier's saturation ``gain_ohm * clip_a``.
-    rc_time_s : float
-        First-order response of the read-out (0: quasi-static).
-    max_slew_v_per_s : float
-        Safety slew limit of every electrode.
-    control_v : ndarray, optional
-        Initial control voltages (default: middle of each range).
-    inverting : bool
-        Amplifier polarity (see :class:`DNPUBenchCircuit`).
-    seed : int
-        Seed of the DAQ noise (``seed + 1`` for the lock-in's).
-    model_seed : int, optional
-        Seed of the default synthetic model (``None``: its default device).
-    lockin : bool
-        Add a simulated lock-in (SR830-like) routed by a :class:`TwinLockInRouter`.
-    lockin_noise_v_per_rthz, lockin_time_constant_s, lockin_settle_time_constants : float
-        Lock-in input noise density, time constant and the wait per reading (in time constants).
-    demodulator : {"software", "lockin"}
-        Default demodulator of ``measure_ac``.
-    retries : int
-        Extra attempts after an instrument fault.
-    device : str
-        DAQ device name in the channel names.
-
-    Returns
-    -------
-    InstrumentDNPUChip
-        ``backend = "twin"``; the raw twin parts are ``chip.daq.daq`` (SimulatedDAQ),
-        ``chip.daq.daq.circuit`` and ``chip.lockin`` (a SafeLockIn over the SimulatedLockIn).
-    """
-    from labtrain.kinds.dnpu.bench import InstrumentDNPUChip
-    from labtrain.instruments.safety import SafeDAQ, SafeLockIn
-    from labtrain.simulators.daq_twin import SimulatedDAQ
-
-    layout = default_layout() if layout is None else layout
-    if model is None:
-        from labtrain.kinds.dnpu.model import HoppingDNPU
-        model = HoppingDNPU() if model_seed is None else HoppingDNPU(seed=model_seed)
-    electrode_ao = default_electrode_ao(layout.n_electrodes, device)
-    output_ai = f"{device}/ai0"
-    circuit = DNPUBenchCircuit(model, layout, electrode_ao=electrode_ao, output_ai=output_ai, inverting=inverting)
-    ai = 1.05 * layout.gain_ohm * layout.clip_a if ai_max_abs_v is None else float(ai_max_abs_v)
-    if not ai > 0:
-        raise ValueError(f"ai_max_abs_v must be > 0, got {ai_max_abs_v!r}")
-    sim = SimulatedDAQ(circuit, ao_range_v=(-10.0, 10.0), ai_range_v=(-ai, ai), max_rate_hz=max(1e5, rate_hz),
-                       adc_bits=adc_bits, dac_bits=dac_bits, noise_white_v=noise_white_v, noise_1f_v=noise_1f_v,
-                       rc_time_s=rc_time_s, seed=seed, device=f"{device}-dnpu-twin")
-    config = dnpu_safety_config(layout, electrode_ao, max_slew_v_per_s=max_slew_v_per_s, ramp_rate_hz=rate_hz)
-    safe_daq = SafeDAQ(sim, config)
-    safe_lockin = router = None
-    try:
-        if lockin:
-            raw = ACCoupledSimulatedLockIn(frequency_hz=200.0, amplitude_v=0.004,
-                                           time_constant_s=lockin_time_constant_s, sensitivity_v=1.0,
-                                           noise_v_per_rthz=lockin_noise_v_per_rthz,
-                                           settle_time_constants=lockin_settle_time_constants, seed=seed + 1)
-            router = TwinLockInRouter(raw, sim, output_ai)
-            max_rms = float(np.max(np.asarray(layout.high_v) - np.asarray(layout.low_v))) / 2 / np.sqrt(2)
-            safe_lockin = SafeLockIn(raw, max_amplitude_v=max(max_rms, 0.004), frequency_range_hz=(1e-3, rate_hz / 2))
-        return InstrumentDNPUChip(safe_daq, layout, control_v, electrode_ao=electrode_ao, output_ai=output_ai,
-                                  inverting=inverting, rate_hz=rate_hz, settle_samples=settle_samples,
-                                  average_samples=average_samples, retries=retries, backend="twin",
-                                  lockin=safe_lockin, lockin_router=router,
-                                  lockin_settle_time_constants=lockin_settle_time_constants,
-                                  demodulator=demodulator)
-    except Exception:
-        safe_daq.close()
-        if safe_lockin is not None:
-            safe_lockin.close()
-        raise
