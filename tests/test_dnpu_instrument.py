@@ -291,7 +291,7 @@ def test_digital_line_router_closes_one_relay_at_a_time(model):
     from labtrain.kinds.dnpu.bench import DigitalLineRouter
     from labtrain.instruments.safety import SafeDAQ
     from labtrain.simulators.daq_twin import SimulatedDAQ
-    from labtrain.kinds.dnpu.bench import dnpu_safety_config
+    from labtrain.kinds.dnpu.hardware import dnpu_safety_config
     from labtrain.kinds.dnpu.layout import default_electrode_ao
 
     lay = default_layout()

@@ -72,9 +72,8 @@ from labtrain.instruments.ports import DAQ, Guarded, LockIn, PortError
 from labtrain.chip.base import AC_TONES, ACMeasurement, CapabilityError, Chip, Tone
 from labtrain.kinds.dnpu.chip import DNPU, DNPUControls, DNPUMeasurement, check_tones, tone_electrode_waveforms
 from labtrain.instruments.retry import call_with_retries
-from labtrain.instruments.safety import SafetyConfig
 
-__all__ = ["InstrumentDNPUChip", "DEMODULATORS", "DigitalLineRouter", "dnpu_safety_config"]
+__all__ = ["InstrumentDNPUChip", "DEMODULATORS", "DigitalLineRouter"]
 
 #: where ``measure_ac`` demodulates: in software from the sampled output, or with the lock-in, one tone at a time
 DEMODULATORS = ("software", "lockin")
@@ -537,20 +536,3 @@ class DigitalLineRouter:
         if channel is not None:
             self.daq.set_digital({self.lines[channel]: True})
             self.channel = channel
-
-
-
-
-
-def dnpu_safety_config(layout: DNPULayout, electrode_ao: Sequence[str], *, max_slew_v_per_s: float,
-                       ramp_rate_hz: float) -> SafetyConfig:
-    """Safety limits of a DNPU bench: every electrode's AO limited to its range, everything else to the abort level.
-
-    The default limits (channels not named, e.g. spare AOs) are
-    ``+-abort_abs_v`` minus one part in 10^6 (the abort level itself is never
-    reached); electrode channels get ``[low_v, high_v]`` of the layout.
-    """
-    below_abort = layout.abort_abs_v * (1 - 1e-6)
-    channels = {c: {"min_v": float(lo), "max_v": float(hi)}
-                for c, lo, hi in zip(electrode_ao, layout.low_v, layout.high_v)}
-    return SafetyConfig.from_settings(below_abort, max_slew_v_per_s, ramp_rate_hz=ramp_rate_hz, channels=channels)

@@ -11,14 +11,28 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from labtrain.instruments.safety import SafeDAQ, SafeLockIn
-from labtrain.kinds.dnpu.bench import DigitalLineRouter, InstrumentDNPUChip, dnpu_safety_config
+from labtrain.instruments.safety import SafeDAQ, SafeLockIn, SafetyConfig
+from labtrain.kinds.dnpu.bench import DigitalLineRouter, InstrumentDNPUChip
 from labtrain.kinds.dnpu.layout import DNPULayout, DNPUModel, default_electrode_ao, default_layout
 from labtrain.kinds.dnpu.model import HoppingDNPU
 from labtrain.kinds.dnpu.twin import ACCoupledSimulatedLockIn, DNPUBenchCircuit, TwinLockInRouter
 from labtrain.simulators.daq_twin import SimulatedDAQ
 
-__all__ = ["build_dnpu_twin", "build_dnpu_hardware"]
+__all__ = ["build_dnpu_twin", "build_dnpu_hardware", "dnpu_safety_config"]
+
+
+def dnpu_safety_config(layout: DNPULayout, electrode_ao: Sequence[str], *, max_slew_v_per_s: float,
+                       ramp_rate_hz: float) -> SafetyConfig:
+    """Safety limits of a DNPU bench: every electrode's AO limited to its range, everything else to the abort level.
+
+    The default limits (channels not named, e.g. spare AOs) are
+    ``+-abort_abs_v`` minus one part in 10^6 (the abort level itself is never
+    reached); electrode channels get ``[low_v, high_v]`` of the layout.
+    """
+    below_abort = layout.abort_abs_v * (1 - 1e-6)
+    channels = {c: {"min_v": float(lo), "max_v": float(hi)}
+                for c, lo, hi in zip(electrode_ao, layout.low_v, layout.high_v)}
+    return SafetyConfig.from_settings(below_abort, max_slew_v_per_s, ramp_rate_hz=ramp_rate_hz, channels=channels)
 
 
 def build_dnpu_twin(model: DNPUModel | None = None, layout: DNPULayout | None = None, *, rate_hz: float = 10_000.0,
