@@ -3,7 +3,7 @@
 Every curve keeps its samples in an :class:`~labtrain.gui.buffers.XYBuffer`
 and hands pyqtgraph views of it; a plot redraws only curves that changed, at
 most once per timer tick, so 10^5 points per curve stay fluid (see
-:mod:`labtrain.gui.bench`).  Axes carry units; SI prefixes are switched off
+``benchmarks/guilib.py``).  Axes carry units; SI prefixes are switched off
 where they would lie (V^2).
 """
 
