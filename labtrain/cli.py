@@ -262,7 +262,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise UsageError("--resume DIR continues the sweep as it was defined: no --set, --zip, --out or "
                              "--dry-run")
         folder = Path(args.resume)
-        sw.read_manifest(folder)
         cluster, workers, jobqueue = args.cluster or "local", args.workers, {}
         source = sw.read_manifest(folder).get("source", "")
         if source and Path(source).is_file() and sw.is_sweep_file(source):
@@ -277,8 +276,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if args.dry_run:
             print(sw.describe_members(spec))
             return EXIT_OK
-        folder, _ = sw.prepare_folder(spec, Path(args.out) if args.out else None)
         cluster, workers, jobqueue = args.cluster or spec.cluster, args.workers or spec.workers, spec.jobqueue
+        sw.check_cluster(spec, cluster)
+        folder, _ = sw.prepare_folder(spec, Path(args.out) if args.out else None)
         print(f"sweep folder {folder}", file=sys.stderr)
     report = sw.run_sweep(folder, cluster=cluster, workers=workers, jobqueue=jobqueue, quiet=args.quiet,
                           force=args.force)
@@ -323,6 +323,20 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _describe_entry(obj: Any) -> str:
+    """One line about a registered kind, plugin rule or driver."""
+    from labtrain.instruments.drivers import DriverSpec
+    from labtrain.kinds import ChipKind, RulePlugin
+
+    if isinstance(obj, ChipKind):
+        return f"{obj.summary} (rules: {', '.join(obj.rules)}; backends: {', '.join(obj.backends)})"
+    if isinstance(obj, RulePlugin):
+        return f"rule for {', '.join(obj.kinds)}"
+    if isinstance(obj, DriverSpec):
+        return obj.description
+    return f"not a labtrain object: {type(obj).__name__}"
+
+
 def format_installed() -> str:
     """Chip kinds, learning rules and instrument drivers installed (built-in and plugins), one line each;
     plugins that fail to load are listed with the reason."""
@@ -340,10 +354,7 @@ def format_installed() -> str:
             if name in broken:
                 lines.append(f"  {name:<20} BROKEN: {broken[name]}{origin}")
                 continue
-            obj = loaded[name]
-            text = getattr(obj, "summary", None) or getattr(obj, "description", None) or ""
-            if hasattr(obj, "rules"):
-                text = f"{text} (rules: {', '.join(obj.rules)}; backends: {', '.join(obj.backends)})"
+            text = _describe_entry(loaded[name])
             lines.append(f"  {name:<20} {text}{origin}")
         if not entries:
             lines.append("  none")

@@ -72,7 +72,7 @@ SWEEP_KEYS = {"name": str, "description": str, "experiment": str, "out_dir": str
               "zip": list}
 #: dask-jobqueue job options allowed in ``[sweep.slurm]`` / ``[sweep.pbs]`` (type; "strs" = list of strings).
 JOB_KEYS = {"queue": str, "account": str, "cores": int, "processes": int, "memory": str, "walltime": str,
-            "job_name": str, "interface": str, "local_directory": str, "log_directory": str, "python": str,
+            "job_name": str, "interface": str, "scheduler_interface": str, "local_directory": str, "log_directory": str, "python": str,
             "death_timeout": float, "job_script_prologue": "strs", "job_extra_directives": "strs",
             "job_directives_skip": "strs", "worker_extra_args": "strs"}
 JOB_KEYS_ONLY = {"slurm": {"job_cpu": int, "job_mem": str}, "pbs": {"resource_spec": str}}
@@ -338,16 +338,16 @@ def load_sweep(path: str | Path, cli_axes: Mapping[str, list[Any]] | None = None
     file_axes = {k: _axis_values(k, v, f"{where}: [sweep.axes]")
                  for k, v in _flat_table(table.get("axes", {}), f"{where}: [sweep.axes]").items()}
     for key in cli_axes:
-        file_axes.pop(key, None)
         fixed.pop(key, None)
-    for key in cli_fixed:
-        file_axes.pop(key, None)
+    # a command-line axis takes the place of the file's axis of the same key; new ones come last
+    file_axes = {k: cli_axes.get(k, v) for k, v in file_axes.items() if k not in cli_fixed}
     zips = [list(g) for g in table.get("zip", [])] if all(isinstance(g, list) for g in table.get("zip", [])) \
         else None
     if zips is None:
         raise SweepError(f"{where}: [sweep] zip = {show(table['zip'])}: expected a list of lists of section.key "
                          "names, e.g. [[\"learning.learning_rate\", \"learning.beta\"]]")
-    zips = [g for g in zips if all(k in file_axes for k in g)] + [list(g) for g in cli_zip]
+    # a zip group one of whose keys the command line fixes to one value no longer moves
+    zips = [g for g in zips if not any(k in cli_fixed for k in g)] + [list(g) for g in cli_zip]
     axes = build_axes(file_axes | cli_axes, zips, f"{where}: [sweep] zip")
     workers = table.get("workers")
     if workers is not None and workers < 1:
@@ -457,7 +457,7 @@ def new_manifest(sweep: Sweep, folder: Path) -> dict:
             "fixed": sweep.fixed, "axes": [a.to_json() for a in sweep.axes], "shape": list(sweep.shape),
             "members": [{"index": m.index, "name": m.name, "values": m.values, "overrides": m.overrides,
                          "status": "pending", "run_file": None, "message": "", "started": None, "finished": None,
-                         "wall_s": None} for m in members]}
+                         "wall_s": None, "attempts": 0, "resumed_from": None} for m in members]}
 
 
 def member_run_file(runs_dir: Path, name: str) -> Path | None:
@@ -586,6 +586,8 @@ def jobqueue_cluster(kind: str, options: Mapping[str, Any], folder: Path | None 
         opts.setdefault("log_directory", str(folder / "logs"))
     opts["job_script_prologue"] = [f"export {k}={v}" for k, v in ONE_THREAD_ENV.items()] + \
         list(opts.get("job_script_prologue", []))
+    if "scheduler_interface" in opts:  # the login node's network the compute nodes reach (e.g. ib0)
+        opts["scheduler_options"] = {"interface": opts.pop("scheduler_interface")}
     cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[kind]
     try:
         return cls(silence_logs="error", **opts)
@@ -616,6 +618,14 @@ def open_cluster(cluster: str, workers: int | None, jobqueue: Mapping[str, Mappi
                  folder: Path | None = None) -> ClusterHandle:
     """Connect to the cluster ``cluster`` names (``local``, ``slurm``, ``pbs`` or a scheduler address)."""
     distributed = _need_dask(f"--cluster {cluster}")
+    import dask
+
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):  # one member per worker thread
+        return _open_cluster(distributed, cluster, workers, jobqueue, folder)
+
+
+def _open_cluster(distributed, cluster: str, workers: int | None, jobqueue: Mapping[str, Mapping] | None,
+                  folder: Path | None) -> ClusterHandle:
     for name in ("distributed", "distributed.worker", "distributed.nanny", "distributed.scheduler",
                  "distributed.core", "distributed.comm", "distributed.batched"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -705,7 +715,8 @@ class _Driver:
         if member["index"] in self.running:
             return
         self.running.add(member["index"])
-        member.update(status="running", started=time.strftime("%Y-%m-%d %H:%M:%S"))
+        member.update(status="running", started=time.strftime("%Y-%m-%d %H:%M:%S"),
+                      attempts=member.get("attempts", 0) + 1)
         write_manifest(self.folder, self.manifest)
         self.progress.show(len(self.running), self.failed)
 
@@ -714,8 +725,10 @@ class _Driver:
         self.ended.add(member["index"])
         member.update(status=result["status"], message=result.get("message", ""),
                       run_file=_relative(result.get("run_file"), self.folder) or member.get("run_file"),
-                      finished=time.strftime("%Y-%m-%d %H:%M:%S"), wall_s=result.get("wall_s"))
-        member.setdefault("started", member["finished"])
+                      finished=time.strftime("%Y-%m-%d %H:%M:%S"), wall_s=result.get("wall_s"),
+                      resumed_from=result.get("resumed_from"))
+        if not member.get("started"):
+            member.update(started=member["finished"], attempts=member.get("attempts", 0) + 1)
         write_manifest(self.folder, self.manifest)
         if member["status"] != "completed":
             self.failed += member["status"] == "failed"
@@ -797,14 +810,21 @@ def _driver_alive(record: Mapping | None) -> bool:
     return record.get("start") is None or start is None or start == record["start"]
 
 
-def _hardware_members(manifest: dict) -> list[str]:
-    sweep = sweep_of_manifest(manifest)
-    out = []
-    for member in manifest["members"]:
-        exp = experiment_from_text(sweep.experiment_text, sweep.experiment_path, member["overrides"])
+def check_cluster(sweep: Sweep, cluster: str) -> None:
+    """Refuse (:class:`SweepError`) a ``--cluster`` value that is neither a word of :data:`CLUSTERS` nor a
+    scheduler address, a parallel sweep with a hardware member, and a Dask cluster without Dask --
+    before anything is created."""
+    if cluster not in CLUSTERS and not re.match(r"^([a-z]+://)?[\w.\-\[\]:]+:\d+$", cluster):
+        raise SweepError(f"--cluster {cluster}: expected one of {', '.join(CLUSTERS)} or a scheduler address "
+                         "host:port")
+    if cluster == "serial":
+        return
+    for member in sweep.members():
+        exp = experiment_from_text(sweep.experiment_text, sweep.experiment_path, member.overrides)
         if exp["backend"]["kind"] == "hardware":
-            out.append(member["name"])
-    return out
+            raise SweepError(f"member {member.name} runs on [backend] kind = 'hardware': one bench, one safety "
+                             "registry -- a hardware sweep runs its members one after another: --cluster serial")
+    _need_dask(f"--cluster {cluster}")
 
 
 def prepare_folder(sweep: Sweep, folder: Path | None) -> tuple[Path, dict]:
@@ -835,14 +855,7 @@ def run_sweep(folder: str | Path, cluster: str = "local", workers: int | None = 
     """
     folder = Path(folder)
     manifest = read_manifest(folder)
-    if cluster not in CLUSTERS and not re.match(r"^([a-z]+://)?[\w.\-\[\]:]+:\d+$", cluster):
-        raise SweepError(f"--cluster {cluster}: expected one of {', '.join(CLUSTERS)} or a scheduler address "
-                         "host:port")
-    if cluster != "serial":
-        hardware = _hardware_members(manifest)
-        if hardware:
-            raise SweepError(f"member {hardware[0]} runs on [backend] kind = 'hardware': one bench, one safety "
-                             "registry -- a hardware sweep runs its members one after another: --cluster serial")
+    check_cluster(sweep_of_manifest(manifest), cluster)
     other = manifest.get("driver")
     if _driver_alive(other) and not (force and other.get("host") != socket.gethostname()):
         remote = other.get("host") != socket.gethostname()

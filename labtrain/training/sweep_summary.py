@@ -219,7 +219,10 @@ def format_mean_std(values: np.ndarray, percent: bool = False) -> str:
         return "-"
     scale, fmt = (100.0, "{:.1f}") if percent else (1.0, "{:.4g}")
     text = fmt.format(mean * scale)
-    return text if n == 1 else f"{text} ± {fmt.format(std * scale)}"
+    if n == 1:
+        return text
+    spread = "0" if std <= 1e-12 * abs(mean) else fmt.format(std * scale) if percent else f"{std * scale:.2g}"
+    return f"{text} ± {spread}"
 
 
 def summary_table(ds, over: str = SEED_DIM) -> str:

@@ -1,0 +1,325 @@
+"""``labtrain sweep``: specification, Dask execution (local cluster, scheduler address), bookkeeping,
+kill-and-resume, summary, SLURM job script.  Members are 15-epoch XOR runs of a 6-oscillator XY network
+(~0.07 s per epoch), so every sweep here takes seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from cli_helpers import cli
+
+from labtrain.overrides import flatten, merge, nest
+from labtrain.schema import show
+from labtrain.training.store import RunStore, read_summary
+from labtrain.training.sweep import (SweepError, jobqueue_cluster, load_sweep, member_run_file, prepare_folder,
+                                     read_manifest, run_sweep)
+from labtrain.training.sweep_summary import summary_dataset, summary_table
+
+pytest.importorskip("distributed")
+
+ROOT = Path(__file__).resolve().parents[1]
+XY = ROOT / "examples" / "xor_xy_all_to_all.toml"
+REGRESSION = ROOT / "examples" / "regression_analytic.toml"
+TIMING = ("wall_s", "step_time_s", "run_file")
+
+SWEEP = f"""
+[sweep]
+name = "xyt"
+experiment = "{XY}"
+workers = 2
+
+[sweep.set]
+run.epochs = 15
+run.eval_every = 5
+
+[sweep.axes]
+learning.learning_rate = [0.02, 0.04]
+"run.seed" = "0:2"
+
+[sweep.slurm]
+queue = "short"
+account = "lab"
+walltime = "02:00:00"
+memory = "3GB"
+job_script_prologue = ["source /opt/labtrain/.venv/bin/activate"]
+scheduler_interface = "lo"
+"""
+
+
+def sweep_file(tmp_path: Path, text: str = SWEEP, name: str = "sweep.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def assert_same_results(a, b) -> None:
+    """Two summaries with the same members and bit-identical numbers (timings and file names aside)."""
+    assert a.sizes == b.sizes
+    for name in a.data_vars:
+        if name in TIMING:
+            continue
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    for name in a.coords:
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    """The test sweep file run on a local cluster of 2 worker processes: (sweep file, folder, summary)."""
+    tmp = tmp_path_factory.mktemp("local")
+    spec = load_sweep(sweep_file(tmp))
+    folder, _ = prepare_folder(spec, tmp / "sweep")
+    report = run_sweep(folder, cluster="local", workers=2, quiet=True)
+    assert report.ok, report.counts
+    return sweep_file(tmp), folder, summary_dataset(folder)
+
+
+# ------------------------------------------------------------------ specification
+def test_axes_product_zip_and_command_line(tmp_path):
+    spec = load_sweep(sweep_file(tmp_path))
+    assert spec.shape == (2, 2) and [a.name for a in spec.axes] == ["learning_rate", "seed"]
+    members = spec.members()
+    assert [m.name for m in members] == ["xyt-m000", "xyt-m001", "xyt-m002", "xyt-m003"]
+    assert members[1].values == {"learning.learning_rate": 0.02, "run.seed": 1}
+    assert members[2].overrides == {"run": {"epochs": 15, "eval_every": 5, "seed": 0},
+                                    "learning": {"learning_rate": 0.04}, "experiment": {"name": "xyt-m002"}}
+    # the command line replaces a file axis, adds one, and zips two
+    spec = load_sweep(sweep_file(tmp_path), {"learning.learning_rate": [0.01, 0.02, 0.03],
+                                             "learning.beta": [0.05, 0.1, 0.2]},
+                      [["learning.learning_rate", "learning.beta"]])
+    assert spec.shape == (3, 2) and spec.axes[0].keys == ("learning.learning_rate", "learning.beta")
+    assert spec.members()[2].values == {"learning.learning_rate": 0.02, "learning.beta": 0.1, "run.seed": 0}
+    # one value on the command line is the same for every member, not a dimension
+    spec = load_sweep(XY, {"run.seed": [0, 1, 2], "run.epochs": [2]})
+    assert spec.shape == (3,) and spec.fixed == {"run": {"epochs": 2}} and spec.name == "xor_xy_all_to_all"
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (("learning.learning_rate = [0.02, 0.04]", "learning.learning_rat = [0.02, 0.04]"),
+     "axis learning.learning_rat: unknown key [learning] learning_rat (did you mean 'learning_rate'?)"),
+    (("learning.learning_rate = [0.02, 0.04]", "learning.learning_rate = [0.02, -1.0]"),
+     "axis [learning] learning_rate = -1.0: out of range"),
+    (("learning.learning_rate = [0.02, 0.04]", "learning.learning_rate = 0.02"),
+     "[sweep.axes] learning.learning_rate = 0.02: an axis needs a non-empty list"),
+    (("workers = 2", "worker = 2"), "[sweep] unknown key 'worker' (did you mean 'workers'?)"),
+    (("workers = 2", "zip = [[\"learning.learning_rate\", \"run.seed\", \"learning.beta\"]]"),
+     "zip names learning.beta, which is not a swept key"),
+    (("queue = \"short\"", "queues = \"short\""), "[sweep.slurm]: unknown key 'queues' (did you mean 'queue'?)"),
+    (("run.eval_every = 5", "run.eval_every = 5\ntask.name = \"mnist\""), "member xyt-m000"),
+])
+def test_bad_sweep_files_are_one_line_errors(edit, needle, tmp_path, capsys):
+    path = sweep_file(tmp_path, SWEEP.replace(*edit))
+    code, out, err = cli(["sweep", path, "--out", tmp_path / "out"], capsys)
+    assert code == 2, (out, err)
+    assert err.count("\n") == 1 and "Traceback" not in err and str(path) in err and needle in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_zipped_keys_need_as_many_values(tmp_path):
+    with pytest.raises(SweepError, match="zipped keys need as many values each: run.seed has 2, learning.beta has 3"):
+        load_sweep(sweep_file(tmp_path), {"learning.beta": [0.05, 0.1, 0.2]}, [["run.seed", "learning.beta"]])
+
+
+def test_dry_run_lists_members_and_creates_nothing(tmp_path, capsys):
+    code, out, err = cli(["sweep", XY, "--set", "run.seed=0:3", "--set", "learning.rule=xy_ep",
+                          "--dry-run", "--out", tmp_path / "out"], capsys)
+    assert code == 0, err
+    assert "3 members" in out and "xor_xy_all_to_all-m002  run.seed=2" in out and "learning.rule='xy_ep'" in out
+    assert not (tmp_path / "out").exists()
+
+
+def test_parallel_hardware_sweep_and_missing_dask_are_refused_before_anything_is_made(tmp_path, capsys,
+                                                                                     monkeypatch):
+    code, _, err = cli(["sweep", REGRESSION, "--set", "backend.kind=ideal,hardware", "--out", tmp_path / "a"],
+                       capsys)
+    assert code == 2 and "--cluster serial" in err and "member regression_analytic-m001" in err, err
+    assert not (tmp_path / "a").exists()
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    code, _, err = cli(["sweep", REGRESSION, "--set", "run.seed=0:2", "--out", tmp_path / "b"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "pip install 'labtrain[sweep]'" in err, err
+    assert not (tmp_path / "b").exists()
+
+
+# ------------------------------------------------------------------ execution and results
+def test_local_sweep_equals_its_members_run_one_by_one(local_sweep, tmp_path, capsys):
+    _, folder, ds = local_sweep
+    manifest = read_manifest(folder)
+    assert [m["status"] for m in manifest["members"]] == ["completed"] * 4
+    for member in manifest["members"]:
+        path = folder / member["run_file"]
+        assert path.parent == folder / "runs" and path.name.startswith(member["name"] + "-")
+        with h5py.File(path, "r") as h5:  # every swept key as a flat attribute
+            assert h5.attrs["sweep"] == "xyt" and h5.attrs["sweep_member"] == member["index"]
+            for key, value in member["values"].items():
+                assert h5.attrs[key] == value
+        sets = flatten(merge(nest({"run.epochs": 15, "run.eval_every": 5}), nest(member["values"])))
+        argv = ["run", XY, "--out", tmp_path / member["name"], "-q"]
+        for key, value in sets.items():
+            argv += ["--set", f"{key}={show(value)}"]
+        code, _, err = cli(argv, capsys)
+        assert code == 0, err
+        (alone,) = (tmp_path / member["name"]).glob("*.h5")
+        with RunStore.open(path) as a, RunStore.open(alone) as b:
+            np.testing.assert_array_equal(a.table("steps")["loss"], b.table("steps")["loss"])
+            for col in ("step", "train_loss", "test_loss", "train_accuracy", "test_accuracy"):
+                np.testing.assert_array_equal(a.table("eval")[col], b.table("eval")[col])
+            np.testing.assert_array_equal(a.parameters("final"), b.parameters("final"))
+    # the seeds differ, so the members do
+    assert ds["final_train_loss"].isel(learning_rate=0, seed=0) != ds["final_train_loss"].isel(learning_rate=0, seed=1)
+
+
+def test_summary_dataset_netcdf_and_table(local_sweep, capsys):
+    import xarray as xr
+
+    _, folder, ds = local_sweep
+    assert dict(ds.sizes) == {"learning_rate": 2, "seed": 2, "eval": 4, "step": 15}
+    assert list(ds["learning_rate"].values) == [0.02, 0.04] and ds["seed"].attrs["key"] == "run.seed"
+    member = read_manifest(folder)["members"][3]
+    summary = read_summary(folder / member["run_file"])
+    assert float(ds["final_test_loss"].isel(learning_rate=1, seed=1)) == summary["test_loss"]
+    curve = ds["curve_train_loss"].isel(learning_rate=1, seed=1).values
+    assert float(ds["best_train_loss"].isel(learning_rate=1, seed=1)) == np.nanmin(curve[1:])
+    code, out, err = cli(["sweep", "--summary", folder], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("| learning_rate | runs |") and len(lines) == 4
+    assert lines[2].startswith("| 0.02 | 2/2 |") and " ± " in lines[2]
+    with xr.open_dataset(folder / "summary.nc", engine="h5netcdf") as back:
+        assert_same_results(back.load(), ds)
+        assert back.attrs["swept_keys"] == "learning.learning_rate run.seed"
+    code, out, _ = cli(["sweep", "--summary", folder, "--json"], capsys)
+    members = json.loads(out)
+    assert code == 0 and [m["summary"]["status"] for m in members] == ["completed"] * 4
+    assert summary_table(ds).splitlines()[0] == lines[0]
+
+
+def test_same_sweep_file_on_a_scheduler_address(local_sweep, tmp_path, capsys):
+    """`dask scheduler` and two `dask worker` processes on 127.0.0.1 (random ports), shut down afterwards."""
+    from distributed import Client
+
+    path, _, ds = local_sweep
+    info = tmp_path / "scheduler.json"
+    env = os.environ | {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    dask = [sys.executable, "-m", "dask"]
+    procs = [subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                      "--scheduler-file", str(info)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)]
+    try:
+        for i in range(2):
+            procs.append(subprocess.Popen(dask + ["worker", "--scheduler-file", str(info), "--nthreads", "1",
+                                                  "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1",
+                                                  "--name", f"w{i}"], env=env, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 60
+        while not info.exists() and time.monotonic() < deadline:
+            assert procs[0].poll() is None
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        code, out, err = cli(["sweep", path, "--cluster", address, "--out", tmp_path / "sweep", "-q"], capsys)
+        assert code == 0, err
+        assert_same_results(summary_dataset(tmp_path / "sweep"), ds)
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_killed_driver_resumes_without_rerunning_finished_members(local_sweep, tmp_path, capsys):
+    path, _, reference = local_sweep
+    folder = tmp_path / "sweep"
+    proc = subprocess.Popen([sys.executable, "-m", "labtrain", "sweep", str(path), "--workers", "2", "--out",
+                             str(folder), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, ready = time.monotonic() + 120, False
+    while not ready and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        runs = sorted((folder / "runs").glob("*.h5")) if (folder / "runs").exists() else []
+        states = [read_summary(p) for p in runs]
+        done = [s for s in states if s["status"] == "completed"]
+        midway = [s for s in states if s["status"] != "completed" and s["steps_done"] >= 2]
+        ready = bool(done and midway)
+        time.sleep(0.01)
+    assert ready, "no member finished while another was half-way"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    finished = {Path(s["path"]).name: (Path(s["path"]).stat().st_mtime_ns, Path(s["path"]).stat().st_size)
+                for s in done}
+    manifest = read_manifest(folder)
+    assert manifest["driver"] is not None  # killed before it could sign off
+    code, out, err = cli(["sweep", "--resume", folder, "--workers", "2", "-q"], capsys)
+    assert code == 0, err
+    manifest = read_manifest(folder)
+    assert [m["status"] for m in manifest["members"]] == ["completed"] * 4 and manifest["driver"] is None
+    for member in manifest["members"]:
+        run_file = folder / member["run_file"]
+        if run_file.name in finished:  # not run again
+            assert (run_file.stat().st_mtime_ns, run_file.stat().st_size) == finished[run_file.name]
+        assert member_run_file(folder / "runs", member["name"]) == run_file  # one file per member
+    resumed = [m for m in manifest["members"] if m["resumed_from"]]
+    assert resumed and all(0 < m["resumed_from"] < 15 for m in resumed)
+    assert_same_results(summary_dataset(folder), reference)
+
+
+def test_a_failing_member_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
+    code, out, err = cli(["sweep", REGRESSION, "--set", "task.name=linear_regression,mnist", "--set",
+                          "task.mnist_path=no-such-folder", "--set", "run.epochs=1", "--cluster", "serial",
+                          "--out", tmp_path / "sweep"], capsys)
+    assert code == 1, err
+    members = read_manifest(tmp_path / "sweep")["members"]
+    assert [m["status"] for m in members] == ["completed", "failed"]
+    assert "no-such-folder" in members[1]["message"] and "\n" not in members[1]["message"]
+    assert "regression_analytic-m001: failed" in err and "labtrain sweep --resume" in err
+    assert "| linear_regression | 1/1 |" in out and "| mnist | 0/1 |" in out
+
+
+def test_a_sweep_folder_is_not_reused_and_runs_lists_the_members(local_sweep, capsys):
+    path, folder, _ = local_sweep
+    code, _, err = cli(["sweep", path, "--out", folder], capsys)
+    assert code == 2 and f"labtrain sweep --resume {folder}" in err
+    code, out, _ = cli(["runs", folder], capsys)
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("xyt-m003"))
+    assert "learning.learning_rate=0.04 run.epochs=15 run.eval_every=5 run.seed=1" in row
+    assert "run.out_dir" not in row and "experiment.name" not in row
+
+
+def test_slurm_and_pbs_job_scripts_render_from_the_sweep_file(tmp_path):
+    spec = load_sweep(sweep_file(tmp_path))
+    cluster = jobqueue_cluster("slurm", spec.jobqueue["slurm"], tmp_path)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    for line in ("#SBATCH -p short", "#SBATCH -A lab", "#SBATCH -t 02:00:00", "#SBATCH --mem=3G",
+                 "#SBATCH --cpus-per-task=1", "export OMP_NUM_THREADS=1",
+                 "source /opt/labtrain/.venv/bin/activate", f"#SBATCH -o {tmp_path}/logs/"):
+        assert line in script, script
+    assert "--nthreads 1" in script and "tcp://127.0.0.1:" in script
+    cluster = jobqueue_cluster("pbs", {"queue": "short", "walltime": "01:00:00", "scheduler_interface": "lo"})
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#PBS -q short" in script and "#PBS -l walltime=01:00:00" in script and "--nthreads 1" in script
+
+
+def test_labtrain_does_not_import_dask():
+    code = ("import sys, labtrain, labtrain.cli; labtrain.cli.build_parser(); "
+            "assert 'dask' not in sys.modules and 'distributed' not in sys.modules, 'dask imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
