@@ -131,14 +131,19 @@ from labtrain.protocols.frequency_propagation import FrequencyPropagation
 from labtrain.protocols.gep import EquilibriumPropagation
 from labtrain.instruments.safety import SafeDAQ, SafePotArray, SafetyConfig
 from labtrain.kinds.resistor.model import LinearResistorNetwork
-from labtrain.kinds.nonlinear.model import xor_diode_network
+from labtrain.kinds.nonlinear.bench import NonlinearBenchChip
+from labtrain.kinds.nonlinear.hardware import nonlinear_safety_config
+from labtrain.kinds.nonlinear.model import NonlinearResistorNetwork, xor_diode_network
+from labtrain.kinds.nonlinear.twin import build_nonlinear_twin
+from labtrain.kinds.nonlinear.wiring import default_nonlinear_wiring
+from labtrain.protocols.analytic import AnalyticGradient
 from labtrain.kinds.resistor.twin import build_resistor_twin
 from labtrain.training.tasks import make_task
 from labtrain.kinds.resistor.wiring import default_wiring
 from labtrain.kinds.resistor.problems import random_linear_problem
 
 RATE_HZ = 10_000.0
-SECTIONS = ("linear_ideal", "linear_noise", "linear_twin", "diode_gamma", "timings")
+SECTIONS = ("linear_ideal", "linear_noise", "linear_twin", "diode_gamma", "timings", "diode_twin")
 
 
 def linear_problem(seed: int = 0, batch: int = 5):
@@ -262,6 +267,70 @@ def diode_gamma(gammas, noise_seeds: int) -> list[dict]:
     return rows
 
 
+def diode_twin_chip(net, edges, params, *, gamma: float, diode_tolerance: float = 0.0, temperature_k: float = 0.0,
+                    noise_white_v: float = 0.0, adc_bits: int | None = None, dac_bits: int | None = None,
+                    rate_hz: float = 2000.0):
+    """The diode network on the nonlinear bench twin: the example's bench (2 kS/s, +-2 V, 1000 V/s, nominal pots,
+    output series resistor 1 / gamma), parts varied by ``diode_tolerance`` / ``temperature_k`` (seed 0)."""
+    wiring = default_nonlinear_wiring(net, edges, output_series_ohm=1.0 / gamma)
+    twin = build_nonlinear_twin(net, edges, wiring, seed=0, diode_tolerance=diode_tolerance,
+                                temperature_k=temperature_k, pot_options={"tolerance": 0.0},
+                                daq_options={"noise_white_v": noise_white_v, "adc_bits": adc_bits,
+                                             "dac_bits": dac_bits, "ai_range_v": (-10.0, 10.0)})
+    cfg = nonlinear_safety_config({"max_abs_v": 2.0, "max_slew_v_per_s": 1000.0}, wiring, edges, rate_hz)
+    chip = NonlinearBenchChip(net, edges, wiring, SafeDAQ(twin.daq, cfg, register=False),
+                              SafePotArray(twin.pots, cfg, register=False), AcquisitionSettings(rate_hz=rate_hz),
+                              params, backend="twin")
+    return chip, twin
+
+
+def diode_twin(noise_seeds: int) -> list[dict]:
+    """FP (DC activation, the example's 80 Hz tone in 50 ms at 2 kS/s) on the diode network's bench twin, against
+    the nominal model's exact gradient (what the chip believes) and the physical one (adjoint of the twin's true
+    parts); the analytic rule (measured outputs + nominal model) against the physical gradient for contrast."""
+    net, edges = xor_diode_network(4)
+    task = make_task("xor", complementary_inputs=True, bias_inputs_v=[1.0])
+    x, t = task.x_train, task.t_train
+    nominal = NonlinearResistorNetwork(net, edges)
+    rng = np.random.default_rng(0)
+    params = np.exp(rng.uniform(np.log(nominal.lower), np.log(nominal.upper)))
+    parts = (("nominal parts", 0.0, 0.0), ("diodes +-5 %", 0.05, 0.0), ("diodes +-10 %", 0.1, 0.0),
+             ("310 K (model: 300 K)", 0.0, 310.0))
+    twins = (("noise-free", {}, 1e-6, 1),
+             ("default noise", {"noise_white_v": 1e-4, "adc_bits": 16, "dac_bits": 16}, 1e-6, noise_seeds),
+             ("default noise", {"noise_white_v": 1e-4, "adc_bits": 16, "dac_bits": 16}, 1e-5, noise_seeds))
+    rows = []
+    for label, daq, gamma, seeds in twins:
+        for name, tolerance, temperature in parts:
+            chip, twin = diode_twin_chip(net, edges, params, gamma=gamma, diode_tolerance=tolerance,
+                                         temperature_k=temperature, **daq)
+            try:
+                believed = chip.reference_gradient(x, t)
+                physical = NonlinearResistorNetwork(net, twin.circuit.edges, chip.get_parameters()).exact_gradient(x, t)
+                fits = {"nominal": [], "physical": [], "analytic": []}
+                wall, simulated = [], []
+                for seed in range(seeds):
+                    chip.reseed([seed, 9])
+                    t0, s0 = time.perf_counter(), chip.acquired_time_s
+                    est = FrequencyPropagation(gamma, activation_hz=0.0, settle_s=0.0).estimate(chip, x, t).gradient
+                    wall.append(time.perf_counter() - t0)
+                    simulated.append(chip.acquired_time_s - s0)
+                    fits["nominal"].append(compare_gradients(est, believed))
+                    fits["physical"].append(compare_gradients(est, physical))
+                    fits["analytic"].append(compare_gradients(AnalyticGradient().estimate(chip, x, t).gradient,
+                                                              physical))
+            finally:
+                chip.close()
+            row = {"twin": label, "parts": name, "gamma_a_per_v": gamma, "output_series_ohm": 1.0 / gamma,
+                   "seeds": seeds, "fp_ms": 1e3 * float(np.median(wall)), "simulated_s": float(np.median(simulated)),
+                   "believed_vs_physical": compare_gradients(believed, physical).cosine}
+            for key, fs in fits.items():
+                row[key] = {"cosine": float(np.mean([f.cosine for f in fs])),
+                            "rel_err": float(np.sqrt(np.mean([f.relative_error ** 2 for f in fs])))}
+            rows.append(row)
+    return rows
+
+
 def _median_time(fn, repeats: int) -> float:
     fn()  # warm-up (factorisations, caches)
     times = []
@@ -324,6 +393,16 @@ def report(res: dict) -> str:
               "| network | backend | FP (ms) | EP (ms) | FP / EP |", "|---|---|---|---|---|"]
     for r in res["timings"]:
         lines.append(f"| {r['network']} | {r['backend']} | {r['fp_ms']:.1f} | {r['ep_ms']:.2f} | {r['ratio']:.0f} |")
+    lines += ["", "## 6. diode network on the bench twin (FP, DC activation, XOR batch 4)", "",
+              "| twin | parts | gamma (A/V) | R_series | FP vs nominal model: cosine, rel. err | FP vs physical: "
+              "cosine, rel. err | analytic vs physical: cosine | nominal vs physical: cosine | FP (ms) | "
+              "bench time (s) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in res["diode_twin"]:
+        n, p, a = r["nominal"], r["physical"], r["analytic"]
+        lines.append(f"| {r['twin']} | {r['parts']} | {r['gamma_a_per_v']:.0e} | {r['output_series_ohm']:.0e} | "
+                     f"{n['cosine']:.5f}, {n['rel_err']:.1e} | {p['cosine']:.7f}, {p['rel_err']:.1e} | "
+                     f"{a['cosine']:.5f} | {r['believed_vs_physical']:.5f} | {r['fp_ms']:.0f} | "
+                     f"{r['simulated_s']:.2f} |")
     return "\n".join(lines)
 
 
@@ -343,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     res = {}
     for name, fn in (("linear_ideal", linear_ideal), ("linear_noise", lambda: linear_noise(windows, seeds)),
                      ("linear_twin", linear_twin), ("diode_gamma", lambda: diode_gamma(gammas, seeds)),
-                     ("timings", lambda: timings(repeats))):
+                     ("timings", lambda: timings(repeats)), ("diode_twin", lambda: diode_twin(seeds))):
         if name not in args.sections:
             continue
         t0 = time.perf_counter()

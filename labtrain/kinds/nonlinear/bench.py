@@ -236,7 +236,7 @@ class NonlinearBenchChip(NetworkChip):
         if np.any(bad):
             k = int(np.flatnonzero(bad)[0])
             what = "conductances must be finite and > 0" if k < n_g else "gate voltages must be finite"
-            raise ValueError(f"set_parameters: {labels[k]} is {values[k]!r}; {what} (allowed range "
+            raise ValueError(f"set_parameters: {labels[k]} is {float(values[k])!r}; {what} (allowed range "
                              f"[{self._spec.lower[k]:.6g}, {self._spec.upper[k]:.6g}] {'S' if k < n_g else 'V'} "
                              f"after clipping); nothing was written")
         if n_g:
@@ -263,6 +263,7 @@ class NonlinearBenchChip(NetworkChip):
         else:
             request = self._device_taps.copy()
         request[self._channels] = taps
+        self._pots_dirty = True   # until the pots confirm: a write that fails may or may not have reached them
         took = np.asarray(self._call("set pot taps", self.pots.set_taps, request), np.int64)
         self._device_taps = took.copy()
         self._taps = took[self._channels]

@@ -16,14 +16,18 @@ from labtrain.protocols.analytic import AnalyticGradient
 from labtrain.schema import ConfigError
 
 _TOPOLOGIES = ("layered", "lattice", "all_to_all", "random", "edge_list")
-#: ``[wiring] output_series_ohm`` of ``fp`` on a bench when the file gives none: a Norton current source
-#: (much more than the network's output resistance, kilo-ohms) whose AO swing ``gamma * error * R`` stays
-#: well above the DAC step (10 mV per 0.01 V of error at gamma = 1e-6 A/V); the shared default (10 ohm) is a
-#: voltage clamp, which would replace the error current by whatever the DAC's rounding drives through 10 ohm
-FP_OUTPUT_SERIES_OHM = 1e6
 
 
 def check(s: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], source: str) -> None:
+    """Cross-checks of a nonlinear-network experiment.
+
+    ``fp``: DC activation only (AC activation is refused, it is biased on a nonlinear network).  On a bench
+    (twin/hardware) without ``[wiring] output_series_ohm`` the error current goes through ``1 / gamma_a_per_v``
+    ohms: a Norton source whose output AO swings 1 V per volt of output error (1 MOhm at gamma = 1e-6 A/V, far
+    above the network's output resistance of kilo-ohms; 10 mV per 0.01 V of error, far above the DAC step).  The
+    shared default, 10 ohm, is a voltage clamp: the DAC's rounding of ``v_free`` would drive more current through
+    it than the error current itself.
+    """
     c, learning, backend = s["chip"], s["learning"], s["backend"]
     if c["gate_min_v"] > c["gate_max_v"]:
         raise ConfigError(f"{source}: [chip] gate_min_v = {c['gate_min_v']!r} is above gate_max_v = "
@@ -36,7 +40,7 @@ def check(s: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], source
                               "(biased, with harmonics); use fp_activation = 'dc' (inputs held, error as a small "
                               "tone)")
         if backend["kind"] != "ideal" and "output_series_ohm" not in given.get("wiring", {}):
-            s["wiring"]["output_series_ohm"] = FP_OUTPUT_SERIES_OHM
+            s["wiring"]["output_series_ohm"] = 1.0 / learning["gamma_a_per_v"]
         if learning["fp_mode"] == "frequency_domain":
             raise ConfigError(f"{source}: [learning] fp_mode = 'frequency_domain' is a model shortcut for ideal "
                               f"linear resistor networks (this is nonlinear_resistor on {s['backend']['kind']}); "
