@@ -408,3 +408,13 @@ def test_dnpu_on_a_usb6363_lacks_electrode_channels(ni):
         build_dnpu_hardware("Dev1")
     assert info.value.section == "wiring"
     assert not [c for c in ni.log if c[0] in ("write_one", "write_many", "start")]
+
+
+def test_driver_reference_is_generated_from_the_specs():
+    from labtrain.instruments.drivers import drivers_markdown
+
+    text = drivers_markdown()
+    for name in ("nidaq", "sr830", "sr860", "potbridge", "ad5293_ftdi"):
+        assert f"### `{name}` (" in text
+    assert "| `output_interface` | str | `'auto'` | one of auto, rs232, gpib, none |" in text
+    assert "| `n_taps` | int | (bench) | int in [2, 1000000] |" in text and "\n\n\n" not in text

@@ -48,7 +48,8 @@ from typing import Any, Callable, Mapping
 
 from labtrain.schema import ConfigError, Field, check_value, show, suggest
 
-__all__ = ["DriverSpec", "PORT_KINDS", "BENCH_KEYS", "load_driver", "default_channels", "DriverError"]
+__all__ = ["DriverSpec", "PORT_KINDS", "BENCH_KEYS", "load_driver", "default_channels", "DriverError",
+           "drivers_markdown"]
 
 #: the ports a bench is made of, in the order they are opened
 PORT_KINDS = ("daq", "pots", "lockin")
@@ -212,3 +213,27 @@ def load_driver(name: str) -> DriverSpec:
         raise DriverError(f"{group} entry {name!r} is a {type(spec).__name__}, not a "
                           f"labtrain.instruments.drivers.DriverSpec")
     return spec
+
+
+def drivers_markdown() -> str:
+    """The reference of every loadable driver and its options, as Markdown (for docs/experiment-file.md)."""
+    from labtrain import registry
+    from labtrain.schema import show
+
+    lines = ["## [instruments.<name>]", "",
+             "`driver` (a name below), `resource` (string), `options` (table). The role is the driver's port.", ""]
+    for name in registry.names("labtrain.drivers"):
+        try:
+            spec = load_driver(name)
+        except DriverError:
+            continue
+        lines += [f"### `{name}` ({spec.port})", "", spec.description + ".",
+                  f"Resource: {spec.resource_doc}." if spec.resource_doc else "",
+                  f"Install: `{spec.install_hint}`." if spec.install_hint else "", ""]
+        if spec.options:
+            lines += ["| option | type | default | allowed | meaning |", "|---|---|---|---|---|"]
+            for key, f in spec.options.items():
+                default = "(bench)" if f.default is None else f"`{show(f.default)}`"
+                lines.append(f"| `{key}` | {f.kind} | {default} | {f.allowed()} | {f.doc} |")
+            lines.append("")
+    return "\n".join(line for i, line in enumerate(lines) if line or (i and lines[i - 1])) + "\n"
