@@ -260,7 +260,10 @@ def _label(ds, dim: str, i: int) -> str:
     for name, coord in ds.coords.items():
         if coord.dims == (dim,):
             value = coord.values[i]
-            parts.append(f"{value:g}" if isinstance(value, (float, np.floating)) else str(value))
+            if isinstance(value, (bool, np.bool_)):
+                parts.append(show(bool(value)))
+            else:
+                parts.append(f"{value:g}" if isinstance(value, (float, np.floating)) else str(value))
     return " / ".join(parts) if parts else str(i)
 
 

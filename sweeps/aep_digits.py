@@ -1,0 +1,84 @@
+"""Table of the AEP digits sweep (sweeps/aep_digits.toml): test accuracy after the first and the last
+epoch by network and rule, mean ± sample std (min–max) over seeds -- the table of
+benchmarks/aep_digits_study.py, read from the sweep summary (no run is repeated).
+
+Usage::
+
+    labtrain sweep sweeps/aep_digits.toml --out runs/aep_digits && python sweeps/aep_digits.py runs/aep_digits
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from labtrain.training.sweep_summary import summary_dataset
+
+RULE_LABEL = {"aep": "AEP", "dyadic_ep": "dyadic EP", "plain_ep": "EP", "vf_ep": "VF"}
+
+
+def network_label(backward: bool, weight_init: str) -> str:
+    """feedforward (no W_b), symmetric (W_b = W_f^T at the start) or asymmetric (independent W_b)."""
+    return "feedforward" if not backward else str(weight_init)
+
+
+def spread(values: np.ndarray, percent: bool = True) -> str:
+    """``mean ± std (min–max)`` of the finite values (percent: x 100)."""
+    v = np.asarray(values, float).ravel()
+    v = v[np.isfinite(v)] * (100 if percent else 1)
+    if len(v) == 0:
+        return "-"
+    if len(v) == 1:
+        return f"{v[0]:.1f}"
+    return f"{v.mean():.1f} ± {v.std(ddof=1):.1f} ({v.min():.1f}–{v.max():.1f})"
+
+
+def after_first_epoch(ds) -> np.ndarray:
+    """Test accuracy at the first evaluation after training started (the end of epoch 1)."""
+    steps = ds["eval_step"].values
+    acc = ds["curve_test_accuracy"].values
+    trained = np.where(steps >= 0, 1, 0)
+    first = np.argmax(trained, axis=-1)
+    return np.take_along_axis(acc, first[..., None], axis=-1)[..., 0]
+
+
+def table(ds) -> str:
+    epochs = int(np.nanmax(ds["curve_test_accuracy"].notnull().sum("eval").values)) - 1
+    first = after_first_epoch(ds)
+    lines = [f"| network | rule | test acc. after 1 epoch (%) | test acc. after {epochs} epochs (%) | "
+             "train acc. (%) | train loss | s / step |", "|---|---|---|---|---|---|---|"]
+    done = ds["status"].values == "completed"
+    net_dim, rule_dim = ds["status"].dims[0], ds["status"].dims[1]
+    for i in range(ds.sizes[net_dim]):
+        for j in range(ds.sizes[rule_dim]):
+            at = (i, j)
+            ok = done[at]
+            sub = ds.isel({net_dim: i, rule_dim: j})
+            pick = lambda name: np.where(ok, sub[name].values, np.nan)  # noqa: E731
+            net = network_label(bool(ds["backward"].values[i]), str(ds["weight_init"].values[i]))
+            rule = RULE_LABEL.get(str(ds["rule"].values[j]), str(ds["rule"].values[j]))
+            loss = np.nanmean(pick("final_train_loss")) if ok.any() else np.nan
+            step = np.nanmean(pick("step_time_s")) if ok.any() else np.nan
+            lines.append(f"| {net} | {rule} | {spread(np.where(ok, first[at], np.nan))} | "
+                         f"{spread(pick('final_test_accuracy'))} | {spread(pick('final_train_accuracy'))} | "
+                         f"{loss:.4f} | {step:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="the sweep folder of sweeps/aep_digits.toml")
+    args = parser.parse_args(argv)
+    ds = summary_dataset(args.folder)
+    print(ds.attrs.get("description", ""))
+    print()
+    print(table(ds))
+    print("\nTest accuracy: mean ± sample std (min–max) over seeds.  s / step: mean time of a training step "
+          "(estimator + optimiser; evaluation excluded).")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
