@@ -5,6 +5,7 @@ opened from them and checked against the wiring before any voltage -- with the l
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 import types
 
 import pytest
@@ -19,6 +20,7 @@ from labtrain.instruments.drivers import DriverSpec, load_driver
 from labtrain.schema import ConfigError, Field
 
 SRC = "bench.toml"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -418,3 +420,29 @@ def test_driver_reference_is_generated_from_the_specs():
         assert f"### `{name}` (" in text
     assert "| `output_interface` | str | `'auto'` | one of auto, rs232, gpib, none |" in text
     assert "| `n_taps` | int | (bench) | int in [2, 1000000] |" in text and "\n\n\n" not in text
+
+
+def test_a_file_configured_bench_with_a_lockin_runs_on_the_twin(tmp_path, capsys):
+    """The DNPU example with a lock-in chosen in TOML: `--backend twin` simulates that bench (DAQ + SR830 routed
+    by relays) and trains with sequential HGE demodulated by the (simulated) lock-in."""
+    import h5py
+    import json
+
+    text = (ROOT / "examples" / "dnpu_xor_hge.toml").read_text()
+    text = text.replace('hge_mode = "parallel"', 'hge_mode = "sequential"')
+    text = text.replace("amplitudes_v = [0.03, 0.01, 0.01, 0.005, 0.005]", "amplitudes_v = [0.03, 0.01, 0.01, 0.01, 0.01]")
+    text += ('\n[instruments.daq]\ndriver = "nidaq"\nresource = "Dev1"\n'
+             '\n[instruments.lockin]\ndriver = "sr830"\nresource = "GPIB0::8::INSTR"\n')
+    f = write(tmp_path, text)
+    code, out, err = cli(["check", f, "--backend", "twin"], capsys)
+    assert code == 0, err
+    code, out, err = cli(["run", f, "--backend", "twin", "--epochs", "2", "--out", str(tmp_path / "runs"), "-q"],
+                         capsys)
+    assert code == 0, err
+    assert "status      completed" in out
+    (run_file,) = (tmp_path / "runs").glob("*.h5")
+    from labtrain.training.store import RunStore
+
+    with RunStore.open(run_file) as store:
+        snapshot = json.dumps(store.snapshot)
+    assert '"demodulator": "lockin"' in snapshot

@@ -36,6 +36,7 @@ from labtrain.chip.base import REFERENCE_GRADIENT
 from labtrain.kinds import GradcheckReport, source_of
 from labtrain.protocols.fidelity import compare_gradients
 from labtrain.kinds.ac_rules import hge_rule
+from labtrain.instruments.bench_file import BenchError, has_role
 from labtrain.kinds.dnpu.hardware import build_dnpu_hardware, build_dnpu_twin
 from labtrain.kinds.dnpu.chip import DNPUChip
 
@@ -126,19 +127,23 @@ def build_dnpu_chip(exp: Experiment, net: None, task: Task):
             return build_dnpu_hardware(b["daq_device"], layout, rate_hz=b["rate_hz"],
                                        settle_samples=b["settle_samples"], average_samples=b["average_samples"],
                                        max_slew_v_per_s=b["max_slew_v_per_s"], ai_max_abs_v=b["ai_max_abs_v"],
-                                       retries=b["retries"])
+                                       retries=b["retries"], instruments=exp["instruments"])
         model = dnpu_model(exp, layout)
+        lockin = has_role(exp["instruments"], "lockin")  # the file's bench has a lock-in: the twin simulates one
         if b["kind"] == "twin":
             chip = build_dnpu_twin(model, layout, rate_hz=b["rate_hz"], settle_samples=b["settle_samples"],
                                    average_samples=b["average_samples"], noise_white_v=b["twin_noise_white_v"],
                                    noise_1f_v=b["twin_noise_1f_v"], adc_bits=b["twin_adc_bits"],
                                    ai_max_abs_v=b["ai_max_abs_v"], rc_time_s=b["twin_rc_time_s"],
                                    max_slew_v_per_s=b["max_slew_v_per_s"], seed=seed, retries=b["retries"],
-                                   device=b["daq_device"])
+                                   device=b["daq_device"], lockin=lockin,
+                                   demodulator="lockin" if lockin else "software")
             chip.attach_reference_model(model)  # the twin's device, for gradient-fidelity checks
             return chip
         return DNPUChip(model, layout, read_noise_a=b["read_noise_a"], rate_hz=b["rate_hz"],
                         average_samples=b["average_samples"], seed=seed)
+    except BenchError as exc:
+        raise ConfigError(f"{src}: [{exc.section}] {exc}") from None
     except ImportError as exc:
         raise ConfigError(f"{src}: [backend] kind = {b['kind']!r} needs an optional driver: {exc} "
                           "(pip install 'labtrain[hardware]')") from None

@@ -37,6 +37,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from labtrain.kinds.dnpu.chip import DNPUControls
 from labtrain.kinds.dnpu.layout import DNPULayout
 from labtrain.kinds.dnpu.surrogate import SurrogateDNPU
 
@@ -166,14 +167,11 @@ def characterize(chip_or_bench: Any, *, duration_s: float, rate_hz: float | None
         One line, before anything is written: bad durations or rates, a chip
         that is not a DNPU, triangles faster than the safety layer's slew limit.
     """
-    layout = getattr(chip_or_bench, "layout", None)
-    if not isinstance(layout, DNPULayout):
-        raise ValueError(f"characterize needs a DNPU chip (with a layout), got {type(chip_or_bench).__name__}")
-    instrument = callable(getattr(chip_or_bench, "acquire_electrodes", None))
-    model = getattr(chip_or_bench, "model", None)
-    if not instrument and model is None:
-        raise ValueError(f"{type(chip_or_bench).__name__} has neither a DAQ path (acquire_electrodes) nor a model")
-    chip_rate = float(getattr(chip_or_bench, "rate_hz", rate_hz or 0.0))
+    if not isinstance(chip_or_bench, DNPUControls):
+        raise ValueError(f"characterize needs a DNPU chip, got {type(chip_or_bench).__name__}")
+    layout = chip_or_bench.layout
+    instrument = chip_or_bench.backend != "ideal"
+    chip_rate = float(chip_or_bench.rate_hz)
     rate = chip_rate if rate_hz is None else float(rate_hz)
     if not (np.isfinite(rate) and rate > 0):
         raise ValueError(f"rate_hz must be > 0, got {rate_hz!r}")
@@ -191,42 +189,30 @@ def characterize(chip_or_bench: Any, *, duration_s: float, rate_hz: float | None
         raise ValueError(f"triangle frequencies up to {freqs.max():.3g} Hz are not slow next to the {rate:g} Hz clock "
                          f"(keep them below rate / 20): lower base_hz")
     slew = 2.0 * (hi - lo) * freqs
-    if instrument:
-        step = np.asarray(chip_or_bench.max_step_v(), float) * rate
-        if np.any(slew > step * (1 - 1e-9)):
-            e = int(np.argmax(slew / step))
-            raise ValueError(f"electrode {layout.names[e]}: a triangle at {freqs[e]:.3g} Hz over "
-                             f"[{lo[e]}, {hi[e]}] V slews {slew[e]:.3g} V/s, above the safety limit "
-                             f"{step[e]:.3g} V/s: lower base_hz")
+    step = np.asarray(chip_or_bench.max_step_v(), float) * rate
+    if np.any(slew > step * (1 - 1e-9)):
+        e = int(np.argmax(slew / step))
+        raise ValueError(f"electrode {layout.names[e]}: a triangle at {freqs[e]:.3g} Hz over "
+                         f"[{lo[e]}, {hi[e]}] V slews {slew[e]:.3g} V/s, above the safety limit "
+                         f"{step[e]:.3g} V/s: lower base_hz")
     if seed is None:
         # start at 0 V, rising: 1 - |2u - 1| = -lo / (hi - lo) on the rising half
         phase = np.where((lo <= 0) & (hi >= 0), 0.5 * (-lo) / (hi - lo), 0.0)
     else:
         phase = np.random.default_rng([int(seed), 17]).uniform(0.0, 1.0, layout.n_electrodes)
-        reseed = getattr(chip_or_bench, "reseed", None)
-        if reseed is not None:
-            reseed([int(seed), 18])
+        chip_or_bench.reseed([int(seed), 18])
     chunk = max(2, int(round(chunk_s * rate)))
     electrode_v = np.empty((n, layout.n_electrodes))
     current = np.empty(n)
     t_start = time.perf_counter()
-    rng = getattr(chip_or_bench, "rng", None)
-    noise_a = float(getattr(chip_or_bench, "read_noise_a", 0.0) or 0.0)
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
         wave = triangle_waves(np.arange(a, b) / rate, lo, hi, freqs, phase)          # (n_el, m)
-        if instrument:
-            i = chip_or_bench.acquire_electrodes(wave)
-        else:
-            i = layout.clip(np.asarray(model.current_a(wave.T), float))
-            if noise_a and rng is not None:
-                i = i + rng.normal(0.0, noise_a, i.shape)
+        i = chip_or_bench.acquire_electrodes(wave)
         electrode_v[a:b] = wave.T
         current[a:b] = i
-    snap_fn = getattr(chip_or_bench, "snapshot", None)
-    source = snap_fn() if callable(snap_fn) else {"chip": type(chip_or_bench).__name__}
-    return CharacterizationData(electrode_v, current, layout, rate, freqs, phase,
-                                str(getattr(chip_or_bench, "backend", "ideal")), source,
+    source = chip_or_bench.snapshot()
+    return CharacterizationData(electrode_v, current, layout, rate, freqs, phase, chip_or_bench.backend, source,
                                 time.perf_counter() - t_start)
 
 

@@ -152,6 +152,14 @@ class DNPUControls:
     #: the device model behind the chip (ideal: its model; twin: the simulated device), for exact gradients
     reference_model: DNPUModel | None = None
 
+    def acquire_electrodes(self, electrode_v: np.ndarray) -> np.ndarray:
+        """Drive arbitrary electrode waveforms ``(n_electrodes, n_samples)``; the output current (A) per sample."""
+        raise NotImplementedError
+
+    def max_step_v(self) -> np.ndarray:
+        """Largest change per sample allowed on every electrode at ``rate_hz`` (inf: no limit)."""
+        return np.full(self.layout.n_electrodes, np.inf)
+
     def parameter_labels(self) -> list[str]:
         """The control electrodes' names (``e0``, ``e3``, ...)."""
         return [self.layout.names[k] for k in self.layout.control_electrodes]
@@ -287,6 +295,17 @@ class DNPUChip(DNPUControls, Chip):
     def reseed(self, seed: int | list[int]) -> None:
         """Reset the read-noise generator (the run loop does this per step, for exact resumes)."""
         self.rng = np.random.default_rng(seed)
+
+    def acquire_electrodes(self, electrode_v: np.ndarray) -> np.ndarray:
+        """The model's output current (A) for electrode waveforms ``(n_electrodes, n_samples)``, clipped by the
+        amplifier, plus read noise."""
+        wave = np.asarray(electrode_v, float)
+        if wave.ndim != 2 or wave.shape[0] != self.layout.n_electrodes:
+            raise ValueError(f"electrode_v must have shape ({self.layout.n_electrodes}, n_samples), got {wave.shape}")
+        current = self.layout.clip(np.asarray(self.model.current_a(wave.T), float))
+        if self.read_noise_a:
+            current = current + self.rng.normal(0.0, self.read_noise_a, current.shape)
+        return current
 
     # ----------------------------------------------------------- measuring
     def _check_inputs(self, inputs: np.ndarray) -> np.ndarray:

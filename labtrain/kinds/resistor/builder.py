@@ -9,6 +9,7 @@ import numpy as np
 
 from labtrain.chip.base import CapabilityError, Chip
 from labtrain.config import ConfigError, Experiment
+from labtrain.instruments.bench_file import BenchError
 from labtrain.instruments.ports import PortError
 from labtrain.kinds import GradcheckReport, source_of as _src
 from labtrain.kinds.ac_rules import fp_gradcheck_rows, fp_rule
@@ -40,7 +41,10 @@ def _build_instrument_chip(exp: Experiment, net: Network) -> Chip:
     """Twin or hardware chip; every failure becomes a one-line ConfigError naming the section."""
     b = exp["backend"]
     try:
-        return build_instrument_chip(b, exp["wiring"], net, initial_conductances(exp, net), exp["run"]["seed"])
+        return build_instrument_chip(b, exp["wiring"], net, initial_conductances(exp, net), exp["run"]["seed"],
+                                     instruments=exp["instruments"])
+    except BenchError as exc:
+        raise ConfigError(f"{_src(exp)}: [{exc.section}] {exc}") from None
     except BUILD_ERRORS as exc:
         section = "wiring" if type(exc).__name__ == "WiringError" else "backend"
         raise ConfigError(f"{_src(exp)}: [{section}] {exc}") from None
@@ -58,7 +62,9 @@ def check_bench(exp: Experiment, estimator: GradientEstimator, net: Network) -> 
     instrument's identity -- without applying any voltage or moving any pot.  Returns (identities, wiring)."""
     b = exp["backend"]
     try:
-        wiring = build_wiring(b, exp["wiring"], net)
+        wiring = build_wiring(b, exp["wiring"], net, exp["instruments"])
+    except BenchError as exc:
+        raise ConfigError(f"{_src(exp)}: [{exc.section}] {exc}") from None
     except WiringError as exc:
         raise ConfigError(f"{_src(exp)}: [wiring] {exc}") from None
     caps = InstrumentChip.capabilities_for(wiring.reads_every_node(net))
@@ -69,7 +75,9 @@ def check_bench(exp: Experiment, estimator: GradientEstimator, net: Network) -> 
                           f"chip capabilities {missing}, which the {b['kind']} chip does not have "
                           f"(it has {sorted(caps)})")
     try:
-        identities = identify_instruments(b, exp["wiring"], net)
+        identities = identify_instruments(b, exp["wiring"], net, exp["instruments"])
+    except BenchError as exc:
+        raise ConfigError(f"{_src(exp)}: [{exc.section}] {exc}") from None
     except ImportError as exc:
         raise ConfigError(f"{_src(exp)}: [backend] kind = {b['kind']!r} needs an optional driver: "
                           f"{_with_install_hint(exc)}") from None
