@@ -9,7 +9,7 @@ states ``s_beta`` and estimates
 with the local energy derivative ``dE/dg_e = 1/2 dv_e^2`` of a resistor
 network (``E`` = half the dissipated power).  Members differ in *how* they
 nudge, which fixes the order ``k`` at which the nudge perturbs the energy at
-the free equilibrium (ALGORITHMS.md section 4):
+the free equilibrium (docs/algorithms.md, section 4):
 
 * ``k = 1`` -- equilibrium propagation: a current ``beta (t - v_O)`` is
   injected at the outputs (``beta`` in siemens).  It descends the true loss;
@@ -20,9 +20,28 @@ the free equilibrium (ALGORITHMS.md section 4):
   weighted by the outputs' effective conductance matrix (parallel to the true
   gradient for a single output).
 
-The ``1/beta`` normalisation makes every member an O(1) gradient estimate, so
-one learning rate means the same thing across the family.
-"""
+Scale: dividing by the nudge strength does *not* put the members on one
+scale.  What each estimate is (``tests/test_gep_scale.py``):
+
+* EP: ``dC/dg`` itself, in V^2/S, times ``1 + O(beta / g)`` (one-sided; the
+  bias is ``(beta/2) mean_b (B^T u)^2``); centred EP is exact on a linear
+  network.
+* CL: ``Y_out dC/dg`` for one output, in V^2 -- the gradient times the
+  output's effective conductance to ground with the input sources at zero
+  (about 1e-4 S at the default 10 uS .. 1 mS conductances: the estimate is
+  ~1e-4 of EP's); for several outputs, the adjoint gradient driven by
+  ``Y (v_O - t)`` with ``Y`` the outputs' effective conductance matrix.
+
+So a learning rate is in each member's own units.  The SGD optimiser
+(:class:`~labtrain.training.optim.SGD`) steps in normalised coordinates,
+``dg = -lr span^2 * estimate`` (``span`` = each conductance's allowed range),
+so ``lr`` is in 1/V^2 for EP and in S/(V^2 S^2) = 1/(V^2 S) for CL; CL at
+``lr / Y_out`` takes EP's step at ``lr``.  Adam divides by the gradient's
+running RMS, which removes a constant scale only where the normalised
+gradient ``span * estimate`` is well above its ``eps`` (1e-8): CL's are
+~1e-9 .. 1e-5 at the default range, so pass a smaller ``eps`` (or rescale)
+for CL with Adam.
+""""""
 
 from __future__ import annotations
 
@@ -87,7 +106,14 @@ class GEPRule(GradientEstimator):
 
 
 class EquilibriumPropagation(GEPRule):
-    """EP (GEP order 1): inject ``beta_s * (t - v_O)`` amperes at the outputs."""
+    """EP (GEP order 1): inject ``beta_s * (t - v_O)`` amperes at the outputs.
+
+    The estimate is ``dC/dg`` (V^2/S) with a one-sided bias
+    ``(beta_s / 2) mean_b (B^T u)^2`` (relative size ~ ``beta_s / g``); centred
+    EP has none on a linear network.  With plain SGD at learning rate ``lr``
+    (1/V^2) the update is ``dg = -lr span^2 dC/dg``, ``span`` the allowed range
+    of each conductance (S).
+    """
 
     name = "ep"
     order = 1
@@ -104,8 +130,15 @@ class EquilibriumPropagation(GEPRule):
 class CoupledLearning(GEPRule):
     """Coupled learning (GEP order 2): clamp the outputs at ``v_O + eta (t - v_O)``.
 
-    With plain SGD at learning rate ``lr`` the update is
-    ``dg = (lr / 2 eta) [dv_F^2 - dv_C^2]``: Stern et al.'s rule with ``alpha = lr / 2``.
+    The estimate ``(1 / 2 eta) mean_b [dv_C^2 - dv_F^2]`` is not ``dC/dg``: it is
+    ``Y_out dC/dg + O(eta)`` for one output (V^2; ``Y_out`` = the output's
+    effective conductance with the input sources at zero, S), the adjoint
+    gradient driven by ``Y (v_O - t)`` for several (docs/algorithms.md, section 4).
+
+    With plain SGD at learning rate ``lr`` (1/(V^2 S)) the update is
+    ``dg = (lr span^2 / 2 eta) [dv_F^2 - dv_C^2]``, ``span`` the allowed range of
+    each conductance (S): Stern et al.'s rule with ``alpha = lr span^2 / 2``
+    (S/V^2).  EP's step at ``lr_ep`` is CL's at ``lr_ep / Y_out``.
     """
 
     name = "cl"
