@@ -35,13 +35,13 @@ scale.  What each estimate is (``tests/test_gep_scale.py``):
 So a learning rate is in each member's own units.  The SGD optimiser
 (:class:`~labtrain.training.optim.SGD`) steps in normalised coordinates,
 ``dg = -lr span^2 * estimate`` (``span`` = each conductance's allowed range),
-so ``lr`` is in 1/V^2 for EP and in S/(V^2 S^2) = 1/(V^2 S) for CL; CL at
+so ``lr`` is in 1/V^2 for EP and in 1/(V^2 S) for CL; CL at
 ``lr / Y_out`` takes EP's step at ``lr``.  Adam divides by the gradient's
 running RMS, which removes a constant scale only where the normalised
 gradient ``span * estimate`` is well above its ``eps`` (1e-8): CL's are
 ~1e-9 .. 1e-5 at the default range, so pass a smaller ``eps`` (or rescale)
 for CL with Adam.
-""""""
+"""
 
 from __future__ import annotations
 
