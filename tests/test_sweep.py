@@ -143,6 +143,14 @@ def test_parallel_hardware_sweep_and_missing_dask_are_refused_before_anything_is
                        capsys)
     assert code == 2 and "--cluster serial" in err and "member regression_analytic-m001" in err, err
     assert not (tmp_path / "a").exists()
+    code, _, err = cli(["sweep", REGRESSION, "--set", "run.seed=0:2", "--cluster", "bogus", "--out",
+                        tmp_path / "c"], capsys)
+    assert code == 2 and "--cluster bogus: expected one of local, serial, slurm, pbs or a scheduler address" in err
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    code, _, err = cli(["sweep", REGRESSION, "--set", "run.seed=0:2", "--cluster", "slurm", "--out",
+                        tmp_path / "d"], capsys)
+    assert code == 2 and "--cluster slurm: sbatch not found" in err, err
+    assert not any((tmp_path / d).exists() for d in "cd")
     monkeypatch.setitem(sys.modules, "distributed", None)
     code, _, err = cli(["sweep", REGRESSION, "--set", "run.seed=0:2", "--out", tmp_path / "b"], capsys)
     assert code == 2 and err.count("\n") == 1 and "pip install 'labtrain[sweep]'" in err, err

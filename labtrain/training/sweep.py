@@ -43,6 +43,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -230,13 +231,14 @@ def build_axes(axes: Mapping[str, list[Any]], zips: Sequence[Sequence[str]], whe
 def _check_sweep(sweep: Sweep, where: str) -> Sweep:
     """Check every axis value against the schema, then every member's experiment (cross-checks too)."""
     base_kind = kind_of_text(sweep.experiment_text, sweep.fixed)
-    sweep.fixed = check_overrides(sweep.fixed, base_kind, f"{where} [sweep.set]")
+    sweep.fixed = check_overrides(sweep.fixed, base_kind, where if where == "--set" else f"{where}: [sweep.set]")
     if not any("chip.type" in a.keys for a in sweep.axes):
         axes = []
         for axis in sweep.axes:
             points = []
             for point in axis.points:
-                checked = check_overrides(nest(dict(zip(axis.keys, point))), base_kind, f"{where} axis")
+                checked = check_overrides(nest(dict(zip(axis.keys, point))), base_kind,
+                                          where if where == "--set" else f"{where}: axis")
                 points.append(tuple(flatten(checked)[k] for k in axis.keys))
             axes.append(dataclasses.replace(axis, points=tuple(points)))
         sweep.axes = axes
@@ -308,11 +310,10 @@ def load_sweep(path: str | Path, cli_axes: Mapping[str, list[Any]] | None = None
         axes = build_axes(cli_axes, cli_zip, "--zip")
         sweep = Sweep(name=_check_name(_experiment_name(text, path), where), experiment_path=path.resolve(),
                       experiment_text=text, fixed=nest(cli_fixed), axes=axes, source=where)
-        try:
-            sweep.out_dir = tomllib.loads(text).get("run", {}).get("out_dir", "runs")
-        except AttributeError:
-            pass
-        return _check_sweep(sweep, where)
+        run = data.get("run", {})
+        out_dir = run.get("out_dir", "runs") if isinstance(run, dict) else "runs"
+        sweep.out_dir = out_dir if isinstance(out_dir, str) else "runs"
+        return _check_sweep(sweep, "--set")
     table = data["sweep"]
     others = [s for s in data if s != "sweep"]
     if others:
@@ -554,6 +555,13 @@ def _run_member(task: Mapping[str, Any], on_run: Callable[[Any], None] | None) -
 
 
 # ------------------------------------------------------------------ clusters
+def _check_submit(cluster: str) -> None:
+    """A batch-system sweep needs its submit command (the driver runs on the login node)."""
+    submit = {"slurm": "sbatch", "pbs": "qsub"}[cluster]
+    if shutil.which(submit) is None:
+        raise SweepError(f"--cluster {cluster}: {submit} not found; run the sweep on the cluster's login node")
+
+
 def _need_dask(what: str):
     try:
         import distributed  # noqa: F401
@@ -597,11 +605,10 @@ def jobqueue_cluster(kind: str, options: Mapping[str, Any], folder: Path | None 
 
 @dataclass
 class ClusterHandle:
-    """A connected Dask client, the cluster it owns (if any), and how many members run at once."""
+    """A connected Dask client, the cluster it owns (None for a scheduler address), and what it is."""
 
     client: Any
     cluster: Any
-    slots: int
     description: str
 
     def close(self) -> None:
@@ -632,16 +639,14 @@ def _open_cluster(distributed, cluster: str, workers: int | None, jobqueue: Mapp
     if cluster == "local":
         n = workers or os.cpu_count() or 1
         lc = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                      silence_logs=logging.ERROR, env=dict(ONE_THREAD_ENV),
-                                      local_directory=str(folder / ".dask") if folder else None)
-        return ClusterHandle(distributed.Client(lc), lc, n, f"local cluster, {n} worker processes")
+                                      silence_logs=logging.ERROR, env=dict(ONE_THREAD_ENV))
+        return ClusterHandle(distributed.Client(lc), lc, f"local cluster, {n} worker processes")
     if cluster in ("slurm", "pbs"):
+        _check_submit(cluster)
         jc = jobqueue_cluster(cluster, (jobqueue or {}).get(cluster, {}), folder)
         jobs = workers or 1
         jc.scale(jobs=jobs)
-        per_job = int(jc._job_kwargs.get("processes", 1)) if hasattr(jc, "_job_kwargs") else 1
-        return ClusterHandle(distributed.Client(jc), jc, jobs * per_job,
-                             f"{cluster} cluster, {jobs} job{'s' if jobs != 1 else ''}")
+        return ClusterHandle(distributed.Client(jc), jc, f"{cluster} cluster, {jobs} job{'s' if jobs != 1 else ''}")
     address = cluster if "://" in cluster else f"tcp://{cluster}"
     try:
         client = distributed.Client(address, timeout="10s")
@@ -649,8 +654,8 @@ def _open_cluster(distributed, cluster: str, workers: int | None, jobqueue: Mapp
         raise SweepError(f"--cluster {cluster}: no Dask scheduler answers there ({_one_line(exc)}); expected "
                          f"one of {', '.join(CLUSTERS)} or a scheduler address host:port") from None
     info = client.scheduler_info(n_workers=-1)
-    slots = sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()) or 1
-    return ClusterHandle(client, None, slots, f"scheduler {address}, {slots} worker threads")
+    threads = sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values())
+    return ClusterHandle(client, None, f"scheduler {address}, {threads} worker threads now")
 
 
 # ------------------------------------------------------------------ the driver
@@ -819,12 +824,15 @@ def check_cluster(sweep: Sweep, cluster: str) -> None:
                          "host:port")
     if cluster == "serial":
         return
+    backend = tomllib.loads(sweep.experiment_text).get("backend", {})
+    default = backend.get("kind", BASE_SCHEMA["backend"]["kind"].default) if isinstance(backend, dict) else None
     for member in sweep.members():
-        exp = experiment_from_text(sweep.experiment_text, sweep.experiment_path, member.overrides)
-        if exp["backend"]["kind"] == "hardware":
+        if member.overrides.get("backend", {}).get("kind", default) == "hardware":
             raise SweepError(f"member {member.name} runs on [backend] kind = 'hardware': one bench, one safety "
                              "registry -- a hardware sweep runs its members one after another: --cluster serial")
     _need_dask(f"--cluster {cluster}")
+    if cluster in ("slurm", "pbs"):
+        _check_submit(cluster)
 
 
 def prepare_folder(sweep: Sweep, folder: Path | None) -> tuple[Path, dict]:
