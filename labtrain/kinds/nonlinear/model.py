@@ -49,14 +49,18 @@ backtracking until Armijo's condition holds on ``E`` gives global convergence
 from any start and quadratic convergence near the solution (Boyd &
 Vandenberghe, *Convex Optimization*, section 9.5.3).  The solve is batched:
 any leading shape of examples (and time samples), one step size per problem,
-dense batched LU for small networks and one block-diagonal sparse LU (fixed
-fill-reducing ordering, no pivoting: ``J`` is symmetric positive definite) for
-larger ones.  Convergence: the KCL residual of every free node below
+dense batched LU for small networks and, for larger ones, one block-diagonal
+sparse factorisation of the whole batch through the solver layer
+(:class:`labtrain.linalg.batched.BatchedSPD`: ``J`` is symmetric positive
+definite, so sparse Cholesky -- CHOLMOD when installed, else SuperLU without
+pivoting -- with one fill-reducing ordering and symbolic analysis of the
+Jacobian pattern and one numeric factorisation per Newton step).  Convergence: the KCL residual of every free node below
 ``tol_a + rtol * (sum of |currents| at that node)`` and the next Newton
 correction below ``tol_v`` (then applied) -- or below what round-off of the
 node's currents allows, for a node held only by exponential tails; otherwise
 :class:`SteadyStateError`.  For sample series (``chord=True``) the Jacobian at
-each series' start is inverted once and reused while it contracts fast.
+each series' start is inverted (small networks) or factored (large ones) once
+and reused for every sample while it contracts fast.
 
 Monotone networks cannot compute XOR from two inputs.  With voltage sources
 on the inputs, ``dv_F/dv_in = J_FF^{-1} (-J_F,in)``, and ``J_FF`` is an
@@ -79,9 +83,10 @@ from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 from scipy.special import expit
 
+from labtrain.linalg import NotPositiveDefiniteError, check_solver, csc_assembly
+from labtrain.linalg.batched import BatchedSPD, BatchedFactor
 from labtrain.physics.network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S, Network, NetworkError, NetworkTerminals
 from labtrain.physics.readouts import EdgeDrops
 
@@ -399,33 +404,47 @@ class _Layout:
         edge = np.r_[ids, ids, ids, ids]
         keep = (rows >= 0) & (cols >= 0)
         self.rows, self.cols, self.sign, self.edge = rows[keep], cols[keep], sign[keep], edge[keep]
-        # dense assembly: flat (row*nf + col) <- sum sign * g'_edge
-        self.dense_op = sp.csr_matrix((self.sign, (self.rows * nf + self.cols, self.edge)), shape=(nf * nf, m))
+        self._dense_op: sp.csr_matrix | None = None
         self.n_edges = m
-        self._sparse_block: tuple | None = None
+        self._batched: dict[str, BatchedSPD] = {}
+        self._pattern: tuple[np.ndarray, np.ndarray, sp.csr_matrix] | None = None
 
-    def sparse_block(self) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix, np.ndarray]:
-        """CSC pattern of one Jacobian block in a fill-reducing order, the map g' -> data, and the order."""
-        if self._sparse_block is None:
-            nf, m = self.nf, self.n_edges
+    @property
+    def dense_op(self) -> sp.csr_matrix:
+        """Dense assembly map: flat ``row * nf + col`` <- ``sum sign * g'_edge`` (small networks only)."""
+        if self._dense_op is None:
+            nf = self.nf
+            self._dense_op = sp.csr_matrix((self.sign, (self.rows * nf + self.cols, self.edge)),
+                                           shape=(nf * nf, self.n_edges))
+        return self._dense_op
 
-            def layout(new_index: np.ndarray):
-                r, c = new_index[self.rows], new_index[self.cols]
-                key = c.astype(np.int64) * nf + r
-                slots, slot_of = np.unique(key, return_inverse=True)
-                indices = (slots % nf).astype(np.int32)
-                indptr = np.searchsorted(slots // nf, np.arange(nf + 1)).astype(np.int32)
-                op = sp.csr_matrix((self.sign, (slot_of.ravel(), self.edge)), shape=(len(slots), m))
-                return indptr, indices, op
+    def pattern(self) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
+        """CSC ``(indptr, indices)`` of one Jacobian block and the map ``g' -> data`` (``data = op @ g'``)."""
+        if self._pattern is None:
+            self._pattern = csc_assembly(self.rows, self.cols, self.sign, self.edge, self.nf, self.n_edges)
+        return self._pattern
 
-            indptr, indices, op = layout(np.arange(nf))
-            pattern = sp.csc_matrix((op @ np.ones(m), indices, indptr), shape=(nf, nf))
-            probe = spla.splu(pattern, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                              options={"SymmetricMode": True})
-            new_index = np.asarray(probe.perm_c, dtype=np.int64)
-            indptr, indices, op = layout(new_index)
-            self._sparse_block = (indptr, indices, op, new_index)
-        return self._sparse_block
+    def batched(self, solver: str) -> BatchedSPD:
+        """The :class:`~labtrain.linalg.batched.BatchedSPD` of the Jacobian pattern (built once per solver)."""
+        got = self._batched.get(solver)
+        if got is None:
+            indptr, indices, _ = self.pattern()
+            got = self._batched.setdefault(solver, BatchedSPD(indptr, indices, self.nf, solver=solver))
+        return got
+
+
+class _ChordOperator:
+    """``J_k^{-1}`` of ``G`` start Jacobians, applied to blocks ``(G, nf, T)``: dense inverses or a batched factor."""
+
+    def __init__(self, n_groups: int, inverse: np.ndarray | None = None, factor: BatchedFactor | None = None) -> None:
+        self.n_groups = n_groups
+        self.inverse = inverse
+        self.factor = factor
+
+    def apply(self, blocks: np.ndarray) -> np.ndarray:
+        if self.inverse is not None:
+            return np.matmul(self.inverse, blocks)
+        return self.factor.solve(blocks)
 
 
 _LAYOUTS: "weakref.WeakKeyDictionary[Network, dict[bool, _Layout]]" = weakref.WeakKeyDictionary()
@@ -512,16 +531,24 @@ class NonlinearResistorNetwork(NetworkTerminals):
         Newton iterations per solve.
     dense_max_nodes : int
         Up to this many free nodes the Jacobians are solved as a dense batch;
-        above it, as one block-diagonal sparse LU.
+        above it, as one block-diagonal sparse factorisation (one
+        fill-reducing ordering and symbolic analysis of the Jacobian pattern,
+        one numeric factorisation per Newton step for the whole batch;
+        :class:`~labtrain.linalg.batched.BatchedSPD`).
     max_chunk_elements : int
         Memory bound: problems are solved in chunks whose Jacobians hold at
         most this many numbers.
+    solver : {"auto", "cholmod", "superlu"}
+        Sparse factorisation of the Jacobians above ``dense_max_nodes``:
+        ``auto`` is sparse Cholesky (CHOLMOD, scikit-sparse) when installed,
+        else SuperLU; ``cholmod`` without scikit-sparse falls back to SuperLU
+        with a logged note.
     """
 
     def __init__(self, network: Network, edges: NonlinearEdges | str | Sequence[str],
                  parameters: np.ndarray | None = None, *, tol_a: float = 1e-15, rtol: float = 1e-11,
                  tol_v: float = 1e-12, max_iter: int = 100, dense_max_nodes: int = 48,
-                 max_chunk_elements: int = 4_000_000) -> None:
+                 max_chunk_elements: int = 4_000_000, solver: str = "auto") -> None:
         if isinstance(edges, str):
             edges = NonlinearEdges.uniform(network.n_edges, edges)
         elif not isinstance(edges, NonlinearEdges):
@@ -534,6 +561,10 @@ class NonlinearResistorNetwork(NetworkTerminals):
             raise ValueError(f"tol_v must be > 0, got {tol_v}")
         if max_iter < 1:
             raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+        if check_solver(solver) == "cg":
+            raise ValueError("solver 'cg' is not available for nonlinear networks (every Newton step needs a "
+                             "tight solve of a new Jacobian per problem); use 'auto', 'cholmod' or 'superlu'")
+        self.solver = solver
         self.network = network
         self.edges = edges
         self.tol_a, self.rtol, self.tol_v, self.max_iter = float(tol_a), float(rtol), float(tol_v), int(max_iter)
@@ -577,7 +608,7 @@ class NonlinearResistorNetwork(NetworkTerminals):
         """The same network at other parameters (same solver settings)."""
         return NonlinearResistorNetwork(self.network, self.edges, parameters, tol_a=self.tol_a, rtol=self.rtol,
                                         tol_v=self.tol_v, max_iter=self.max_iter, dense_max_nodes=self.dense_max_nodes,
-                                        max_chunk_elements=self.max_chunk_elements)
+                                        max_chunk_elements=self.max_chunk_elements, solver=self.solver)
 
     # ------------------------------------------------------------ element access
     def edge_characteristics(self, edge_drop_v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -699,7 +730,7 @@ class NonlinearResistorNetwork(NetworkTerminals):
                 starts = np.asarray(start_v, float).reshape(-1, net.n_nodes)
                 ref = np.ascontiguousarray(starts[lo // groups:hi // groups].T)
                 gd0 = self._el.evaluate(ref[e[:, 0]] - ref[e[:, 1]], self.conductance_s, self.gate_v)[1]
-                inverse = self._inverse_jacobians(lay, gd0)
+                inverse = self._chord_operator(lay, gd0)
             vf, it, res = self._newton(lay, start_t[:, lo:hi], fixed_t[:, lo:hi],
                                        None if inj_t is None else inj_t[:, lo:hi], limit, inverse, groups)
             node_t[lay.free, lo:hi] = vf
@@ -724,37 +755,38 @@ class NonlinearResistorNetwork(NetworkTerminals):
             except np.linalg.LinAlgError:
                 raise SteadyStateError("singular Jacobian: a free node is joined to the rest only by edges with zero "
                                        "differential conductance (give diodes parallel_s > 0 or off_s > 0)") from None
-        indptr, indices, op, new_index = lay.sparse_block()
-        nnz = len(indices)
-        data = np.asarray(op @ gd).T.ravel()  # block after block
-        all_indices = (indices[None, :] + (np.arange(n) * nf)[:, None]).ravel()
-        all_indptr = np.r_[(indptr[None, :-1] + (np.arange(n) * nnz)[:, None]).ravel(), n * nnz]
-        mat = sp.csc_matrix((data, all_indices, all_indptr), shape=(n * nf, n * nf))
-        rhs = np.empty((nf, n))
-        rhs[new_index] = r
+        return self._factor(lay, gd).solve(np.ascontiguousarray(r.T)).T
+
+    def _factor(self, lay: _Layout, gd: np.ndarray) -> BatchedFactor:
+        """Sparse factorisation of the Jacobians of every column of ``gd`` (n_edges, n), as one batch."""
+        batched = lay.batched(self.solver)
         try:
-            lu = spla.splu(mat, permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-        except RuntimeError as exc:
+            return batched.factor(np.asarray(lay.pattern()[2] @ gd).T)
+        except NotPositiveDefiniteError as exc:
             raise SteadyStateError(f"singular Jacobian ({exc}): a free node is joined only by edges with zero "
                                    "differential conductance (give diodes parallel_s > 0 or off_s > 0)") from None
-        sol = lu.solve(np.ascontiguousarray(rhs.T).ravel()).reshape(n, nf)
-        return np.ascontiguousarray(sol[:, new_index].T)
 
-    def _inverse_jacobians(self, lay: _Layout, gd: np.ndarray) -> np.ndarray:
-        """``J^{-1}`` for each column of differential conductances ``gd`` (n_edges, G) -> (G, nf, nf)."""
+    def _chord_operator(self, lay: _Layout, gd: np.ndarray) -> "_ChordOperator":
+        """``J^{-1}`` of each column of differential conductances ``gd`` (n_edges, G), applied to (G, nf, T) blocks.
+
+        Dense inverses up to ``dense_max_nodes`` free nodes, a batched sparse factorisation above.
+        """
         nf, n = lay.nf, gd.shape[1]
+        if nf > self.dense_max_nodes:
+            return _ChordOperator(n, factor=self._factor(lay, gd))
         jac = np.asarray(lay.dense_op @ gd).reshape(nf, nf, n).transpose(2, 0, 1)
         try:
-            return np.linalg.inv(jac)
+            return _ChordOperator(n, inverse=np.linalg.inv(jac))
         except np.linalg.LinAlgError:
             raise SteadyStateError("singular Jacobian at the chord start: a free node is joined only by edges with "
                                    "zero differential conductance (give diodes parallel_s > 0 or off_s > 0)") from None
 
     def _newton(self, lay: _Layout, vf: np.ndarray, fixed: np.ndarray, inj: np.ndarray | None,
-                max_iter: int, inverse: np.ndarray | None = None, series: int = 1) -> tuple[np.ndarray, int, float]:
+                max_iter: int, inverse: "_ChordOperator | None" = None,
+                series: int = 1) -> tuple[np.ndarray, int, float]:
         """Damped Newton on the co-content for problems in columns: ``vf`` (nf, N), ``fixed`` (n_nodes, N).
 
-        With ``inverse`` (G, nf, nf): chord steps with ``inverse[k]`` for problems ``k*series .. (k+1)*series - 1``
+        With ``inverse`` (G groups): chord steps with group ``k``'s start Jacobian for problems ``k*series .. (k+1)*series - 1``
         while every residual shrinks at least 100-fold per step, full Newton after.
         """
         vf = np.array(vf, float)
@@ -790,9 +822,9 @@ class NonlinearResistorNetwork(NetworkTerminals):
             if use_chord:
                 r_all = np.zeros((lay.nf, vf.shape[1]))
                 r_all[:, active] = r
-                n_g = inverse.shape[0]
+                n_g = inverse.n_groups
                 blocks = np.ascontiguousarray(r_all.reshape(lay.nf, n_g, series).transpose(1, 0, 2))  # BLAS
-                d_all = np.matmul(inverse, blocks)  # (G, nf, T)
+                d_all = inverse.apply(blocks)  # (G, nf, T)
                 d = -d_all.transpose(1, 0, 2).reshape(lay.nf, -1)[:, active]
             else:
                 d = -self._solve(lay, gd, r)

@@ -10,11 +10,15 @@ clamped voltages (a Schur complement on the outputs), so clamped phases reuse
 the same factorisation.
 
 What depends on the topology only -- the incidence matrix, the map from
-conductances to the entries of ``L_FF`` and SuperLU's fill-reducing ordering --
-is computed once per network and input mode and cached, so refactoring after a
-parameter update is a sparse matrix-vector product plus the numeric LU.  Every
-factorisation takes the same path, so a result never depends on what was
-factored before (a resumed run reproduces an uninterrupted one bit for bit).
+conductances to the entries of ``L_FF``, the solver's fill-reducing ordering
+and symbolic analysis -- is computed once per network, input mode and solver
+and cached, so refactoring after a parameter update is a sparse matrix-vector
+product plus the numeric factorisation (:class:`labtrain.linalg.SPDSolver`:
+sparse Cholesky, SuperLU, or for large random graphs, whose factors fill in,
+preconditioned CG warm-started from the last response).  With a direct solver
+every factorisation takes the same path, so a result never depends on what
+was factored before (a resumed run reproduces an uninterrupted one bit for
+bit); with CG it does, within the solver tolerance.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ import weakref
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
+from labtrain.linalg import SPDFactor, SPDSolver, check_solver, csc_assembly, laplacian_terms
 from labtrain.physics.network import Network, NetworkTerminals
 from labtrain.physics.readouts import EdgeDrops
 
@@ -73,6 +77,16 @@ class LinearResistorNetwork(NetworkTerminals):
         Edge conductances in siemens (must be > 0).
     input_mode : {"voltage", "current"}
         Inputs are ideal voltage sources (default) or current sources.
+    solver : {"auto", "superlu", "cholmod", "cg"}
+        How ``L_FF`` is solved (:mod:`labtrain.linalg.spd`): ``auto`` factors
+        small and mesh-like networks directly (sparse Cholesky when
+        scikit-sparse is installed, else SuperLU) and solves large random
+        graphs with preconditioned CG warm-started from the last update.
+    rtol : float, optional
+        CG tolerance, ``||b - L_FF x|| <= rtol ||b||`` per terminal column
+        (default 1e-10: CL/EP gradients within a cosine of 1 - 1e-12 of the
+        direct solve's on 10^4..10^5-node random graphs, see
+        ``benchmarks/bench_scaling.py``).  Ignored by direct solvers.
 
     Notes
     -----
@@ -81,7 +95,9 @@ class LinearResistorNetwork(NetworkTerminals):
     current injected into each output node in amperes.
     """
 
-    def __init__(self, network: Network, conductance_s: np.ndarray, input_mode: str = "voltage") -> None:
+    def __init__(self, network: Network, conductance_s: np.ndarray, input_mode: str = "voltage", *,
+                 solver: str = "auto", rtol: float | None = None) -> None:
+        check_solver(solver)
         if input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {input_mode!r}")
         g = np.asarray(conductance_s, float)
@@ -92,7 +108,8 @@ class LinearResistorNetwork(NetworkTerminals):
         self.network = network
         self.conductance_s = g
         self.input_mode = input_mode
-        structure = _structure(network, input_mode)
+        structure = _structure(network, input_mode, solver, rtol)
+        self.solver = structure.solver.method
         inputs, outputs = list(network.inputs), list(network.outputs)
         n_in, n_out = len(inputs), len(outputs)
         rhs = np.zeros((len(structure.free), n_in + n_out))
@@ -160,33 +177,19 @@ class LinearResistorNetwork(NetworkTerminals):
 
 
 # ------------------------------------------------------------ topology cache
-_SPLU_OPTIONS = {"SymmetricMode": True}
-_STRUCTURES: "weakref.WeakKeyDictionary[Network, dict[str, _Structure]]" = weakref.WeakKeyDictionary()
+_STRUCTURES: "weakref.WeakKeyDictionary[Network, dict[tuple, _Structure]]" = weakref.WeakKeyDictionary()
 
 
-def _structure(network: Network, input_mode: str) -> "_Structure":
-    """The cached :class:`_Structure` of ``network`` in ``input_mode`` (built on first use)."""
-    per_mode = _STRUCTURES.get(network)
-    if per_mode is None:
-        per_mode = _STRUCTURES.setdefault(network, {})
-    structure = per_mode.get(input_mode)
+def _structure(network: Network, input_mode: str, solver: str = "auto", rtol: float | None = None) -> "_Structure":
+    """The cached :class:`_Structure` of ``network`` in ``input_mode`` with ``solver`` (built on first use)."""
+    per_key = _STRUCTURES.get(network)
+    if per_key is None:
+        per_key = _STRUCTURES.setdefault(network, {})
+    key = (input_mode, solver, rtol)
+    structure = per_key.get(key)
     if structure is None:
-        structure = per_mode.setdefault(input_mode, _Structure(network, input_mode))
+        structure = per_key.setdefault(key, _Structure(network, input_mode, solver, rtol))
     return structure
-
-
-def _csc_assembly(rows: np.ndarray, cols: np.ndarray, sign: np.ndarray, edge: np.ndarray,
-                  size: int, n_edges: int) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
-    """CSC pattern of ``sum_e g_e * sign * [rows, cols]`` and the map ``g -> data``.
-
-    Returns ``(indptr, indices, op)`` with ``data = op @ g`` in the pattern's order.
-    """
-    key = cols.astype(np.int64) * size + rows
-    slots, slot_of = np.unique(key, return_inverse=True)
-    indices = (slots % size).astype(np.int32)
-    indptr = np.searchsorted(slots // size, np.arange(size + 1)).astype(np.int32)
-    op = sp.csr_matrix((sign, (slot_of.ravel(), edge)), shape=(len(slots), n_edges))
-    return indptr, indices, op
 
 
 class _Structure:
@@ -194,13 +197,16 @@ class _Structure:
 
     Training refactors the network after every parameter update, but the
     sparsity pattern of ``L_FF`` never changes.  This object, built once per
-    network and input mode, holds the incidence matrix, a linear map from the
-    conductances straight to the CSC data of ``L_FF`` (no sparse products or
-    slicing per update) and SuperLU's fill-reducing ordering (``MMD_AT_PLUS_A``,
-    found once from the pattern), so each factorisation does the numeric work only.
+    network, input mode and solver, holds the incidence matrix, a linear map
+    from the conductances straight to the CSC data of ``L_FF`` (no sparse
+    products or slicing per update) and a :class:`~labtrain.linalg.SPDSolver`
+    that did the pattern-only work (fill-reducing ordering, symbolic
+    analysis) once, so each factorisation does the numeric work only.  With
+    CG it also keeps the last terminal response, the warm start of the next
+    solve (conductances change little between updates).
     """
 
-    def __init__(self, network: Network, input_mode: str) -> None:
+    def __init__(self, network: Network, input_mode: str, solver: str = "auto", rtol: float | None = None) -> None:
         n, m = network.n_nodes, network.n_edges
         inputs = list(network.inputs)
         fixed = list(network.grounds) + (inputs if input_mode == "voltage" else [])
@@ -211,71 +217,42 @@ class _Structure:
         self.position[self.free] = np.arange(len(self.free))
         self.incidence = network.incidence().tocsr()
         self.incidence_t = self.incidence.T.tocsr()
-
-        # Laplacian terms g_e * (+1 at (a,a), (b,b); -1 at (a,b), (b,a)) for edge e = (a, b).
-        a, b = network.edges[:, 0], network.edges[:, 1]
-        ids = np.arange(m)
-        self._rows = np.r_[a, b, a, b]
-        self._cols = np.r_[a, b, b, a]
-        self._sign = np.r_[np.ones(2 * m), -np.ones(2 * m)]
-        self._edge = np.r_[ids, ids, ids, ids]
         self.n_edges = m
-        # Fill-reducing ordering: SuperLU's MMD on A^T + A depends on the pattern only (no
-        # pivoting, symmetric mode), so find it once, at unit conductances, and from then on lay
-        # L_FF out in that order and factor it as it stands.  Every factorisation then takes
-        # the same path, so results do not depend on what was factored before (exact resumes).
-        indptr, indices, op = self._make_layout(np.arange(len(self.free)))
-        pattern = sp.csc_matrix((op @ np.ones(m), indices, indptr), shape=(len(self.free),) * 2)
-        probe = spla.splu(pattern, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options=_SPLU_OPTIONS)
-        new_index = np.asarray(probe.perm_c, dtype=np.int64)  # column p moved to new_index[p]
-        self._order = np.argsort(new_index)  # row i of the laid-out matrix is free position _order[i]
-        self._indptr, self._indices, self._op = self._make_layout(new_index)
+        rows, cols, sign, edge = laplacian_terms(network.edges, self.position)
+        self._indptr, self._indices, self._op = csc_assembly(rows, cols, sign, edge, len(self.free), m)
+        self.solver = SPDSolver(self._indptr, self._indices, len(self.free), solver=solver, rtol=rtol)
+        self._warm: np.ndarray | None = None
 
         # Right-hand side of a unit input voltage: -L[free, inputs] (voltage mode only).
         self._input_op: sp.csr_matrix | None = None
         if input_mode == "voltage":
+            a, b = network.edges[:, 0], network.edges[:, 1]
+            ids = np.arange(m)
+            all_rows, all_cols = np.r_[a, b, a, b], np.r_[a, b, b, a]
+            all_sign, all_edge = np.r_[np.ones(2 * m), -np.ones(2 * m)], np.r_[ids, ids, ids, ids]
             column = np.full(n, -1)
             column[inputs] = np.arange(len(inputs))
-            pr, pc = self.position[self._rows], column[self._cols]
+            pr, pc = self.position[all_rows], column[all_cols]
             keep = (pr >= 0) & (pc >= 0)
             flat = pr[keep] * len(inputs) + pc[keep]
-            self._input_op = sp.csr_matrix((-self._sign[keep], (flat, self._edge[keep])),
+            self._input_op = sp.csr_matrix((-all_sign[keep], (flat, all_edge[keep])),
                                            shape=(len(self.free) * len(inputs), m))
             self._n_inputs = len(inputs)
-
-    def _make_layout(self, new_index: np.ndarray) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
-        """CSC ``(indptr, indices, op)`` of ``L_FF`` with free position ``p`` at row/column ``new_index[p]``."""
-        pr, pc = self.position[self._rows], self.position[self._cols]
-        keep = (pr >= 0) & (pc >= 0)
-        return _csc_assembly(new_index[pr[keep]], new_index[pc[keep]], self._sign[keep], self._edge[keep],
-                             len(self.free), self.n_edges)
 
     def input_coupling(self, conductance_s: np.ndarray) -> np.ndarray:
         """``-L[free, inputs]`` at these conductances, shape (n_free, n_inputs)."""
         return (self._input_op @ conductance_s).reshape(len(self.free), self._n_inputs)
 
-    def factor_and_solve(self, conductance_s: np.ndarray, rhs: np.ndarray) -> tuple["_OrderedFactor", np.ndarray]:
+    def factor_and_solve(self, conductance_s: np.ndarray, rhs: np.ndarray) -> tuple[SPDFactor, np.ndarray]:
         """Factor ``L_FF`` at these conductances and solve ``L_FF X = rhs`` (rows in free order).
 
         The returned factor's ``solve`` takes right-hand sides in free order too,
-        whatever ordering the factorisation used.
+        whatever ordering the factorisation used.  CG starts from the last
+        solution of the same shape.
         """
-        size = len(self.free)
-        l_ff = sp.csc_matrix((self._op @ conductance_s, self._indices, self._indptr), shape=(size, size))
-        factor = _OrderedFactor(spla.splu(l_ff, permc_spec="NATURAL", diag_pivot_thresh=0.0,
-                                          options=_SPLU_OPTIONS), self._order)
-        return factor, factor.solve(rhs)
-
-
-class _OrderedFactor:
-    """A SuperLU factor of a symmetrically permuted ``L_FF``; solves in the original order."""
-
-    def __init__(self, factor: spla.SuperLU, order: np.ndarray) -> None:
-        self.factor = factor
-        self.order = order
-
-    def solve(self, rhs: np.ndarray) -> np.ndarray:
-        """Solve ``L_FF X = rhs`` with ``rhs`` rows in free-node order."""
-        out = np.empty_like(rhs, dtype=float)
-        out[self.order] = self.factor.solve(np.ascontiguousarray(rhs[self.order]))
-        return out
+        factor = self.solver.factor(self._op @ conductance_s)
+        warm = self._warm if self._warm is not None and self._warm.shape == rhs.shape else None
+        solution = factor.solve(rhs, warm)
+        if factor.method == "cg":
+            self._warm = solution.copy()
+        return factor, solution

@@ -52,6 +52,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from labtrain.linalg import NotPositiveDefiniteError, check_solver, csc_assembly, laplacian_terms
+from labtrain.linalg.batched import BatchedFactor, BatchedSPD
 from labtrain.physics.network import Network, NetworkError, lattice
 
 __all__ = ["PhaseCost", "COSTS", "TorqueNudge", "XYState", "XYModel", "wrap_phase", "circular_mean",
@@ -266,12 +268,27 @@ class XYModel:
         How often (iterations) rows below ``newton_tol`` try a Newton step.
     max_dt_factor : float
         Largest flow step in units of ``1/L``.
+    solver : {"auto", "cholmod", "superlu"}
+        Sparse ``L D L^T`` of the free-node Hessians (Newton steps, stability
+        checks, exact gradients) above ``dense_max_nodes`` free nodes
+        (:class:`~labtrain.linalg.batched.BatchedSPD`, all rows of a batch in
+        one factorisation; the pivots' signs give the inertia): ``auto`` is
+        CHOLMOD when scikit-sparse is installed, else SuperLU.
+    dense_max_nodes : int
+        Up to this many free nodes the Hessians are handled densely
+        (batched ``eigh``/``solve``), above it sparsely.
     """
 
     def __init__(self, network: Network, coupling: np.ndarray, bias_field: np.ndarray | None = None,
                  bias_phase: np.ndarray | None = None, *, ground_phase: float | None = 0.0,
                  tol: float = 1e-10, max_steps: int = 20000, newton_tol: float = 0.05,
-                 max_newton_step: float = 0.5, newton_every: int = 5, max_dt_factor: float = 4.0) -> None:
+                 max_newton_step: float = 0.5, newton_every: int = 5, max_dt_factor: float = 4.0,
+                 solver: str = "auto", dense_max_nodes: int = 64) -> None:
+        if check_solver(solver) == "cg":
+            raise ValueError("solver 'cg' is not available for XY lattices (Newton steps need the Hessian's "
+                             "inertia); use 'auto', 'cholmod' or 'superlu'")
+        self.solver = solver
+        self.dense_max_nodes = int(dense_max_nodes)
         self.network = network
         n, m = network.n_nodes, network.n_edges
         self.n_nodes, self.n_edges = n, m
@@ -292,23 +309,25 @@ class XYModel:
         self._a, self._b = network.edges[:, 0].copy(), network.edges[:, 1].copy()
         # Incidence (n x m): +1 at the tail a, -1 at the head b.  Force on node i = sum_e B_ie W_e sin(d_e).
         inc = network.incidence()
-        self._inc_t = inc.T.toarray() if n * m <= 4_000_000 else inc.T.tocsr()
+        # Dense for small lattices (as before the sparse solver layer: same rounding, same trajectories);
+        # sparse above dense_max_nodes free nodes, where a dense product costs O(n m) per row.
+        small = int(np.sum(~clamped)) <= self.dense_max_nodes and n * m <= 4_000_000
+        self._inc_t = inc.T.toarray() if small else inc.T.tocsr()
         # Position of each output among the free nodes, and the Hessian scatter map on free nodes.
         pos = -np.ones(n, np.int64)
         pos[self.free] = np.arange(len(self.free))
         self._free_pos = pos
         self._out_free = pos[self.outputs]
         nf = len(self.free)
-        rows, cols, vals = [], [], []
-        for e, (a, b) in enumerate(zip(pos[self._a], pos[self._b])):
-            if a >= 0:
-                rows.append(e); cols.append(a * nf + a); vals.append(1.0)
-            if b >= 0:
-                rows.append(e); cols.append(b * nf + b); vals.append(1.0)
-            if a >= 0 and b >= 0:
-                rows += [e, e]; cols += [a * nf + b, b * nf + a]; vals += [-1.0, -1.0]
-        scatter = sp.csr_matrix((vals, (rows, cols)), shape=(m, nf * nf))
-        self._hess_scatter = scatter.toarray() if m * nf * nf <= 4_000_000 else scatter
+        # Free-node Hessian = Laplacian of the weights W_e cos(d_e) plus the diagonal bias curvature:
+        # its CSC pattern once, values per row as [edge weights, free-node diagonal] @ op.T.
+        e_rows, e_cols, e_sign, e_edge = laplacian_terms(network.edges, pos)
+        d_idx = np.arange(nf)
+        self._hess_terms = (np.r_[e_rows, d_idx], np.r_[e_cols, d_idx], np.r_[e_sign, np.ones(nf)],
+                            np.r_[e_edge, m + d_idx])
+        self._hess_pattern: tuple[np.ndarray, np.ndarray, sp.csr_matrix] | None = None
+        self._hess_batched: BatchedSPD | None = None
+        self._hess_scatter_cache: np.ndarray | sp.csr_matrix | None = None
         self._degree_abs = None
         self.update(coupling, bias_field, bias_phase)
 
@@ -369,8 +388,8 @@ class XYModel:
         diag = self.bias_field * np.cos(phi2 - self.bias_phase)
         if free_only:
             nf = len(self.free)
-            flat = c @ self._hess_scatter if isinstance(self._hess_scatter, np.ndarray) \
-                else (self._hess_scatter.T @ c.T).T
+            scatter = self._hess_scatter
+            flat = c @ scatter if isinstance(scatter, np.ndarray) else (scatter.T @ c.T).T
             h = np.asarray(flat).reshape(-1, nf, nf)
             h[:, np.arange(nf), np.arange(nf)] += diag[:, self.free]
             return h.reshape(shape[:-1] + (nf, nf))
@@ -383,6 +402,52 @@ class XYModel:
         np.add.at(h, (k, self._b[None], self._a[None]), -c)
         h[:, np.arange(n), np.arange(n)] += diag
         return h.reshape(shape[:-1] + (n, n))
+
+    @property
+    def _hess_scatter(self) -> np.ndarray | sp.csr_matrix:
+        """Map from edge weights to the flat dense free-node Hessian (m, nf * nf); built on first use."""
+        if self._hess_scatter_cache is None:
+            nf, m = len(self.free), self.n_edges
+            rows, cols, sign, edge = self._hess_terms
+            keep = edge < m
+            scatter = sp.csr_matrix((sign[keep], (edge[keep], rows[keep] * nf + cols[keep])), shape=(m, nf * nf))
+            self._hess_scatter_cache = scatter.toarray() if m * nf * nf <= 4_000_000 else scatter
+        return self._hess_scatter_cache
+
+    def _sparse_hessian(self) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix, BatchedSPD]:
+        """CSC pattern of the free-node Hessian, the map to its values and its batched L D L^T solver."""
+        if self._hess_batched is None:
+            nf = len(self.free)
+            rows, cols, sign, edge = self._hess_terms
+            self._hess_pattern = csc_assembly(rows, cols, sign, edge, nf, self.n_edges + nf)
+            indptr, indices, _ = self._hess_pattern
+            self._hess_batched = BatchedSPD(indptr, indices, nf, solver=self.solver, ldl=True)
+        indptr, indices, op = self._hess_pattern
+        return indptr, indices, op, self._hess_batched
+
+    def _use_sparse(self) -> bool:
+        return len(self.free) > self.dense_max_nodes
+
+    def _hessian_factor(self, phi: np.ndarray, beta: float = 0.0, targets: np.ndarray | None = None,
+                        cost: "PhaseCost | None" = None) -> BatchedFactor:
+        """Batched sparse ``L D L^T`` of the free-node Hessian of ``F = E + beta C`` at every row of ``phi``.
+
+        Raises :class:`~labtrain.linalg.NotPositiveDefiniteError` on a zero pivot (singular Hessian).
+        """
+        _, _, op, batched = self._sparse_hessian()
+        c = np.cos(phi[:, self._a] - phi[:, self._b]) * self.coupling
+        diag = (self.bias_field * np.cos(phi - self.bias_phase))[:, self.free]
+        if beta:
+            diag[:, self._out_free] += beta * cost.curvature(phi[:, self.outputs], targets)
+        weights = np.concatenate([c, diag], axis=1)
+        return batched.factor(np.asarray(op @ weights.T).T)
+
+    @staticmethod
+    def _inertia_stable(factor: BatchedFactor, rel: float) -> np.ndarray:
+        """Rows whose ``L D L^T`` pivots are all above ``-rel * max(1, max |pivot|)``: no negative eigenvalue
+        beyond round-off (Sylvester: as many negative pivots as negative eigenvalues)."""
+        piv = factor.pivots()
+        return piv.min(axis=1) > -rel * np.maximum(1.0, np.abs(piv).max(axis=1))
 
     def energy_derivatives(self, phi: np.ndarray, group: str = "coupling") -> np.ndarray:
         """Local readout ``dE/dtheta`` at states ``phi`` (..., n_nodes) for one parameter group.
@@ -463,10 +528,36 @@ class XYModel:
         flat, converged, iters = self._descend(flat, beta, targets, cost)
         stable = np.ones(b * s, bool)
         if len(self.free):
-            h = self._total_hessian(flat, beta, targets, cost)
-            w = np.linalg.eigvalsh(h)
-            stable = w[:, 0] > -1e-9 * np.maximum(1.0, np.abs(w[:, -1]))
+            stable = self._stable_rows(flat, beta, targets, cost)
         return XYState(wrap_phase(flat).reshape(b, s, n), converged.reshape(b, s), stable.reshape(b, s), iters)
+
+    def _stable_rows(self, phi, beta, targets, cost) -> np.ndarray:
+        """Rows whose free-node Hessian of ``F`` has no negative eigenvalue beyond round-off.
+
+        Dense: smallest eigenvalue above ``-1e-9 max(1, |largest|)``; sparse: the
+        same test on the ``L D L^T`` pivots (as many negative pivots as negative
+        eigenvalues), a singular Hessian counting as stable (as a zero eigenvalue does).
+        """
+        if not self._use_sparse():
+            w = np.linalg.eigvalsh(self._total_hessian(phi, beta, targets, cost))
+            return w[:, 0] > -1e-9 * np.maximum(1.0, np.abs(w[:, -1]))
+        stable = np.empty(len(phi), bool)
+        for lo in range(0, len(phi), self._sparse_chunk):
+            sl = slice(lo, lo + self._sparse_chunk)
+            try:
+                factor = self._hessian_factor(phi[sl], beta, None if targets is None else targets[sl], cost)
+                stable[sl] = self._inertia_stable(factor, 1e-9)
+            except NotPositiveDefiniteError:  # an exactly zero pivot somewhere: dense check of this chunk
+                w = np.linalg.eigvalsh(self._total_hessian(phi[sl], beta, None if targets is None else targets[sl],
+                                                           cost))
+                stable[sl] = w[:, 0] > -1e-9 * np.maximum(1.0, np.abs(w[:, -1]))
+        return stable
+
+    @property
+    def _sparse_chunk(self) -> int:
+        """Rows per batched sparse factorisation (bounds memory: about 2e7 stored factor entries)."""
+        nnz = len(self._sparse_hessian()[1])
+        return max(1, 20_000_000 // max(1, 8 * nnz))
 
     # Hessian of the total energy F = E + beta C on the free nodes, per row.
     def _total_hessian(self, phi, beta, targets, cost):
@@ -519,12 +610,10 @@ class XYModel:
             trial = newton[idx] | ((gmax < self.newton_tol) & (it % self.newton_every == 0))
             if trial.any():
                 j = np.flatnonzero(trial)
-                w, v = np.linalg.eigh(self._total_hessian(p[j], beta, t[j] if beta else None, cost))
-                pd = w[:, 0] > 1e-10 * np.maximum(1.0, w[:, -1])
+                pd, newton_delta = self._newton_directions(p[j], g[j], beta, t[j] if beta else None, cost)
                 jj = j[pd]
                 if len(jj):
-                    coef = np.einsum("kij,ki->kj", v[pd], g[jj]) / w[pd]
-                    delta = -np.einsum("kij,kj->ki", v[pd], coef)
+                    delta = newton_delta[pd]
                     big = np.abs(delta).max(axis=1)
                     delta *= np.minimum(1.0, self.max_newton_step / np.maximum(big, 1e-300))[:, None]
                     step[jj] = delta
@@ -545,6 +634,35 @@ class XYModel:
             dt[idx[euler & ~ok]] *= 0.5
         active &= ~(np.abs(grad).max(axis=1) < self.tol)
         return phi, ~active, it
+
+    def _newton_directions(self, phi, grad, beta, targets, cost) -> tuple[np.ndarray, np.ndarray]:
+        """Rows whose free-node Hessian is positive definite, and ``-H^{-1} grad`` per row.
+
+        Dense: ``eigh``, definite when the smallest eigenvalue exceeds ``1e-10
+        max(1, largest)``.  Sparse: batched ``L D L^T``, definite when every
+        pivot exceeds ``1e-10 max(1, largest pivot)`` (pivots lie between the
+        extreme eigenvalues); a singular Hessian (zero pivot) is not definite.
+        """
+        if not self._use_sparse():
+            w, v = np.linalg.eigh(self._total_hessian(phi, beta, targets, cost))
+            pd = w[:, 0] > 1e-10 * np.maximum(1.0, w[:, -1])
+            coef = np.einsum("kij,ki->kj", v[pd], grad[pd]) / w[pd]
+            delta = np.zeros_like(grad)
+            delta[pd] = -np.einsum("kij,kj->ki", v[pd], coef)
+            return pd, delta
+        pd = np.zeros(len(phi), bool)
+        delta = np.zeros_like(grad)
+        for lo in range(0, len(phi), self._sparse_chunk):
+            sl = slice(lo, lo + self._sparse_chunk)
+            try:
+                factor = self._hessian_factor(phi[sl], beta, None if targets is None else targets[sl], cost)
+            except NotPositiveDefiniteError:
+                continue  # a singular Hessian in this chunk: no Newton step for it this time
+            piv = factor.pivots()
+            pd[sl] = piv.min(axis=1) > 1e-10 * np.maximum(1.0, piv.max(axis=1))
+            delta[sl] = -factor.solve(grad[sl])
+        delta[~pd] = 0.0
+        return pd, delta
 
     # --------------------------------------------------------- exact gradient
     def cost_gradient_free(self, phi: np.ndarray, targets: np.ndarray, cost: PhaseCost) -> np.ndarray:
@@ -570,7 +688,16 @@ class XYModel:
         lam = np.zeros((b * s, n))
         if len(self.free):
             rhs = self.cost_gradient_free(flat, t, cost)
-            lam[:, self.free] = np.linalg.solve(self.hessian(flat), rhs[..., None])[..., 0]
+            if self._use_sparse():
+                for lo in range(0, len(flat), self._sparse_chunk):
+                    sl = slice(lo, lo + self._sparse_chunk)
+                    try:
+                        lam[sl, self.free] = self._hessian_factor(flat[sl]).solve(rhs[sl])
+                    except NotPositiveDefiniteError:
+                        raise np.linalg.LinAlgError("singular Hessian at an equilibrium: the exact gradient "
+                                                    "is undefined there") from None
+            else:
+                lam[:, self.free] = np.linalg.solve(self.hessian(flat), rhs[..., None])[..., 0]
         out: dict[str, np.ndarray] = {}
         a, bb = self._a, self._b
         for group in groups:
