@@ -1,4 +1,4 @@
-"""Asymmetric EP vs plain EP vs vector-field EP on sklearn digits (ALGORITHMS.md section 8).
+"""Asymmetric EP vs plain EP vs vector-field EP on sklearn digits (docs/algorithms.md, section 8).
 
 One-hidden-layer non-reciprocal rate network (``hopfield`` dynamics,
 ``smooth_hard_sigmoid``), inputs = the 8x8 digit images scaled to [0, 1],

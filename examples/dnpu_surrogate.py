@@ -1,6 +1,6 @@
 """Characterise a DNPU twin, fit a surrogate, train gates on the surrogate, verify on the original twin.
 
-The field's workflow for DNPUs (ALGORITHMS.md section 6), end to end on the
+The field's workflow for DNPUs (docs/algorithms.md, section 6), end to end on the
 instrument code path:
 
 1. **Characterise** the synthetic device (:class:`~labtrain.kinds.dnpu.model.HoppingDNPU`)

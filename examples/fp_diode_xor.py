@@ -7,7 +7,7 @@ inputs ``[x1, x2, 1 - x1, 1 - x2, 1 V bias]``, 4 hidden nodes, 1 output;
 34 trainable conductances, 8 diodes).  Targets 0.2 V (class 0) and 0.6 V
 (class 1), decoded by the nearest target.
 
-Frequency propagation with *DC activation* (ALGORITHMS.md section 5): the
+Frequency propagation with *DC activation* (docs/algorithms.md, section 5): the
 inputs sit at their DC levels, which sets every diode's operating point; one
 acquisition reads the outputs ``v_O``; a second one injects the error current
 ``gamma (t - v_O)`` as a tone at ``omega_B`` (80 Hz, a 50 ms window at

@@ -2,7 +2,7 @@
 
 The network (a 6x6 lattice with diagonals, 3 inputs, 2 outputs, as in
 ``regression_analytic.toml``) learns targets that are weighted averages of its
-three input voltages.  Every step is frequency propagation (ALGORITHMS.md
+three input voltages.  Every step is frequency propagation (docs/algorithms.md,
 section 5): the inputs are driven as tones at ``omega_A`` whose amplitudes are
 the example's input voltages; one acquisition reads the outputs' in-phase
 amplitude ``v_O^A``; a second one adds the error currents

@@ -1,7 +1,7 @@
 """Partial updates: how accuracy degrades when only a fraction of the edges learn.
 
 On hardware, updating every edge may be too slow or too costly; the analytic
-rule (ALGORITHMS.md section 1) can update just a subset.  This script trains
+rule (docs/algorithms.md, section 1) can update just a subset.  This script trains
 the digits benchmark (examples/digits_cl.toml, with the exact gradient) while
 updating 100 %, 50 %, 25 % and 10 % of the edges -- a fixed random subset, or
 a new random subset every step -- and prints the degradation table.

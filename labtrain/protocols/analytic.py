@@ -2,7 +2,7 @@
 
 Free state ``v``; adjoint ``u``: sources shorted, error current ``r = v_O - t``
 injected at the outputs.  Then ``dC/dg_e = -(B^T u)_e (B^T v)_e`` exactly
-(ALGORITHMS.md section 1).  On hardware only the *measured outputs* come from
+(docs/algorithms.md, section 1).  On hardware only the *measured outputs* come from
 the chip; the network model at the known conductances supplies the rest, so
 the rule needs output readout only.
 """

@@ -1,7 +1,7 @@
 """Frequency propagation (FP): activation and error on two frequencies, one local product per edge.
 
 Anisetti, Kandala, Scellier, Schwarz, Neural Computation 36(4) 596 (2024);
-ALGORITHMS.md section 5.
+docs/algorithms.md, section 5.
 
 The inputs carry the *activation*: a tone at ``omega_A`` whose amplitude is
 the example's input value (``activation_hz > 0``), or the inputs held at their
@@ -13,7 +13,7 @@ The outputs carry the *error*: a current ``gamma (t - v_O^A)`` injected at
 ``omega_B``), and the rule updates ``dg_e = -alpha dv_e^A dv_e^B``.
 
 For a linear network ``dv^B = -gamma B^T u`` with ``u`` the adjoint state of
-ALGORITHMS.md section 1 (sources shorted, ``v_O - t`` injected), so
+docs/algorithms.md, section 1 (sources shorted, ``v_O - t`` injected), so
 
     dC/dg_e = -(B^T u)_e (B^T v)_e = mean_b dv_e^A dv_e^B / gamma
 

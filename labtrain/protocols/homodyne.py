@@ -1,6 +1,6 @@
 """Homodyne gradient extraction (HGE): the full control gradient of a DNPU from one AC acquisition.
 
-ALGORITHMS.md section 6 (Boon, Ruiz Euler et al.).  A small sinusoid
+docs/algorithms.md, section 6 (Boon, Ruiz Euler et al.).  A small sinusoid
 ``a_k sin(2 pi f_k t)`` of its own frequency is added to every control
 electrode ``k`` at once; the sampled output is demodulated at every ``f_k``.
 For a memoryless device the signed in-phase amplitude (peak units, see

@@ -1,6 +1,6 @@
 """Characterise a DNPU and fit a surrogate twin to it (``labtrain characterize``).
 
-The field's recipe (ALGORITHMS.md section 6): drive every activation
+The field's recipe (docs/algorithms.md, section 6): drive every activation
 electrode with a slow triangle wave spanning its allowed range, each at its
 own frequency ``sqrt(p_k) * base_hz`` for the ``k``-th prime ``p_k`` (square
 roots of distinct primes are linearly independent over the rationals, so the

@@ -2,7 +2,7 @@
 
 A dopant-network processing unit has activation electrodes -- data inputs and
 control electrodes -- and one output whose current is read through a
-transimpedance amplifier (ALGORITHMS.md section 6).  As a :class:`Chip`:
+transimpedance amplifier (docs/algorithms.md, section 6).  As a :class:`Chip`:
 
 * inputs are the data-electrode voltages ``(B, n_data)`` in volts (each must lie
   inside its electrode's range);

@@ -8,7 +8,7 @@ records which electrode does what and the ranges the device may see;
 (synthetic physics, fitted surrogate) implements.
 
 Defaults follow the published DNPU bench (Boon, Ruiz Euler et al., see
-ALGORITHMS.md section 6): activation ranges [-1.2, 0.6] V, narrower
+docs/algorithms.md, section 6): activation ranges [-1.2, 0.6] V, narrower
 [-0.35, 0.15] V next to the output, software abort at |V| >= 1.6 V, output
 clipping near +-110 nA, Boolean inputs 0 -> -1.2 V and 1 -> +0.6 V.
 """

@@ -1,6 +1,6 @@
 """Synthetic DNPU physics: a gated hopping network between eight electrodes.
 
-What a DNPU is (ALGORITHMS.md section 6): a small disordered region of dopant
+What a DNPU is (docs/algorithms.md, section 6): a small disordered region of dopant
 atoms contacted by 8 electrodes -- 7 activation electrodes (2 data inputs and
 5 controls) and one output held at virtual ground by a transimpedance
 amplifier, whose current (tens of nA) is the result.  Charge moves by hopping

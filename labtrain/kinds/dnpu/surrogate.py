@@ -1,6 +1,6 @@
 """A DNPU surrogate: a fitted MLP that serves as the device model of a twin.
 
-The field's practice (ALGORITHMS.md section 6): sample a real DNPU with slow
+The field's practice (docs/algorithms.md, section 6): sample a real DNPU with slow
 triangle waves of incommensurate frequencies over the allowed electrode
 ranges (:func:`labtrain.kinds.dnpu.characterize.characterize`), fit a multilayer
 perceptron from the activation-electrode voltages to the output current

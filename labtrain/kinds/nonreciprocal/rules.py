@@ -1,4 +1,4 @@
-"""Equilibrium propagation for non-conservative (non-reciprocal) systems (ALGORITHMS.md section 8).
+"""Equilibrium propagation for non-conservative (non-reciprocal) systems (docs/algorithms.md, section 8).
 
 System ``ds/dt = F(s, theta)``, free fixed point ``s0``, Jacobian
 ``J = dF/ds`` at ``s0`` (not symmetric), ``A = (J - J^T)/2``.  Loss

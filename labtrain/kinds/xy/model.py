@@ -1,6 +1,6 @@
 """XY (Kuramoto-type) phase-oscillator network: energy, relaxation, exact gradients.
 
-Physics (ALGORITHMS.md section 7).  Oscillator ``i`` has phase ``phi_i``; edge
+Physics (docs/algorithms.md, section 7).  Oscillator ``i`` has phase ``phi_i``; edge
 ``e = (a, b)`` couples two oscillators with strength ``W_e`` and every node may
 feel a bias field of amplitude ``h_i`` and phase ``psi_i``:
 

@@ -1,4 +1,4 @@
-"""Equilibrium propagation for XY oscillator networks (ALGORITHMS.md section 7).
+"""Equilibrium propagation for XY oscillator networks (docs/algorithms.md, section 7).
 
 Energy ``E = -sum_e W_e cos(phi_a - phi_b) - sum_i h_i cos(phi_i - psi_i)``, so
 the local readout of a coupler is ``dE/dW_e = -cos(phi_a - phi_b)``.  With the
