@@ -331,3 +331,29 @@ def test_labtrain_does_not_import_dask():
     code = ("import sys, labtrain, labtrain.cli; labtrain.cli.build_parser(); "
             "assert 'dask' not in sys.modules and 'distributed' not in sys.modules, 'dask imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_ctrl_c_stops_a_serial_sweep_at_a_step_boundary_and_resume_finishes_it(tmp_path, capsys):
+    folder = tmp_path / "sweep"
+    proc = subprocess.Popen([sys.executable, "-m", "labtrain", "sweep", str(REGRESSION), "--set", "run.seed=0:3",
+                             "--set", "run.epochs=150", "--set", "run.checkpoint_every=20", "--cluster", "serial",
+                             "--out", str(folder), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        second = member_run_file(folder / "runs", "regression_analytic-m001") if (folder / "runs").exists() else None
+        if second is not None and read_summary(second)["steps_done"] >= 25:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    members = read_manifest(folder)["members"]
+    assert [m["status"] for m in members] == ["completed", "stopped", "pending"]
+    assert members[1]["message"] == "sweep stopped by Ctrl-C" and read_summary(second)["status"] == "stopped"
+    assert f"labtrain sweep --resume {folder}" in err
+    code, _, err = cli(["sweep", "--resume", folder, "--cluster", "serial", "-q"], capsys)
+    assert code == 0, err
+    members = read_manifest(folder)["members"]
+    assert [m["status"] for m in members] == ["completed"] * 3 and members[1]["resumed_from"] >= 20
+    assert [m["attempts"] for m in members] == [1, 2, 1]

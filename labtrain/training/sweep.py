@@ -73,8 +73,8 @@ SWEEP_KEYS = {"name": str, "description": str, "experiment": str, "out_dir": str
               "zip": list}
 #: dask-jobqueue job options allowed in ``[sweep.slurm]`` / ``[sweep.pbs]`` (type; "strs" = list of strings).
 JOB_KEYS = {"queue": str, "account": str, "cores": int, "processes": int, "memory": str, "walltime": str,
-            "job_name": str, "interface": str, "scheduler_interface": str, "local_directory": str, "log_directory": str, "python": str,
-            "death_timeout": float, "job_script_prologue": "strs", "job_extra_directives": "strs",
+            "job_name": str, "interface": str, "scheduler_interface": str, "local_directory": str,
+            "log_directory": str, "python": str, "death_timeout": float, "job_script_prologue": "strs", "job_extra_directives": "strs",
             "job_directives_skip": "strs", "worker_extra_args": "strs"}
 JOB_KEYS_ONLY = {"slurm": {"job_cpu": int, "job_mem": str}, "pbs": {"resource_spec": str}}
 #: Environment of worker processes: one thread per BLAS/OpenMP pool (members run side by side).
@@ -893,8 +893,6 @@ def run_sweep(folder: str | Path, cluster: str = "local", workers: int | None = 
 
 def _serial(driver: _Driver) -> bool:
     """Members one after another in this process; Ctrl-C/SIGTERM stops the current one at a step boundary."""
-    from labtrain.training.launch import prepare_resume, prepare_run  # noqa: F401 - imported before any member
-
     state = {"stop": None}
 
     def on_signal(signum, frame):
