@@ -297,7 +297,7 @@ def _print_sweep_summary(folder: Path, as_json: bool) -> int:
 
     if as_json:
         manifest = read_sweep_results(folder)
-        print(json.dumps(manifest["members"], indent=1, default=_json_value))
+        print(json.dumps(_json_clean(manifest["members"]), indent=1, default=_json_value))
         return EXIT_OK
     path = write_summary(folder)
     ds = summary_dataset(folder)
@@ -306,11 +306,20 @@ def _print_sweep_summary(folder: Path, as_json: bool) -> int:
     return EXIT_OK
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, (np.generic,)):
-        return value.item()
-    if isinstance(value, float) and math.isnan(value):
+def _json_clean(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as ``null`` (strict JSON) and numpy scalars as Python numbers."""
+    if isinstance(obj, dict):
+        return {k: _json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
+    return obj
+
+
+def _json_value(value: Any) -> Any:
     return str(value)
 
 
@@ -369,8 +378,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         raise UsageError(f"{directory}: no such folder")
     rows = list_runs(directory)
     if args.json:
-        print(json.dumps([{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-                          for r in rows], indent=1, default=_json_value))
+        print(json.dumps(_json_clean(rows), indent=1, default=_json_value))
         return EXIT_OK
     if not rows:
         print(f"no run files in {directory}")

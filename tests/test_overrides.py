@@ -91,7 +91,7 @@ def test_run_stores_the_overrides_and_runs_lists_them(tmp_path, capsys):
     assert code == 0 and "overrides" in text.splitlines()[0]
     assert "learning.learning_rate=0.03" in text and "run.epochs=2" in text
     code, text, _ = cli(["runs", out, "--json"], capsys)
-    rows = json.loads(text)
+    rows = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     assert code == 0 and len(rows) == 1 and rows[0]["overrides"]["learning"] == {"learning_rate": 0.03}
     assert rows[0]["steps_done"] == 10 and rows[0]["status"] == "completed"
 

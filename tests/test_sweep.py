@@ -205,7 +205,7 @@ def test_summary_dataset_netcdf_and_table(local_sweep, capsys):
         assert_same_results(back.load(), ds)
         assert back.attrs["swept_keys"] == "learning.learning_rate run.seed"
     code, out, _ = cli(["sweep", "--summary", folder, "--json"], capsys)
-    members = json.loads(out)
+    members = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     assert code == 0 and [m["summary"]["status"] for m in members] == ["completed"] * 4
     assert summary_table(ds).splitlines()[0] == lines[0]
 
