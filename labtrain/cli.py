@@ -413,6 +413,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     summary = read_summary(args.run)
     for key, value in summary.items():
+        if key == "overrides" or (key == "sweep" and not value):  # overrides: printed below, as JSON
+            continue
         if isinstance(value, float) and "accuracy" in key:
             value = _pct(value)
         print(f"{key:<17} {_fmt(value)}")
