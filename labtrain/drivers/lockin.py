@@ -33,7 +33,7 @@ import math
 import time
 from typing import Any, Iterator
 
-from labtrain.instruments.ports import LockIn, LockInReading, PortError, PortIOError
+from labtrain.instruments.ports import LockIn, LockInReading, PortError, PortIOError, unwrap
 from labtrain.drivers._common import require, translate
 from labtrain.instruments.drivers import DriverSpec
 from labtrain.schema import Field
@@ -376,7 +376,7 @@ def _visa_options(**extra: Field) -> dict[str, Field]:
 
 
 def _lockin_channels(port: Any) -> dict[str, Any]:
-    inner = getattr(port, "_inner", port)
+    inner = unwrap(port)
     return {"amplitude_range_v": tuple(inner.amplitude_range_v), "frequency_range_hz": tuple(inner.frequency_range_hz),
             "product": inner._model}
 

@@ -36,7 +36,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from labtrain.instruments.ports import DAQ, Acquisition, PortIOError, PortTimeout
+from labtrain.instruments.ports import DAQ, Acquisition, PortIOError, PortTimeout, unwrap
 from labtrain.drivers._common import require
 from labtrain.instruments.drivers import DriverSpec
 from labtrain.schema import Field
@@ -414,8 +414,8 @@ def device_channels(device: str, system: Any = None) -> dict[str, Any]:
 
 def nidaq_channels(port: Any) -> dict[str, Any]:
     """:func:`device_channels` of an opened :class:`NIDAQ` (also through a safety wrapper)."""
-    inner = getattr(port, "_inner", port)
-    return device_channels(inner.device, getattr(inner, "_system", None))
+    inner = unwrap(port)
+    return device_channels(inner.device, inner._system)
 
 
 def _check_nidaq_options(options: dict[str, Any]) -> None:

@@ -53,6 +53,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from labtrain.instruments.ports import DAQ, PortError, unwrap
 from labtrain.instruments.drivers import BENCH_KEYS, PORT_KINDS, DriverError, DriverSpec, default_channels, load_driver
 from labtrain.schema import ConfigError, show, suggest
 
@@ -383,7 +384,6 @@ def require_bench(bench: Bench, needs: BenchNeeds) -> None:
 
 
 def _listing(bp: BenchPort) -> tuple[dict[str, Any] | None, BenchError | None]:
-    from labtrain.instruments.ports import PortError
 
     try:
         return bp.channels(), None
@@ -396,7 +396,8 @@ def _check_daq(bp: BenchPort, needs: BenchNeeds) -> list[BenchError]:
     info, err = _listing(bp)
     if err is not None:
         return [err]
-    prefix = getattr(getattr(bp.port, "_inner", bp.port), "device", "") or bp.resource
+    bare = unwrap(bp.port)
+    prefix = (bare.device if isinstance(bare, DAQ) else "") or bp.resource
     problems: list[BenchError] = []
     label = bp.label()
     for kind in ("ao", "ai", "do"):
@@ -412,7 +413,7 @@ def _check_daq(bp: BenchPort, needs: BenchNeeds) -> list[BenchError]:
                     f"{g.key} names {missing[0]!r}, which {label} does not have: it has {len(offered)} {word} "
                     f"channel{'s' if len(offered) != 1 else ''} ({_few(offered)}); this bench needs "
                     f"{len(wanted)}", g.section))
-    port = getattr(bp.port, "_inner", bp.port)
+    port = unwrap(bp.port)
     for which, limit, source in (("ao", needs.max_abs_v, needs.max_abs_v_source),
                                  ("ai", needs.ai_max_abs_v, needs.ai_max_abs_v_source)):
         if limit is None:
@@ -424,7 +425,7 @@ def _check_daq(bp: BenchPort, needs: BenchNeeds) -> list[BenchError]:
                 f"{source[1]}: +-{_fmt(limit)} V is beyond the {word} range of {label} "
                 f"([{_fmt(device_rng[0])}, {_fmt(device_rng[1])}] V)", source[0]))
             continue
-        port_rng = getattr(port, f"{which}_range_v", None)
+        port_rng = (port.ao_range_v if which == "ao" else port.ai_range_v) if isinstance(port, DAQ) else None
         if which == "ao" and port_rng is not None and not (port_rng[0] <= -limit and limit <= port_rng[1]):
             problems.append(BenchError(
                 f"{source[1]}: +-{_fmt(limit)} V is beyond the AO range {bp.name} is opened with "

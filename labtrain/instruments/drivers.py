@@ -177,9 +177,9 @@ def default_channels(port: Any) -> dict[str, Any]:
     it declares them.  A driver that can ask its device for more (every physical channel)
     gives its own :attr:`DriverSpec.channels`.
     """
-    from labtrain.instruments.ports import DAQ, LockIn, PotArray
+    from labtrain.instruments.ports import DAQ, LockIn, PotArray, unwrap
 
-    inner = getattr(port, "_inner", port)  # a safety wrapper: describe what it wraps
+    inner = unwrap(port)  # a safety wrapper: describe what it wraps
     if isinstance(inner, DAQ):
         return {"ao": list(inner.ao_channels), "ai": list(inner.ai_channels), "do": list(inner.do_lines),
                 "ao_range_v": tuple(inner.ao_range_v), "ai_range_v": tuple(inner.ai_range_v),
@@ -187,12 +187,8 @@ def default_channels(port: Any) -> dict[str, Any]:
     if isinstance(inner, PotArray):
         return {"n_channels": int(inner.n_channels), "n_taps": int(inner.n_taps)}
     if isinstance(inner, LockIn):
-        out: dict[str, Any] = {}
-        for key in ("amplitude_range_v", "frequency_range_hz"):
-            value = getattr(inner, key, None)
-            if value is not None:
-                out[key] = tuple(float(v) for v in value)
-        return out
+        return {"amplitude_range_v": (float(inner.min_amplitude_v), float(inner.max_amplitude_v)),
+                "frequency_range_hz": tuple(float(v) for v in inner.frequency_range_hz)}
     return {}
 
 

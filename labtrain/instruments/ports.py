@@ -92,6 +92,8 @@ class DAQ(abc.ABC):
     leaves each channel holding its waveform's last sample.
     """
 
+    #: the device's name as channel names start with it, e.g. "Dev1" ("" when channels carry no prefix)
+    device: str = ""
     #: analog-output channel names, e.g. ("Dev1/ao0", "Dev1/ao1")
     ao_channels: tuple[str, ...] = ()
     #: analog-input channel names
@@ -420,6 +422,11 @@ class Guarded(abc.ABC):
     @abc.abstractmethod
     def wrapped(self) -> "DAQ | LockIn | PotArray":
         """The bare port behind the safety layer (to describe it: identity, channels, ranges; never to write)."""
+
+
+def unwrap(port: Any) -> Any:
+    """The bare port behind a safety wrapper (:attr:`Guarded.wrapped`), or ``port`` itself."""
+    return port.wrapped if isinstance(port, Guarded) else port
 
 
 def _volts(value: float) -> str:
