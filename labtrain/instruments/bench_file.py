@@ -384,7 +384,6 @@ def require_bench(bench: Bench, needs: BenchNeeds) -> None:
 
 
 def _listing(bp: BenchPort) -> tuple[dict[str, Any] | None, BenchError | None]:
-
     try:
         return bp.channels(), None
     except (PortError, OSError, ValueError) as exc:
