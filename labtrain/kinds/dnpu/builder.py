@@ -39,6 +39,7 @@ from labtrain.kinds.ac_rules import hge_rule
 from labtrain.instruments.bench_file import BenchError, has_role
 from labtrain.kinds.dnpu.hardware import build_dnpu_hardware, build_dnpu_twin
 from labtrain.kinds.dnpu.chip import DNPUChip
+from labtrain.kinds.dnpu.surrogate_npz import load_surrogate
 
 #: [chip] keys of a DNPU that describe the device; a surrogate file brings its own.
 DNPU_LAYOUT_KEYS = ("electrode_low_v", "electrode_high_v", "data_electrodes", "control_electrodes", "gain_ohm",
@@ -74,11 +75,10 @@ def _task(exp: Experiment) -> Task:
 
 
 def _surrogate(exp: Experiment):
-    from labtrain.kinds.dnpu.surrogate import SurrogateDNPU
-
+    """The surrogate file's model: labtrain HDF5, a Twente ``.npz`` or a PyTorch checkpoint (by suffix)."""
     path = exp.resolve(exp["chip"]["surrogate_path"])
     try:
-        return SurrogateDNPU.load(path)
+        return load_surrogate(path)
     except (ValueError, OSError, KeyError) as exc:
         raise ConfigError(f"{source_of(exp)}: [chip] surrogate_path = {exp['chip']['surrogate_path']!r}: "
                           f"{str(exc).splitlines()[0]}") from None

@@ -15,8 +15,11 @@ OWN: dict[str, dict[str, Field]] = {
     "chip": {
         "model": F("str", "hopping", "dnpu, ideal/twin: device physics, the synthetic hopping network "
                    "(HoppingDNPU) or a fitted surrogate file (labtrain characterize)", choices=DNPU_MODELS),
-        "surrogate_path": F("str", "", "dnpu, model = surrogate: the surrogate file (.h5, relative to the "
-                            "experiment file); it brings its electrode ranges, roles, gain and clipping"),
+        "surrogate_path": F("str", "", "dnpu, model = surrogate: the surrogate file, relative to the experiment "
+                            "file: .h5 from labtrain characterize, .npz of a real device in the Twente layout "
+                            "(W0.., b0.., input_min_V, input_max_V, amplification; data on inputs 3 and 4) or a "
+                            "SkyNEt/brains-py .pt (needs torch); it brings its electrode ranges, roles, gain and "
+                            "clipping"),
         "model_seed": F("int", 5, "dnpu, model = hopping: seed of the synthetic device (5: the documented "
                         "default device)", 0, 2**32 - 1),
         "electrode_low_v": F("floats", list(_LAYOUT.low_v), "dnpu: lowest allowed voltage of every activation "

@@ -12,10 +12,14 @@ with a vectorised numpy forward pass (no scikit-learn needed to use it):
 
 ``current_a(v) = y_offset_a + y_scale_a * MLP((v - x_offset_v) / x_scale_v)``
 
-with ReLU hidden layers and a linear output.  It is saved as one HDF5 file
-(h5py): weights, biases, scalers, the device's layout (electrode ranges,
+with ReLU hidden layers and a linear output, and its exact Jacobian
+(:meth:`SurrogateDNPU.jacobian_a`, the chain rule through the layers), so a
+chip over a surrogate offers ``reference_gradient``.  It is saved as one HDF5
+file (h5py): weights, biases, scalers, the device's layout (electrode ranges,
 roles, gain, clipping) and provenance (source snapshot, sample count, rates,
-test RMSE, labtrain version).
+test RMSE, labtrain version).  Published models of real devices in other
+layouts (the Twente group's ``.npz`` and PyTorch checkpoints) are read by
+:mod:`labtrain.kinds.dnpu.surrogate_npz`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,14 @@ ACTIVATIONS = {
     "tanh": np.tanh,
     "logistic": lambda z: 1.0 / (1.0 + np.exp(-z)),
     "identity": lambda z: z,
+}
+
+#: derivative of every activation, as a function of its input ``z`` and output ``a``
+_SLOPES = {
+    "relu": lambda z, a: (z > 0.0).astype(float),
+    "tanh": lambda z, a: 1.0 - a * a,
+    "logistic": lambda z, a: a * (1.0 - a),
+    "identity": lambda z, a: np.ones_like(z),
 }
 
 
@@ -110,6 +122,29 @@ class SurrogateDNPU:
             h = act(h @ w + b)
         out = h @ self.weights[-1] + self.biases[-1]
         return (self.y_offset_a + self.y_scale_a * out[:, 0]).reshape(lead)
+
+    def jacobian_a(self, electrode_v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Output current ``(...)`` (A) and its exact gradient ``dI/dV`` ``(..., n_electrodes)`` (A/V).
+
+        Forward-mode chain rule through the layers (a ReLU's slope is taken as 0
+        at exactly 0, PyTorch's convention).  Before the amplifier clips: the
+        chip zeroes the Jacobian where the current is clipped.
+        """
+        v = np.asarray(electrode_v, float)
+        if v.shape[-1:] != (self.n_electrodes,):
+            raise ValueError(f"electrode_v must end in {self.n_electrodes} electrodes, got shape {v.shape}")
+        lead = v.shape[:-1]
+        h = (v.reshape(-1, self.n_electrodes) - self.x_offset_v) / self.x_scale_v
+        act, slope = ACTIVATIONS[self.activation], _SLOPES[self.activation]
+        jac = np.broadcast_to(np.diag(1.0 / self.x_scale_v), (len(h), self.n_electrodes, self.n_electrodes))
+        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+            z = h @ w + b
+            h = act(z)
+            jac = (jac @ w) * slope(z, h)[:, None, :]                       # (N, n_electrodes, width)
+        out = h @ self.weights[-1] + self.biases[-1]
+        current = self.y_offset_a + self.y_scale_a * out[:, 0]
+        grad = self.y_scale_a * (jac @ self.weights[-1])[..., 0]
+        return current.reshape(lead), grad.reshape(lead + (self.n_electrodes,))
 
     def snapshot(self) -> dict:
         return {"model": "SurrogateDNPU", "activation": self.activation,
