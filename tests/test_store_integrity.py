@@ -276,7 +276,7 @@ def _labtrain(args, limit: int | None = None, env: dict | None = None, timeout: 
                           timeout=timeout, preexec_fn=_limited(limit) if limit else None, env=env)
 
 
-def test_rlimit_fsize_on_run_and_resume(reference, tmp_path):
+def test_rlimit_fsize_on_run_and_resume(reference, tmp_path, capsys):
     exp = tmp_path / "tiny.toml"
     exp.write_text(TINY)
     out = tmp_path / "runs"
@@ -302,12 +302,11 @@ def test_rlimit_fsize_on_run_and_resume(reference, tmp_path):
     summary = read_summary(path)
     assert summary["status"] == "failed" and summary["message"].startswith("file size limit reached")
     np.testing.assert_array_equal(_contents(path)["steps"]["step"], [0, 1, 2])
-    p = _labtrain(["resume", path, "-q"])
-    assert p.returncode == 0, p.stderr
+    assert cli(["resume", path, "-q"], capsys)[0] == 0
     _assert_identical(_contents(path), reference)
 
 
-def test_export_to_a_full_target_exits_cleanly(reference, tmp_path):
+def test_export_to_a_full_target_exits_cleanly(reference, tmp_path, capsys):
     with prepare_run(_experiment(tmp_path / "runs")) as run:
         path = run.run().path
     for fmt, target in (("netcdf", tmp_path / "x" / "run.nc"), ("csv", tmp_path / "x" / "run")):
@@ -315,8 +314,8 @@ def test_export_to_a_full_target_exits_cleanly(reference, tmp_path):
         assert p.returncode == 4, p.stderr
         assert p.stderr.count("\n") == 1 and "file size limit reached" in p.stderr and "Traceback" not in p.stderr
         assert not (tmp_path / "x").exists() or list((tmp_path / "x").iterdir()) == []
-    p = _labtrain(["export", path, "--format", "netcdf", "-o", tmp_path / "x" / "run.nc"])
-    assert p.returncode == 0 and (tmp_path / "x" / "run.nc").stat().st_size > 0
+    assert cli(["export", path, "--format", "netcdf", "-o", tmp_path / "x" / "run.nc"], capsys)[0] == 0
+    assert (tmp_path / "x" / "run.nc").stat().st_size > 0
 
 
 def test_runs_lists_unreadable_files(reference, tmp_path, capsys):
@@ -390,7 +389,7 @@ def test_concurrent_resumes_exactly_one_wins(monkeypatch, tmp_path):
     monkeypatch.setattr(store_mod, "LEASE_SETTLE_S", 0.2)
     with prepare_run(_experiment(tmp_path)) as run:
         path = run.store.path
-    for attempt in range(3):
+    for attempt in range(2):
         start = time.time() + 0.3
         rfd, wfd = os.pipe()
 
@@ -402,7 +401,7 @@ def test_concurrent_resumes_exactly_one_wins(monkeypatch, tmp_path):
                 os.write(wfd, b"-")
                 return
             os.write(wfd, b"+")
-            time.sleep(0.5)  # hold it while the others check
+            time.sleep(0.3)  # hold it while the others check
             store.close()
 
         pids = []
@@ -515,7 +514,7 @@ def test_torn_checkpoints_fall_back_or_restart(reference, tmp_path, capsys):
     code, _, err = cli(["resume", path, "-q"], capsys)
     assert code == 2 and err.count("\n") == 1 and "fails its checksum" in err and "labtrain repair" in err
     code, out, _ = cli(["repair", path], capsys)
-    assert code == 0 and "resumes from the beginning" in out
+    assert code == 0 and "a resume starts from the beginning" in out
     assert cli(["resume", path, "-q"], capsys)[0] == 0
     _assert_identical(_contents(path), reference)
 

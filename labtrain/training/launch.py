@@ -87,11 +87,14 @@ def prepare_resume(path: str | Path, listeners: list[Listener] | None = None,
     length.  Raises :class:`StoreError` for an unusable file and :class:`ConfigError` if its
     experiment no longer builds.
     """
+    if epochs is None:
+        with RunStore.open(path) as peek:  # refused without writing anything
+            if peek.attrs["status"] == "completed":
+                raise StoreError(f"{path}: run already completed (use --epochs to train longer)")
     store = RunStore.open(path, "r+")
     setup = None
     try:
-        status = store.attrs["status"]
-        if status == "completed" and epochs is None:
+        if store.attrs["status"] == "completed" and epochs is None:
             raise StoreError(f"{path}: run already completed (use --epochs to train longer)")
         overrides = store.overrides
         if epochs is not None:

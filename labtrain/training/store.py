@@ -11,7 +11,7 @@ Format ``labtrain-run-2`` (docs/run-file.md has the full description)::
     /eval                 compound rows (step, epoch, train/test loss and accuracy, crc), pre-allocated
     /parameters/history   parameters after selected steps, with /parameters/history_step
     /parameters/final     parameters at the end of a completed run (valid when the state says so)
-    /checkpoint           uint8 (3, n): three self-checking checkpoint slots (npz archives)
+    /checkpoint           uint8 (3, n): three self-checking checkpoint slots
     /maps/<name>, /maps/step   optional spatial maps (xy chips)
 
 How it stays consistent.  The HDF5 structure (every group, dataset and
@@ -349,24 +349,33 @@ def _decode_state(raw: bytes) -> tuple[int, dict] | None:
 
 
 def _encode_checkpoint(step: int, parameters: np.ndarray, optimizer_state: dict[str, np.ndarray]) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, parameters=np.asarray(parameters, float),
-             **{f"optimizer.{k}": np.asarray(v) for k, v in optimizer_state.items()})
-    archive = buf.getvalue()
-    return _CKPT_HEADER.pack(_CKPT_MAGIC, step, len(archive), zlib.crc32(archive)) + archive
+    """Header (magic, step, length, CRC32) + payload: u32 index length, JSON index
+    ``[[name, dtype, shape], ...]``, then the arrays' little-endian C-order bytes in index order."""
+    arrays = {"parameters": np.asarray(parameters, float),
+              **{f"optimizer.{k}": np.asarray(v) for k, v in optimizer_state.items()}}
+    arrays = {k: v.astype(v.dtype.newbyteorder("<"), order="C", copy=False) for k, v in arrays.items()}
+    index = json.dumps([[k, v.dtype.str, list(v.shape)] for k, v in arrays.items()]).encode()
+    payload = b"".join([struct.pack("<I", len(index)), index, *(v.tobytes() for v in arrays.values())])
+    return _CKPT_HEADER.pack(_CKPT_MAGIC, step, len(payload), zlib.crc32(payload)) + payload
 
 
 def _decode_checkpoint(raw: bytes) -> tuple[int, np.ndarray, dict[str, np.ndarray]] | None:
     magic, step, n, crc = _CKPT_HEADER.unpack_from(raw)
     if magic != _CKPT_MAGIC or n > len(raw) - _CKPT_HEADER.size:
         return None
-    archive = raw[_CKPT_HEADER.size:_CKPT_HEADER.size + n]
-    if zlib.crc32(archive) != crc:
+    payload = raw[_CKPT_HEADER.size:_CKPT_HEADER.size + n]
+    if zlib.crc32(payload) != crc:
         return None
-    with np.load(io.BytesIO(archive), allow_pickle=False) as z:
-        opt = {k[len("optimizer."):]: z[k][()] if z[k].ndim == 0 else z[k] for k in z.files
-               if k.startswith("optimizer.")}
-        return int(step), z["parameters"], opt
+    (k,) = struct.unpack_from("<I", payload)
+    pos, arrays = 4 + k, {}
+    for name, dtype, shape in json.loads(payload[4:4 + k]):
+        dt = np.dtype(dtype)
+        size = dt.itemsize * int(np.prod(shape, dtype=np.int64))
+        value = np.frombuffer(payload, dt, int(np.prod(shape, dtype=np.int64)), pos).reshape(shape).copy()
+        arrays[name] = value[()] if value.ndim == 0 else value
+        pos += size
+    opt = {name[len("optimizer."):]: v for name, v in arrays.items() if name.startswith("optimizer.")}
+    return int(step), arrays["parameters"], opt
 
 
 # ------------------------------------------------------------------ lease
@@ -520,8 +529,8 @@ def _build_image(source: h5py.File | None, root_attrs: dict, immutable: dict[str
         _fixed(p, "final", (n_params,), "<f8", "parameters at the end of a completed run (valid when /state "
                "says final)")
         _fixed(h5, "checkpoint", (CHECKPOINT_SLOTS, capacity["checkpoint_bytes"]), np.uint8,
-               "checkpoint slots (magic LTC2, i64 step, u64 length, u32 CRC32, npz archive); /state points to "
-               "the current one")
+               "checkpoint slots (magic LTC2, i64 step, u64 length, u32 CRC32 of the payload; payload: u32 n, "
+               "n bytes JSON [[name, dtype, shape], ...], then the arrays' bytes); /state points to the current one")
         if maps_spec:
             g = h5.create_group("maps")
             _fixed(g, "step", (capacity["maps"],), "<i8", "step after which each map row was taken (-1: before)")
@@ -1434,4 +1443,5 @@ def repair_run(path: str | Path, force: bool = False) -> str:
 
 def _resumes(contents: RunContents) -> str:
     cp = contents.checkpoint
-    return f"; resumes after step {cp[0]}" if cp is not None else "; resumes from the beginning"
+    return (f"; resumes after step {cp[0]}" if cp is not None else
+            "; no intact checkpoint: a resume starts from the beginning (the rows stay readable until then)")
