@@ -17,7 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Task", "TaskError", "GATES", "TASKS", "DECODERS", "make_task", "decode", "accuracy", "load_idx"]
+__all__ = ["Task", "TaskError", "GATES", "TASKS", "DECODERS", "make_task", "decode", "accuracy", "load_idx",
+           "MNIST10K_SPLIT_SEED", "MNIST10K_TRAIN_FRACTION"]
 
 #: Truth tables of the 16 two-input Boolean gates, for inputs (00, 01, 10, 11).
 GATES: dict[str, tuple[int, int, int, int]] = {
@@ -28,6 +29,10 @@ GATES: dict[str, tuple[int, int, int, int]] = {
 }
 TASKS = tuple(GATES) + ("linear_regression", "nonlinear_regression", "iris", "digits", "mnist")
 DECODERS = ("regression", "argmax", "nearest_target", "nearest_phase")
+#: seed of the fixed permutation that splits the official MNIST test set into MNIST-10k train / test
+MNIST10K_SPLIT_SEED = 10_000
+#: fraction of MNIST-10k used for training (8,000 of 10,000 images)
+MNIST10K_TRAIN_FRACTION = 0.8
 
 
 class TaskError(ValueError):
@@ -50,6 +55,9 @@ class Task:
         ``regression``, ``argmax`` or ``nearest_target``.
     class_targets_v : ndarray, shape (n_classes, n_outputs) or None
         Target voltage vector of every class (for ``nearest_target``).
+    test_is_train : bool
+        The test set is the training set (Boolean gates: the 4 input cases), so
+        there is no held-out accuracy: see :meth:`accuracy_names`.
     """
 
     name: str
@@ -62,6 +70,7 @@ class Task:
     decoder: str = "regression"
     class_targets_v: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    test_is_train: bool = False
 
     @property
     def n_inputs(self) -> int:
@@ -75,9 +84,21 @@ class Task:
     def is_classification(self) -> bool:
         return self.y_train is not None
 
+    def accuracy_names(self) -> tuple[str, str | None]:
+        """Labels of the train and test accuracy for summaries and tables.
+
+        ``("train accuracy (4 cases)", None)`` for a Boolean gate, whose test set
+        is its training set (no held-out accuracy to report);
+        ``("train accuracy", "test accuracy")`` otherwise.
+        """
+        if self.test_is_train:
+            return f"train accuracy ({len(self.x_train)} cases)", None
+        return "train accuracy", "test accuracy"
+
     def describe(self) -> dict:
         return {"name": self.name, "n_train": len(self.x_train), "n_test": len(self.x_test),
-                "n_inputs": self.n_inputs, "n_outputs": self.n_outputs, "decoder": self.decoder, **self.info}
+                "n_inputs": self.n_inputs, "n_outputs": self.n_outputs, "decoder": self.decoder,
+                "test_is_train": self.test_is_train, **self.info}
 
 
 # ------------------------------------------------------------------ decoding
@@ -157,23 +178,61 @@ def load_idx(path: str | Path) -> np.ndarray:
     return body.reshape(shape)
 
 
-def _find_idx(directory: Path, stem: str) -> Path:
+def _idx_file(directory: Path, stem: str) -> Path | None:
     for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
         if (directory / name).is_file():
             return directory / name
-    raise TaskError(f"MNIST file {stem}[.gz] not found in {directory} (labtrain never downloads data; "
-                    "point task.mnist_path at a folder with the four IDX files)")
+    return None
 
 
-def _mnist(path: str, n_train: int, n_test: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _find_idx(directory: Path, stem: str) -> Path:
+    found = _idx_file(directory, stem)
+    if found is None:
+        raise TaskError(f"MNIST file {stem}[.gz] not found in {directory} (labtrain never downloads data; "
+                        "point task.mnist_path at a folder with the IDX files: all four, or the two t10k files "
+                        "for MNIST-10k)")
+    return found
+
+
+def _images_and_labels(directory: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    x = load_idx(_find_idx(directory, f"{prefix}-images-idx3-ubyte")).reshape(-1, 784).astype(float)
+    y = load_idx(_find_idx(directory, f"{prefix}-labels-idx1-ubyte")).astype(int)
+    if len(x) != len(y):
+        raise TaskError(f"MNIST {prefix} files in {directory}: {len(x)} images but {len(y)} labels")
+    return x, y
+
+
+def _mnist(path: str, n_train: int, n_test: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    """MNIST from IDX files: the official split, or MNIST-10k when only the t10k files are there.
+
+    Returns ``(x_train, y_train, x_test, y_test, info)``; ``n_train`` / ``n_test``
+    keep the first images of each split (in file order, or in the fixed
+    permutation's order for MNIST-10k).
+    """
     d = Path(path).expanduser()
     if not d.is_dir():
         raise TaskError(f"MNIST folder {d} does not exist")
-    xtr = load_idx(_find_idx(d, "train-images-idx3-ubyte")).reshape(-1, 784).astype(float)
-    ytr = load_idx(_find_idx(d, "train-labels-idx1-ubyte")).astype(int)
-    xte = load_idx(_find_idx(d, "t10k-images-idx3-ubyte")).reshape(-1, 784).astype(float)
-    yte = load_idx(_find_idx(d, "t10k-labels-idx1-ubyte")).astype(int)
-    return xtr[:n_train], ytr[:n_train], xte[:n_test], yte[:n_test]
+    xte, yte = _images_and_labels(d, "t10k")
+    train_files = [_idx_file(d, f"train-{k}-idx{n}-ubyte") for k, n in (("images", 3), ("labels", 1))]
+    if all(train_files):
+        xtr, ytr = _images_and_labels(d, "train")
+        info = {"mnist_split": "official", "mnist_split_note": f"official {len(xtr)} train / {len(xte)} test files"}
+    elif any(train_files):
+        have, lack = ("images", "labels") if train_files[0] else ("labels", "images")
+        raise TaskError(f"MNIST folder {d} has the train {have} but not the train {lack} file; give both (official "
+                        "split) or neither (MNIST-10k from the t10k files)")
+    else:
+        perm = np.random.default_rng(MNIST10K_SPLIT_SEED).permutation(len(yte))
+        n_tr = int(round(MNIST10K_TRAIN_FRACTION * len(yte)))
+        if n_tr == 0 or n_tr == len(yte):
+            raise TaskError(f"MNIST-10k: {len(yte)} test images cannot be split {MNIST10K_TRAIN_FRACTION:g} / "
+                            f"{1 - MNIST10K_TRAIN_FRACTION:g}")
+        xtr, ytr, xte, yte = xte[perm[:n_tr]], yte[perm[:n_tr]], xte[perm[n_tr:]], yte[perm[n_tr:]]
+        info = {"mnist_split": "mnist-10k", "mnist_split_seed": MNIST10K_SPLIT_SEED,
+                "mnist_split_note": f"MNIST-10k: the official test set split {len(xtr)} train / {len(xte)} test "
+                                    f"by a fixed permutation (seed {MNIST10K_SPLIT_SEED})"}
+    info["mnist_available"] = [len(xtr), len(xte)]
+    return xtr[:n_train], ytr[:n_train], xte[:n_test], yte[:n_test], info
 
 
 def make_task(
@@ -218,7 +277,7 @@ def make_task(
         x_tr = x_te = input_low_v + (input_high_v - input_low_v) * bits
         y_tr = y_te = np.array(GATES[name])
         n_classes = 2
-        info = {"gate": name}
+        info = {"gate": name, "evaluation": "train accuracy (4 cases): a gate's test set is its 4 training cases"}
     elif name in ("linear_regression", "nonlinear_regression"):
         feats = rng.uniform(0, 1, (n_samples, n_features))
         if name == "linear_regression":
@@ -249,8 +308,9 @@ def make_task(
             is_train = None
         else:
             if not mnist_path:
-                raise TaskError("task mnist needs mnist_path, a folder with the four MNIST IDX files")
-            a, b, c, d = _mnist(mnist_path, n_train, n_test)
+                raise TaskError("task mnist needs mnist_path, a folder with the MNIST IDX files (all four, or the "
+                                "two t10k files for MNIST-10k)")
+            a, b, c, d, mnist_info = _mnist(mnist_path, n_train, n_test)
             feats, labels, side = np.vstack([a, c]), np.r_[b, d], 28
             is_train = np.r_[np.ones(len(a), bool), np.zeros(len(c), bool)]
         if side:
@@ -271,6 +331,8 @@ def make_task(
         x_tr, x_te = _scale_inputs(feats[tr], feats[te], input_low_v, input_high_v)
         y_tr, y_te = labels[tr], labels[te]
         info = {"n_classes": n_classes, "downsample": downsample, "classes": classes}
+        if name == "mnist":
+            info.update(mnist_info)
     else:
         raise TaskError(f"unknown task {name!r}")
     if len(x_tr) == 0 or len(x_te) == 0:
@@ -284,11 +346,12 @@ def make_task(
     if dec == "argmax" and n_classes == 2:
         raise TaskError("decoder argmax needs one output per class; two-class tasks use nearest_target")
     return _finish(name, x_tr, class_targets[y_tr], x_te, class_targets[y_te], y_tr, y_te, dec,
-                   class_targets, bias_inputs_v, info, complementary_inputs and (input_low_v, input_high_v))
+                   class_targets, bias_inputs_v, info, complementary_inputs and (input_low_v, input_high_v),
+                   test_is_train=name in GATES)
 
 
 def _finish(name, x_tr, t_tr, x_te, t_te, y_tr, y_te, decoder, class_targets, bias_inputs_v, info,
-            mirror_v=None) -> Task:
+            mirror_v=None, test_is_train: bool = False) -> Task:
     if len(x_tr) == 0 or len(x_te) == 0:
         raise TaskError(f"task {name} has an empty train or test split ({len(x_tr)} / {len(x_te)} examples)")
     if decoder not in DECODERS:
@@ -304,4 +367,4 @@ def _finish(name, x_tr, t_tr, x_te, t_te, y_tr, y_te, decoder, class_targets, bi
         x_te = np.hstack([x_te, np.broadcast_to(bias, (len(x_te), bias.size))])
     info = {**info, "bias_inputs_v": bias.tolist(), "complementary_inputs": bool(mirror_v)}
     return Task(name, np.ascontiguousarray(x_tr, float), np.asarray(t_tr, float), np.ascontiguousarray(x_te, float),
-                np.asarray(t_te, float), y_tr, y_te, decoder, class_targets, info)
+                np.asarray(t_te, float), y_tr, y_te, decoder, class_targets, info, test_is_train)
