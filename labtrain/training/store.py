@@ -563,6 +563,9 @@ class RunStore:
         self._state = state or {}
         self._owner = owner
         self._fault: StoreWriteError | None = None
+        self._writable = False
+        self._durable_slot: int | None = None  # the checkpoint slot of the last fsync: never overwritten
+        self._last_fsync = -math.inf
         self._maps_plan = 0
         self._maps_attrs: dict[str, dict] = {}
         self.damage = damage
@@ -679,13 +682,6 @@ class RunStore:
         self._state = {"status": "stopped", "message": "", "pid": 0, "total_steps": L.steps.rows,
                        "rows": {"steps": L.steps.rows, "eval": L.eval.rows, "history": 0, "maps": 0},
                        "checkpoint": None, "final": False, "owner": None}
-        best = None
-        for slot in range(self._layout.checkpoint.rows):
-            got = self._slot(slot)
-            if got is not None and (best is None or got[0] > best[1]):
-                best = (slot, got[0])
-        if best is not None:
-            self._state["checkpoint"] = {"slot": best[0], "step": best[1]}
         counts = self._state["rows"]
 
         def increasing(values: np.ndarray, consecutive: bool = False) -> int:
@@ -702,19 +698,24 @@ class RunStore:
                 values = self._read(region, region.rows)
                 n = increasing(values)
                 counts[key] = int(np.sum(values[:n] <= last)) if last >= 0 else int(np.sum(values[:n] < 0))
-
-    _writable = False
-    _durable_slot: int | None = None
-    _last_fsync = -math.inf
+        best = None  # the newest intact checkpoint of a step whose row is intact
+        for slot in range(L.checkpoint.rows):
+            got = self._slot(slot)
+            if got is not None and got[0] <= last and (best is None or got[0] > best[1]):
+                best = (slot, got[0])
+        if best is not None:
+            self._state["checkpoint"] = {"slot": best[0], "step": best[1]}
 
     def close(self) -> None:
         """Release the lease (if this process holds it) and the file.  Idempotent."""
         if self._fd is not None:
-            if self._owner is not None and self._fault is None:
-                try:
+            if self._owner is not None:
+                fault, self._fault = self._fault, None
+                try:  # even after a write fault: the state record's blocks were written at creation
                     self._release_lease()
                 except StoreError:
                     pass
+                self._fault = fault
             os.close(self._fd)
             self._fd = None
         if self.h5.id.valid:
@@ -976,11 +977,17 @@ class RunStore:
 
     def _record_end(self, data: dict) -> None:
         """Final status (and parameters of a completed run); after a write fault, as much as still fits."""
+        if self._owner is None:  # never became the writer (e.g. another process holds the lease)
+            return
         status, message = data["status"], data.get("message", "")
+        failed = None
+        if status == "completed" and self._fault is None:
+            try:
+                self.write_final(data["parameters"])
+            except StoreWriteError as exc:  # recorded below, then raised: the run did not end cleanly
+                status, message, failed = "failed", str(exc), exc
         fault, self._fault = self._fault, None
         try:
-            if status == "completed" and fault is None:
-                self.write_final(data["parameters"])
             self._commit(status=status, message=message, pid=os.getpid(), owner=None)
             self._owner = None
             self._fsync()
@@ -988,6 +995,8 @@ class RunStore:
             pass  # the disk refuses even the state record: the file keeps its last commit
         finally:
             self._fault = self._fault or fault
+        if failed is not None:
+            raise failed
 
     # ------------------------------------------------------------ reading
     @property
