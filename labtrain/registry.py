@@ -38,11 +38,11 @@ log = logging.getLogger(__name__)
 #: Built-in entries: group -> {name: "module:attribute"}.  Order is the display order.
 BUILTIN: dict[str, dict[str, str]] = {
     "labtrain.kinds": {
-        "resistor_network": "labtrain.kinds.resistor:KIND",
-        "xy": "labtrain.kinds.xy:KIND",
-        "nonreciprocal": "labtrain.kinds.nonreciprocal:KIND",
-        "nonlinear_resistor": "labtrain.kinds.nonlinear:KIND",
-        "dnpu": "labtrain.kinds.dnpu:KIND",
+        "resistor_network": "labtrain.kinds.resistor.kind:KIND",
+        "xy": "labtrain.kinds.xy.kind:KIND",
+        "nonreciprocal": "labtrain.kinds.nonreciprocal.kind:KIND",
+        "nonlinear_resistor": "labtrain.kinds.nonlinear.kind:KIND",
+        "dnpu": "labtrain.kinds.dnpu.kind:KIND",
     },
     "labtrain.rules": {},
     "labtrain.drivers": {
@@ -54,6 +54,8 @@ BUILTIN: dict[str, dict[str, str]] = {
     },
 }
 GROUPS = tuple(BUILTIN)
+#: ``[chip] type`` when an experiment file gives none
+DEFAULT_KIND = next(iter(BUILTIN["labtrain.kinds"]))
 
 
 class RegistryError(LookupError):
