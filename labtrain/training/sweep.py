@@ -948,24 +948,32 @@ _CURRENT = _CurrentRun()
 
 
 def _on_dask(driver: _Driver, cluster: str, workers: int | None, jobqueue, folder: Path, quiet: bool) -> bool:
+    """Members on a Dask cluster, never more in flight than the cluster has worker threads (so every
+    submitted member is running, and a worker that joins later -- a SLURM job that starts -- gets the
+    next one); a completed one is recorded at once."""
     distributed = _need_dask(f"--cluster {cluster}")
     handle = open_cluster(cluster, workers, jobqueue, folder)
     if not quiet:
         driver.progress.write(f"sweep {driver.manifest['name']}: {len(driver.todo)} member"
                               f"{'s' if len(driver.todo) != 1 else ''} to run on a {handle.description}")
     token = uuid.uuid4().hex[:8]
-    by_key: dict[str, dict] = {}
-    futures = []
+    queue = list(driver.todo)
+    in_flight: dict[Any, dict] = {}
     try:
-        for member in driver.todo:
-            key = f"labtrain-{member['name']}-{token}"
-            fut = handle.client.submit(run_member, driver.task(member, blas_threads=1), key=key, pure=False)
-            by_key[fut.key] = member
-            futures.append(fut)
-        pending = distributed.as_completed(futures)
-        while not pending.is_empty():
-            for fut in pending.next_batch(block=False) if pending.has_ready() else []:
-                member = by_key[fut.key]
+        while queue or in_flight:
+            window = max(1, _worker_threads(handle.client))
+            while queue and len(in_flight) < window:
+                member = queue.pop(0)
+                fut = handle.client.submit(run_member, driver.task(member, blas_threads=1), pure=False,
+                                           key=f"labtrain-member-{token}-{member['index']}")
+                in_flight[fut] = member
+                driver.started(member)
+            try:
+                done = distributed.wait(list(in_flight), timeout=1.0, return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                continue
+            for fut in done:
+                member = in_flight.pop(fut)
                 try:
                     result = fut.result()
                 except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: the member failed, the sweep goes on
@@ -973,22 +981,21 @@ def _on_dask(driver: _Driver, cluster: str, workers: int | None, jobqueue, folde
                               "run_file": member.get("run_file") and str(folder / member["run_file"])}
                 fut.release()
                 driver.finished(member, result)
-            try:
-                processing = handle.client.processing()
-            except Exception:  # noqa: BLE001 - only for the progress display
-                processing = {}
-            for keys in processing.values():
-                for key in keys:
-                    member = by_key.get(key if isinstance(key, str) else str(key))
-                    if member is not None and member["index"] not in driver.ended:
-                        driver.started(member)
-            time.sleep(0.2)
         return False
     except KeyboardInterrupt:
         driver.interrupted("sweep interrupted (Ctrl-C)")
         return True
     finally:
         handle.close()
+
+
+def _worker_threads(client: Any) -> int:
+    """Worker threads the scheduler has now (0 while none has joined, or when it cannot be asked)."""
+    try:
+        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    except Exception:  # noqa: BLE001 - a scheduler that does not answer this moment: no new submission
+        return 0
+    return sum(int(w.get("nthreads", 1)) for w in workers.values())
 
 
 def read_sweep_results(folder: str | Path) -> dict[str, Any]:
