@@ -288,7 +288,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         _print_sweep_summary(folder, False)
     if not report.ok:
         print(f"continue with: labtrain sweep --resume {folder}", file=sys.stderr)
-    return EXIT_STOPPED if report.interrupted else (EXIT_OK if report.ok else EXIT_FAILED)
+    if report.interrupted:
+        return EXIT_TERMINATED if report.interrupted == "SIGTERM" else EXIT_STOPPED
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _print_sweep_summary(folder: Path, as_json: bool) -> int:

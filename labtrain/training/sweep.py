@@ -665,7 +665,8 @@ class SweepReport:
 
     folder: Path
     counts: dict[str, int]
-    interrupted: bool = False
+    interrupted: str = ""
+    """What stopped the sweep early (``Ctrl-C``, ``SIGTERM``), "" when it ran to the end."""
 
     @property
     def ok(self) -> bool:
@@ -857,9 +858,9 @@ def run_sweep(folder: str | Path, cluster: str = "local", workers: int | None = 
     process, no Dask), ``slurm``/``pbs`` (``workers`` jobs of ``jobqueue[cluster]`` options) or a
     scheduler address.  Members whose backend is ``hardware`` run only serially.  A sweep folder is
     run by one driver at a time (``force``: take over one recorded on another host, which this
-    host cannot check).  Ctrl-C stops
-    the sweep (running members are stopped at a step boundary, serially, or killed with their
-    workers; either way resumable).
+    host cannot check).  Ctrl-C or SIGTERM stops the sweep (``SweepReport.interrupted`` says which):
+    a serial member stops at a step boundary, members on a local cluster stop with their workers;
+    either way they are resumable.
     """
     folder = Path(folder)
     manifest = read_manifest(folder)
@@ -874,7 +875,7 @@ def run_sweep(folder: str | Path, cluster: str = "local", workers: int | None = 
     manifest["driver"] = _me()
     write_manifest(folder, manifest)
     driver = _Driver(folder, manifest, todo, quiet)
-    interrupted = False
+    interrupted = ""
     try:
         if todo:
             if cluster == "serial":
@@ -891,7 +892,7 @@ def run_sweep(folder: str | Path, cluster: str = "local", workers: int | None = 
     return SweepReport(folder, counts, interrupted)
 
 
-def _serial(driver: _Driver) -> bool:
+def _serial(driver: _Driver) -> str:
     """Members one after another in this process; Ctrl-C/SIGTERM stops the current one at a step boundary."""
     state = {"stop": None}
 
@@ -920,7 +921,7 @@ def _serial(driver: _Driver) -> bool:
         _CURRENT.clear()
     if state["stop"]:
         driver.interrupted(f"sweep stopped by {state['stop']}")
-    return state["stop"] is not None
+    return state["stop"] or ""
 
 
 class _CurrentRun:
@@ -947,7 +948,19 @@ class _CurrentRun:
 _CURRENT = _CurrentRun()
 
 
-def _on_dask(driver: _Driver, cluster: str, workers: int | None, jobqueue, folder: Path, quiet: bool) -> bool:
+class _Stop(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM while a Dask sweep waits (its members stop with their workers; resumable)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _raise_stop(signum, frame) -> None:
+    raise _Stop("SIGTERM" if signum == signal.SIGTERM else "Ctrl-C")
+
+
+def _on_dask(driver: _Driver, cluster: str, workers: int | None, jobqueue, folder: Path, quiet: bool) -> str:
     """Members on a Dask cluster, never more in flight than the cluster has worker threads (so every
     submitted member is running, and a worker that joins later -- a SLURM job that starts -- gets the
     next one); a completed one is recorded at once."""
@@ -959,6 +972,11 @@ def _on_dask(driver: _Driver, cluster: str, workers: int | None, jobqueue, folde
     token = uuid.uuid4().hex[:8]
     queue = list(driver.todo)
     in_flight: dict[Any, dict] = {}
+    previous = {}
+    try:
+        previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: no signal handling
+        pass
     try:
         while queue or in_flight:
             window = max(1, _worker_threads(handle.client))
@@ -981,11 +999,14 @@ def _on_dask(driver: _Driver, cluster: str, workers: int | None, jobqueue, folde
                               "run_file": member.get("run_file") and str(folder / member["run_file"])}
                 fut.release()
                 driver.finished(member, result)
-        return False
-    except KeyboardInterrupt:
-        driver.interrupted("sweep interrupted (Ctrl-C)")
-        return True
+        return ""
+    except KeyboardInterrupt as exc:
+        name = exc.name if isinstance(exc, _Stop) else "Ctrl-C"
+        driver.interrupted(f"sweep stopped by {name}")
+        return name
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         handle.close()
 
 
