@@ -48,7 +48,7 @@ DNPU_LAYOUT_KEYS = ("electrode_low_v", "electrode_high_v", "data_electrodes", "c
 __all__ = ["dnpu_layout", "dnpu_model", "build_dnpu_chip"]
 
 
-def _task(exp: Experiment) -> Task:
+def build_dnpu_task(exp: Experiment) -> Task:
 
     task = build_task(exp)
     src = source_of(exp)
@@ -113,7 +113,7 @@ def dnpu_model(exp: Experiment, layout: DNPULayout):
     return model
 
 
-def _no_network(exp: Experiment, task: Task) -> None:
+def no_network(exp: Experiment, task: Task) -> None:
     return None
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from labtrain.kinds import ChipKind
 from labtrain.kinds.ac_rules import check_ac_settings, hge_rule
-from labtrain.kinds.dnpu.builder import DNPU_LAYOUT_KEYS, _no_network, _task, build_dnpu_chip, hge_gradcheck
+from labtrain.kinds.dnpu.builder import DNPU_LAYOUT_KEYS, no_network, build_dnpu_task, build_dnpu_chip, hge_gradcheck
 from labtrain.kinds.dnpu.schema import OWN
 from labtrain.kinds.fields import AC_WINDOW, VOLTAGE_TASK, merge
 from labtrain.schema import ConfigError, show
@@ -54,8 +54,8 @@ KIND = ChipKind(
     summary="dopant-network processing unit (control voltages, output current via a TIA); HGE",
     schema=merge(VOLTAGE_TASK, AC_WINDOW, OWN),
     rules={"hge": hge_rule},
-    task=_task,
-    network=_no_network,
+    task=build_dnpu_task,
+    network=no_network,
     chip=build_dnpu_chip,
     backends=("ideal", "twin", "hardware"),
     check=check,

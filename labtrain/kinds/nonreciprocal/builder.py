@@ -45,7 +45,7 @@ def build_nonreciprocal_task(exp: Experiment) -> Task:
     return task
 
 
-def _no_network(exp: Experiment, task: Task) -> None:
+def no_network(exp: Experiment, task: Task) -> None:
     return None
 
 
@@ -62,7 +62,7 @@ def build_nonreciprocal_chip(exp: Experiment, net: None, task: Task) -> NonRecip
         raise ConfigError(f"{source_of(exp)}: [chip] {exc}") from None
 
 
-def _rule(name: str):
+def nonreciprocal_rule(name: str):
     def build(exp: Experiment):
         return make_nonreciprocal_rule(name, exp["learning"]["beta"], exp["learning"]["centred"])
     return build

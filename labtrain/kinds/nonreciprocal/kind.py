@@ -6,7 +6,7 @@ from typing import Any
 
 from labtrain.kinds import ChipKind
 from labtrain.kinds.fields import HIDDEN_LAYERS, RELAXATION, merge, topology
-from labtrain.kinds.nonreciprocal.builder import (RULE_NAMES, _no_network, _rule, build_nonreciprocal_chip,
+from labtrain.kinds.nonreciprocal.builder import (RULE_NAMES, no_network, nonreciprocal_rule, build_nonreciprocal_chip,
                                                   build_nonreciprocal_task, nonreciprocal_gradcheck)
 from labtrain.kinds.nonreciprocal.schema import OWN
 
@@ -20,9 +20,9 @@ KIND = ChipKind(
     summary="non-reciprocal layered rate network (dimensionless states); AEP, dyadic EP, plain EP, VF, implicit",
     schema=merge(topology(("layered",), "layered", "Network builder (layered only)"), HIDDEN_LAYERS, RELAXATION,
                  OWN),
-    rules={name: _rule(name) for name in RULE_NAMES},
+    rules={name: nonreciprocal_rule(name) for name in RULE_NAMES},
     task=build_nonreciprocal_task,
-    network=_no_network,
+    network=no_network,
     chip=build_nonreciprocal_chip,
     backends=("ideal",),
     topologies=("layered",),

@@ -22,7 +22,7 @@ from labtrain.kinds.xy.tasks import phase_task
 from labtrain.kinds import GradcheckReport, source_of
 from labtrain.kinds.common import build_network
 
-__all__ = ["build_xy_task", "build_xy_network", "build_xy_chip", "xy_gradcheck"]
+__all__ = ["build_xy_task", "build_xy_network", "build_xy_chip", "xy_gradcheck", "xy_ep_rule", "xy_implicit_rule", "xy_maps"]
 
 #: XYChip's own relaxation iteration limit (``[chip] relax_max_steps = 0``).
 DEFAULT_MAX_STEPS = 20000
@@ -57,7 +57,8 @@ def build_xy_network(exp: Experiment, task: Task) -> Network:
 
 
 def build_xy_chip(exp: Experiment, net: Network, task: Task) -> XYChip:
-    """The ideal XY chip; initial couplings/biases and random starts seeded by ``[run] seed``."""
+    """The ideal XY chip; initial couplings/biases, random starts and the fixed evaluation starts seeded by
+    ``[run] seed``."""
     c, seed = exp["chip"], exp["run"]["seed"]
     low, high = c["init_coupling_rad_per_s"]
     try:
@@ -67,23 +68,23 @@ def build_xy_chip(exp: Experiment, net: Network, task: Task) -> XYChip:
                       ground_phase=c["ground_phase_rad"] if c["clamp_grounds"] else None,
                       init_coupling=(low, high), init_bias=(-c["init_bias_rad_per_s"], c["init_bias_rad_per_s"]),
                       init_seed=seed, tol=c["relax_tol"], max_steps=c["relax_max_steps"] or DEFAULT_MAX_STEPS,
-                      seed=seed)
+                      seed=seed, evaluation_seed=seed)
     except ValueError as exc:
         raise ConfigError(f"{source_of(exp)}: [chip] {exc}") from None
 
 
-def _max_shift(exp: Experiment) -> float | None:
+def max_shift_rad(exp: Experiment) -> float | None:
     """``[learning] max_shift_rad`` as the estimator takes it (0 = no guard = ``None``)."""
     return exp["learning"]["max_shift_rad"] or None
 
 
-def _ep(exp: Experiment) -> XYEquilibriumPropagation:
+def xy_ep_rule(exp: Experiment) -> XYEquilibriumPropagation:
     lr = exp["learning"]
     return XYEquilibriumPropagation(lr["beta"], centred=lr["centred"], cost=lr["cost"], eps=lr["cost_eps"],
-                                    max_shift_rad=_max_shift(exp))
+                                    max_shift_rad=max_shift_rad(exp))
 
 
-def _implicit(exp: Experiment) -> XYImplicitGradient:
+def xy_implicit_rule(exp: Experiment) -> XYImplicitGradient:
     return XYImplicitGradient(exp["learning"]["cost"], eps=exp["learning"]["cost_eps"])
 
 
@@ -100,7 +101,7 @@ def xy_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed: int, opti
     rows, norm = [], float("nan")
     for centred in (False, True):
         est = XYEquilibriumPropagation(beta, centred=centred, cost=lr["cost"], eps=lr["cost_eps"],
-                                       max_shift_rad=_max_shift(exp))
+                                       max_shift_rad=max_shift_rad(exp))
         chip.reseed([seed, 9])
         e = est.estimate(chip, inputs, targets)
         exact = chip.exact_gradient(inputs, targets, est.cost, phases=chip.last_free.phases)
@@ -117,7 +118,7 @@ def xy_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed: int, opti
     return GradcheckReport(intro, rows, note)
 
 
-def _maps(setup):
+def xy_maps(setup):
     from labtrain.kinds.xy.maps import XYMapRecorder
 
     return XYMapRecorder(setup.chip, setup.task.x_train, setup.experiment["run"]["seed"])

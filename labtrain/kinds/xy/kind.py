@@ -6,7 +6,8 @@ from typing import Any
 
 from labtrain.kinds import ChipKind
 from labtrain.kinds.fields import GRAPH, HIDDEN_LAYERS, RELAXATION, TOPOLOGIES, merge, topology
-from labtrain.kinds.xy.builder import _ep, _implicit, _maps, build_xy_chip, build_xy_network, build_xy_task, xy_gradcheck
+from labtrain.kinds.xy.builder import (build_xy_chip, build_xy_network, build_xy_task, xy_ep_rule, xy_gradcheck,
+                                       xy_implicit_rule, xy_maps)
 from labtrain.kinds.xy.schema import OWN
 from labtrain.kinds.xy.tasks import PHASE_TASKS
 from labtrain.schema import ConfigError, show
@@ -46,7 +47,7 @@ KIND = ChipKind(
     summary="XY oscillator network (phases, couplings in rad/s); EP on phases, implicit gradient",
     schema=merge(topology(TOPOLOGIES, "lattice", "Network builder (stacked_lattice: lattices linked layer to "
                           "layer)"), GRAPH, HIDDEN_LAYERS, RELAXATION, OWN),
-    rules={"xy_ep": _ep, "xy_implicit": _implicit},
+    rules={"xy_ep": xy_ep_rule, "xy_implicit": xy_implicit_rule},
     task=build_xy_task,
     network=build_xy_network,
     chip=build_xy_chip,
@@ -56,6 +57,6 @@ KIND = ChipKind(
     check=check,
     gradcheck=xy_gradcheck,
     gradcheck_options=("beta",),
-    maps=_maps,
+    maps=xy_maps,
     describe=describe,
 )
