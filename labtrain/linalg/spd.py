@@ -58,9 +58,13 @@ __all__ = ["SOLVERS", "SPDSolver", "SPDFactor", "GraphProfile", "graph_profile",
 
 SOLVERS = ("auto", "superlu", "cholmod", "cg")
 #: ``auto`` factors directly up to this many unknowns, whatever the graph
-DIRECT_MAX_SIZE = 5_000
+DIRECT_MAX_SIZE = 500
 #: ... and above it while the graph's effective dimension (see :class:`GraphProfile`) is at most this
 MESH_MAX_DIMENSION = 3.0
+#: ... or, for graphs that expand like random graphs, up to ``RANDOM_DIRECT_SIZE * (4 / mean degree)^1.6``
+#: unknowns: where a CHOLMOD step and a CG step cost the same on random graphs of mean degree 4 and 10 and
+#: on dense layered networks (``benchmarks/bench_scaling.py``; factor cost grows like n^3 there, CG's like n)
+RANDOM_DIRECT_SIZE = 3_000
 #: CG tolerance when the caller gives none (relative residual per column)
 DEFAULT_CG_RTOL = 1e-10
 
@@ -120,15 +124,27 @@ class GraphProfile:
         Mean, over a few seed vertices, of the largest breadth-first distance.
     effective_dimension : float
         ``log(size) / log(eccentricity)``: about 2 for a planar lattice, 3 for a
-        cubic one, growing like ``log(mean degree)`` times... for random graphs
-        (4 and more at 10^4 nodes), whose separators -- and so the Cholesky
-        fill -- grow linearly with the size.
+        cubic one, larger for random graphs
+        (4 and more at 10^4 nodes): their separators -- and so the
+        Cholesky fill -- grow linearly with the size.
     """
 
     size: int
     nnz: int
     eccentricity: float
     effective_dimension: float
+
+    @property
+    def mean_degree(self) -> float:
+        """Off-diagonal entries per row."""
+        return max(self.nnz - self.size, 0) / max(self.size, 1)
+
+    @property
+    def direct_max_size(self) -> float:
+        """Largest size at which ``auto`` still factors a graph like this one directly."""
+        if self.mesh_like:
+            return float("inf")
+        return RANDOM_DIRECT_SIZE * (4.0 / max(self.mean_degree, 1.0)) ** 1.6
 
     @property
     def mesh_like(self) -> bool:
@@ -158,10 +174,13 @@ def choose_solver(indptr: np.ndarray, indices: np.ndarray, size: int, requested:
     """The method :class:`SPDSolver` uses for this pattern: ``requested`` resolved.
 
     ``auto``: a direct factor (``cholmod`` if installed, else ``superlu``) up
-    to :data:`DIRECT_MAX_SIZE` unknowns or for mesh-like graphs
-    (:attr:`GraphProfile.mesh_like`); ``cg`` for larger graphs that expand
-    like random graphs.  ``cholmod`` without scikit-sparse: ``superlu`` and a
-    logged note.
+    to :data:`DIRECT_MAX_SIZE` unknowns, for mesh-like graphs
+    (:attr:`GraphProfile.mesh_like`: nested-dissection fill ``n log n`` to
+    ``n^(4/3)``) and for graphs that expand like random graphs up to
+    :attr:`GraphProfile.direct_max_size` (their separators, and so the
+    factor's dense fronts, grow linearly with the size, faster with the mean
+    degree); ``cg`` above.  ``cholmod`` without scikit-sparse: ``superlu``
+    and a logged note.
     """
     check_solver(requested)
     if requested == "cholmod" and not cholmod_available():
@@ -174,7 +193,7 @@ def choose_solver(indptr: np.ndarray, indices: np.ndarray, size: int, requested:
     if size <= DIRECT_MAX_SIZE:
         return direct
     profile = graph_profile(indptr, indices, size)
-    if profile.mesh_like:
+    if size <= profile.direct_max_size:
         if direct == "superlu":
             _note("labtrain.linalg: scikit-sparse (CHOLMOD) is not installed; large networks factor with SuperLU "
                   "(pip install 'labtrain[fast]' for sparse Cholesky)", logging.INFO)
@@ -333,7 +352,7 @@ class SPDSolver:
         """The CG preconditioner this solver uses (resolved from ``auto`` on first use)."""
         if self._preconditioner_kind == "auto":
             kind = "jacobi"
-            if pyamg_available() and self.size > DIRECT_MAX_SIZE:
+            if pyamg_available() and self.size > 5_000:
                 if graph_profile(self.indptr, self.indices, self.size).mesh_like:
                     kind = "amg"
             self._preconditioner_kind = kind
