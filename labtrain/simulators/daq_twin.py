@@ -43,6 +43,10 @@ only the samples generated before the abort reach the circuit and the record
 last sample it generated (``dc_levels_v`` reports it: the true held level),
 and the call raises.
 
+A broken or miswired bench (:meth:`SimulatedDAQ.set_wiring_faults`, for
+self-tests): a dead AI channel reads only noise, two swapped AI channels read
+each other's node, a dead AO channel never reaches the circuit.
+
 The 1/f noise is a sum of Ornstein-Uhlenbeck (AR(1)) processes per AI channel
 with corner frequencies spaced one per decade over ``noise_1f_band_hz``, each
 with the same variance: a superposition of Lorentzians with log-uniform
@@ -273,6 +277,9 @@ class SimulatedDAQ(DAQ):
         self._digital = {line: False for line in self.do_lines}
         self._circuit_ao = np.array([self._ao_index[c] for c in c_ao], dtype=np.int64)
         self._circuit_ai = {c: i for i, c in enumerate(c_ai)}
+        # bench wiring faults (set_wiring_faults): AI channel -> the circuit AI it really reads (None: nothing)
+        self._ai_source: dict[str, str | None] = {}
+        self._dead_ao: frozenset[str] = frozenset()
         # 1/f: one corner per decade (0.4 dB ripple), equal variance each.
         n_corner = max(1, int(np.ceil(np.log10(f_hi / f_lo))) + 1)
         self._corner_hz = np.geomspace(f_lo, f_hi, n_corner)
@@ -338,10 +345,7 @@ class SimulatedDAQ(DAQ):
         if self.circuit is not None:
             nodes = self._circuit_at(levels[self._circuit_ao])
             nodes = self._rc_filter(nodes, dt)
-            for row, name in enumerate(ai_channels):
-                k = self._circuit_ai.get(name)
-                if k is not None:
-                    out[row] = nodes[k]
+            self._fill_ai(out, ai_channels, nodes)
         out += self._noise(ai_idx, n, dt)
         out = _quantise(out, *self.ai_range_v, self.adc_bits)
         self._clock = t0 + n * dt
@@ -469,6 +473,45 @@ class SimulatedDAQ(DAQ):
         """Injected faults that struck so far (every kind, every ``when``)."""
         return self._faults.raised
 
+    def set_wiring_faults(self, dead_ai: Sequence[str] = (), swapped_ai: Sequence[tuple[str, str]] = (),
+                          dead_ao: Sequence[str] = ()) -> None:
+        """Twin of a miswired or broken bench (for self-tests); called again with no arguments, it heals.
+
+        ``dead_ai``: these AI channels read only noise (an open cable, a dead input).  ``swapped_ai``: each pair
+        of AI channels reads each other's node (two cables swapped).  ``dead_ao``: the circuit sees 0 V on these
+        AO channels whatever is written (a broken output); the DAQ still records what was sent and reports it in
+        ``dc_levels_v``.  Nothing else changes: limits, noise, clock, records.  Raises ``ValueError`` for an
+        unknown channel or a channel named twice.
+        """
+        source: dict[str, str | None] = {}
+        for a, b in swapped_ai:
+            for c in (a, b):
+                if c not in self._ai_index:
+                    raise ValueError(f"unknown AI channel {c!r} (this device has: {', '.join(self.ai_channels)})")
+                if c in source:
+                    raise ValueError(f"AI channel {c!r} is named twice in the wiring faults")
+            if a == b:
+                raise ValueError(f"cannot swap AI channel {a!r} with itself")
+            source[a], source[b] = b, a
+        for c in dead_ai:
+            if c not in self._ai_index:
+                raise ValueError(f"unknown AI channel {c!r} (this device has: {', '.join(self.ai_channels)})")
+            if c in source:
+                raise ValueError(f"AI channel {c!r} is named twice in the wiring faults")
+            source[c] = None
+        for c in dead_ao:
+            if c not in self._ao_index:
+                raise ValueError(f"unknown AO channel {c!r} (this device has: {', '.join(self.ao_channels)})")
+        self._ai_source = source
+        self._dead_ao = frozenset(dead_ao)
+
+    @property
+    def wiring_faults(self) -> dict[str, list]:
+        """The faults :meth:`set_wiring_faults` set: ``dead_ai``, ``swapped_ai`` (each pair once), ``dead_ao``."""
+        swapped = sorted({tuple(sorted((a, b))) for a, b in self._ai_source.items() if b is not None})
+        return {"dead_ai": sorted(c for c, s in self._ai_source.items() if s is None),
+                "swapped_ai": [list(p) for p in swapped], "dead_ao": sorted(self._dead_ao)}
+
     def ao_record(self, channel: str, quantized: bool = False, include_initial: bool = True
                   ) -> tuple[np.ndarray, np.ndarray]:
         """``(t_s, v)``: every sample sent to ``channel``, in order, on the twin clock.
@@ -536,10 +579,7 @@ class SimulatedDAQ(DAQ):
         if self.rc_time_s > 0 and n > 1:
             a = np.exp(-(t_s[1] - t_s[0]) / self.rc_time_s)
             nodes = lfilter([1 - a], [1, -a], nodes, axis=1, zi=(a * self._rc_state)[:, None])[0]
-        for row, name in enumerate(ai_channels):
-            k = self._circuit_ai.get(name)
-            if k is not None:
-                out[row] = nodes[k]
+        self._fill_ai(out, ai_channels, nodes)
         return out
 
     # -------------------------------------------------------------- internals
@@ -612,7 +652,20 @@ class SimulatedDAQ(DAQ):
         self._history_samples += values.size
         self.history.append(AOWrite(kind, t0, time.monotonic(), rate, names, values.copy(), next_event(), aborted))
 
+    def _fill_ai(self, out: np.ndarray, ai_channels: Sequence[str], nodes: np.ndarray) -> None:
+        """Rows of ``out`` for ``ai_channels`` from the circuit's node voltages (honouring wiring faults)."""
+        for row, name in enumerate(ai_channels):
+            source = self._ai_source.get(name, name)
+            k = self._circuit_ai.get(source) if source is not None else None
+            if k is not None:
+                out[row] = nodes[k]
+
     def _circuit_at(self, levels: np.ndarray) -> np.ndarray:
+        if self._dead_ao:
+            dead = [k for k, c in enumerate(self.circuit.ao_channels) if c in self._dead_ao]
+            if dead:
+                levels = np.array(levels, float, copy=True)
+                levels[dead] = 0.0
         nodes = np.asarray(self.circuit.ai_voltages(levels, dict(self._digital)), float)
         expected = (len(self.circuit.ai_channels), levels.shape[1])
         if nodes.shape != expected:

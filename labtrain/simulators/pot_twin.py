@@ -16,7 +16,10 @@
   an hours-long dry run cannot exhaust memory), then
   :attr:`~SimulatedPotArray.history_truncated` is set;
 * :meth:`~SimulatedPotArray.inject_faults` makes the next calls raise
-  :class:`~labtrain.instruments.ports.PortTimeout` or :class:`~labtrain.instruments.ports.PortIOError`.
+  :class:`~labtrain.instruments.ports.PortTimeout` or :class:`~labtrain.instruments.ports.PortIOError`;
+* :meth:`~SimulatedPotArray.set_stuck` makes parts ignore writes (for self-tests),
+  echoing either what was written (a write-only part: the host cannot tell) or
+  the tap they hold.
 """
 
 from __future__ import annotations
@@ -109,13 +112,18 @@ class SimulatedPotArray(PotArray):
         self.history_truncated = False
         self._faults = FaultInjector("SimulatedPotArray")
         self.n_writes = 0
+        self._stuck = np.zeros(self.n_channels, bool)
+        self._echo_written = True
+        self._reported = self._taps.copy()   # what set_taps/get_taps report (differs only for stuck parts)
 
     # ------------------------------------------------------------------ port
     def set_taps(self, taps: np.ndarray) -> np.ndarray:
         """Set every channel's tap (integers ``0 .. n_taps-1``, shape ``(n_channels,)``); returns the taps held."""
-        new = self._validated(taps)
+        asked = self._validated(taps)
         self._faults.check("set_taps", "before")
+        new = np.where(self._stuck, self._taps, asked)
         self._taps = new
+        self._reported = asked.copy() if self._echo_written else new.copy()
         self.n_writes += 1
         if self.record_history and not self.history_truncated:
             if (len(self.history) + 1) * self.n_channels > self.history_max_taps:
@@ -123,12 +131,12 @@ class SimulatedPotArray(PotArray):
             else:
                 self.history.append(PotWrite(float(self.clock()), time.monotonic(), new.copy()))
         self._faults.check("set_taps", "after")
-        return new.copy()
+        return self._reported.copy()
 
     def get_taps(self) -> np.ndarray:
         """Read back every channel's tap."""
         self._faults.check("get_taps", "before")
-        return self._taps.copy()
+        return self._reported.copy()
 
     def identify(self) -> str:
         suffix = f" {self.name}" if self.name else ""
@@ -159,6 +167,30 @@ class SimulatedPotArray(PotArray):
         if not self.history:
             return np.zeros(0), np.zeros((0, self.n_channels), np.int64)
         return np.array([w.t_s for w in self.history]), np.stack([w.taps for w in self.history])
+
+    def set_stuck(self, channels: tuple[int, ...] | list[int] = (), echo: str = "written") -> None:
+        """Twin of stuck parts (for self-tests): ``channels`` keep the tap they hold whatever is written.
+
+        ``echo="written"``: ``set_taps``/``get_taps`` report the taps written, as a write-only part (MCP4xxxx)
+        does -- the host cannot see the fault, only the chip can.  ``echo="held"``: they report the tap the part
+        holds, as a part that reads back (AD5293) does.  ``set_stuck()`` frees every part.  Raises
+        ``ValueError`` for a channel outside ``0 .. n_channels - 1`` or an unknown ``echo``.
+        """
+        if echo not in ("written", "held"):
+            raise ValueError(f"echo must be 'written' or 'held', got {echo!r}")
+        stuck = np.zeros(self.n_channels, bool)
+        for c in channels:
+            if isinstance(c, bool) or int(c) != c or not 0 <= c < self.n_channels:
+                raise ValueError(f"pot channel {c!r} is outside 0..{self.n_channels - 1}")
+            stuck[int(c)] = True
+        self._stuck = stuck
+        self._echo_written = echo == "written"
+        self._reported = self._taps.copy()
+
+    @property
+    def stuck_channels(self) -> tuple[int, ...]:
+        """Channels :meth:`set_stuck` made ignore writes."""
+        return tuple(int(c) for c in np.flatnonzero(self._stuck))
 
     def inject_faults(self, n: int, kind: str = "timeout", methods: tuple[str, ...] = ("set_taps", "get_taps"),
                       when: str = "before") -> None:
