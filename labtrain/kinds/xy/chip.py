@@ -4,14 +4,25 @@ Trainable parameters are the edge couplings ``W_e`` and, optionally, bias
 fields on the free oscillators.  Inputs are phases (rad) at which the input
 oscillators are clamped; outputs are phases.
 
-Multistability.  Every :meth:`XYChip.measure` relaxes each example from
-``n_starts`` random initial states (drawn from the chip's generator, which the
-run loop reseeds per step).  The :class:`XYMeasurement` carries every start's
-equilibrium (``phases``, shape (B, S, n_nodes)); ``output_v`` -- the
-prediction -- is the *circular mean* over starts of the output phases, in
-``(-pi, pi]``.  A nudged measurement starts from the free equilibria (the
-nudge's ``start_phases``, or else the chip's last free measurement of the same
-inputs), so each start stays in its basin.
+Multistability.  A free measurement relaxes each example from ``n_starts``
+initial states.  The :class:`XYMeasurement` carries every start's equilibrium
+(``phases``, shape (B, S, n_nodes)); ``output_v`` -- the prediction -- is the
+*circular mean* over starts of the output phases, in ``(-pi, pi]``.  A nudged
+measurement starts from the free equilibria (the nudge's ``start_phases``, or
+else the chip's last free measurement of the same inputs), so each start stays
+in its basin.
+
+Where the starts come from (docs/algorithms.md, section 7):
+
+* :meth:`XYChip.measure_free` -- fresh random starts from the chip's generator,
+  which the run loop reseeds per step: the free phase of every learning rule.
+* :meth:`XYChip.measure` without a nudge -- what evaluation, maps and tables
+  read.  With ``evaluation_seed`` set (the builder sets the run's seed) every
+  example relaxes from *fixed* starts drawn from a generator seeded by
+  ``evaluation_seed`` and the example's own input phases: the same example
+  gets the same starts in the train and the test set, at every evaluation and
+  in any batch, so identical data gives identical numbers.  Without it (the
+  default) it is :meth:`measure_free`.
 
 Bias fields (``bias=``):
 
@@ -29,6 +40,7 @@ with the biased nodes listed in :attr:`XYChip.bias_nodes` (the free nodes).
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +108,9 @@ class XYChip(NetworkChip):
         Relaxation convergence criterion ``max |dE/dphi|`` and iteration limit.
     seed : int, optional
         Seed of the random initial states (the run loop reseeds per step).
+    evaluation_seed : int, optional
+        Seed of the fixed per-example starts of :meth:`measure` (module docstring);
+        ``None``: :meth:`measure` draws random starts like :meth:`measure_free`.
     """
 
     backend = "ideal"
@@ -109,7 +124,8 @@ class XYChip(NetworkChip):
                  ground_phase: float | None = None, init_coupling: tuple[float, float] = (-1.0, 1.0),
                  init_bias: tuple[float, float] = (0.0, 0.0),
                  init_seed: int = 0,
-                 tol: float = 1e-10, max_steps: int = 20000, seed: int | None = None) -> None:
+                 tol: float = 1e-10, max_steps: int = 20000, seed: int | None = None,
+                 evaluation_seed: int | None = None) -> None:
         if bias not in BIAS_MODES:
             raise ValueError(f"bias must be one of {BIAS_MODES}, got {bias!r}")
         if int(n_starts) < 1:
@@ -140,6 +156,7 @@ class XYChip(NetworkChip):
         name = "coupling" if bias == "none" else "coupling+bias"
         self._spec = ParameterSpec(name, "rad/s", lower, upper)
         self.rng = np.random.default_rng(seed)
+        self.evaluation_seed = None if evaluation_seed is None else int(evaluation_seed)
         self.last_free: XYMeasurement | None = None
         self._last_inputs: np.ndarray | None = None
         if parameters is None:
@@ -202,11 +219,36 @@ class XYChip(NetworkChip):
         return self.model
 
     # ----------------------------------------------------------- measuring
+    def measure_free(self, inputs: np.ndarray) -> XYMeasurement:
+        """Free relaxation of a batch of input phases (B x n_inputs, rad) from ``n_starts`` fresh random states
+        each, drawn from the chip's generator (reseeded per step by the run): a learning rule's free phase."""
+        x = np.asarray(inputs, float)
+        return self._free(x, self.model.relax(x, self.n_starts, self.rng))
+
+    def evaluation_starts(self, inputs: np.ndarray) -> np.ndarray:
+        """The fixed starts (B, n_starts, n_nodes) of every example: seeded by ``evaluation_seed`` and the
+        example's input phases (exact float64 bytes), independent of the batch and the chip's generator."""
+        if self.evaluation_seed is None:
+            raise ValueError("this XY chip has no evaluation_seed (its measure() draws random starts)")
+        x = np.atleast_2d(np.asarray(inputs, float))
+        rows = [self.model.random_starts(row[None, :], self.n_starts, np.random.default_rng(
+                    [self.evaluation_seed, 11, zlib.crc32(row.tobytes()), zlib.adler32(row.tobytes())]))
+                for row in np.ascontiguousarray(x)]
+        return np.concatenate(rows, axis=0) if rows else np.zeros((0, self.n_starts, self.network.n_nodes))
+
+    def _free(self, x: np.ndarray, state: XYState) -> XYMeasurement:
+        meas = self._measurement(state)
+        self.last_free, self._last_inputs = meas, x.copy()
+        return meas
+
     def measure(self, inputs: np.ndarray, nudge: TorqueNudge | None = None,
                 edge_drops: bool = False) -> XYMeasurement:
-        """Relax a batch of input phases (B x n_inputs, rad) from ``n_starts`` random states each.
+        """Relax a batch of input phases (B x n_inputs, rad) from ``n_starts`` states each.
 
-        With a :class:`TorqueNudge` the relaxation starts from ``nudge.start_phases``
+        Without a nudge: from the fixed per-example starts of
+        :meth:`evaluation_starts` when the chip has an ``evaluation_seed``,
+        else from fresh random starts (:meth:`measure_free`).  With a
+        :class:`TorqueNudge` the relaxation starts from ``nudge.start_phases``
         or, if those are not given, from the last free measurement of the same
         inputs (measured now if there is none).
         """
@@ -214,10 +256,9 @@ class XYChip(NetworkChip):
             raise CapabilityError("the XY chip has no edge voltage drops; read phases (capability 'xy_phases')")
         x = np.asarray(inputs, float)
         if nudge is None:
-            state = self.model.relax(x, self.n_starts, self.rng)
-            meas = self._measurement(state)
-            self.last_free, self._last_inputs = meas, x.copy()
-            return meas
+            if self.evaluation_seed is None:
+                return self.measure_free(x)
+            return self._free(x, self.model.relax(x, start=self.evaluation_starts(x)))
         if not isinstance(nudge, TorqueNudge):
             raise TypeError(f"the XY chip takes a TorqueNudge, not {type(nudge).__name__}")
         start = nudge.start_phases
@@ -275,6 +316,9 @@ class XYChip(NetworkChip):
             "bias_on": self.bias_on,
             "bias_nodes": self.bias_nodes.tolist(),
             "n_starts": self.n_starts,
+            "evaluation_seed": self.evaluation_seed,
+            "evaluation_starts": ("fixed per example (evaluation_seed, input phases)" if self.evaluation_seed is not None
+                                  else "random (the chip's generator)"),
             "ground_phase": self.model.ground_phase,
             "coupling_bounds": list(self.coupling_bounds),
             "bias_bounds": list(self.bias_bounds),

@@ -8,7 +8,8 @@ free state with the extra energy ``beta C``):
     dC/dW_e ~ -(1/beta)  [cos(dphi_e^beta)  - cos(dphi_e^0)]          (one-sided, O(beta) bias)
     dC/dW_e ~ -(1/2beta) [cos(dphi_e^+beta) - cos(dphi_e^-beta)]      (centred, O(beta^2) bias)
 
-averaged over random initial states and the batch.  Gradient descent
+averaged over random initial states (fresh each step, ``XYChip.measure_free``;
+evaluation uses the chip's fixed per-example starts) and the batch.  Gradient descent
 ``dW = -lr dC/dW = (lr/beta)[cos(dphi^beta) - cos(dphi^0)]`` is the update of
 Wang, Wanjura & Marquardt.  Bias fields get the same contrast of their own
 readouts.  The sign and the ``1/beta`` scale make the estimate a gradient of
@@ -104,7 +105,7 @@ class XYEquilibriumPropagation(GradientEstimator):
 
     def estimate(self, chip: Chip, inputs: np.ndarray, targets_v: np.ndarray) -> GradientEstimate:
         targets = np.asarray(targets_v, float)
-        free = chip.measure(inputs)
+        free = chip.measure_free(inputs)          # fresh random starts (the run reseeds per step)
         b = self.beta
         plus = chip.measure(inputs, TorqueNudge(b, targets, self.cost, free.phases))
         d_plus = chip.energy_derivatives(plus.phases)
@@ -149,7 +150,7 @@ class XYImplicitGradient(GradientEstimator):
 
     def estimate(self, chip: Chip, inputs: np.ndarray, targets_v: np.ndarray) -> GradientEstimate:
         targets = np.asarray(targets_v, float)
-        free = chip.measure(inputs)
+        free = chip.measure_free(inputs)
         gradient = chip.exact_gradient(inputs, targets, self.cost, phases=free.phases)
         return GradientEstimate(gradient, phase_loss(free, targets, self.cost), free.output_v, 1)
 
