@@ -222,8 +222,13 @@ def run_linear(kinds: list[str], sizes: list[int], methods: list[str], max_step_
                     log(f"  {kind} {target}: {method}: {res['error']}")
                     stopped[method] = "failed at a smaller size"
                     continue
-                if res["step_s"] * 10 > max_step_s or res["first_step_s"] * 10 > 3 * max_step_s:
-                    stopped[method] = f"> {max_step_s:g} s per step predicted"
+                later = [s for s in sizes if s > target]
+                if later:
+                    # direct factors of random graphs grow about quadratically, everything else about linearly
+                    power = 2.0 if method in ("cholmod", "superlu", "splu-all-rhs") and kind != "lattice" else 1.3
+                    grow = (later[0] / target) ** power
+                    if max(res["step_s"], res["first_step_s"] / 3) * grow > max_step_s:
+                        stopped[method] = f"> {max_step_s:g} s per step predicted"
                 if ref_grad is None and res["chosen"] in ("cholmod", "superlu"):
                     ref_grad, ref_name = res["gradient"], res["chosen"]
                 log(f"  {kind:8s} {res['n_edges']:>8d} edges  {method:13s} ({res['chosen']:8s}) "
@@ -238,6 +243,27 @@ def run_linear(kinds: list[str], sizes: list[int], methods: list[str], max_step_
                     row["direct_reference"] = ref_name
                 rows.append(row)
     return rows
+
+
+def reference_case(n_edges: int) -> dict:
+    """auto's CL gradient (and its step time and memory) against a CHOLMOD direct solve on random4."""
+    net = linear_network("random4", n_edges)
+    rng = np.random.default_rng(0)
+    g = log_uniform(net.n_edges, 2)
+    x, t = rng.uniform(-1, 1, (BATCH, N_IN)), rng.uniform(-0.5, 0.5, (BATCH, N_OUT))
+    t0 = time.perf_counter()
+    model = LinearResistorNetwork(net, g, solver="auto")
+    grad = cl_gradient(model, x, t)
+    auto_s = time.perf_counter() - t0
+    auto_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    direct = LinearResistorNetwork(net, g, solver="cholmod")
+    ref = cl_gradient(direct, x, t)
+    direct_s = time.perf_counter() - t0
+    return {"n_nodes": net.n_nodes, "n_edges": net.n_edges, "chosen": model.solver, "auto_step_s": auto_s,
+            "auto_peak_rss_mb": auto_rss, "direct_s": direct_s, "nnz_l": int(direct._factor.factor.L().nnz),
+            "cosine": float(grad @ ref / (np.linalg.norm(grad) * np.linalg.norm(ref))),
+            "rel_err": float(np.linalg.norm(grad - ref) / np.linalg.norm(ref))}
 
 
 # ------------------------------------------------------------------ 2. XY relaxation
@@ -343,7 +369,8 @@ def _fmt(v, spec=".3g") -> str:
     return "—" if v is None else format(v, spec)
 
 
-def markdown(linear: list[dict], xy: list[dict], nonlinear: list[dict], meta: dict) -> str:
+def markdown(linear: list[dict], xy: list[dict], nonlinear: list[dict], meta: dict,
+             reference: dict | None = None) -> str:
     lines = [f"# Scaling benchmark ({meta['date']})", "",
              f"Regenerate: `{meta['command']}`", "",
              f"Machine: {meta['machine']}; BLAS limited to 1 thread; CHOLMOD: {meta['cholmod']}, "
@@ -385,6 +412,13 @@ def markdown(linear: list[dict], xy: list[dict], nonlinear: list[dict], meta: di
                              f"{here['auto']['step_s']:.3g} s; strongest other method {best} {peers[best]:.3g} s "
                              f"(x{peers[best] / here['auto']['step_s']:.2f}); splu-all-rhs "
                              f"{_fmt(here.get('splu-all-rhs', {}).get('step_s'))} s")
+    if reference and "error" not in reference:
+        r = reference
+        lines += ["", f"Direct reference on random (mean degree 4) {r['n_nodes']} nodes / {r['n_edges']} edges, "
+                      f"batch 256: auto ({r['chosen']}) step {r['auto_step_s']:.3g} s, peak RSS "
+                      f"{r['auto_peak_rss_mb']:.0f} MB; CHOLMOD direct {r['direct_s']:.3g} s (analysis + numeric "
+                      f"factorisation + solves), nnz(L) {r['nnz_l'] / 1e6:.1f} M; gradient cosine "
+                      f"{r['cosine']:.12f}, relative error {r['rel_err']:.1e}."]
     lines += ["", "## 2. XY lattice relaxation", "",
               "| lattice | nodes | starts | method | relax s | iterations | unconverged | unstable | "
               "speed-up vs dense | max phase diff (rad) |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -415,7 +449,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smallest sizes only (seconds)")
     ap.add_argument("--max-edges", type=float, default=1e5, help="largest linear network (default 1e5)")
-    ap.add_argument("--max-step-s", type=float, default=30.0, help="stop a method once a step would exceed this")
+    ap.add_argument("--max-step-s", type=float, default=20.0, help="stop a method once a step would exceed this")
+    ap.add_argument("--reference-edges", type=int, default=0,
+                    help="also compare auto's CL gradient on the random (mean degree 4) network of this many edges "
+                         "with a direct CHOLMOD solve, however long that takes (e.g. 100000)")
     ap.add_argument("--steps", type=int, default=2, help="timed CL steps per case (after one warm-up)")
     ap.add_argument("--kinds", default="lattice,random4,random10,layered")
     ap.add_argument("--xy-sizes", default="10,20,30")
@@ -427,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: linear,xy,nonlinear")
     ap.add_argument("--out", type=Path, default=RESULTS / "scaling.md")
     args = ap.parse_args(argv)
-    sizes = [10**k for k in range(2, 7) if 10**k <= args.max_edges]
+    sizes = [s for s in (100, 1_000, 10_000, 30_000, 100_000, 300_000, 1_000_000) if s <= args.max_edges]
     xy_sizes = [int(s) for s in args.xy_sizes.split(",") if s]
     nl_sizes = [int(s) for s in args.nl_sizes.split(",") if s]
     if args.quick:
@@ -441,14 +478,19 @@ def main(argv: list[str] | None = None) -> int:
                                                     args.max_step_s, args.steps, log)
     xy = [] if "xy" in skip else run_xy(xy_sizes, args.xy_starts, args.xy_dense_max, log)
     nonlinear = [] if "nonlinear" in skip else run_nonlinear(nl_sizes, args.nl_samples, args.nl_superlu_max, log)
+    reference = None
+    if args.reference_edges:
+        reference = in_child(lambda: reference_case(args.reference_edges))
+        log(f"  reference: {reference}")
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "cholmod": cholmod_available(), "pyamg": pyamg_available(),
             "command": "python benchmarks/bench_scaling.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    text = markdown(linear, xy, nonlinear, meta)
+    text = markdown(linear, xy, nonlinear, meta, reference)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "linear": linear, "xy": xy,
-                                                         "nonlinear": nonlinear}, indent=1, default=float))
+                                                         "nonlinear": nonlinear, "reference": reference},
+                                                        indent=1, default=float))
     print(text)
     return 0
 
