@@ -3,6 +3,10 @@
 ``labtrain sweep`` runs an experiment over axes of overridden keys on Dask (:mod:`labtrain.training.sweep`);
 ``--set section.key=value`` overrides one key for run, check and gradcheck.
 
+``labtrain selftest`` checks a bench before the first run (the chip kind's
+:attr:`~labtrain.kinds.ChipKind.selftest`): exit 0 every check passed, 1 a
+check failed, 3 an instrument did not answer.
+
 ``labtrain characterize`` samples a DNPU (twin, ideal model or hardware) with
 incommensurate triangle waves and fits a surrogate twin to it
 (:mod:`labtrain.kinds.dnpu.characterize`); ``[chip] model = "surrogate"`` with
@@ -501,6 +505,48 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def cmd_selftest(args: argparse.Namespace) -> int:
+    """``labtrain selftest``: the chip kind's bench bring-up check; a table, an HDF5 report, exit 0/1/3."""
+    import datetime as dt
+
+    from labtrain.build import kind_of
+    from labtrain.config import load_experiment
+    from labtrain.instruments.selftest import InstrumentUnreachable, parse_limits, parse_twin_faults
+    from labtrain.training.launch import overrides_from_cli
+
+    try:
+        thresholds = parse_limits(args.limit)
+        faults = parse_twin_faults(args.twin_fault)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    exp = load_experiment(args.file, _with_sets(args, overrides_from_cli(backend=args.backend)))
+    backend = exp["backend"]["kind"]
+    if backend not in ("twin", "hardware"):
+        raise UsageError(f"[backend] kind = {backend!r}: selftest checks a bench; use --backend twin or hardware")
+    if faults and backend != "twin":
+        raise UsageError(f"--twin-fault applies to --backend twin, not {backend}")
+    kind = kind_of(exp)
+    if kind.selftest is None:
+        raise UsageError(f"[chip] type = {kind.name!r} has no selftest")
+    try:
+        report = kind.selftest(exp, {"thresholds": thresholds, "twin_faults": faults})
+    except InstrumentUnreachable as exc:
+        print(f"labtrain selftest: error: {exc}", file=sys.stderr)
+        return EXIT_FAULT
+    print(report.text())
+    if args.report:
+        path = Path(args.report)
+    else:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = Path(exp["run"]["out_dir"]) / f"selftest-{exp.name}-{backend}-{stamp}.h5"
+    try:
+        print(f"report      {report.write_hdf5(path)}")
+    except OSError as exc:
+        print(f"labtrain selftest: error: cannot write the report {path}: {exc}", file=sys.stderr)
+        return EXIT_RESOURCE
+    return report.exit_code
+
+
 def cmd_characterize(args: argparse.Namespace) -> int:
     from labtrain.kinds.dnpu.characterize import characterize_cli
 
@@ -598,6 +644,23 @@ def build_parser() -> argparse.ArgumentParser:
                    "recorded on another host (only when you know it is gone)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_sweep)
+
+    r = sub.add_parser("selftest", help="bench bring-up check: every AO ramped and read back on the wired AI "
+                       "channels, pots stepped, a lock-in tone; a pass/fail table and an HDF5 report",
+                       description="Bench self-test within the file's safety limits (docs/hardware.md, 'Bench "
+                       "self-test').  Exit codes: 0 every check passed, 1 a check failed (the table says which), "
+                       "2 bad input, 3 an instrument did not answer.")
+    r.add_argument("file", help="experiment file (TOML)")
+    r.add_argument("--backend", choices=("twin", "hardware"), help="override [backend] kind")
+    r.add_argument("--report", metavar="PATH", help="HDF5 report (default: [run] out_dir/selftest-<name>-"
+                   "<backend>-<time>.h5)")
+    r.add_argument("--limit", action="append", metavar="NAME=VALUE", help="a pass/fail threshold, e.g. "
+                   "noise_max_v=0.002 (repeatable; names in docs/hardware.md)")
+    r.add_argument("--twin-fault", action="append", metavar="FAULT[=ARG]", help="twin only: inject a bench fault "
+                   "to see how it is reported: dead_ai=CH, swap_ai=CH1,CH2, dead_ao=CH, stuck_pot=N, no_lockin "
+                   "(repeatable)")
+    _add_set(r)
+    r.set_defaults(func=cmd_selftest)
 
     from labtrain.kinds.dnpu.characterize import add_characterize_arguments
 

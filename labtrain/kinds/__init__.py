@@ -22,6 +22,7 @@ from labtrain.schema import Field
 if TYPE_CHECKING:  # pragma: no cover
     from labtrain.chip.base import Chip
     from labtrain.config import Experiment
+    from labtrain.instruments.selftest import SelfTestReport
     from labtrain.physics.network import Network
     from labtrain.protocols.base import GradientEstimator
     from labtrain.training.tasks import Task
@@ -95,6 +96,13 @@ class ChipKind:
         ``[run] record_maps_every > 0``: an object with ``record(step) -> dict`` and ``attrs``.
     describe : callable(sections) -> str, optional
         A short phrase for the GUI's status line ("lattice 4x4 network").
+    selftest : callable(exp, options) -> SelfTestReport, optional
+        ``labtrain selftest`` on twin/hardware: the bench bring-up check (every AO ramped and read back on
+        the AI channels the wiring connects, pots stepped, a lock-in tone), through the same safety layer
+        and fault handling as a run, ending in the safe state.  ``options``: ``thresholds``
+        (:class:`~labtrain.instruments.selftest.Thresholds`) and ``twin_faults`` (twin only, see
+        :data:`~labtrain.instruments.selftest.TWIN_FAULTS`).  Raises ``ConfigError`` for bad input and
+        :class:`~labtrain.instruments.selftest.InstrumentUnreachable` when the bench cannot be opened.
     """
 
     name: str
@@ -114,6 +122,7 @@ class ChipKind:
     gradcheck_options: tuple[str, ...] = ()
     maps: Callable[[Any], Any] | None = None
     describe: Callable[[Sections], str] | None = None
+    selftest: Callable[["Experiment", dict], "SelfTestReport"] | None = None
 
     def __post_init__(self) -> None:
         if not self.rules:

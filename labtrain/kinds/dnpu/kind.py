@@ -8,6 +8,7 @@ from labtrain.kinds import ChipKind
 from labtrain.kinds.ac_rules import check_ac_settings, hge_rule
 from labtrain.kinds.dnpu.builder import DNPU_LAYOUT_KEYS, no_network, build_dnpu_task, build_dnpu_chip, hge_gradcheck
 from labtrain.kinds.dnpu.schema import OWN
+from labtrain.kinds.dnpu.selftest import dnpu_selftest
 from labtrain.kinds.fields import AC_WINDOW, VOLTAGE_TASK, merge
 from labtrain.schema import ConfigError, show
 
@@ -62,4 +63,5 @@ KIND = ChipKind(
     check_setup=check_ac_settings,
     gradcheck=hge_gradcheck,
     describe=describe,
+    selftest=dnpu_selftest,
 )

@@ -12,6 +12,7 @@ from labtrain.kinds.fields import (AC_WINDOW, CONDUCTANCE, FP, GRAPH, HIDDEN_LAY
 from labtrain.kinds.resistor.builder import (RULES, build_resistor_chip, build_resistor_network, check_bench,
                                              resistor_gradcheck)
 from labtrain.kinds.resistor.schema import OWN
+from labtrain.kinds.resistor.selftest import resistor_selftest
 from labtrain.schema import ConfigError
 
 _TOPOLOGIES = tuple(t for t in TOPOLOGIES if t != "stacked_lattice")
@@ -63,4 +64,5 @@ KIND = ChipKind(
     gradcheck=resistor_gradcheck,
     gradcheck_options=("beta_s", "eta"),
     describe=describe,
+    selftest=resistor_selftest,
 )
