@@ -9,7 +9,7 @@ downsampling and clip-to-view off.
 
 import argparse
 
-from labtrain.gui.bench import run_gui_benchmark
+from guilib import run_gui_benchmark
 
 
 def main() -> None:

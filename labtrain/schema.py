@@ -25,6 +25,9 @@ class Field:
 
     ``kind`` is one of ``str int float bool ints floats``; ``low``/``high``
     bound numbers (and every entry of a list); ``choices`` restricts strings.
+    ``types`` names the ``[chip] type`` values the key applies to and ``rules`` the
+    ``[learning] rule`` values that read it (``None``: every one); the GUI's form shows
+    only the keys of the chosen type and rule.
     """
 
     kind: str
@@ -35,6 +38,7 @@ class Field:
     choices: tuple[str, ...] | None = None
     low_open: bool = False  # True: value must be > low
     types: tuple[str, ...] | None = None  # [chip] types the key applies to (None: every type)
+    rules: tuple[str, ...] | None = None  # [learning] rules that read the key (None: every rule)
 
     def allowed(self) -> str:
         if self.choices:

@@ -1,8 +1,11 @@
-"""The Qt window, offscreen (pytest-qt): twin run from the window, live plots, pause / resume / stop,
-browser (overlay, resume, re-run), bad experiment files, a responsive event loop, screenshot, plot speed."""
+"""The Qt window, offscreen (pytest-qt): twin run from the window (trained in a worker process), live plots,
+pause / resume / stop, browser (overlay, resume, re-run), bad experiment files, a responsive event loop,
+closing mid-run, screenshots of experiments and of past run files, the form per chip type and rule."""
 
 from __future__ import annotations
 
+import math
+import os
 import subprocess
 import sys
 import time
@@ -22,6 +25,7 @@ from labtrain.config import experiment_from_text  # noqa: E402
 from labtrain.gui.buffers import XYBuffer  # noqa: E402
 from labtrain.gui.main_window import MainWindow  # noqa: E402
 from labtrain.gui.toml_edit import set_toml_value  # noqa: E402
+from labtrain.training import launch  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NO_HARDWARE = (False, "test machine: nidaqmx not installed")
@@ -34,10 +38,7 @@ def window(qtbot, tmp_path):
     win.resize(1400, 900)
     win.show()
     yield win
-    if win.worker is not None and win.worker.alive:
-        win.worker.stop()
-        win.worker.join(30)
-    win.close()
+    win.close()  # stops a run still going and waits for its worker process
 
 
 def _visible_errors() -> list[str]:
@@ -73,7 +74,11 @@ def test_set_toml_value_keeps_comments_and_layout():
 
 
 # ------------------------------------------------------------------ the window
-def test_twin_run_from_window_live_plots_pause_resume_stop_browse(window, qtbot, tmp_path):
+def _not_here(*args, **kwargs):
+    raise AssertionError("the window's process built a chip")
+
+
+def test_twin_run_from_window_live_plots_pause_resume_stop_browse(window, qtbot, tmp_path, monkeypatch):
     win = window
     assert win.open_path(EXAMPLES / "iris_cl.toml")
     hw = win.panel.backend_box.model().item(2)
@@ -82,6 +87,9 @@ def test_twin_run_from_window_live_plots_pause_resume_stop_browse(window, qtbot,
     win.panel.set_value("run", "epochs", 60)                      # a form change (an override)
     win.panel.set_value("run", "out_dir", str(tmp_path / "runs"))
     assert win.panel.valid, win.panel.message
+    # the window's process never builds (or trains) the chip: the worker process does
+    monkeypatch.setattr(launch, "build_setup", _not_here)
+    win.worker_hooks = {"probe": "gui_hooks:dc_levels"}
 
     ticks = {"n": 0, "times": []}
 
@@ -98,6 +106,7 @@ def test_twin_run_from_window_live_plots_pause_resume_stop_browse(window, qtbot,
     batch = win.loss_plot.curves["batch"]
     qtbot.waitUntil(lambda: len(batch) >= 3, timeout=30_000)
     assert win.info is not None and win.info.backend == "twin"
+    assert win.info.pid not in (0, os.getpid()) and win.worker.pid == win.info.pid
     n = len(batch)
     qtbot.waitUntil(lambda: len(batch) > n, timeout=10_000)           # the curve grows
     qtbot.waitUntil(lambda: len(win.fidelity_plot.curves["cosine"]) > 0 and bool(win.scope._ai_items), timeout=10_000)
@@ -117,8 +126,9 @@ def test_twin_run_from_window_live_plots_pause_resume_stop_browse(window, qtbot,
     qtbot.wait(400)
     win.drain()
     assert len(batch) == n_paused and win.step == step_paused
-    daq = win.worker.run.chip.daq.daq
-    assert all(v == 0.0 for v in daq.dc_levels_v().values())
+    qtbot.waitUntil(lambda: any(m == "paused" for m, _ in win.probes), timeout=10_000)
+    levels = dict(win.probes)["paused"]                                  # read in the worker process
+    assert levels and all(v == 0.0 for v in levels.values()), levels
     assert f"step {step_paused + 1} / {win.info.total_steps}" in win.step_label.text()
 
     win.resume_action.trigger()
@@ -129,15 +139,14 @@ def test_twin_run_from_window_live_plots_pause_resume_stop_browse(window, qtbot,
         win.stop_action.trigger()
     heartbeat.stop()
     assert win.result.status == "stopped" and win.state == "stopped"
-    assert all(v == 0.0 for v in daq.dc_levels_v().values())          # safe state after stop
+    levels = dict(win.probes)["ended"]
+    assert levels and all(v == 0.0 for v in levels.values()), levels   # safe state after stop
     steps_done = win.result.steps_done
     assert 3 < steps_done < win.info.total_steps
 
-    # the event loop kept turning while the worker trained: a 20 ms timer (50 Hz) kept ticking
-    # (floors loose enough for a busy CI machine; an unloaded 2-core machine sees ~45 Hz, gaps < 0.1 s)
-    times = np.array(ticks["times"])
-    rate = (len(times) - 1) / (times[-1] - times[0])
-    assert rate > 10 and np.diff(times).max() < 2.0, (rate, np.diff(times).max())
+    # the event loop kept turning while the worker trained: a 20 ms timer kept ticking between the first
+    # and the last step (behaviour, not a rate: the frame rate is measured by benchmarks/bench_gui.py)
+    assert ticks["n"] >= 3, ticks["n"]
 
     # reopen the run file in the browser: its curve appears
     path = Path(win.info.path)
@@ -201,12 +210,9 @@ def test_bad_experiment_file_shows_the_problem_and_starts_nothing(window, qtbot,
     assert win.run_action.isEnabled()                                 # ready for the next try
 
 
-def test_a_failing_run_shows_a_dialog_not_a_crash(window, qtbot, tmp_path, monkeypatch):
-    def boom(self, step):
-        raise RuntimeError("simulated failure in step")
-
-    monkeypatch.setattr(lt.Run, "_one_step", boom)
+def test_a_failing_run_shows_a_dialog_not_a_crash(window, qtbot, tmp_path):
     win = window
+    win.worker_hooks = {"child_init": "gui_hooks:fail_in_every_step"}   # every step raises, in the worker
     win.open_path(EXAMPLES / "iris_cl.toml")
     win.panel.set_value("run", "out_dir", str(tmp_path / "runs"))
     with qtbot.waitSignal(win.run_finished, timeout=30_000):
@@ -281,11 +287,13 @@ def lt_cli_main(argv):
     return main(argv)
 
 
-def test_plot_refresh_rate_with_1e5_points(qapp):
-    from labtrain.gui.bench import plot_refresh_fps
+def test_plot_refresh_benchmark_measures_a_rate(qapp):
+    """The benchmark behind benchmarks/bench_gui.py runs and reports a rate (its value is the benchmark's job:
+    a test never asserts wall-clock speed)."""
+    from guilib import plot_refresh_fps
 
-    fps = plot_refresh_fps(n_points=100_000, n_curves=4, frames=15)
-    assert fps > 5.0, fps  # README: ~35 fps on the 2-core project machine; loose floor for busy CI
+    fps = plot_refresh_fps(n_points=10_000, n_curves=2, frames=3)
+    assert math.isfinite(fps) and fps > 0
 
 
 def test_closing_the_window_mid_run_stops_it_safely(window, qtbot, tmp_path):
@@ -293,12 +301,16 @@ def test_closing_the_window_mid_run_stops_it_safely(window, qtbot, tmp_path):
     win.open_path(EXAMPLES / "iris_cl.toml")
     win.panel.set_value("backend", "kind", "twin")
     win.panel.set_value("run", "out_dir", str(tmp_path / "runs"))
+    win.worker_hooks = {"probe": "gui_hooks:dc_levels"}
     assert win.start_run()
     qtbot.waitUntil(lambda: win.step >= 1, timeout=30_000)
     worker = win.worker
     win.close()
-    assert not worker.alive and worker.result.status == "stopped"
-    assert all(v == 0.0 for v in worker.run.chip.daq.daq.dc_levels_v().values())
+    assert not worker.alive and worker.process.exitcode == 0 and worker.result.status == "stopped"
+    levels = dict(win.probes)["ended"]                                  # chip safe, read in the worker
+    assert levels and all(v == 0.0 for v in levels.values()), levels
+    with lt.RunStore.open(worker.result.path) as store:                 # run file saved, status recorded
+        assert store.attrs["status"] == "stopped" and store.table("steps")["step"].size == worker.result.steps_done
 
 
 def test_gui_command_without_qt_says_what_to_install():

@@ -302,6 +302,12 @@ class Chip(abc.ABC):
         empty: the parameters are numbered (edge index)."""
         return []
 
+    def parameter_blocks(self) -> list[dict]:
+        """Named parts of the parameter vector, in order: dicts with ``name``, ``start`` and ``stop``
+        (``[start, stop)``), and ``shape`` (rows, cols; row-major) for a weight matrix (a layered network's
+        layer); empty: one undivided vector.  Plots draw a heat map per matrix."""
+        return []
+
     # ------------------------------------------------------------- safety
     def safe_state(self) -> None:
         """Put every output at its safe level.  Idempotent."""

@@ -1,11 +1,13 @@
 """The main window: experiment and run-browser docks, live plots, run controls, status bar, log.
 
-The run lives in a :class:`~labtrain.gui.worker.RunWorker` thread; a QTimer
-in the GUI thread drains its queue (at most ~25 ms of work per tick, so a
-flood of events never freezes the window) and redraws only what changed.
-Run / Pause / Resume / Stop map onto the run loop's step-boundary semantics:
-pause and stop take effect when the step in flight ends, and the chip waits
-(pause) or ends (stop) in its safe state.
+The run lives in a :class:`~labtrain.gui.worker.RunWorker` *process*: this
+process only draws.  A QTimer drains the worker's queue (at most ~15 ms of
+work per tick, so a flood of events never freezes the window) and redraws only
+what changed.  Run / Pause / Resume / Stop go to the worker through its control
+pipe and map onto the run loop's step-boundary semantics: pause and stop take
+effect when the step in flight ends, and the chip waits (pause) or ends (stop)
+in its safe state.  Closing the window mid-run stops the run the same way and
+waits for the worker to save and exit.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from labtrain.gui.experiment_panel import ExperimentPanel
 from labtrain.gui.parameter_map import ParameterMap
 from labtrain.gui.plots import COLORS, AccuracyPlot, FidelityPlot, LossPlot, OutputsPlot, ScopePlot, configure_pyqtgraph
 from labtrain.gui.run_browser import PastRun, RunBrowser
-from labtrain.gui.worker import RunInfo, RunWorker
+from labtrain.gui.worker import RunInfo, RunWorker, WorkerProcess
 
 __all__ = ["MainWindow"]
 
@@ -61,11 +63,15 @@ class MainWindow(QtWidgets.QMainWindow):
     run_finished = QtCore.pyqtSignal(object)
 
     def __init__(self, *, hardware: tuple[bool, str] | None = None, runs_dir: str | Path = "runs",
-                 refresh_hz: float = 10.0, frame_hz: float = 4.0) -> None:
+                 refresh_hz: float = 30.0, frame_hz: float = 10.0, prestart_worker: bool = True) -> None:
+        """``prestart_worker``: keep a worker process started and waiting (its imports take seconds), so
+        that Run starts training at once."""
         super().__init__()
         configure_pyqtgraph()
         self.setWindowTitle("labtrain")
         self.worker: RunWorker | None = None
+        self.prestart_worker = prestart_worker
+        self._spare: WorkerProcess | None = WorkerProcess() if prestart_worker else None
         self.info: RunInfo | None = None
         self.state = "idle"
         self.step = -1
@@ -73,13 +79,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_loss = float("nan")
         self.last_eval: dict = {}
         self.errors: list[tuple[str, str]] = []
+        #: (moment, value) of every ``probe`` message of the worker (diagnostics and tests)
+        self.probes: list[tuple[str, object]] = []
+        #: hooks handed to every worker process (``child_init`` / ``probe``: "module:function", see
+        #: :mod:`labtrain.gui.worker`)
+        self.worker_hooks: dict[str, str] = {}
         self._dialogs: list[QtWidgets.QMessageBox] = []
         self._frame: dict | None = None
         self._frame_dirty = False
         self._last_curve_draw = 0.0
         self._last_frame_draw = 0.0
         #: redraw curves at most refresh_hz times a second, the heavier views (outputs, parameter map,
-        #: scope) at most frame_hz: the run thread shares the interpreter (GIL) with the window
+        #: scope) at most frame_hz (the run itself is in another process: drawing never slows it)
         self.curve_interval_s = 1.0 / refresh_hz
         self.frame_interval_s = 1.0 / frame_hz
         self.frame_hz = frame_hz
@@ -149,7 +160,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._validated(self.panel.valid, self.panel.message)
 
         self.timer = QtCore.QTimer(self)
-        self.timer.setInterval(max(1, int(1000 / max(refresh_hz, 20.0))))
+        self.timer.setInterval(max(1, int(1000 / max(2 * refresh_hz, 20.0))))
         self.timer.timeout.connect(self.drain)
         self.timer.start()
         self.clock = QtCore.QTimer(self)
@@ -292,10 +303,11 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------ run control
     @property
     def running(self) -> bool:
-        return self.worker is not None and (self.worker.alive or not self.worker.queue.empty())
+        """A worker has been started and its last message (``finished``) not yet handled."""
+        return self.worker is not None and not self.worker.done
 
     def start_run(self, stop_after_steps: int | None = None) -> bool:
-        """Validate the experiment and start it in a worker thread; False (and a message) if it cannot start."""
+        """Validate the experiment and start it in a worker process; False (and a message) if it cannot start."""
         if self.running:
             self.show_error("A run is in progress", "Stop the current run before starting another.")
             return False
@@ -309,7 +321,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         if stop_after_steps is None and self.max_steps.value() > 0:
             stop_after_steps = self.max_steps.value()
-        self._begin(RunWorker(exp, stop_after_steps=stop_after_steps, max_frame_hz=2 * self.frame_hz))
+        self._begin(RunWorker(exp, stop_after_steps=stop_after_steps, max_frame_hz=2 * self.frame_hz,
+                              **self.worker_hooks))
         self.log("INFO", f"starting {exp.name} on the {exp['backend']['kind']} backend"
                  + (f", stopping after {stop_after_steps} steps" if stop_after_steps else ""))
         return True
@@ -318,7 +331,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.running:
             self.show_error("A run is in progress", "Stop the current run before resuming another.")
             return False
-        self._begin(RunWorker(resume_path=path, max_frame_hz=2 * self.frame_hz))
+        self._begin(RunWorker(resume_path=path, max_frame_hz=2 * self.frame_hz, **self.worker_hooks))
         self.log("INFO", f"resuming {path}")
         return True
 
@@ -333,9 +346,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.info, self.result = None, None
         self.step, self.epoch, self.last_loss, self.last_eval = -1, -1, float("nan"), {}
         self._t_start, self._t_pause, self._paused_s = None, None, 0.0
+        if self.worker is not None:
+            self.worker.close()
         self.worker = worker
+        self.probes = []
         self._set_state("starting")
-        worker.start()
+        spare, self._spare = self._spare, None
+        worker.start(spare)
+        if self.prestart_worker:
+            self._spare = WorkerProcess()  # the next run's interpreter, importing while this one trains
 
     def pause_run(self) -> None:
         if self.worker is not None and self.state == "running":
@@ -349,7 +368,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._set_state("running")
 
     def stop_run(self) -> None:
-        if self.worker is not None and self.worker.alive:
+        if self.running:
             self.worker.stop()
             self._set_state("stopping")
             self.log("INFO", "stopping at the next step boundary (the chip goes to its safe state)")
@@ -370,14 +389,14 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------ queue drain (GUI thread)
     def drain(self) -> None:
-        """Handle queued run messages (at most ~25 ms of work), then redraw what changed."""
+        """Handle queued run messages (at most ~15 ms of work), then redraw what changed."""
         worker = self.worker
         if worker is None:
             return
         t0 = time.perf_counter()
-        while time.perf_counter() - t0 < 0.025:
+        while time.perf_counter() - t0 < 0.015:
             try:
-                msg = worker.queue.get_nowait()
+                msg = worker.get_nowait()
             except queue.Empty:
                 break
             try:
@@ -396,6 +415,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.parameter_map.set_maps(msg.data, msg.step)
         elif kind == "fidelity":
             self.fidelity_plot.curves["cosine"].append(msg.step + 1, msg.data[0])
+        elif kind == "probe":
+            self.probes.append(tuple(msg.data))
         elif kind == "setup":
             self._setup(msg.data)
         elif kind == "log":
@@ -413,7 +434,7 @@ class MainWindow(QtWidgets.QMainWindow):
         net = info.network
         self.parameter_map.configure(net, info.lower, info.upper, info.parameter_unit, info.parameter_name,
                                      info.initial_parameters, edge_parameters=info.edge_parameters or None,
-                                     labels=info.parameter_labels)
+                                     labels=info.parameter_labels, blocks=info.parameter_blocks)
         self.loss_plot.set_unit(info.loss_unit)
         self.outputs_plot.set_unit(info.output_unit)
         labels = [f"output {k}" + (f" (node {n})" if n is not None else "")
@@ -443,7 +464,8 @@ class MainWindow(QtWidgets.QMainWindow):
         caps = ", ".join(sorted(info.capabilities))
         self.log("INFO", f"built {info.name}: {net.name if net is not None else 'chip'}, "
                          f"{len(info.lower)} {info.parameter_name} parameters ({info.parameter_unit}); "
-                         f"capabilities {caps}; {info.total_steps} steps; run file {info.path}")
+                         f"capabilities {caps}; {info.total_steps} steps; run file {info.path}; trained by worker "
+                         f"process {info.pid}")
 
     def _handle_event(self, data: dict, step: int, epoch: int) -> None:
         kind = data["kind"]
@@ -621,15 +643,37 @@ class MainWindow(QtWidgets.QMainWindow):
         box.show()
 
     # ------------------------------------------------------------ closing
+    def finish_run_before_closing(self, stop_wait_s: float = 120.0, term_wait_s: float = 30.0) -> None:
+        """Stop the run at its next step boundary and wait until the worker has saved it and exited.
+
+        The window keeps drawing meanwhile (the worker's last messages are drained: a worker whose queue is
+        not read cannot exit).  A worker still busy after ``stop_wait_s`` (a step that takes longer) gets
+        SIGTERM (the same clean stop, asked again); one still alive ``term_wait_s`` later is killed, and the
+        run file keeps its last checkpoint.
+        """
+        worker = self.worker
+        self.log("INFO", "window closing: stopping the run at the next step boundary")
+        worker.stop()
+        self._set_state("stopping")
+        for wait_s, escalate in ((stop_wait_s, worker.terminate), (term_wait_s, worker.kill), (10.0, None)):
+            deadline = time.monotonic() + wait_s
+            while not worker.done and time.monotonic() < deadline:
+                QtWidgets.QApplication.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 20)
+                self.drain()
+                worker.join(0.02)
+            if worker.done or escalate is None:
+                break
+            self.log("WARNING", f"the run process (pid {worker.pid}) did not stop in {wait_s:g} s: "
+                                f"{escalate.__name__}")
+            escalate()
+        worker.join(5.0)
+
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt name)
-        if self.worker is not None and self.worker.alive:
-            self.log("INFO", "window closing: stopping the run at the next step boundary")
-            self.worker.stop()
-            deadline = time.monotonic() + 60.0
-            while self.worker.alive and time.monotonic() < deadline:
-                QtWidgets.QApplication.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
-                self.worker.join(0.05)
-            self.drain()
+        if self.running:
+            self.finish_run_before_closing()
+        if self._spare is not None:
+            self._spare.discard()
+            self._spare = None
         self.timer.stop()
         self.clock.stop()
         for box in list(self._dialogs):

@@ -7,10 +7,21 @@
   is a handful of calls whatever the number of edges.
 * ``heat map`` -- lattices: each edge's conductance painted at its midpoint
   on a doubled grid (node sites empty), terminals on top.
+* ``layers``   -- layered networks: one heat map per weight matrix (rows: the
+  units driven, columns: the units driving them), biases as strips below.
+  The matrices come from the chip's declared parameter blocks
+  (``Chip.parameter_blocks``, e.g. a non-reciprocal rate network's ``W_f[l]``)
+  or, for a layered graph, from its edges grouped by pair of layers.  Two
+  thousand weights as bars are a solid blob; as matrices they show structure.
+  Signed weights use a colour scale of +-(largest |weight| so far).
 * ``bars``     -- one bar per parameter (DNPU control electrodes, or any chip
   without a network drawing), each drawn inside a dashed box spanning its
   allowed range (conductances: points on a log axis between the bounds);
   the bars are named by ``labels`` when the chip names its parameters.
+
+The title (what is drawn, after which step, its range) sits on its own line
+above the drawing; the key (terminal symbols) and the view selectors below it,
+outside the data.
 
 Signed edge parameters (XY couplings in rad/s: > 0 ferromagnetic, < 0
 antiferromagnetic) use a diverging colour map centred on 0.  Chips whose
@@ -29,21 +40,24 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtWidgets
 
-from labtrain.gui.graph_layout import network_positions
+from labtrain.gui.graph_layout import block_grids, is_layered, layer_blocks, network_positions
+from labtrain.gui.plots import set_title
 
 __all__ = ["ParameterMap", "MODES"]
 
-MODES = ("network", "heat map", "bars")
+MODES = ("network", "heat map", "layers", "bars")
 SHOW = ("couplings", "response")
 N_LEVELS = 24
 #: response colour scale: log10 of |dphi_i/dphi_in| from 1e-3 (and below) to 1
 RESPONSE_LOG_RANGE = (-3.0, 0.0)
 _PREFIXED_UNITS = ("S", "V", "A", "ohm", "Ω", "Hz", "s", "F", "W")
-_ROLE_STYLE = {  # role: (symbol, size, colour, legend)
-    "inputs": ("t2", 13, "#E69F00", "inputs"),
-    "outputs": ("s", 11, "#CC79A7", "outputs"),
-    "grounds": ("t", 12, "#000000", "ground"),
+_ROLE_STYLE = {  # role: (symbol, size, colour, legend, glyph in the key)
+    "inputs": ("t2", 13, "#E69F00", "inputs", "&#9654;"),
+    "outputs": ("s", 11, "#CC79A7", "outputs", "&#9632;"),
+    "grounds": ("t", 12, "#000000", "ground", "&#9660;"),
 }
+#: a layered graph with more edges than this opens on the per-layer matrices rather than the drawing
+LAYERS_ABOVE_EDGES = 200
 
 
 def _si(value: float, unit: str) -> str:
@@ -57,6 +71,15 @@ def _si(value: float, unit: str) -> str:
     return f"{value / 10 ** (3 * exp3):.3g} {prefix}{unit}"
 
 
+def _nice_ceil(x: float) -> float:
+    """The smallest of 1, 2, 5 x 10^k at or above ``x``."""
+    k = math.floor(math.log10(x))
+    for m in (1.0, 2.0, 5.0, 10.0):
+        if m * 10.0**k >= x * (1 - 1e-12):
+            return m * 10.0**k
+    return 10.0 ** (k + 1)
+
+
 class ParameterMap(QtWidgets.QWidget):
     """Network drawing / lattice heat map / bars of the chip's parameters."""
 
@@ -64,15 +87,17 @@ class ParameterMap(QtWidgets.QWidget):
         super().__init__(parent)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(2)
-        row = QtWidgets.QHBoxLayout()
-        row.setContentsMargins(4, 2, 4, 0)
+        layout.setSpacing(1)
         self.title = QtWidgets.QLabel("<b>Parameters</b> — no run yet")
+        self.title.setWordWrap(True)  # a long title takes two lines; it is never cut or overlapped
+        self.title.setAlignment(QtCore.Qt.AlignmentFlag.AlignHCenter)
+        self.title.setContentsMargins(4, 2, 4, 0)
         self.title.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        layout.addWidget(self.title)
         self.mode_box = QtWidgets.QComboBox()
         self.mode_box.addItems(MODES)
         self.mode_box.setToolTip("network: edges coloured and sized by conductance; heat map: lattices; "
-                                 "bars: one bar per parameter")
+                                 "layers: one matrix per layer of a layered network; bars: one bar per parameter")
         self.mode_box.currentTextChanged.connect(self._mode_changed)
         self.view_box = QtWidgets.QComboBox()
         self.view_box.addItems(SHOW)
@@ -81,14 +106,20 @@ class ParameterMap(QtWidgets.QWidget):
                                  "inputs, examples and random starts; recorded every [run] record_maps_every steps)")
         self.view_box.setEnabled(False)
         self.view_box.currentTextChanged.connect(self._show_changed)
-        row.addWidget(self.title, 1)
+        self.glw = pg.GraphicsLayoutWidget()
+        layout.addWidget(self.glw, 1)
+        row = QtWidgets.QHBoxLayout()
+        row.setContentsMargins(4, 0, 4, 2)
+        self.key = QtWidgets.QLabel()
+        self.key.setWordWrap(True)
+        self.key.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        self.key.setStyleSheet("font-size: 8pt;")
+        row.addWidget(self.key, 1)
         row.addWidget(QtWidgets.QLabel("view"))
         row.addWidget(self.mode_box)
         row.addWidget(QtWidgets.QLabel("show"))
         row.addWidget(self.view_box)
         layout.addLayout(row)
-        self.glw = pg.GraphicsLayoutWidget()
-        layout.addWidget(self.glw, 1)
         self.plot = self.glw.addPlot(row=0, col=0)
         self.cmap = self._seq_cmap = pg.colormap.get("viridis")
         self._div_cmap = pg.colormap.get("CET-D1")  # blue - white - red
@@ -96,8 +127,12 @@ class ParameterMap(QtWidgets.QWidget):
         self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=self.cmap, interactive=False, width=14)
         self.colorbar.axis.setWidth(78)  # room for "100 µS" (pyqtgraph fixes it at 45 px)
         self.glw.addItem(self.colorbar, row=0, col=1)
-        self.legend = None
         self.network = None
+        self.blocks: tuple = ()
+        self._grids: list[tuple[str, np.ndarray]] = []
+        self._layers: pg.GraphicsLayout | None = None
+        self._layer_images: list[tuple[pg.ImageItem, np.ndarray]] = []
+        self._layer_span = 0.0
         self.values: np.ndarray | None = None
         self.mode = "bars"
         self._lo = self._hi = 1.0
@@ -119,13 +154,16 @@ class ParameterMap(QtWidgets.QWidget):
 
     # ------------------------------------------------------------ setup
     def configure(self, network, lower: np.ndarray, upper: np.ndarray, unit: str, name: str,
-                  values: np.ndarray, edge_parameters: int | None = None, labels=()) -> None:
+                  values: np.ndarray, edge_parameters: int | None = None, labels=(), blocks=()) -> None:
         """A new chip: pick the default view and draw ``values``.
 
         ``edge_parameters``: how many leading parameters are one value per
         edge (default: all of them); only those are drawn on the graph views.
+        ``blocks``: the chip's parameter blocks (``Chip.parameter_blocks``);
+        weight matrices among them enable the ``layers`` view.
         """
         self.network = network
+        self.blocks = tuple(blocks or ())
         self.unit, self.name = unit, name
         lower, upper = np.asarray(lower, float), np.asarray(upper, float)
         self._p_lower, self._p_upper = lower.copy(), upper.copy()
@@ -151,11 +189,20 @@ class ParameterMap(QtWidgets.QWidget):
         self.view_box.blockSignals(False)
         self.showing = "couplings"
         graph_ok = network is not None and 0 < m <= n and m == len(network.edges)
+        self._grids = []
+        if any(len(b.get("shape") or ()) == 2 for b in self.blocks):
+            self._grids = block_grids(self.blocks)
+        elif graph_ok and is_layered(network):
+            self._grids = layer_blocks(network)
+        self._layer_span = 0.0
+        enabled = {"bars": True, "network": graph_ok, "heat map": graph_ok and self._is_lattice(),
+                   "layers": bool(self._grids)}
         model = self.mode_box.model()
         for i, mode in enumerate(MODES):
-            ok = mode == "bars" or (graph_ok and (mode == "network" or self._is_lattice()))
-            model.item(i).setEnabled(ok)
-        if not graph_ok:
+            model.item(i).setEnabled(enabled[mode])
+        if self._grids and (not graph_ok or len(network.edges) > LAYERS_ABOVE_EDGES):
+            default = "layers"
+        elif not graph_ok:
             default = "bars"
         elif self._is_lattice():
             default = "heat map"
@@ -194,13 +241,25 @@ class ParameterMap(QtWidgets.QWidget):
 
     def _clear_plot(self) -> None:
         self.plot.clear()
-        legend = self.plot.legend
-        if legend is not None:
-            if legend.scene() is not None:
-                legend.scene().removeItem(legend)
-            self.plot.legend = None
-        self.legend = None
         self._edge_items, self._image, self._bars = [], None, None
+        self._use_layers(False)
+        self.key.setText("")
+
+    def _use_layers(self, on: bool) -> None:
+        """Swap the single plot for a grid of per-layer plots (and back)."""
+        ci = self.glw.ci
+        if on and self._layers is None:
+            ci.removeItem(self.plot)
+            self.plot.hide()
+            self._layers = ci.addLayout(row=0, col=0)
+        elif not on and self._layers is not None:
+            ci.removeItem(self._layers)
+            if self._layers.scene() is not None:
+                self._layers.scene().removeItem(self._layers)
+            self._layers = None
+            self._layer_images = []
+            ci.addItem(self.plot, row=0, col=0)
+            self.plot.show()
 
     def _colorbar_ticks(self) -> None:
         axis = self.colorbar.axis
@@ -227,7 +286,8 @@ class ParameterMap(QtWidgets.QWidget):
             axis.setTicks([major, minor])
             axis.setLabel("conductance (log scale)")
         else:
-            self.colorbar.setLevels((self._lo, self._hi))
+            span = self._layer_span if self.mode == "layers" and self.signed and self._layer_span else None
+            self.colorbar.setLevels((-span, span) if span else (self._lo, self._hi))
             axis.setTicks(None)
             name = self._edge_name if self.mode != "bars" else self.name
             if self.unit in _PREFIXED_UNITS:
@@ -248,6 +308,11 @@ class ParameterMap(QtWidgets.QWidget):
         self.mode = mode
         self._colorbar_ticks()
         vb = self.plot.getViewBox()
+        if mode == "layers":
+            self._build_layers()
+            self.set_parameters(self.values, self._step)
+            self.view_box.setEnabled(False)
+            return
         if mode == "bars":
             self.plot.showAxis("left")
             self.plot.showAxis("bottom")
@@ -302,6 +367,38 @@ class ParameterMap(QtWidgets.QWidget):
         self.view_box.setEnabled(mode == "heat map" and self.maps is not None and "response_image" in self.maps)
         vb.autoRange(padding=0.04)
 
+    def _build_layers(self) -> None:
+        """One image per weight matrix (top row of the grid), biases and other vectors as strips below."""
+        self._use_layers(True)
+        lay = self._layers
+        lay.setSpacing(4)
+        mats = [(t, g) for t, g in self._grids if g.shape[0] > 1]
+        strips = [(t, g) for t, g in self._grids if g.shape[0] == 1]
+        lut = self.cmap.getLookupTable(nPts=256)
+        self._layer_images = []
+        for k, (title, grid) in enumerate(mats + strips):
+            strip = grid.shape[0] == 1
+            p = lay.addPlot(row=1 if strip and mats else 0, col=0 if strip else k, colspan=max(1, len(mats)) if strip
+                            else 1)
+            set_title(p, title, size="8pt")
+            for side in ("left", "bottom"):
+                p.hideAxis(side)
+            p.setMenuEnabled(False)
+            vb = p.getViewBox()
+            vb.invertY(True)  # row 0 (the first unit) at the top
+            vb.setMouseEnabled(False, False)
+            if strip:
+                p.setMaximumHeight(46)
+            image = pg.ImageItem(axisOrder="row-major")
+            image.setLookupTable(lut)
+            p.addItem(image)
+            image.setRect(QtCore.QRectF(0, 0, grid.shape[1], grid.shape[0]))
+            vb.setRange(xRange=(0, grid.shape[1]), yRange=(0, grid.shape[0]), padding=0.0)
+            image.setToolTip(f"{title}: rows = units driven, columns = units driving them" if not strip else title)
+            self._layer_images.append((image, grid))
+        self.key.setText("rows: the units a matrix drives · columns: the units driving them · colour: value "
+                         "(scale on the right)")
+
     def _build_network(self) -> None:
         pos = self._positions
         e = self.network.edges
@@ -334,14 +431,6 @@ class ParameterMap(QtWidgets.QWidget):
 
     def _add_terminals(self) -> None:
         net, pos = self.network, self._positions
-        self.legend = self.plot.addLegend(offset=(5, 2), labelTextSize="8pt", brush=(255, 255, 255, 210),
-                                          pen="#c0c0c0")
-        self.legend.setColumnCount(3)
-        # head-room above the drawing for the one-line legend
-        (x0, y0), (x1, y1) = pos.min(axis=0), pos.max(axis=0)
-        room = pg.ScatterPlotItem([(x0 + x1) / 2], [y1 + 0.12 * max(y1 - y0, x1 - x0, 1e-9)], size=1, pen=None,
-                                  brush=(0, 0, 0, 0))
-        self.plot.addItem(room)
         roles = set(net.inputs) | set(net.outputs) | set(net.grounds)
         hidden = np.array([i for i in range(net.n_nodes) if i not in roles], np.int64)
         if 0 < len(hidden) <= 5000:
@@ -349,12 +438,19 @@ class ParameterMap(QtWidgets.QWidget):
             s = pg.ScatterPlotItem(pos[hidden, 0], pos[hidden, 1], size=size, pen=None, brush="#808080")
             s.setZValue(N_LEVELS + 1)
             self.plot.addItem(s)
-        for role, (symbol, size, color, label) in _ROLE_STYLE.items():
+        key = []
+        for role, (symbol, size, color, label, glyph) in _ROLE_STYLE.items():
             idx = list(getattr(net, role))
+            if not idx:
+                continue
             s = pg.ScatterPlotItem(pos[idx, 0], pos[idx, 1], symbol=symbol, size=size,
-                                   pen=pg.mkPen("#ffffff", width=1), brush=color, name=label)
+                                   pen=pg.mkPen("#ffffff", width=1), brush=color)
             s.setZValue(N_LEVELS + 2)
             self.plot.addItem(s)
+            key.append(f"<span style='color:{color}'>{glyph}</span>&nbsp;{label} ({len(idx)})")
+        if 0 < len(hidden) <= 5000:
+            key.append(f"<span style='color:#808080'>&#9679;</span>&nbsp;other nodes ({len(hidden)})")
+        self.key.setText(" &nbsp; ".join(key))
 
     # ------------------------------------------------------------ update
     def set_parameters(self, values: np.ndarray, step: int = -1) -> None:
@@ -376,6 +472,8 @@ class ParameterMap(QtWidgets.QWidget):
         edge_values = values[:self.n_edge_values] if self.n_edge_values else values
         if self.mode == "bars":
             pass
+        elif self.mode == "layers":
+            self._draw_layers(values)
         elif self.mode == "network" and self._edge_items:
             level = np.minimum((self._norm(edge_values) * N_LEVELS).astype(np.int64), N_LEVELS - 1)
             order = np.argsort(level, kind="stable")
@@ -397,14 +495,29 @@ class ParameterMap(QtWidgets.QWidget):
             self._image.setRect(self._hm_rect)
         if self.mode == "heat map" and self.showing == "response":
             return  # the title is the response's (_draw_response)
-        shown = values if self.mode == "bars" else edge_values
-        name = self.name if self.mode == "bars" else self._edge_name
+        shown = values if self.mode in ("bars", "layers") else edge_values
+        name = self.name if self.mode in ("bars", "layers") else self._edge_name
         vmin, vmax = float(shown.min()), float(shown.max())
         when = "initial" if step < 0 else f"after step {step + 1}"
         what = "Conductances" if self.unit == "S" else \
             (name.replace("_", " ").capitalize() + ("s" if self.mode != "bars" else ""))
         self.title.setText(f"<b>{what}</b> {when}: {_si(vmin, self.unit)} … {_si(vmax, self.unit)}")
         self.title.setToolTip(f"{len(shown)} {name} values ({self.unit}), {when}")
+
+    def _draw_layers(self, values: np.ndarray) -> None:
+        if self.log:
+            shown, levels = np.log10(np.maximum(values, 1e-300)), (math.log10(self._lo), math.log10(self._hi))
+        elif self.signed:
+            span = float(np.max(np.abs(values))) if len(values) else 0.0
+            if span > self._layer_span or span < 0.25 * self._layer_span:  # grow at once, shrink only by 4x
+                self._layer_span = _nice_ceil(span) if span > 0 else 1.0
+                self._colorbar_ticks()
+            shown, levels = values, (-self._layer_span, self._layer_span)
+        else:
+            shown, levels = values, (self._lo, self._hi)
+        for image, grid in self._layer_images:
+            img = np.where(grid >= 0, shown[np.maximum(grid, 0)], np.nan)
+            image.setImage(img, levels=levels, autoLevels=False)
 
     def _draw_response(self) -> None:
         """The response map (log10 |dphi/dphi_in|, mean over inputs) on the node grid."""

@@ -5,10 +5,15 @@ and hands pyqtgraph views of it; a plot redraws only curves that changed, at
 most once per timer tick, so 10^5 points per curve stay fluid (see
 ``benchmarks/guilib.py``).  Axes carry units; SI prefixes are switched off
 where they would lie (V^2).
+
+Layout: every plot is a title line, the plot, and a key line below it.  Titles
+and keys are Qt labels that wrap onto a second line rather than being cut, and
+the key (the legend) never covers the data.
 """
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -77,14 +82,47 @@ def _shrinkable(label: pg.LabelItem) -> None:
     update_min()
 
 
-def set_title(item: pg.PlotItem, text: str) -> None:
-    """Set a plot title that never widens the layout."""
+def set_title(item: pg.PlotItem, text: str, size: str = "10pt") -> None:
+    """Set a pyqtgraph plot title that never widens the layout (small in-layout plots; the live plots have a
+    wrapping title label instead, see :class:`LivePlot`)."""
     if getattr(item, "_labtrain_title", None) == text:
         return
     if not hasattr(item, "_labtrain_title"):
         _shrinkable(item.titleLabel)
     item._labtrain_title = text
-    item.setTitle(text, size="10pt")
+    item.setTitle(text, size=size)
+
+
+def title_label(text: str = "") -> QtWidgets.QLabel:
+    """A plot title above a plot: bold, centred, wrapping onto a second line instead of being cut."""
+    label = QtWidgets.QLabel(text)
+    label.setWordWrap(True)
+    label.setAlignment(QtCore.Qt.AlignmentFlag.AlignHCenter)
+    label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+    label.setContentsMargins(4, 3, 4, 0)
+    label.setStyleSheet("font-weight: bold; color: #202020; background: white;")
+    return label
+
+
+def key_label() -> QtWidgets.QLabel:
+    """A legend line below a plot (wraps; never over the data)."""
+    label = QtWidgets.QLabel()
+    label.setWordWrap(True)
+    label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+    label.setContentsMargins(6, 0, 6, 2)
+    label.setStyleSheet("background: white; font-size: 8pt;")
+    return label
+
+
+_GLYPH = {None: "", "o": "&#9679;", "s": "&#9632;", "t": "&#9660;", "t1": "&#9650;", "d": "&#9670;", "+": "+"}
+
+
+def key_entry(name: str, color: str, *, line: str = "solid", symbol: str | None = None) -> str:
+    """HTML of one key entry: a short line (solid / dash / none) with the symbol on it, then the name."""
+    mark = {"solid": "&#9473;", "dash": "&#9476;", "none": ""}[line]
+    glyph = _GLYPH.get(symbol, "&#9679;")
+    sample = f"{mark}{glyph}{mark}" if mark else glyph
+    return f"<span style='color:{color}'>{sample}</span>&nbsp;{html.escape(name)}"
 
 
 class LiveCurve:
@@ -152,14 +190,22 @@ class LiveCurve:
         return len(self.buffer)
 
 
-class LivePlot(pg.PlotWidget):
-    """A plot with labelled axes, a legend and live curves."""
+class LivePlot(QtWidgets.QWidget):
+    """A plot with a title line, labelled axes, live curves and a key line (the legend) below the data."""
 
     def __init__(self, title: str, x_label: str, x_units: str | None, y_label: str, y_units: str | None, *,
                  log_y: bool = False, si_prefix_y: bool = True, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent=parent)
-        self.plot_item: pg.PlotItem = self.getPlotItem()
-        set_title(self.plot_item, title)
+        super().__init__(parent)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        self.title = title_label(title)
+        self.view = pg.PlotWidget()
+        self.key = key_label()
+        layout.addWidget(self.title)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.key)
+        self.plot_item: pg.PlotItem = self.view.getPlotItem()
         self.plot_item.setLabel("bottom", x_label, units=x_units)
         self.plot_item.setLabel("left", y_label, units=y_units)
         if not si_prefix_y:
@@ -171,14 +217,40 @@ class LivePlot(pg.PlotWidget):
             # curves hand pyqtgraph log10 data themselves; the menu's log toggles would log them twice
             for check in (self.plot_item.ctrl.logXCheck, self.plot_item.ctrl.logYCheck):
                 check.setEnabled(False)
-        self.legend = self.plot_item.addLegend(offset=(-10, 10), labelTextSize="8pt", brush=(255, 255, 255, 200),
-                                               pen="#c0c0c0")
         self.curves: dict[str, LiveCurve] = {}
+        #: key entries (HTML) by item, in the order added
+        self._entries: dict[int, str] = {}
         self._overlays: dict[str, list[pg.PlotDataItem]] = {}
         self._note = pg.TextItem("", color="#707070", anchor=(0.5, 0.5))
         self._note.setZValue(100)
         self.plot_item.getViewBox().addItem(self._note, ignoreBounds=True)
         self.plot_item.getViewBox().sigRangeChanged.connect(self._place_note)
+
+    def set_title(self, text: str) -> None:
+        if self.title.text() != text:
+            self.title.setText(text)
+
+    # --------------------------------------------------- key (legend below the plot)
+    def add_key(self, item: object, entry: str) -> None:
+        self._entries[id(item)] = entry
+        self._update_key()
+
+    def remove_key(self, item: object) -> None:
+        self._entries.pop(id(item), None)
+        self._update_key()
+
+    def _update_key(self) -> None:
+        self.key.setText(" &nbsp; ".join(self._entries.values()))
+        self.key.setVisible(bool(self._entries))
+
+    def key_names(self) -> list[str]:
+        """The names in the key, in order (plain text)."""
+        doc = QtGui.QTextDocument()
+        names = []
+        for entry in self._entries.values():
+            doc.setHtml(entry)
+            names.append(doc.toPlainText().split("\xa0", 1)[-1])
+        return names
 
     def add_curve(self, key: str, name: str, color: str, width: float = 1.0, symbol: str | None = None,
                   style: QtCore.Qt.PenStyle = QtCore.Qt.PenStyle.SolidLine, symbol_size: int = 5) -> LiveCurve:
@@ -186,7 +258,9 @@ class LivePlot(pg.PlotWidget):
         kw = {}
         if symbol:
             kw = {"symbol": symbol, "symbolSize": symbol_size, "symbolBrush": color, "symbolPen": None}
-        item = self.plot_item.plot([], [], pen=pen, name=name, **kw)
+        item = self.plot_item.plot([], [], pen=pen, **kw)
+        line = "dash" if style == QtCore.Qt.PenStyle.DashLine else "solid"
+        self.add_key(item, key_entry(name, color, line=line, symbol=symbol))
         curve = LiveCurve(item, log_y=self.log_y)
         self.curves[key] = curve
         return curve
@@ -205,7 +279,8 @@ class LivePlot(pg.PlotWidget):
     def add_overlay(self, key: str, x: np.ndarray, y: np.ndarray, name: str, color: str) -> None:
         pen = pg.mkPen(color, width=1, style=QtCore.Qt.PenStyle.DashLine)
         y = np.asarray(y, float)
-        item = self.plot_item.plot(np.asarray(x, float), y, pen=pen, name=name)
+        item = self.plot_item.plot(np.asarray(x, float), y, pen=pen)
+        self.add_key(item, key_entry(name, color, line="dash", symbol=None))
         if self.log_y:
             item.setLogMode(False, False)
             item.setData(np.asarray(x, float), np.log10(np.maximum(y, 1e-300)))
@@ -218,7 +293,7 @@ class LivePlot(pg.PlotWidget):
         for k in keys:
             for item in self._overlays.pop(k, []):
                 self.plot_item.removeItem(item)
-                self.legend.removeItem(item)
+                self.remove_key(item)
 
     def overlay_items(self) -> list[pg.PlotDataItem]:
         return [item for items in self._overlays.values() for item in items]
@@ -240,21 +315,21 @@ class LossPlot(LivePlot):
     """Loss vs steps: per-step batch loss and train/test evaluations (log scale, V^2)."""
 
     def __init__(self, parent=None) -> None:
-        super().__init__("Loss", "steps completed", None, "loss ½⟨‖v − t‖²⟩ (V²)", None, log_y=True,
+        super().__init__("Loss", "steps completed", None, "loss (V²)", None, log_y=True,
                          si_prefix_y=False, parent=parent)
         self.add_curve("batch", "batch (train step)", BATCH, width=1)
         self.add_curve("train", "train set", TRAIN, width=2, symbol="o")
         self.add_curve("test", "test set", TEST, width=2, symbol="s")
         self.setToolTip("Batch loss of every training step, and the loss on the whole train and test sets at "
-                        "every evaluation; x = steps completed (0 = before training).")
+                        "every evaluation; x = steps completed (0 = before training).\n"
+                        "Voltage outputs: loss = ½⟨‖v − t‖²⟩ (V²), the mean over the examples.")
 
     def set_unit(self, unit: str) -> None:
         """The run's loss unit: ``V^2`` (squared error of output voltages) or ``1`` (dimensionless cost)."""
         if unit == "V^2":
-            self.plot_item.setLabel("left", "loss ½⟨‖v − t‖²⟩ (V²)")
+            self.plot_item.setLabel("left", "loss (V²)")
         else:
-            self.plot_item.setLabel("left", "loss (cost the rule minimises, dimensionless)" if unit in ("", "1")
-                                    else f"loss ({unit})")
+            self.plot_item.setLabel("left", "loss (dimensionless)" if unit in ("", "1") else f"loss ({unit})")
 
 
 class AccuracyPlot(LivePlot):
@@ -275,14 +350,14 @@ class FidelityPlot(LivePlot):
         super().__init__("Gradient fidelity", "step", None, "cos(estimate, exact)", None, si_prefix_y=False,
                          parent=parent)
         self.add_curve("cosine", "cosine", "#009E73")
-        self.legend.hide()
+        self.remove_key(self.curves["cosine"].item)  # one curve: the axis says what it is
         # an exact estimator gives 1 +- 1e-16: never zoom in below a span of 0.02
         self.plot_item.getViewBox().setLimits(minYRange=0.02)
         self.plot_item.addItem(pg.InfiniteLine(pos=1.0, angle=0, pen=pg.mkPen("#909090", style=QtCore.Qt.PenStyle.DotLine)))
         self.setToolTip("Cosine between each step's gradient estimate and the exact (adjoint) gradient of the "
                         "noise-free network model at the same parameters and batch; 1 = same direction.\n"
-                        "Computed in the run thread; on big networks only every k-th step (kept under 25 % "
-                        "of the step time).")
+                        "Computed in the worker process; on big networks only every k-th step (kept under "
+                        "25 % of the step time).")
 
 
 class OutputsPlot(LivePlot):
@@ -292,11 +367,10 @@ class OutputsPlot(LivePlot):
 
     def __init__(self, parent=None) -> None:
         super().__init__("Outputs vs targets", "target", "V", "measured output", "V", parent=parent)
-        self.identity = self.plot_item.plot([], [], pen=pg.mkPen("#808080", width=1, style=QtCore.Qt.PenStyle.DashLine),
-                                            name="ideal (output = target)")
+        self.identity = self.plot_item.plot([], [], pen=pg.mkPen("#808080", width=1, style=QtCore.Qt.PenStyle.DashLine))
+        self.add_key(self.identity, key_entry("ideal (output = target)", "#808080", line="dash"))
         self.scatters: list[pg.ScatterPlotItem] = []
         self.plot_item.getViewBox().setDefaultPadding(0.06)
-        self.legend.setOffset((-10, -10))  # bottom right: below the diagonal, where outputs rarely are
 
     def set_unit(self, unit: str) -> None:
         """Unit of outputs and targets: ``V``, ``rad`` (phases) or ``""`` (dimensionless states)."""
@@ -309,13 +383,14 @@ class OutputsPlot(LivePlot):
     def set_outputs(self, labels: list[str]) -> None:
         for s in self.scatters:
             self.plot_item.removeItem(s)
-            self.legend.removeItem(s)
+            self.remove_key(s)
         self.scatters = []
         for k, label in enumerate(labels):
             color = QtGui.QColor(COLORS[k % len(COLORS)])
             color.setAlpha(170)
-            s = pg.ScatterPlotItem([], [], size=6, pen=None, brush=pg.mkBrush(color), name=label)
-            self.plot_item.addItem(s)  # (adds itself to the legend)
+            s = pg.ScatterPlotItem([], [], size=6, pen=None, brush=pg.mkBrush(color))
+            self.plot_item.addItem(s)
+            self.add_key(s, key_entry(label, COLORS[k % len(COLORS)], line="none", symbol="o"))
             self.scatters.append(s)
 
     def show_batch(self, output_v: np.ndarray, targets_v: np.ndarray, step: int) -> None:
@@ -329,7 +404,7 @@ class OutputsPlot(LivePlot):
         hi = float(max(out[:n].max(), tgt[:n].max()))
         pad = 0.05 * (hi - lo or 1.0)
         self.identity.setData([lo - pad, hi + pad], [lo - pad, hi + pad])
-        set_title(self.plot_item, f"Outputs vs targets (step {step + 1}, {len(out)} examples)")
+        self.set_title(f"Outputs vs targets (step {step + 1}, {len(out)} examples)")
 
     def clear_batch(self) -> None:
         for s in self.scatters:
@@ -351,19 +426,16 @@ class ScopePlot(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
+        self.title = title_label("Scope: last acquisition")
+        layout.addWidget(self.title)
         self.glw = pg.GraphicsLayoutWidget()
         layout.addWidget(self.glw, 1)
-        self.ao_key = QtWidgets.QLabel()
-        self.ai_key = QtWidgets.QLabel()
+        self.ao_key = key_label()
+        self.ai_key = key_label()
         for key in (self.ao_key, self.ai_key):
-            key.setWordWrap(True)
-            key.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
-            key.setContentsMargins(6, 0, 6, 1)
-            key.setStyleSheet("background: white; font-size: 8pt;")
             layout.addWidget(key)
         self.ao = self.glw.addPlot(row=0, col=0)
         self.ai = self.glw.addPlot(row=1, col=0)
-        set_title(self.ao, "Scope: last acquisition")
         self.ao.setLabel("left", "AO written", units="V")
         self.ai.setLabel("left", "AI read", units="V")
         self.ai.setLabel("bottom", "time", units="s")
@@ -399,6 +471,7 @@ class ScopePlot(QtWidgets.QWidget):
             items.clear()
         self._windows.setData([], [])
         self.note.setText("")
+        self.title.setText("Scope: last acquisition")
         self.ao_key.setText("")
         self.ai_key.setText("")
         self._shape = None
@@ -451,7 +524,7 @@ class ScopePlot(QtWidgets.QWidget):
             self._windows.setData(xs, ys)
         else:
             self._windows.setData([], [])
-        set_title(self.ao, f"Scope: last acquisition ({n_b} examples at {rate / 1e3:g} kS/s)")
+        self.title.setText(f"Scope: last acquisition ({n_b} examples at {rate / 1e3:g} kS/s)")
         self.ao_key.setText(self._key("AO", ao_labels))
         self.ai_key.setText(self._key("AI", ai_labels, " &nbsp;<b>&#9644;</b>&nbsp;averaged window"))
         shape = (ao.shape, ai.shape, rate)

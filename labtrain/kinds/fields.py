@@ -53,21 +53,22 @@ CONDUCTANCE: dict[str, dict[str, Field]] = {
         "read_noise_v": F("float", 0.0, "ideal: Gaussian noise (std, V) on every node reading", 0, 10),
     },
 }
+_FP = ("fp",)
 #: Frequency propagation (rule ``fp``).
 FP: dict[str, dict[str, Field]] = {
     "learning": {
         "gamma_a_per_v": F("float", 1e-6, "fp: error current injected per volt of output error (A/V); on a "
-                           "nonlinear network the bias shrinks with it", 0, 1, low_open=True),
+                           "nonlinear network the bias shrinks with it", 0, 1, low_open=True, rules=_FP),
         "fp_activation": F("str", "", "fp: inputs as tones at activation_hz (ac) or held at their DC levels (dc: "
                            "the error is a small signal around the operating point); default: ac on "
-                           "resistor_network, dc on nonlinear_resistor", choices=FP_ACTIVATIONS),
+                           "resistor_network, dc on nonlinear_resistor", choices=FP_ACTIVATIONS, rules=_FP),
         "activation_hz": F("float", 0.0, "fp, ac activation: activation tone (Hz; 0 = planned with error_hz)",
-                           0, 1e7),
+                           0, 1e7, rules=_FP),
         "error_hz": F("float", 0.0, "fp: error tone (Hz; 0 = planned; with ac activation give both or neither)",
-                      0, 1e7),
+                      0, 1e7, rules=_FP),
         "fp_mode": F("str", "time_domain", "fp: measure through sampled waveforms (time_domain) or the "
                      "ideal-chip linear-response shortcut (frequency_domain: no waveforms)",
-                     choices=("time_domain", "frequency_domain")),
+                     choices=("time_domain", "frequency_domain"), rules=_FP),
     },
 }
 #: Inputs and targets in volts.
@@ -87,8 +88,9 @@ VOLTAGE_TASK: dict[str, dict[str, Field]] = {
 AC_WINDOW: dict[str, dict[str, Field]] = {
     "learning": {
         "window_s": F("float", 0.05, "fp / hge: demodulation window per example (s; whole periods of every tone)",
-                      0, 1e3, low_open=True),
-        "settle_s": F("float", 0.005, "fp / hge: samples discarded before each example's window (s)", 0, 1e3),
+                      0, 1e3, low_open=True, rules=("fp", "hge")),
+        "settle_s": F("float", 0.005, "fp / hge: samples discarded before each example's window (s)", 0, 1e3,
+                      rules=("fp", "hge")),
     },
 }
 #: Relaxation of dynamical kinds (phases, rates) and their dimensionless nudge.
@@ -101,7 +103,8 @@ RELAXATION: dict[str, dict[str, Field]] = {
     },
     "learning": {
         "beta": F("float", 0.1, "xy_ep / aep / dyadic_ep / plain_ep / vf_ep: nudge strength (dimensionless: multiplier of the "
-                  "cost in the energy / force per unit output error)", 0, 1e6, low_open=True),
+                  "cost in the energy / force per unit output error)", 0, 1e6, low_open=True,
+                  rules=("xy_ep", "aep", "dyadic_ep", "plain_ep", "vf_ep")),
     },
 }
 

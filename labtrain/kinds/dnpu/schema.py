@@ -11,6 +11,7 @@ _LAYOUT = default_layout()
 from labtrain.schema import Field
 
 F = Field
+_HGE = ("hge",)  # [learning] keys read by rule hge only
 OWN: dict[str, dict[str, Field]] = {
     "chip": {
         "model": F("str", "hopping", "dnpu, ideal/twin: device physics, the synthetic hopping network "
@@ -44,15 +45,17 @@ OWN: dict[str, dict[str, Field]] = {
     "learning": {
         "amplitudes_v": F("floats", list(DEFAULT_AMPLITUDES_V), "hge: peak tone amplitude per control electrode "
                           "(V; one value for all, or one per control; below half each control's range)",
-                          0, 1, low_open=True),
+                          0, 1, low_open=True, rules=_HGE),
         "tones_hz": F("floats", [], "hge: tone per control electrode (Hz, on the window's 1/window_s grid, "
-                      "collision-free; [] = planned)", 0, 1e7, low_open=True),
+                      "collision-free; [] = planned)", 0, 1e7, low_open=True, rules=_HGE),
         "hge_mode": F("str", "parallel", "hge: all controls at once (parallel), one at a time (sequential) or "
-                      "finite differences", choices=HGE_MODES),
-        "fd_step_v": F("float", 0.01, "hge, finite_difference: step on each control (V)", 0, 1, low_open=True),
+                      "finite differences", choices=HGE_MODES, rules=_HGE),
+        "fd_step_v": F("float", 0.01, "hge, finite_difference: step on each control (V)", 0, 1, low_open=True,
+                       rules=_HGE),
         "hge_loss": F("str", "squared", "hge: squared error, or one_sided (a squared hinge about the threshold "
                       "half-way between [task] target_on_v and target_off_v: outputs beyond their target on the "
-                      "correct side are left alone)", choices=("squared", "one_sided")),
-        "fd_central": F("bool", True, "hge, finite_difference: central (2P measurements) or forward (P)"),
+                      "correct side are left alone)", choices=("squared", "one_sided"), rules=_HGE),
+        "fd_central": F("bool", True, "hge, finite_difference: central (2P measurements) or forward (P)",
+                        rules=_HGE),
     },
 }

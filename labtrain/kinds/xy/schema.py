@@ -48,7 +48,7 @@ OWN: dict[str, dict[str, Field]] = {
         "cost_eps": F("float", 0.1, "xy, cost = log: eps", 0, 1e6, low_open=True),
         "max_shift_rad": F("float", 0.0, "xy_ep: basin-jump guard -- random starts whose nudged state moved more "
                            "than this from the free one (rad, on any oscillator) are left out of the gradient "
-                           "(0 = keep all; 0.5 for lattices at beta = 0.01)", 0, math.pi),
+                           "(0 = keep all; 0.5 for lattices at beta = 0.01)", 0, math.pi, rules=("xy_ep",)),
     },
     "run": {
         "record_maps_every": F("int", 0, "xy: store spatial maps (couplings, response to the inputs) every N steps "
