@@ -312,7 +312,8 @@ class XYModel:
         # Dense for small lattices (as before the sparse solver layer: same rounding, same trajectories);
         # sparse above dense_max_nodes free nodes, where a dense product costs O(n m) per row.
         small = int(np.sum(~clamped)) <= self.dense_max_nodes and n * m <= 4_000_000
-        self._inc_t = inc.T.toarray() if small else inc.T.tocsr()
+        self._inc_t = inc.T.toarray() if small else None
+        self._inc = None if small else inc.tocsr()
         # Position of each output among the free nodes, and the Hessian scatter map on free nodes.
         pos = -np.ones(n, np.int64)
         pos[self.free] = np.arange(len(self.free))
@@ -375,9 +376,15 @@ class XYModel:
         shape = phi.shape
         phi2 = phi.reshape(-1, shape[-1])
         f = np.sin(phi2[:, self._a] - phi2[:, self._b]) * self.coupling
-        g = f @ self._inc_t if isinstance(self._inc_t, np.ndarray) else (self._inc_t.T @ f.T).T
+        g = self._node_sum(f)
         g = g + self.bias_field * np.sin(phi2 - self.bias_phase)
         return g.reshape(shape)
+
+    def _node_sum(self, f: np.ndarray) -> np.ndarray:
+        """``sum_e B_ie f_e`` per row: edge values (K, m) -> node values (K, n)."""
+        if self._inc_t is not None:
+            return f @ self._inc_t
+        return np.asarray(self._inc @ f.T).T
 
     def hessian(self, phi: np.ndarray, free_only: bool = True) -> np.ndarray:
         """Dense Hessian ``d2E/dphi2`` per row: (..., nf, nf) on free nodes, or (..., n, n)."""
@@ -573,7 +580,7 @@ class XYModel:
         dpsi = phi - self.bias_phase
         e = -(np.cos(d) @ self.coupling) - np.cos(dpsi) @ self.bias_field
         f = np.sin(d) * self.coupling
-        g = f @ self._inc_t if isinstance(self._inc_t, np.ndarray) else (self._inc_t.T @ f.T).T
+        g = self._node_sum(f)
         g = g + self.bias_field * np.sin(dpsi)
         if beta:
             out = phi[:, self.outputs]
