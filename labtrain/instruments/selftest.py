@@ -194,7 +194,8 @@ def triangle_segments(amplitude_v: np.ndarray, leg_samples: int, gap_samples: in
     Returns
     -------
     ao_v : ndarray, shape (n_ch, n_ch * (gap + 4 * leg))
-        The waveform; it starts and ends at 0 V and never steps more than ``max(|A|) / leg_samples``.
+        The waveform: 0 V in the gaps and at the end, never beyond ``low``/``high``, never a step larger than
+        ``max(|low|, |high|) / leg_samples``.
     segment : ndarray, shape (n_samples,)
         Which channel is ramping at each sample (``-1`` in the gaps).
     """
@@ -211,6 +212,7 @@ def triangle_segments(amplitude_v: np.ndarray, leg_samples: int, gap_samples: in
     for c, (low, high) in enumerate(amp):
         shape = np.r_[np.zeros(gap_samples), high * up, high + (low - high) * np.r_[up, 1 + up] / 2,
                       low * (1 - up)]
+        np.clip(shape, low, high, out=shape)      # no rounding past the peaks: they may sit on a limit
         ao[c, c * seg_len:(c + 1) * seg_len] = shape
         which[c * seg_len + gap_samples:(c + 1) * seg_len] = c
     return ao, which
@@ -329,6 +331,14 @@ class CheckTable:
     columns: tuple[Column, ...]
     rows: list[Row] = field(default_factory=list)
 
+    def mark(self, channel: str, role: str, status: str, note: str) -> Row:
+        """Set the verdict of ``channel``'s row (its earlier note kept after the new one), or add the row."""
+        for row in self.rows:
+            if row.channel == channel:
+                row.status, row.note = status, f"{note}; {row.note}" if row.note else note
+                return row
+        return self.add(channel, role, status, note)
+
     def add(self, channel: str, role: str, status: str, note: str = "", **values: float) -> Row:
         """Append a row; ``values`` are keyed by column name (missing ones are ``nan``)."""
         unknown = sorted(set(values) - {c.name for c in self.columns})
@@ -340,6 +350,8 @@ class CheckTable:
 
     def text(self) -> str:
         """The table as aligned text (printed columns only; ``-`` for a value not measured)."""
+        if not self.rows:
+            return f"{self.title}\n  (not run)"
         shown = [c for c in self.columns if c.printed]
         header = ["channel", "wired to", *[c.header + (f" ({c.unit})" if c.unit not in ("", "1") else "")
                                           for c in shown], "status", "note"]

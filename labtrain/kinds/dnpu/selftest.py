@@ -369,7 +369,7 @@ def dnpu_selftest(exp: Experiment, options: dict) -> SelfTestReport:
             step = "lock-in tone"
             test.lockin(li, slopes, lockin_name)
     except PortError as exc:
-        inst.add(names.get("daq", "daq"), "daq", "unreachable", f"stopped answering ({step}): {exc}")
+        inst.mark(names.get("daq", "daq"), "daq", "unreachable", f"stopped answering ({step}): {exc}")
     finally:
         report.safe_state = _finish(chip)
     return report

@@ -642,7 +642,7 @@ def resistor_selftest(exp: Experiment, options: dict) -> SelfTestReport:
         test.explain_stuck(report.tables)
     except PortError as exc:
         role = "pots" if "pot" in str(exc).split(":")[0] else "daq"
-        inst.add(names.get(role, role), role, "unreachable", f"stopped answering ({step}): {exc}")
+        inst.mark(names.get(role, role), role, "unreachable", f"stopped answering ({step}): {exc}")
     finally:
         report.safe_state = _finish(daq, pots, bench)
     return report
