@@ -13,8 +13,10 @@ the run's retries), on the twin or the hardware:
    RMS (the noise floor).  The slopes are compared with the nominal network model at the pots' taps
    (:class:`~labtrain.kinds.resistor.twin.ResistorBenchCircuit` over the datasheet calibration):
 
-   * an AO channel whose response is missing on every node (median ratio ~ 0) is dead; an output AO that
-     responds with its switch open, or not with it closed, names its switch;
+   * an AO channel whose response is missing on every node (median ratio ~ 0) is dead; its gain is read on the
+     AI channel of the node it drives (a true loopback, ``loopback_gain_tol``) where that channel passed, else
+     against the model; an output AO that responds with its switch open, or not with it closed, names its
+     switch;
    * an AI channel on a driven node is a true loopback (gain 1 within ``loopback_gain_tol``); elsewhere the
      gain and the shape of the slope vector are judged against the model (``model_gain_tol``, raised to
      1.5 x the pots' declared tolerance);
@@ -251,7 +253,7 @@ class ResistorBenchSelfTest:
         for j in range(n_ao):
             r = col_ratio[[j, n_ao + j]]
             r = r[np.isfinite(r)]
-            ao_bad[j] = bool(r.size) and bool(np.any(np.abs(r - 1) > 2 * tol))
+            ao_bad[j] = bool(r.size) and bool(np.any(np.abs(r - 1) > 0.5))    # gross: dead, not a pot's doing
         keep = np.r_[~ao_bad, ~ao_bad]
         # -- AI channels on the good AO columns
         mk, ek = m[:, keep], e[:, keep]
@@ -310,24 +312,33 @@ class ResistorBenchSelfTest:
         for j, ch in enumerate(self.ao):
             is_out = j >= self.n_in
             role = f"input {j}" if not is_out else f"output {j - self.n_in} (switch {self.wiring.output_switch_do[j - self.n_in]})"
+            e_j = e_closed[:, j] if is_out else e_open[:, j]
+            m_j = m_closed[:, j] if is_out else m_open[:, j]
+            # a direct loopback: a good AI channel on the node this AO holds (an input, a stiffly clamped output)
+            loops = np.flatnonzero(rows & (e_j > 0.99))
             if is_out:
-                gain = scale_factor(m_closed[rows, j], e_closed[rows, j])
                 ref = float(np.linalg.norm(e_closed[rows, j]))
                 leak = float(np.linalg.norm(m_open[rows, j])) / ref if ref > 0 else np.nan
             else:
-                gain = scale_factor(np.r_[m_open[rows, j], m_closed[rows, j]], np.r_[e_open[rows, j], e_closed[rows, j]])
                 leak = np.nan
             notes, status = [], "pass"
+            if loops.size:
+                gain, j_tol = float(m_j[loops[0]] / e_j[loops[0]]), th.loopback_gain_tol
+                notes.append(f"loopback on {self.wiring.node_ai[loops[0]]}")
+            else:
+                gain, j_tol = scale_factor(m_j[rows], e_j[rows]), tol
+            if ao_bad[j] and abs(col_ratio[n_ao + j if is_out else j]) < th.dead_fraction:
+                gain = col_ratio[n_ao + j if is_out else j]
             if not np.isfinite(gain):
                 status, notes = "skip", ["no AI channel that passed sees it"]
             elif abs(gain) < th.dead_fraction:
                 status = "fail"
-                notes.append("no response on any AI channel: the AO is dead or not connected"
-                             if not is_out else f"no response with switch {self.wiring.output_switch_do[j - self.n_in]} "
-                             "closed: the switch does not close, or the AO is dead")
-            elif abs(gain - 1) > tol:
+                notes = ["no response on any AI channel: the AO is dead or not connected"
+                         if not is_out else f"no response with switch {self.wiring.output_switch_do[j - self.n_in]} "
+                         "closed: the switch does not close, or the AO is dead"]
+            elif abs(gain - 1) > j_tol:
                 status = "fail"
-                notes.append(f"gain {gain:.4g} outside 1 +- {tol:g} (nominal model)")
+                notes.append(f"gain {gain:.4g} outside 1 +- {j_tol:g}" + ("" if loops.size else " (nominal model)"))
             if is_out and np.isfinite(leak) and leak > th.switch_leak_max:
                 status = "fail"
                 notes.append(f"responds with switch {self.wiring.output_switch_do[j - self.n_in]} open "
@@ -628,7 +639,8 @@ def resistor_selftest(exp: Experiment, options: dict) -> SelfTestReport:
         step = "pots to the starting taps"
         test.set_taps(test.start_taps)
         ao_table = CheckTable("ao", f"AO channels: ramps 0 -> +A -> -A -> 0 V, one AO at a time, switches open "
-                                    f"and closed; gain against the nominal model", AO_COLUMNS)
+                                    f"and closed; gain on the AI channel that reads the driven node (loopback), else against the "
+                                    f"nominal model", AO_COLUMNS)
         ai_table = CheckTable("ai", "AI channels: slopes against every AO (least squares), offset, residual RMS; "
                                     "misfit = |measured - model| / |model| of the slope vector", AI_COLUMNS)
         report.tables += [ao_table, ai_table]
