@@ -533,6 +533,9 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     except InstrumentUnreachable as exc:
         print(f"labtrain selftest: error: {exc}", file=sys.stderr)
         return EXIT_FAULT
+    except KeyboardInterrupt:  # the procedure's finally has brought the bench to its safe state
+        print("labtrain selftest: stopped by Ctrl-C; the bench was brought to its safe state", file=sys.stderr)
+        return EXIT_STOPPED
     print(report.text())
     if args.report:
         path = Path(args.report)
@@ -649,7 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "channels, pots stepped, a lock-in tone; a pass/fail table and an HDF5 report",
                        description="Bench self-test within the file's safety limits (docs/hardware.md, 'Bench "
                        "self-test').  Exit codes: 0 every check passed, 1 a check failed (the table says which), "
-                       "2 bad input, 3 an instrument did not answer.")
+                       "2 bad input, 3 an instrument did not answer, 130 stopped by Ctrl-C (bench in its safe state).")
     r.add_argument("file", help="experiment file (TOML)")
     r.add_argument("--backend", choices=("twin", "hardware"), help="override [backend] kind")
     r.add_argument("--report", metavar="PATH", help="HDF5 report (default: [run] out_dir/selftest-<name>-"

@@ -432,7 +432,8 @@ class SelfTestReport:
         counts = {s: len(self.rows(s)) for s in STATUSES}
         lines = [f"selftest {self.source}: [chip] type {self.kind}, backend {self.backend}"]
         if self.twin_faults:
-            lines.append("twin faults injected: " + "; ".join(f"{k}={_show_arg(v)}" for k, v in self.twin_faults.items()))
+            lines.append("twin faults injected: "
+                         + "; ".join(f"{k}={_show_arg(v)}" for k, v in self.twin_faults.items()))
         lines.append("settings: " + "; ".join(f"{k} {_show_arg(v)}" for k, v in self.settings.items()))
         for t in self.tables:
             lines += ["", t.text()]

@@ -168,7 +168,8 @@ class DNPUBenchSelfTest:
             if status == "pass" and self.circuit is None:
                 notes.append("continuity only: no model of this device")
             el_table.add(chip.electrode_ao[k], role, status, "; ".join(notes),
-                         operating_point_v=self.operating_point_v[k], low_v=self.operating_point_v[k] + self.ramp_v[k, 0],
+                         operating_point_v=self.operating_point_v[k],
+                         low_v=self.operating_point_v[k] + self.ramp_v[k, 0],
                          high_v=self.operating_point_v[k] + self.ramp_v[k, 1], response_v=response,
                          response_expected_v=exp_resp, gain=gain, slope=slope, noise_v=noise)
         dead = [chip.electrode_ao[k] for k in range(n_el) if alive and k not in alive]

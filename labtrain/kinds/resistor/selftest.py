@@ -26,9 +26,10 @@ the run's retries), on the twin or the hardware:
      responses agree within the model tolerance cannot be told apart;
    * offset (``offset_max_v``) and noise (``noise_max_v``) per AI channel.
 
-4. **Pots**: every pot is stepped from its starting tap to both ends of its allowed window (the ``[chip]``
-   conductance bounds) and back; at each tap one acquisition holds every input AO alone at ``+A`` in turn
-   (switches open).  The change of the node voltages (AI channels that passed step 3) is compared with the
+4. **Pots**: every pot is stepped up and down from its starting tap -- towards the ends of its allowed window
+   (the ``[chip]`` conductance bounds) but by at most ``1 / R_eff`` (the resistance the rest of the network
+   presents across the edge: beyond it the nodes barely move more) -- and back; at each tap one acquisition
+   holds every input AO alone at ``+A`` in turn (switches open).  The change of the node voltages (AI channels that passed step 3) is compared with the
    model's: the ratio gives, through the edge's effective resistance (Sherman-Morrison: a conductance step
    ``dg`` moves the nodes by ``dg / (1 + dg R_eff)`` times a fixed vector), the conductance step measured
    through the network.  No change is a stuck pot; a change that looks like another edge's names that edge;
@@ -311,7 +312,8 @@ class ResistorBenchSelfTest:
         m_open, m_closed = measured
         for j, ch in enumerate(self.ao):
             is_out = j >= self.n_in
-            role = f"input {j}" if not is_out else f"output {j - self.n_in} (switch {self.wiring.output_switch_do[j - self.n_in]})"
+            switch = self.wiring.output_switch_do[j - self.n_in] if is_out else ""
+            role = f"output {j - self.n_in} (switch {switch})" if is_out else f"input {j}"
             e_j = e_closed[:, j] if is_out else e_open[:, j]
             m_j = m_closed[:, j] if is_out else m_open[:, j]
             # a direct loopback: a good AI channel on the node this AO holds (an input, a stiffly clamped output)
@@ -334,14 +336,14 @@ class ResistorBenchSelfTest:
             elif abs(gain) < th.dead_fraction:
                 status = "fail"
                 notes = ["no response on any AI channel: the AO is dead or not connected"
-                         if not is_out else f"no response with switch {self.wiring.output_switch_do[j - self.n_in]} "
+                         if not is_out else f"no response with switch {switch} "
                          "closed: the switch does not close, or the AO is dead"]
             elif abs(gain - 1) > j_tol:
                 status = "fail"
                 notes.append(f"gain {gain:.4g} outside 1 +- {j_tol:g}" + ("" if loops.size else " (nominal model)"))
             if is_out and np.isfinite(leak) and leak > th.switch_leak_max:
                 status = "fail"
-                notes.append(f"responds with switch {self.wiring.output_switch_do[j - self.n_in]} open "
+                notes.append(f"responds with switch {switch} open "
                              f"({leak:.2g} of the closed response): the switch does not open")
             ao_table.add(ch, role, status, "; ".join(notes), gain=gain, gain_expected=1.0, switch_leak=leak,
                          amplitude_v=self.amplitude_v[j])
@@ -638,15 +640,16 @@ def resistor_selftest(exp: Experiment, options: dict) -> SelfTestReport:
             return report
         step = "pots to the starting taps"
         test.set_taps(test.start_taps)
-        ao_table = CheckTable("ao", f"AO channels: ramps 0 -> +A -> -A -> 0 V, one AO at a time, switches open "
-                                    f"and closed; gain on the AI channel that reads the driven node (loopback), else against the "
-                                    f"nominal model", AO_COLUMNS)
+        ao_table = CheckTable("ao", "AO channels: ramps 0 -> +A -> -A -> 0 V, one AO at a time, switches open "
+                                    "and closed; gain on the AI channel that reads the driven node (loopback), "
+                                    "else against the nominal model", AO_COLUMNS)
         ai_table = CheckTable("ai", "AI channels: slopes against every AO (least squares), offset, residual RMS; "
                                     "misfit = |measured - model| / |model| of the slope vector", AI_COLUMNS)
         report.tables += [ao_table, ai_table]
         step = "AO -> AI ramps"
         loop = test.loopback(ao_table, ai_table)
-        pot_table = CheckTable("pots", "pots: stepped to both ends of their window and back; conductance step "
+        pot_table = CheckTable("pots", "pots: stepped up and down from the starting tap (at most 1/R_eff, inside the "
+                                       "[chip] window) and back; node response vs the model's, conductance step "
                                        "measured through the network vs the datasheet's", POT_COLUMNS)
         report.tables.append(pot_table)
         step = "pot steps"
