@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 import subprocess
+import tomllib
 import sys
 import time
 from pathlib import Path
@@ -354,3 +355,65 @@ def test_fidelity_probe_compares_each_step_with_the_exact_gradient_at_its_parame
     wrong = rng.normal(size=exact.shape)
     cos, _ = probe.on_step({"parameters": moved, "gradient": wrong, "inputs": x, "targets_v": t})
     assert cos < 0.9
+
+
+def test_form_shows_the_keys_of_the_chip_type_and_rule(qtbot, tmp_path):
+    from labtrain.config import SCHEMA, chip_kinds, kind_rules
+    from labtrain.gui.experiment_panel import ExperimentPanel
+
+    # every rule tag names a rule of a kind the key applies to (a typo would hide a key for good)
+    for section, fields in SCHEMA.items():
+        for key, spec in fields.items():
+            if spec.rules:
+                kinds = spec.types or tuple(chip_kinds())
+                known = {r for k in kinds for r in kind_rules(k)}
+                assert set(spec.rules) <= known, (section, key, spec.rules, known)
+
+    panel = ExperimentPanel(hardware=NO_HARDWARE)
+    qtbot.addWidget(panel)
+    panel.open_file(EXAMPLES / "iris_cl.toml")                       # resistor network, rule cl
+    learning = panel.shown_keys("learning")
+    assert "eta" in learning and "learning_rate" in learning
+    assert not {"gamma_a_per_v", "fp_mode", "window_s", "beta_s", "amplitudes_v", "beta"} & set(learning)
+    assert "hidden_layers" in panel.shown_keys("chip") and "model" not in panel.shown_keys("chip")
+    rule_box = panel._widgets[("learning", "rule")]
+    assert [rule_box.itemText(i) for i in range(rule_box.count())][1:] == ["cl", "analytic", "ep", "cl_clocked",
+                                                                           "fp"]
+    rule_box.setCurrentText("fp")                                     # as a user would: an override
+    assert panel.overrides() == {"learning": {"rule": "fp"}} and panel.valid, panel.message
+    learning = panel.shown_keys("learning")
+    assert {"gamma_a_per_v", "fp_mode", "window_s"} <= set(learning) and "eta" in learning  # eta: in the file
+    assert not panel._labels[("learning", "eta")].isEnabled()         # ... greyed: fp does not read it
+    rule_box.setCurrentText("ep")
+    assert "beta_s" in panel.shown_keys("learning") and "gamma_a_per_v" not in panel.shown_keys("learning")
+
+    panel.open_file(EXAMPLES / "dnpu_xor_hge.toml")
+    assert {"amplitudes_v", "hge_mode", "window_s"} <= set(panel.shown_keys("learning"))
+    assert "eta" not in panel.shown_keys("learning") and "hidden_layers" not in panel.shown_keys("chip")
+    panel.open_file(EXAMPLES / "xor_xy_lattice.toml")
+    assert {"beta", "cost"} <= set(panel.shown_keys("learning"))
+    panel.set_value("learning", "rule", "xy_implicit")                # the file sets beta: shown, greyed
+    assert not panel.valid and "max_shift_rad" in panel.message       # (the xy_ep guard: the file says why)
+    assert panel._labels[("learning", "cost")].isEnabled() and not panel._labels[("learning", "beta")].isEnabled()
+
+
+def test_write_into_text_keeps_a_multiline_array_and_dotted_keys_valid(qtbot, tmp_path):
+    from labtrain.gui.experiment_panel import ExperimentPanel
+
+    panel = ExperimentPanel(hardware=NO_HARDWARE)
+    qtbot.addWidget(panel)
+    src = tmp_path / "dnpu.toml"
+    text = ('# hand-written\nchip.type = "dnpu"\n\n[learning]\nrule = "hge"\namplitudes_v = [\n    0.02,  # c0\n'
+            '    0.03,\n    0.03,\n    0.03,\n    0.03,\n]\n\n[run]\nepochs = 2  # short\n')
+    src.write_text(text)
+    assert panel.open_file(src) and panel.valid, panel.message
+    panel.set_value("learning", "amplitudes_v", [0.04, 0.04, 0.04, 0.04, 0.04])
+    panel.set_value("chip", "model_seed", 7)
+    panel.set_value("run", "epochs", 3)
+    assert panel.write_overrides_into_text() and panel.valid, panel.message
+    out = panel.editor.toPlainText()
+    assert out.startswith('# hand-written\nchip.type = "dnpu"\nchip.model_seed = 7\n')
+    assert "amplitudes_v = [\n    0.04,\n" in out and "epochs = 3  # short" in out
+    data = tomllib.loads(out)
+    assert data["learning"]["amplitudes_v"] == [0.04] * 5 and data["chip"] == {"type": "dnpu", "model_seed": 7}
+    assert panel.overrides() == {}

@@ -1,26 +1,31 @@
 """Live-plotting Qt window for running and watching experiments (``labtrain gui [FILE]``).
 
-Needs the ``gui`` extra (``pip install 'labtrain[gui]'``: PyQt6 and pyqtgraph).
-Importing :mod:`labtrain.gui` does not import Qt; the Qt modules are:
+Needs the ``gui`` extra (``pip install 'labtrain[gui]'``: PyQt6, pyqtgraph and tomlkit).
+Importing :mod:`labtrain.gui` does not import Qt; its modules are:
 
 =========================  ======================================================
-``app``                    entry point (``main(argv)``), screenshot mode
+``app``                    entry point (``main(argv)``), argument checks, screenshot mode
 ``main_window``            the window: docks, run controls, status bar, queue drain
-``worker``                 the run in a worker thread; events -> ``queue.Queue`` (no Qt)
+``worker``                 the run in a worker process (spawn); events -> a
+                           ``multiprocessing`` queue, control -> a pipe (no Qt)
 ``plots``                  live curves (growing numpy buffers, peak downsampling,
                            clip-to-view): loss, accuracy, outputs vs targets,
-                           gradient fidelity, scope
-``parameter_map``          conductances on the network drawing / lattice heat map /
-                           per-parameter bars
-``experiment_panel``       experiment file editor + schema form + backend selector
-``run_browser``            past run files: overlay, snapshot, re-run, resume
-``bench``                  plot refresh-rate benchmark
+                           gradient fidelity, scope; titles above, keys below
+``parameter_map``          parameters on the network drawing / lattice heat map /
+                           per-layer matrices / bars
+``graph_layout``           drawing coordinates, per-layer matrices (numpy only)
+``experiment_panel``       experiment file editor + schema form (keys of the chip
+                           type and rule) + backend selector
+``toml_edit``              "Write into text": style-preserving edits (tomlkit)
+``run_browser``            past run files: show, overlay, snapshot, re-run, resume
+``buffers``                growing numpy buffers of the live curves
 =========================  ======================================================
 
-How data flows: the run's listeners run in the run thread and only put items on
-a :class:`queue.Queue`; a ``QTimer`` in the GUI thread drains it and refreshes
-the plots at most ~30 times a second.  Plots are fed from memory, never by
-re-reading the run file.
+How data flows: the run is built and trained in a worker process; its
+listeners only put items on a ``multiprocessing`` queue; a ``QTimer`` in the
+window drains it and refreshes the plots at most ~30 times a second.  Plots are
+fed from memory, never by re-reading the run file.  The window's process never
+trains: it imports the physics only to draw (a past run's network).
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, metavar="N",
                         help="stop the run after N steps (with --screenshot: N steps before the picture; default 20)")
     parser.add_argument("--screenshot", metavar="PATH",
-                        help="run FILE for --steps steps without showing a window, save a PNG of the window, exit")
+                        help="save a PNG of the window (PATH.png) without showing it, then exit: an experiment FILE "
+                             "is run for --steps steps first; a run file (.h5) is shown as it ended, nothing run")
     parser.add_argument("--size", default="1600x1000", help="window size WxH for --screenshot (default 1600x1000)")
     return parser
 

@@ -1,12 +1,15 @@
 """Experiment panel: open / edit / save an experiment file, a form generated from the schema, the backend.
 
-The TOML text is the experiment; the form shows every key of
-:data:`labtrain.config.SCHEMA` (tooltips: meaning, allowed range, default)
-at its effective value.  Editing the form does not rewrite the text: the
-changes are *overrides* on top of it -- stored in the run file exactly like
-the CLI's ``--epochs`` -- until "Write into text" (or Save) puts them into the
-file, keeping its comments.  The text is validated as you type; the first
-problem is shown in one line, as the CLI would print it.
+The TOML text is the experiment; the form shows the keys of
+:data:`labtrain.config.SCHEMA` that apply to the chosen ``[chip] type`` and
+``[learning] rule`` (``Field.types`` / ``Field.rules``; a key the file sets
+that the rule does not read is shown greyed), each at its effective value
+(tooltips: meaning, allowed range, default).  Editing the form does not
+rewrite the text: the changes are *overrides* on top of it -- stored in the
+run file exactly like the CLI's ``--epochs`` -- until "Write into text" (or
+Save) puts them into the file with :mod:`labtrain.gui.toml_edit` (only the
+changed values change; comments and layout stay).  The text is validated as
+you type; the first problem is shown in one line, as the CLI would print it.
 
 The backend selector offers ideal / twin / hardware; hardware is greyed out,
 with the reason, when the NI-DAQmx Python package or driver is missing or no
@@ -21,8 +24,10 @@ from typing import Any
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from labtrain.config import SCHEMA, SECTION_DOCS, ConfigError, Experiment, chip_kind, experiment_from_text
-from labtrain.gui.toml_edit import set_toml_value, toml_value
+from labtrain import registry
+from labtrain.config import (SCHEMA, SECTION_DOCS, ConfigError, Experiment, chip_kind, chip_kinds,
+                             experiment_from_text, kind_rules)
+from labtrain.gui.toml_edit import TomlEditError, set_toml_values, toml_value
 
 __all__ = ["ExperimentPanel", "hardware_status"]
 
@@ -67,6 +72,15 @@ class ExperimentPanel(QtWidgets.QWidget):
         self._overrides: dict[str, dict[str, Any]] = {}
         self._widgets: dict[tuple[str, str], QtWidgets.QWidget] = {}
         self._labels: dict[tuple[str, str], QtWidgets.QLabel] = {}
+        self._tips: dict[tuple[str, str], str] = {}
+        #: (section, key) -> rules that read it: Field.rules, and a plugin rule's own keys for that rule only
+        self._rule_tags: dict[tuple[str, str], tuple[str, ...] | None] = {
+            (section, key): spec.rules for section, fields in SCHEMA.items() for key, spec in fields.items()}
+        for name, plugin in registry.load_all("labtrain.rules").items():
+            for section, fields in plugin.schema.items():
+                for key, spec in fields.items():
+                    self._rule_tags[(section, key)] = spec.rules or (name,)
+        self.shown: dict[str, list[str]] = {}  # keys the form shows now, per section
         self._syncing = False
         self._saved_text = ""
         self.hardware_ok, self.hardware_reason = hardware if hardware is not None else hardware_status()
@@ -170,9 +184,14 @@ class ExperimentPanel(QtWidgets.QWidget):
                 if spec.choices or spec.low is not None or spec.high is not None:
                     tip += f"allowed: {spec.allowed()}\n"
                 tip += f"default: {toml_value(spec.default)}"
-                if spec.choices:
+                choices = spec.choices
+                if (section, key) == ("chip", "type"):
+                    choices = tuple(chip_kinds())
+                elif (section, key) == ("learning", "rule"):  # refilled with the chip type's rules
+                    choices = ("",) + tuple(dict.fromkeys(r for k in chip_kinds() for r in kind_rules(k)))
+                if choices:
                     w = QtWidgets.QComboBox()
-                    w.addItems([c if c else "(default)" for c in spec.choices])
+                    w.addItems([c if c else "(default)" for c in choices])
                     w.currentTextChanged.connect(lambda _t, s=section, k=key: self._form_edited(s, k))
                 elif spec.kind == "bool":
                     w = QtWidgets.QCheckBox()
@@ -182,6 +201,10 @@ class ExperimentPanel(QtWidgets.QWidget):
                     w.editingFinished.connect(lambda s=section, k=key: self._form_edited(s, k))
                     if spec.kind in ("ints", "floats", "strs"):
                         w.setPlaceholderText("[a, b, ...]")
+                rules = self._rule_tags.get((section, key))
+                if rules:
+                    tip += f"\nread by rule{'s' if len(rules) > 1 else ''} {', '.join(rules)}"
+                self._tips[(section, key)] = tip
                 w.setToolTip(tip)
                 label = QtWidgets.QLabel(key)
                 label.setToolTip(tip)
@@ -263,15 +286,19 @@ class ExperimentPanel(QtWidgets.QWidget):
         self._update_override_row()
         self.revalidate()
 
-    def write_overrides_into_text(self) -> None:
-        text = self.editor.toPlainText()
-        for section, values in self._overrides.items():
-            for key, value in values.items():
-                text = set_toml_value(text, section, key, value)
+    def write_overrides_into_text(self) -> bool:
+        """Put the form changes into the TOML text (only those values change); False (and the reason in the
+        status line) when the text cannot be edited (not valid TOML)."""
+        try:
+            text = set_toml_values(self.editor.toPlainText(), self._overrides)
+        except TomlEditError as exc:
+            self._show_status(False, f"cannot write the form changes into the text: {exc}")
+            return False
         self._overrides.clear()
         self._set_text(text)
         self._update_override_row()
         self.revalidate()
+        return True
 
     def _update_override_row(self) -> None:
         n = sum(len(v) for v in self._overrides.values())
@@ -334,8 +361,8 @@ class ExperimentPanel(QtWidgets.QWidget):
 
     def save(self, path: str | Path | None = None) -> bool:
         """Write the text (with the form changes written in) to ``path`` or the current file."""
-        if self._overrides:
-            self.write_overrides_into_text()
+        if self._overrides and not self.write_overrides_into_text():
+            return False
         target = Path(path) if path else self.path
         if target is None:
             return self._ask_save_as()
@@ -398,15 +425,57 @@ class ExperimentPanel(QtWidgets.QWidget):
             kind = sections.get("backend", {}).get("kind", "ideal")
             if kind in BACKENDS:
                 self.backend_box.setCurrentText(kind)
-            chip_type = sections.get("chip", {}).get("type")
-            if chip_type:  # show only the keys of this chip type (the others would be errors in the file)
-                for (section, key), w in self._widgets.items():
-                    types = SCHEMA[section][key].types
-                    shown = types is None or chip_type in types
-                    w.setVisible(shown)
-                    self._labels[(section, key)].setVisible(shown)
+            self._filter_form(sections)
         finally:
             self._syncing = False
+
+    def _filter_form(self, sections: dict) -> None:
+        """Show the keys of the chip type and rule: the others would be errors in the file (type) or are
+        never read (rule); a key the file or the form sets that the rule does not read stays, greyed."""
+        chip_type = sections.get("chip", {}).get("type") or registry.DEFAULT_KIND
+        try:
+            kind = chip_kind(chip_type)
+        except Exception:  # an unknown type: the status line says so; show every key meanwhile
+            kind = None
+        rule = sections.get("learning", {}).get("rule") or (kind.default_rule if kind is not None else "")
+        if kind is not None:
+            self._fill_rules(chip_type)
+        given = self._file_sections()
+        self.shown = {}
+        for (section, key), w in self._widgets.items():
+            types = SCHEMA[section][key].types
+            rules = self._rule_tags.get((section, key))
+            fits_type = kind is None or types is None or chip_type in types
+            read = rules is None or rule in rules
+            written = key in given.get(section, {}) or key in self._overrides.get(section, {})
+            shown = fits_type and (read or written)
+            label = self._labels[(section, key)]
+            w.setVisible(shown)
+            label.setVisible(shown)
+            label.setEnabled(read)
+            label.setToolTip(self._tips[(section, key)] if read else
+                             f"rule {rule} does not read this key (it is in the file)\n\n{self._tips[(section, key)]}")
+            if shown:
+                self.shown.setdefault(section, []).append(key)
+
+    def _fill_rules(self, chip_type: str) -> None:
+        """The rule selector lists the chip type's rules (the first is the default)."""
+        box = self._widgets[("learning", "rule")]
+        rules = ["(default)"] + list(kind_rules(chip_type))
+        if [box.itemText(i) for i in range(box.count())] == rules:
+            return
+        current = box.currentText()
+        box.blockSignals(True)
+        box.clear()
+        box.addItems(rules)
+        if current not in rules:
+            box.addItem(current)  # a rule the type does not take: kept visible, the status line says why
+        box.setCurrentText(current)
+        box.blockSignals(False)
+
+    def shown_keys(self, section: str) -> list[str]:
+        """The keys of ``[section]`` the form shows now."""
+        return list(self.shown.get(section, []))
 
     def _show_status(self, ok: bool, message: str) -> None:
         self.valid, self.message = ok, message

@@ -25,14 +25,14 @@ from labtrain.config import ConfigError
 from labtrain.gui.experiment_panel import ExperimentPanel
 from labtrain.gui.parameter_map import ParameterMap
 from labtrain.gui.plots import COLORS, AccuracyPlot, FidelityPlot, LossPlot, OutputsPlot, ScopePlot, configure_pyqtgraph
-from labtrain.gui.run_browser import PastRun, RunBrowser
+from labtrain.gui.run_browser import PastRun, RunBrowser, describe_past_run
 from labtrain.gui.worker import RunInfo, RunWorker, WorkerProcess
 
 __all__ = ["MainWindow"]
 
 _STATE_COLORS = {"idle": "#606060", "starting": "#a06000", "running": "#107010", "pausing": "#a06000",
                  "paused": "#a06000", "stopping": "#a06000", "completed": "#0050a0", "stopped": "#606060",
-                 "failed": "#b00000"}
+                 "failed": "#b00000", "crashed": "#b00000"}
 
 
 def _hms(seconds: float) -> str:
@@ -268,16 +268,60 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------ files
     def open_path(self, path: str | Path) -> bool:
-        """Open an experiment file, or a run file (overlay it and load its experiment)."""
+        """Open an experiment file, or a run file: shown as it ended (or, while a run goes on, overlaid on it),
+        its experiment loaded into the panel.  Nothing is started."""
         path = Path(path)
         if path.suffix == ".h5":
-            run = self.browser.open_run(path, overlay=True)
-            if run is None:
-                return False
-            self.panel.load_text(run.experiment_text, run.source or None, run.overrides)
-            self.browser_dock.raise_()
-            return True
+            if self.running:
+                run = self.browser.open_run(path, overlay=True)
+                if run is None:
+                    return False
+                self.panel.load_text(run.experiment_text, run.source or None, run.overrides)
+                self.browser_dock.raise_()
+                return True
+            return self.show_run_file(path)
         return self.panel.open_file(path)
+
+    def show_run_file(self, path: str | Path) -> bool:
+        """Show a past run as it ended: its loss and accuracy curves, its final parameters where they live
+        (network, heat map, layers or bars), its status; its experiment in the panel.  Nothing is run; False
+        (and a message) if the file cannot be read."""
+        if self.running:
+            self.show_error("A run is in progress", "Stop the current run before showing another run file.")
+            return False
+        folder = Path(path).parent
+        if folder.resolve() != self.browser.directory.resolve():
+            self.browser.set_directory(folder)  # its neighbours listed beside it
+        run = self.browser.open_run(path, overlay=False)
+        if run is None:
+            return False
+        self.browser.show_details(run)
+        self.browser_dock.raise_()
+        self.panel.load_text(run.experiment_text, run.source or None, run.overrides)
+        info, note = describe_past_run(run)
+        self.clear_overlays()
+        self._reset_plots()
+        self.worker, self.result = None, None
+        self.step, self.epoch, self.last_loss, self.last_eval = info.next_step - 1, -1, float("nan"), {}
+        self._t_start = None
+        self._setup(info, live=False)
+        if len(info.history_loss):
+            self.last_loss = float(info.history_loss[-1])
+        self.parameter_map.set_parameters(info.initial_parameters, info.next_step - 1)
+        for plot, text in ((self.outputs_plot, "outputs are not stored in the run file"),
+                           (self.fidelity_plot, "not stored in the run file")):
+            plot.set_note(text)
+        self.scope.set_unavailable("waveforms are not stored in the run file")
+        status = run.summary["status"]
+        self.state = status if status in _STATE_COLORS else "stopped"
+        self._update_actions()
+        self._update_status()
+        self.file_label.setText(f"run file: {run.path} ({status}, {info.next_step} of {info.total_steps} steps)")
+        self.setWindowTitle(f"labtrain — {info.name} ({info.backend}, {info.rule}) — run file, {status}")
+        self.log("INFO", f"showing run file {run.path}: {status}, {info.next_step} of {info.total_steps} steps"
+                         + (f"; parameters drawn as bars: {note}" if note else ""))
+        self.browser.select_path(run.path)
+        return True
 
     def _ask_open(self) -> None:
         start = str(self.panel.path.parent) if self.panel.path else str(Path.cwd())
@@ -429,7 +473,7 @@ class MainWindow(QtWidgets.QMainWindow):
         elif kind == "finished":
             self._finished(msg.data)
 
-    def _setup(self, info: RunInfo) -> None:
+    def _setup(self, info: RunInfo, live: bool = True) -> None:
         self.info = info
         net = info.network
         self.parameter_map.configure(net, info.lower, info.upper, info.parameter_unit, info.parameter_name,
@@ -454,6 +498,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.loss_plot.curves["batch"].extend(x, info.history_loss)
             for ev in info.history_evals:
                 self._add_eval(ev)
+        if not live:
+            return
         if info.path is not None:
             self.browser.exclude.add(str(Path(info.path).resolve()))
             folder = Path(info.path).parent

@@ -61,6 +61,8 @@ LAYERS_ABOVE_EDGES = 200
 
 
 def _si(value: float, unit: str) -> str:
+    if unit in ("", "1"):  # dimensionless
+        return f"{value:.3g}"
     if unit not in _PREFIXED_UNITS:  # rad/s, dimensionless, ...: no SI prefix ("500 mrad/s" reads badly)
         return f"{value:.3g} {unit}".rstrip()
     if value == 0 or not math.isfinite(value):
@@ -392,12 +394,10 @@ class ParameterMap(QtWidgets.QWidget):
             image = pg.ImageItem(axisOrder="row-major")
             image.setLookupTable(lut)
             p.addItem(image)
-            image.setRect(QtCore.QRectF(0, 0, grid.shape[1], grid.shape[0]))
             vb.setRange(xRange=(0, grid.shape[1]), yRange=(0, grid.shape[0]), padding=0.0)
             image.setToolTip(f"{title}: rows = units driven, columns = units driving them" if not strip else title)
             self._layer_images.append((image, grid))
-        self.key.setText("rows: the units a matrix drives · columns: the units driving them · colour: value "
-                         "(scale on the right)")
+        self.key.setText("matrix rows: driven units · columns: driving units")
 
     def _build_network(self) -> None:
         pos = self._positions
@@ -518,6 +518,7 @@ class ParameterMap(QtWidgets.QWidget):
         for image, grid in self._layer_images:
             img = np.where(grid >= 0, shown[np.maximum(grid, 0)], np.nan)
             image.setImage(img, levels=levels, autoLevels=False)
+            image.setRect(QtCore.QRectF(0, 0, grid.shape[1], grid.shape[0]))  # one unit per cell
 
     def _draw_response(self) -> None:
         """The response map (log10 |dphi/dphi_in|, mean over inputs) on the node grid."""

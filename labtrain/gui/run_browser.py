@@ -2,7 +2,11 @@
 
 A past run is read once when it is opened (read-only, without HDF5's file
 lock, so a run still being written by another process can be looked at);
-nothing is re-read per frame.
+nothing is re-read per frame.  :func:`describe_past_run` gives the window what
+it needs to show a past run as it showed it live (its network drawn with the
+final parameters): the network and the parameter layout come from building
+the run's experiment as an *ideal* chip (no instrument is opened, nothing is
+trained, no file is written).
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from typing import Any
 import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from labtrain.build import build_setup
+from labtrain.config import experiment_from_text
+from labtrain.gui.worker import RunInfo
 from labtrain.training.store import RunStore, StoreError, list_runs, read_summary
 
-__all__ = ["RunBrowser", "PastRun", "load_run"]
+__all__ = ["RunBrowser", "PastRun", "load_run", "describe_past_run"]
 
-_COLUMNS = ("name", "date", "rule", "backend", "steps", "test loss (V²)", "test acc.", "status")
+_COLUMNS = ("name", "date", "rule", "backend", "steps", "test loss", "test acc.", "status")
 
 
 @dataclass
@@ -37,6 +44,7 @@ class PastRun:
     overrides: dict
     source: str
     final_parameters: np.ndarray | None
+    task: dict[str, Any]
 
     @property
     def label(self) -> str:
@@ -54,7 +62,72 @@ def load_run(path: str | Path) -> PastRun:
             cp = store.latest_checkpoint()
             params = cp[1] if cp is not None else store.parameters("initial")
         return PastRun(path, summary, steps["step"], steps["loss"], store.table("eval"), store.snapshot,
-                       store.experiment_text, store.overrides, store.source, params)
+                       store.experiment_text, store.overrides, store.source, params, dict(store.task))
+
+
+def describe_past_run(run: PastRun) -> tuple[RunInfo, str]:
+    """A :class:`RunInfo` for showing a past run, and "" or why its drawing is approximate.
+
+    The run's experiment (its text and overrides) is built on the *ideal* backend to learn the
+    network and the parameters' names, units, bounds and blocks; nothing is trained and no
+    instrument is touched.  If it no longer builds (a file it names has moved, ...), the
+    parameters are shown as bars between their smallest and largest values.
+    """
+    s, chip_snap = run.summary, run.snapshot.get("chip", {})
+    params = run.final_parameters if run.final_parameters is not None else np.zeros(0)
+    evals = [{k: (float(v[i]) if k not in ("step", "epoch") else int(v[i])) for k, v in run.eval.items()}
+             for i in range(len(run.eval.get("step", [])))]
+    overrides = {sec: dict(v) for sec, v in run.overrides.items()}
+    overrides.setdefault("backend", {})["kind"] = "ideal"
+    note, setup = "", None
+    try:
+        exp = experiment_from_text(run.experiment_text, Path(run.source) if run.source else None, overrides)
+        setup = build_setup(exp)
+    except Exception as exc:  # the drawing falls back to bars; the run itself is still shown
+        note = f"its experiment no longer builds ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+    try:
+        if setup is not None:
+            chip, net, task = setup.chip, setup.network, setup.task
+            spec = chip.parameter_spec
+            lower, upper = np.array(spec.lower, float), np.array(spec.upper, float)
+            name, unit = spec.name, spec.unit
+            blocks = tuple({"name": str(b["name"]), "start": int(b["start"]), "stop": int(b["stop"]),
+                            "shape": tuple(int(n) for n in b.get("shape", (int(b["stop"]) - int(b["start"]),)))}
+                           for b in chip.parameter_blocks())
+            labels, n_outputs = tuple(chip.parameter_labels()), chip.n_outputs
+            output_unit = "" if chip.output_unit == "1" else chip.output_unit
+            loss_unit, decoder = setup.estimator.loss_unit, task.decoder
+            n_train, batch = len(task.x_train), setup.experiment["run"]["batch_size"]
+            batch = n_train if not batch or batch > n_train else batch
+            steps_per_epoch, epochs = math.ceil(n_train / batch), setup.experiment["run"]["epochs"]
+        else:
+            net, blocks, labels = None, (), ()
+            param = chip_snap.get("parameter", {})
+            name, unit = param.get("name", "parameter"), param.get("unit", "")
+            lo, hi = (float(params.min()), float(params.max())) if len(params) else (0.0, 1.0)
+            lower, upper = np.full(len(params), lo), np.full(len(params), hi if hi > lo else lo + 1.0)
+            n_outputs = int(run.task.get("n_outputs", 1))
+            output_unit, loss_unit = "V", "V^2"
+            decoder = str(run.task.get("decoder", ""))
+            steps_per_epoch, epochs = 1, 1
+    finally:
+        if setup is not None:
+            setup.chip.close()
+    if len(params) != len(lower):  # the experiment builds a different chip now: draw what the file holds
+        note = note or f"the file holds {len(params)} parameters, its experiment builds {len(lower)}"
+        net, blocks, labels = None, (), ()
+        lo, hi = (float(params.min()), float(params.max())) if len(params) else (0.0, 1.0)
+        lower, upper = np.full(len(params), lo), np.full(len(params), hi if hi > lo else lo + 1.0)
+    return RunInfo(
+        name=s["name"], path=run.path, backend=s["backend"], rule=s["rule"], total_steps=s["total_steps"],
+        steps_per_epoch=steps_per_epoch, epochs=epochs, next_step=s["steps_done"], network=net,
+        parameter_name=name, parameter_unit=unit, lower=lower, upper=upper, initial_parameters=params,
+        capabilities=frozenset(chip_snap.get("capabilities", ())), decoder=decoder, n_outputs=n_outputs,
+        output_nodes=tuple(net.outputs) if net is not None else (),
+        fidelity="not stored in the run file", experiment_text=run.experiment_text, overrides=run.overrides,
+        history_loss=np.asarray(run.loss, float), history_evals=evals,
+        edge_parameters=net.n_edges if net is not None else 0, parameter_labels=labels, loss_unit=loss_unit,
+        output_unit=output_unit, parameter_blocks=blocks, pid=0), note
 
 
 def _fmt(value: Any, spec: str = ".3g") -> str:
@@ -243,7 +316,7 @@ class RunBrowser(QtWidgets.QWidget):
     def show_details(self, run: PastRun) -> None:
         s = run.summary
         lines = [f"{k:<17} {v:.4g}" if isinstance(v, float) else f"{k:<17} {v}" for k, v in s.items()]
-        if run.overrides:
+        if run.overrides and "overrides" not in s:
             lines.append(f"overrides         {json.dumps(run.overrides)}")
         self.summary_view.setPlainText("\n".join(lines))
         self.experiment_view.setPlainText(run.experiment_text)

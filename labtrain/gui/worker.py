@@ -207,6 +207,7 @@ class WorkerProcess:
                                    daemon=False)  # not a daemon: a window that exits waits for its clean stop
         self.process.start()
         receiving.close()  # the child holds the receiving end now; EOF there means the window is gone
+        self.used = False  # a request has been sent
 
     @property
     def alive(self) -> bool:
@@ -214,6 +215,7 @@ class WorkerProcess:
 
     def send(self, obj: Any) -> bool:
         """Send a request or a command; False when the process has gone."""
+        self.used = True
         try:
             self.control.send(obj)
             return True
@@ -221,7 +223,10 @@ class WorkerProcess:
             return False
 
     def discard(self) -> None:
-        """Let an unused worker exit (it sees the pipe close) and release the channels."""
+        """Release the channels; a worker that never got a request is ended (SIGTERM: it holds nothing)."""
+        if not self.used and self.process.is_alive():
+            self.process.terminate()
+            self.process.join(2.0)
         try:
             self.control.close()
         except OSError:
