@@ -312,3 +312,55 @@ def test_pot_twin_stuck_parts(echo):
     assert pots.set_taps(np.array([5, 5, 5])).tolist() == [5, 5, 5] and pots.held_taps.tolist() == [5, 5, 5]
     with pytest.raises(ValueError, match="outside 0..2"):
         pots.set_stuck([3])
+
+
+# ------------------------------------------------------------------------------------------ hardware path (faked)
+DNPU_HARDWARE = DNPU_LOCKIN.replace('kind = "twin"', 'kind = "hardware"\ndaq_device = "Dev4"').replace(
+    '[instruments.lockin]\ndriver = "sr830"\nresource = "GPIB0::8::INSTR"',
+    '[instruments.daq]\ndriver = "nidaq"\nresource = "Dev4"\n\n[instruments.lockin]\ndriver = "sr830"\n'
+    'resource = "GPIB0::8::INSTR"\noptions = {{ visa_library = "{lib}@sim", timeout_s = 0.3 }}')
+
+
+@pytest.fixture()
+def dnpu_hardware(monkeypatch, tmp_path):
+    """The DNPU bench on 'hardware': a fake nidaqmx (AI reads 0.5 x ao0: only e0 "moves the output") and a
+    pyvisa-sim SR830 that answers *IDN? and X/Y but not OFLT? -- the drivers' lowest layers, as in
+    test_bench_file."""
+    from test_drivers import SIM_YAML, FakeNI
+
+    FakeNI().install(monkeypatch).add_device("Dev4", "PCIe-6363", n_ao=8, n_ai=8, n_do=8)
+    path = tmp_path / "dnpu_hw.toml"
+    path.write_text(DNPU_HARDWARE.format(lib=SIM_YAML))
+    return str(path)
+
+
+def test_hardware_path_names_dead_electrodes_and_a_lockin_that_stops_answering(dnpu_hardware, tmp_path, capsys):
+    assert main(["selftest", dnpu_hardware, "--report", str(tmp_path / "hw.h5")]) == 3
+    text = capsys.readouterr().out
+    rep = read_report(tmp_path / "hw.h5")
+    el = dict(zip(rep["electrodes"]["channel"][0], zip(rep["electrodes"]["status"][0], rep["electrodes"]["note"][0])))
+    assert el["Dev4/ao0"] == ("pass", "continuity only: no model of this device")
+    assert all(el[f"Dev4/ao{k}"][0] == "fail" and "no response at the output" in el[f"Dev4/ao{k}"][1]
+               for k in range(1, 7))
+    assert rep["output"]["status"][0][0] == "pass" and set(rep["instruments"]["status"][0]) == {"pass"}
+    assert rep["lockin"]["status"][0][0] == "unreachable" and "SR830: reading time_constant: timed out" in \
+        rep["lockin"]["note"][0][0]
+    assert "electrodes at their safe levels (0 V); relays open" in text
+
+
+def test_hardware_lockin_that_cannot_be_opened_is_named_and_the_daq_checks_run(dnpu_hardware, monkeypatch):
+    from labtrain.kinds.dnpu import selftest as dnpu_selftest_module
+
+    real = dnpu_selftest_module.build_dnpu_hardware
+
+    def build(*args, instruments=None, **kwargs):
+        if any(e.get("port") == "lockin" for e in instruments.values()):
+            raise PortTimeout("SR830 at GPIB0::8::INSTR: *IDN? timed out")
+        return real(*args, instruments=instruments, **kwargs)
+
+    monkeypatch.setattr(dnpu_selftest_module, "build_dnpu_hardware", build)
+    rep = dnpu_selftest_module.dnpu_selftest(load_experiment(dnpu_hardware), {})
+    assert rep.exit_code == 3
+    assert _row(rep, "instruments", "lockin").note == "could not be opened: PortTimeout: SR830 at GPIB0::8::INSTR: " \
+                                                        "*IDN? timed out"
+    assert _row(rep, "electrodes", "Dev4/ao0").status == "pass" and "lockin" not in [t.name for t in rep.tables]
