@@ -212,6 +212,10 @@ def _mnist(path: str, n_train: int, n_test: int) -> tuple[np.ndarray, np.ndarray
     d = Path(path).expanduser()
     if not d.is_dir():
         raise TaskError(f"MNIST folder {d} does not exist")
+    if _idx_file(d, "t10k-images-idx3-ubyte") is None:
+        raise TaskError(f"MNIST file t10k-images-idx3-ubyte[.gz] not found in {d} (labtrain never downloads data; "
+                        "point task.mnist_path at a folder with the t10k images and labels -- MNIST-10k -- and, for "
+                        "the official split, train-images-idx3-ubyte and train-labels-idx1-ubyte)")
     xte, yte = _images_and_labels(d, "t10k")
     train_files = [_idx_file(d, f"train-{k}-idx{n}-ubyte") for k, n in (("images", 3), ("labels", 1))]
     if all(train_files):
