@@ -152,7 +152,7 @@ class ResistorBenchSelfTest:
         self.start_taps = np.clip(np.rint(pos(g0)), self.tap_low_r, self.tap_high_r).astype(np.int64)
         self.nominal = _NominalPots(cal, np.zeros(pots.n_channels, np.int64))
         self.circuit = ResistorBenchCircuit(network, wiring, self.nominal)
-        self.device_taps = np.zeros(pots.n_channels, np.int64)
+        self.device_taps: np.ndarray | None = None     # read from the pots before the first write
         self.readback_errors: dict[int, str] = {}
         limits = [daq.limits[c] for c in self.ao]
         ai_v = float(max(abs(v) for v in daq.ai_range_v))
@@ -187,7 +187,10 @@ class ResistorBenchSelfTest:
 
     def set_taps(self, edge_taps: np.ndarray) -> np.ndarray:
         """Write the edges' taps (other channels keep theirs), in moves of at most ``max_tap_step``; the taps
-        read back, per edge.  A readback other than the tap written is remembered per pot channel."""
+        read back, per edge.  A readback other than the tap written is remembered per pot channel; channels
+        wired to no edge keep what they hold."""
+        if self.device_taps is None:
+            self.device_taps = np.asarray(self._call("read pot taps", self.pots.get_taps), np.int64).copy()
         target = self.device_taps.copy()
         target[self.channels] = edge_taps
         step = self.pots.max_tap_step
