@@ -17,6 +17,7 @@ each block's inertia (Sylvester), e.g. to tell a minimum from a saddle.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -31,12 +32,26 @@ __all__ = ["BatchedSPD", "BatchedFactor"]
 _SPLU_OPTIONS = {"SymmetricMode": True}
 
 
+def _grid_size(n: int) -> int:
+    """Smallest size >= n on the grid 1, 2, ..., 8, then ceil(8 * 1.25^k)."""
+    if n <= 8:
+        return n
+    k = math.ceil(math.log(n / 8.0) / math.log(1.25) - 1e-12)
+    size = math.ceil(8.0 * 1.25**k)
+    while size < n:  # guard against rounding
+        k += 1
+        size = math.ceil(8.0 * 1.25**k)
+    return size
+
+
 class BatchedFactor:
     """Factorisation of a batch of blocks; solves and pivots per block."""
 
-    def __init__(self, owner: "BatchedSPD", n_blocks: int, lu: spla.SuperLU | None = None, cholmod=None) -> None:
+    def __init__(self, owner: "BatchedSPD", n_blocks: int, lu: spla.SuperLU | None = None, cholmod=None,
+                 n_padded: int | None = None) -> None:
         self.owner = owner
         self.n_blocks = n_blocks
+        self.n_padded = n_blocks if n_padded is None else n_padded
         self._lu = lu
         self._cholmod = cholmod
 
@@ -50,14 +65,14 @@ class BatchedFactor:
         vector = rhs.ndim == 2
         r3 = rhs[..., None] if vector else rhs
         k = r3.shape[2]
-        laid = np.empty((self.n_blocks, o.size, k))
-        laid[:, o.new_index] = r3  # row p of a block moves to new_index[p]
-        flat = laid.reshape(self.n_blocks * o.size, k)
+        laid = np.zeros((self.n_padded, o.size, k))
+        laid[:self.n_blocks, o.new_index] = r3  # row p of a block moves to new_index[p]
+        flat = laid.reshape(self.n_padded * o.size, k)
         if self._lu is not None:
             sol = self._lu.solve(np.ascontiguousarray(flat))
         else:
             sol = self._cholmod.solve_A(flat)
-        sol = np.asarray(sol).reshape(self.n_blocks, o.size, k)[:, o.new_index]
+        sol = np.asarray(sol).reshape(self.n_padded, o.size, k)[:self.n_blocks, o.new_index]
         return sol[..., 0] if vector else sol
 
     def pivots(self) -> np.ndarray:
@@ -69,7 +84,7 @@ class BatchedFactor:
             raw = self._cholmod.D()
             d = np.empty_like(raw)
             d[self._cholmod.P()] = raw  # natural ordering: P is the identity, kept for safety
-        return d.reshape(self.n_blocks, o.size)[:, o.new_index]
+        return d.reshape(self.n_padded, o.size)[:self.n_blocks, o.new_index]
 
 
 class BatchedSPD:
@@ -137,6 +152,8 @@ class BatchedSPD:
         laid_indptr = np.searchsorted(skey // n, np.arange(n + 1))
         self.blocks = BlockDiagonalPattern(laid_indptr, laid_indices, n)
         self._symbolic: dict[int, object] = {}
+        # values of an identity block in the laid-out order (pads a batch up to a cached analysis)
+        self._identity = (laid_indices == np.repeat(np.arange(n), np.diff(laid_indptr))).astype(float)
 
     def layout(self, data: np.ndarray) -> np.ndarray:
         """Block values (n_blocks, nnz) in the pattern's CSC order -> in the fill-reducing layout."""
@@ -152,8 +169,9 @@ class BatchedSPD:
         """
         data = np.atleast_2d(np.asarray(data, float))
         n_blocks = data.shape[0]
-        mat = self.blocks.matrix(self.layout(data))
+        laid = self.layout(data)
         if self.method == "superlu":
+            mat = self.blocks.matrix(laid)
             try:
                 lu = spla.splu(mat, permc_spec="NATURAL", diag_pivot_thresh=0.0, options=_SPLU_OPTIONS)
             except RuntimeError as exc:
@@ -161,14 +179,21 @@ class BatchedSPD:
             return BatchedFactor(self, n_blocks, lu=lu)
         from sksparse.cholmod import CholmodNotPositiveDefiniteError, analyze  # optional dependency
 
+        # Newton drops converged problems, so batch sizes shrink step by step: pad a batch with identity
+        # blocks up to the next size on a 1.25x grid, whose symbolic analysis (as costly as a numeric
+        # factorisation) is then reused.
+        n_padded = _grid_size(n_blocks)
+        if n_padded > n_blocks:
+            laid = np.concatenate([laid, np.broadcast_to(self._identity, (n_padded - n_blocks, len(self._identity)))])
+        mat = self.blocks.matrix(laid)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            symbolic = self._symbolic.get(n_blocks)
+            symbolic = self._symbolic.get(n_padded)
             if symbolic is None:
                 symbolic = analyze(mat, mode="simplicial" if self.ldl else "auto", ordering_method="natural")
-                if len(self._symbolic) >= 8:
+                if len(self._symbolic) >= 32:
                     self._symbolic.pop(next(iter(self._symbolic)))
-                self._symbolic[n_blocks] = symbolic
+                self._symbolic[n_padded] = symbolic
             try:
                 factor = symbolic.cholesky(mat)
             except CholmodNotPositiveDefiniteError as exc:
@@ -177,4 +202,4 @@ class BatchedSPD:
         if not np.all(np.isfinite(d)) or np.any(d == 0) or (not self.ldl and np.any(d < 0)):
             raise NotPositiveDefiniteError("zero pivot: singular matrix" if self.ldl or not np.any(d < 0)
                                            else "negative pivot: matrix is not positive definite")
-        return BatchedFactor(self, n_blocks, cholmod=factor)
+        return BatchedFactor(self, n_blocks, cholmod=factor, n_padded=n_padded)
