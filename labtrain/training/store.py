@@ -741,10 +741,9 @@ class RunStore:
     def _load_state(self) -> None:
         slots = self._read_slots()
         if not slots:
-            raise StoreError(f"{self.path}: both state records are torn or missing (the file was damaged "
-                             f"outside labtrain); run `labtrain repair {self.path}`")
+            raise StoreError(f"{self.path}: both state records are torn or missing (damage a process crash "
+                             f"cannot cause: power loss, a copy cut short); run `labtrain repair {self.path}`")
         self._seq, self._state = slots[0]
-        self._older = slots[1] if len(slots) > 1 else None
 
     def _commit(self, **changes: Any) -> None:
         """Write the next state record to the other slot: the single atomic step of every change."""
