@@ -359,4 +359,8 @@ class NetworkChip(NetworkTerminals, Chip):
         For a linear conductance ``i = g v`` the slope is the drop itself (the default); a chip with other
         elements (a transistor's gate voltage) overrides it.
         """
-        return np.asarray(edge_drop_v)[:, self.parameter_edges]
+        drops = np.asarray(edge_drop_v)
+        edges = self.parameter_edges
+        if len(edges) == drops.shape[1] and np.all(edges == np.arange(len(edges))):
+            return drops  # one conductance per edge, in edge order
+        return drops[:, edges]

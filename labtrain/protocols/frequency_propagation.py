@@ -235,7 +235,9 @@ class FrequencyPropagation(GradientEstimator):
             raise ValueError(f"FrequencyPropagation: the chip has {chip.parameter_spec.size} parameters but maps "
                              f"{len(edges)} of them to edges")
         slope = chip.edge_current_slope(dv_a)
-        return np.einsum("bp,bp->p", slope, response_b[:, edges]) / dv_a.shape[0]
+        if len(edges) != response_b.shape[1] or np.any(edges != np.arange(len(edges))):
+            response_b = response_b[:, edges]  # parameters on some edges only (a nonlinear network)
+        return np.einsum("bp,bp->p", slope, response_b) / dv_a.shape[0]
 
     def _frequency_domain(self, chip: Chip, x: np.ndarray, t: np.ndarray) -> GradientEstimate:
         """Linear-response shortcut: phasors from the chip's network model, no waveforms."""
