@@ -5,6 +5,7 @@ closing mid-run, screenshots of experiments and of past run files, the form per 
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import subprocess
 import tomllib
@@ -34,7 +35,8 @@ NO_HARDWARE = (False, "test machine: nidaqmx not installed")
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    win = MainWindow(hardware=NO_HARDWARE, runs_dir=tmp_path / "runs")
+    # no spare worker process at the start (each spawn costs seconds of CPU); the twin test switches it on
+    win = MainWindow(hardware=NO_HARDWARE, runs_dir=tmp_path / "runs", prestart_worker=False)
     qtbot.addWidget(win)
     win.resize(1400, 900)
     win.show()
@@ -79,7 +81,7 @@ def _not_here(*args, **kwargs):
     raise AssertionError("the window's process built a chip")
 
 
-def test_twin_run_from_window_live_plots_pause_resume_stop_browse(window, qtbot, tmp_path, monkeypatch):
+def test_twin_run_from_window_live_plots_pause_resume_stop_browse_close(window, qtbot, tmp_path, monkeypatch):
     win = window
     assert win.open_path(EXAMPLES / "iris_cl.toml")
     hw = win.panel.backend_box.model().item(2)
@@ -91,6 +93,7 @@ def test_twin_run_from_window_live_plots_pause_resume_stop_browse(window, qtbot,
     # the window's process never builds (or trains) the chip: the worker process does
     monkeypatch.setattr(launch, "build_setup", _not_here)
     win.worker_hooks = {"probe": "gui_hooks:dc_levels"}
+    win.prestart_worker = True  # after a run, the next run's worker process starts (and imports) at once
 
     ticks = {"n": 0, "times": []}
 
@@ -162,8 +165,9 @@ def test_twin_run_from_window_live_plots_pause_resume_stop_browse(window, qtbot,
     assert win.browser.snapshot_tree.topLevelItemCount() > 0           # its snapshot is shown
     assert "iris" in win.browser.experiment_view.toPlainText()
 
-    # resume it from the browser: continues where it stopped, history pre-filled
-    assert win.resume_run_file(str(path))
+    # resume it from the browser: continues where it stopped, history pre-filled, in the spare worker process
+    spare = win._spare.process.pid
+    assert win.resume_run_file(str(path)) and win.worker.pid == spare
     qtbot.waitUntil(lambda: len(batch) > steps_done + 1, timeout=30_000)
     assert win.info.next_step == steps_done
     with qtbot.waitSignal(win.run_finished, timeout=30_000):
@@ -174,13 +178,19 @@ def test_twin_run_from_window_live_plots_pause_resume_stop_browse(window, qtbot,
     first = win.browser.open_run(path, overlay=False)
     assert win.rerun(first)
     qtbot.waitUntil(lambda: win.info is not None and len(batch) >= 1, timeout=30_000)
-    with qtbot.waitSignal(win.run_finished, timeout=30_000):
-        win.stop_action.trigger()
-    second = Path(win.info.path)
+    assert not _visible_errors()
+
+    # close the window mid-run: the worker stops at a step boundary, chip safe, run file saved, status stopped
+    worker = win.worker
+    win.close()
+    assert not worker.alive and worker.process.exitcode == 0 and worker.result.status == "stopped"
+    assert dict(win.probes)["ended"] and all(v == 0.0 for v in dict(win.probes)["ended"].values())
+    second = Path(worker.result.path)
     assert second != path
     with lt.RunStore.open(second) as store:
         assert store.overrides["run"]["epochs"] == 60 and store.overrides["backend"]["kind"] == "twin"
-    assert not _visible_errors()
+        assert store.attrs["status"] == "stopped" and len(store.table("steps")["step"]) == worker.result.steps_done
+    assert win._spare is None  # a closing window starts no spare and leaves none behind
 
 
 def test_bad_experiment_file_shows_the_problem_and_starts_nothing(window, qtbot, tmp_path):
@@ -270,8 +280,54 @@ def test_parameter_map_views(qtbot):
     m.set_parameters(np.zeros(7), step=3)
     assert "after step 4" in m.title.text()
 
+    # layered networks: one heat map per weight matrix instead of 2,000 bars
+    blocks = ({"name": "W_f[0]", "start": 0, "stop": 12, "shape": (3, 4)},
+              {"name": "W_f[1]", "start": 12, "stop": 18, "shape": (2, 3)}, {"name": "b", "start": 18, "stop": 23})
+    w = np.arange(23.0) - 11
+    m.configure(None, -5 * np.ones(23), 5 * np.ones(23), "1", "coupling", w, blocks=blocks)
+    assert m.mode == "layers" and m.mode_box.model().item(2).isEnabled()
+    images = [image.image for image, _ in m._layer_images]
+    assert [i.shape for i in images] == [(3, 4), (2, 3), (1, 5)]
+    assert np.array_equal(images[0], w[:12].reshape(3, 4)) and np.array_equal(images[2], w[18:][None])
+    m.set_parameters(2 * w, step=9)
+    assert np.array_equal(m._layer_images[1][0].image, 2 * w[12:18].reshape(2, 3))
+    assert m.colorbar.levels() == (-50.0, 50.0)                 # +-(largest |weight|, rounded up to 1-2-5)
+    m.mode_box.setCurrentText("bars")
+    assert m.mode == "bars" and m._layers is None and m.plot.isVisible()
+    big = lt.layered([8, 30, 3])                                # 9 x 30 + 30 x 3 edges: matrices by default
+    m.configure(big, big.g_min_s, big.g_max_s, "S", "conductance", np.geomspace(1e-5, 1e-3, big.n_edges))
+    assert m.mode == "layers" and [img.image.shape for img, _ in m._layer_images] == [(30, 9), (3, 30)]
+    first = m._layer_images[0]
+    edge = first[1][4, 2]                                       # the edge from input node 2 to hidden node 4
+    assert set(big.edges[edge]) == {2, 9 + 4}
+    small = lt.layered([2, 4, 1])                               # a dozen edges: the drawing, matrices on offer
+    m.configure(small, small.g_min_s, small.g_max_s, "S", "conductance", np.full(small.n_edges, 1e-4))
+    assert m.mode == "network" and m.mode_box.model().item(2).isEnabled()
 
-def test_screenshot_command_writes_a_png(qapp, tmp_path, monkeypatch):
+
+def test_titles_and_keys_sit_outside_the_plots(window, qtbot):
+    """No legend over the data, no title cut or overlapped: titles above, keys below, the parameter map's
+    header on its own line (a long title wraps rather than running into the view selector)."""
+    win = window
+    win.resize(1100, 700)
+    lat = lt.lattice(6, 7, n_inputs=2, n_outputs=1)
+    win.parameter_map.configure(lat, lat.g_min_s, lat.g_max_s, "S", "conductance", np.full(lat.n_edges, 1e-4))
+    win.outputs_plot.show_batch(np.ones((50, 3)), np.ones((50, 3)), 1234)
+    qtbot.wait(50)
+    for plot in (win.loss_plot, win.accuracy_plot, win.outputs_plot):
+        view, title, key = plot.view.geometry(), plot.title.geometry(), plot.key.geometry()
+        assert title.bottom() < view.top() and key.top() > view.bottom(), plot.title.text()
+        assert plot.title.heightForWidth(plot.title.width()) <= plot.title.height()    # the whole title shows
+    assert "1235" in win.outputs_plot.title.text()
+    assert set(win.loss_plot.key_names()) >= {"batch (train step)", "train set", "test set"}
+    pm = win.parameter_map
+    assert pm.title.geometry().bottom() < pm.glw.geometry().top()
+    assert not pm.title.geometry().intersects(pm.mode_box.geometry())
+    assert pm.title.heightForWidth(pm.title.width()) <= pm.title.height()
+    assert "inputs (2)" in pm.key.text() and "outputs (1)" in pm.key.text()
+
+
+def test_screenshot_of_an_experiment_and_of_a_past_run_file(qapp, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     png = tmp_path / "shot.png"
     rc = lt_cli_main(["gui", "--screenshot", str(png), str(EXAMPLES / "iris_cl.toml"), "--backend", "twin",
@@ -279,7 +335,30 @@ def test_screenshot_command_writes_a_png(qapp, tmp_path, monkeypatch):
     assert rc == 0
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
-    assert len(list((tmp_path / "runs").glob("*.h5"))) == 1
+    runs = list((tmp_path / "runs").glob("*.h5"))
+    assert len(runs) == 1
+    assert not multiprocessing.active_children()  # the worker process has exited
+    capsys.readouterr()
+
+    # a past run file: shown as it ended, nothing run (no worker process, no new run file)
+    shot = tmp_path / "past.png"
+    assert lt_cli_main(["gui", "--screenshot", str(shot), str(runs[0])]) == 0
+    out, err = capsys.readouterr()
+    assert "nothing was run" in out and "4 of" in out and not err, (out, err)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and len(shot.read_bytes()) > 20_000
+    assert list((tmp_path / "runs").glob("*.h5")) == runs and not multiprocessing.active_children()
+
+    # arguments are checked before anything runs: one line, exit 2, nothing written
+    for argv, says in (([str(tmp_path), str(runs[0])], "is a folder"),
+                       ([str(tmp_path / "x.png"), str(runs[0]), "--steps", "3"], "--steps does not apply"),
+                       ([str(tmp_path / "x.png"), str(tmp_path / "nothere.toml")], "no such file"),
+                       ([str(tmp_path / "x.jpg"), str(EXAMPLES / "iris_cl.toml")], "*.png"),
+                       ([str(tmp_path / "no" / "x.png"), str(EXAMPLES / "iris_cl.toml")], "does not exist"),
+                       ([str(tmp_path / "x.png"), str(png)], "expected an experiment file")):
+        assert lt_cli_main(["gui", "--screenshot", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x.png").exists() and list((tmp_path / "runs").glob("*.h5")) == runs
 
 
 def lt_cli_main(argv):
@@ -295,23 +374,6 @@ def test_plot_refresh_benchmark_measures_a_rate(qapp):
 
     fps = plot_refresh_fps(n_points=10_000, n_curves=2, frames=3)
     assert math.isfinite(fps) and fps > 0
-
-
-def test_closing_the_window_mid_run_stops_it_safely(window, qtbot, tmp_path):
-    win = window
-    win.open_path(EXAMPLES / "iris_cl.toml")
-    win.panel.set_value("backend", "kind", "twin")
-    win.panel.set_value("run", "out_dir", str(tmp_path / "runs"))
-    win.worker_hooks = {"probe": "gui_hooks:dc_levels"}
-    assert win.start_run()
-    qtbot.waitUntil(lambda: win.step >= 1, timeout=30_000)
-    worker = win.worker
-    win.close()
-    assert not worker.alive and worker.process.exitcode == 0 and worker.result.status == "stopped"
-    levels = dict(win.probes)["ended"]                                  # chip safe, read in the worker
-    assert levels and all(v == 0.0 for v in levels.values()), levels
-    with lt.RunStore.open(worker.result.path) as store:                 # run file saved, status recorded
-        assert store.attrs["status"] == "stopped" and store.table("steps")["step"].size == worker.result.steps_done
 
 
 def test_gui_command_without_qt_says_what_to_install():

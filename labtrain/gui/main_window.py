@@ -61,6 +61,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     #: emitted when a run's worker has finished (after its last queue item)
     run_finished = QtCore.pyqtSignal(object)
+    #: what runs an experiment (benchmarks/guilib.py swaps in the old in-process thread as a baseline)
+    worker_class: type[RunWorker] = RunWorker
 
     def __init__(self, *, hardware: tuple[bool, str] | None = None, runs_dir: str | Path = "runs",
                  refresh_hz: float = 30.0, frame_hz: float = 10.0, prestart_worker: bool = True) -> None:
@@ -71,6 +73,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setWindowTitle("labtrain")
         self.worker: RunWorker | None = None
         self.prestart_worker = prestart_worker
+        self._closing = False
         self._spare: WorkerProcess | None = WorkerProcess() if prestart_worker else None
         self.info: RunInfo | None = None
         self.state = "idle"
@@ -86,16 +89,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker_hooks: dict[str, str] = {}
         self._dialogs: list[QtWidgets.QMessageBox] = []
         self._frame: dict | None = None
-        self._frame_dirty = False
-        self._last_curve_draw = 0.0
-        self._last_frame_draw = 0.0
+        self._next_draw: dict[str, float] = {}  # earliest next redraw of each view (perf_counter)
+        self._views_dirty: set[str] = set()     # heavy views with a newer frame than they show
         #: redraw curves at most refresh_hz times a second, the heavier views (outputs, parameter map,
         #: scope) at most frame_hz (the run itself is in another process: drawing never slows it)
         self.curve_interval_s = 1.0 / refresh_hz
         self.frame_interval_s = 1.0 / frame_hz
         self.frame_hz = frame_hz
-        self._t_start: float | None = None
+        self._t_start: float | None = None  # wall clock (the worker's event times)
         self._t_pause: float | None = None
+        self._t_end: float | None = None
         self._paused_s = 0.0
         self._steps_at_start = 0
         self._overlay_count = 0
@@ -365,7 +368,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         if stop_after_steps is None and self.max_steps.value() > 0:
             stop_after_steps = self.max_steps.value()
-        self._begin(RunWorker(exp, stop_after_steps=stop_after_steps, max_frame_hz=2 * self.frame_hz,
+        self._begin(self.worker_class(exp, stop_after_steps=stop_after_steps, max_frame_hz=2 * self.frame_hz,
                               **self.worker_hooks))
         self.log("INFO", f"starting {exp.name} on the {exp['backend']['kind']} backend"
                  + (f", stopping after {stop_after_steps} steps" if stop_after_steps else ""))
@@ -375,7 +378,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.running:
             self.show_error("A run is in progress", "Stop the current run before resuming another.")
             return False
-        self._begin(RunWorker(resume_path=path, max_frame_hz=2 * self.frame_hz, **self.worker_hooks))
+        self._begin(self.worker_class(resume_path=path, max_frame_hz=2 * self.frame_hz, **self.worker_hooks))
         self.log("INFO", f"resuming {path}")
         return True
 
@@ -389,7 +392,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._reset_plots()
         self.info, self.result = None, None
         self.step, self.epoch, self.last_loss, self.last_eval = -1, -1, float("nan"), {}
-        self._t_start, self._t_pause, self._paused_s = None, None, 0.0
+        self._t_start, self._t_pause, self._t_end, self._paused_s = None, None, None, 0.0
         if self.worker is not None:
             self.worker.close()
         self.worker = worker
@@ -397,8 +400,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_state("starting")
         spare, self._spare = self._spare, None
         worker.start(spare)
-        if self.prestart_worker:
-            self._spare = WorkerProcess()  # the next run's interpreter, importing while this one trains
 
     def pause_run(self) -> None:
         if self.worker is not None and self.state == "running":
@@ -452,9 +453,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _handle(self, msg) -> None:
         kind = msg.kind
         if kind == "event":
-            self._handle_event(msg.data, msg.step, msg.epoch)
+            self._handle_event(msg.data, msg.step, msg.epoch, msg.time_s)
         elif kind == "frame":
-            self._frame, self._frame_dirty = msg.data, True
+            self._frame = msg.data
+            self._views_dirty |= {"outputs", "parameters"} | ({"scope"} if "waveforms" in msg.data else set())
         elif kind == "maps":
             self.parameter_map.set_maps(msg.data, msg.step)
         elif kind == "fidelity":
@@ -513,9 +515,11 @@ class MainWindow(QtWidgets.QMainWindow):
                          f"capabilities {caps}; {info.total_steps} steps; run file {info.path}; trained by worker "
                          f"process {info.pid}")
 
-    def _handle_event(self, data: dict, step: int, epoch: int) -> None:
+    def _handle_event(self, data: dict, step: int, epoch: int, at: float | None = None) -> None:
+        """One run event; ``at``: when the worker sent it (wall clock), so elapsed times are the run's own
+        even when the window handles a burst of events at once."""
         kind = data["kind"]
-        now = time.monotonic()
+        now = time.time() if at is None else at
         if kind == "start":
             self._t_start, self._paused_s = now, 0.0
             self._steps_at_start = int(data.get("resumed_from", 0))
@@ -566,6 +570,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _finished(self, result) -> None:
         self.result = result
+        if self.prestart_worker and self._spare is None and self.isVisible() and not self._closing:
+            self._spare = WorkerProcess()  # the next run's interpreter imports while the user looks at this one
         if self.state not in ("completed", "stopped", "failed", "paused"):
             self._set_state("failed" if result is None else result.status)
         if self.state == "paused":  # ended paused by a fault: nothing running now
@@ -581,22 +587,46 @@ class MainWindow(QtWidgets.QMainWindow):
             self.browser.select_path(info.path)
         self.run_finished.emit(result)
 
+    #: share of the time one view may spend redrawing: a view whose redraw takes longer is redrawn less often
+    #: (a slow or busy machine gets fewer redraws, never a stalled event loop)
+    DRAW_BUDGET = {"curves": 0.15, "outputs": 0.08, "parameters": 0.08, "scope": 0.08}
+
     def refresh_plots(self, force: bool = True) -> None:
-        """Redraw what changed (while running: at most refresh_hz / frame_hz times a second)."""
+        """Redraw what changed: the curves at most ``refresh_hz`` times a second, the heavier views (outputs,
+        parameter map, scope) at most ``frame_hz`` and one of them per call, each less often when its redraw
+        costs more than its share of the time (:data:`DRAW_BUDGET`); ``force``: everything now."""
         now = time.perf_counter()
-        if force or now - self._last_curve_draw >= self.curve_interval_s:
-            self._last_curve_draw = now
+        if force or now >= self._next_draw.get("curves", 0.0):
             for plot in (self.loss_plot, self.accuracy_plot, self.fidelity_plot):
-                plot.refresh()
-        if self._frame_dirty and self._frame is not None and (force or now - self._last_frame_draw
-                                                               >= self.frame_interval_s):
-            self._last_frame_draw = now
+                if plot.refresh() and not force:
+                    plot.view.viewport().repaint()  # paint now: its cost counts against the budget
+            self._drawn("curves", now, self.curve_interval_s)
+        if self._frame is None or not self._views_dirty:
+            return
+        due = sorted((self._next_draw.get(v, 0.0), v) for v in self._views_dirty)
+        for when, view in due if force else due[:1]:
+            if not force and when > now:
+                break
             f = self._frame
-            self.outputs_plot.show_batch(f["output_v"], f["targets_v"], f["step"])
-            self.parameter_map.set_parameters(f["parameters"], f["step"])
-            if "waveforms" in f:
+            start = time.perf_counter()
+            if view == "outputs":
+                self.outputs_plot.show_batch(f["output_v"], f["targets_v"], f["step"])
+                shown = self.outputs_plot.view
+            elif view == "parameters":
+                self.parameter_map.set_parameters(f["parameters"], f["step"])
+                shown = self.parameter_map.glw
+            else:
                 self.scope.show_waveforms(f["waveforms"])
-            self._frame_dirty = False
+                shown = self.scope.glw
+            if not force:
+                shown.viewport().repaint()
+            self._views_dirty.discard(view)
+            self._drawn(view, start, self.frame_interval_s)
+
+    def _drawn(self, view: str, start: float, interval_s: float) -> None:
+        """Schedule ``view``'s next redraw: after ``interval_s``, or longer if it cost more than its budget."""
+        end = time.perf_counter()
+        self._next_draw[view] = end + max(interval_s, (end - start) / self.DRAW_BUDGET[view])
 
     # ------------------------------------------------------------ overlays
     def overlay_run(self, run: PastRun) -> None:
@@ -626,7 +656,8 @@ class MainWindow(QtWidgets.QMainWindow):
         for plot in (self.loss_plot, self.accuracy_plot, self.fidelity_plot):
             plot.clear_curves()
         self.outputs_plot.clear_batch()
-        self._frame, self._frame_dirty = None, False
+        self._frame = None
+        self._views_dirty.clear()
         self.fidelity_plot.set_note("")
         self.accuracy_plot.set_note("")
         self.scope.set_unavailable("waveforms of the last acquisition\nappear here during twin/hardware runs")
@@ -635,8 +666,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _elapsed(self) -> float | None:
         if self._t_start is None:
             return None
-        end = getattr(self, "_t_end", None) if self.state not in ("running", "paused", "pausing", "stopping") else None
-        now = end if end is not None and end >= self._t_start else time.monotonic()
+        end = self._t_end if self.state not in ("running", "paused", "pausing", "stopping") else None
+        now = end if end is not None and end >= self._t_start else time.time()
         paused = self._paused_s + (now - self._t_pause if self._t_pause is not None else 0.0)
         return max(0.0, now - self._t_start - paused)
 
@@ -715,8 +746,12 @@ class MainWindow(QtWidgets.QMainWindow):
         worker.join(5.0)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt name)
+        self._closing = True
         if self.running:
             self.finish_run_before_closing()
+        if self.worker is not None:  # a finished worker is exiting (its last messages flushed): reap it
+            self.worker.join(5.0)
+            self.worker.close()
         if self._spare is not None:
             self._spare.discard()
             self._spare = None

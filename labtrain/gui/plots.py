@@ -218,8 +218,8 @@ class LivePlot(QtWidgets.QWidget):
             for check in (self.plot_item.ctrl.logXCheck, self.plot_item.ctrl.logYCheck):
                 check.setEnabled(False)
         self.curves: dict[str, LiveCurve] = {}
-        #: key entries (HTML) by item, in the order added
-        self._entries: dict[int, str] = {}
+        #: key entries (name, HTML) by item, in the order added
+        self._entries: dict[int, tuple[str, str]] = {}
         self._overlays: dict[str, list[pg.PlotDataItem]] = {}
         self._note = pg.TextItem("", color="#707070", anchor=(0.5, 0.5))
         self._note.setZValue(100)
@@ -231,8 +231,10 @@ class LivePlot(QtWidgets.QWidget):
             self.title.setText(text)
 
     # --------------------------------------------------- key (legend below the plot)
-    def add_key(self, item: object, entry: str) -> None:
-        self._entries[id(item)] = entry
+    def add_key(self, item: object, name: str, color: str, *, line: str = "solid",
+                symbol: str | None = None) -> None:
+        """List ``item`` in the key: its line (solid / dash / none) and symbol in ``color``, then ``name``."""
+        self._entries[id(item)] = (name, key_entry(name, color, line=line, symbol=symbol))
         self._update_key()
 
     def remove_key(self, item: object) -> None:
@@ -240,17 +242,12 @@ class LivePlot(QtWidgets.QWidget):
         self._update_key()
 
     def _update_key(self) -> None:
-        self.key.setText(" &nbsp; ".join(self._entries.values()))
+        self.key.setText(" &nbsp; ".join(entry for _, entry in self._entries.values()))
         self.key.setVisible(bool(self._entries))
 
     def key_names(self) -> list[str]:
-        """The names in the key, in order (plain text)."""
-        doc = QtGui.QTextDocument()
-        names = []
-        for entry in self._entries.values():
-            doc.setHtml(entry)
-            names.append(doc.toPlainText().split("\xa0", 1)[-1])
-        return names
+        """The names in the key, in order."""
+        return [name for name, _ in self._entries.values()]
 
     def add_curve(self, key: str, name: str, color: str, width: float = 1.0, symbol: str | None = None,
                   style: QtCore.Qt.PenStyle = QtCore.Qt.PenStyle.SolidLine, symbol_size: int = 5) -> LiveCurve:
@@ -260,7 +257,7 @@ class LivePlot(QtWidgets.QWidget):
             kw = {"symbol": symbol, "symbolSize": symbol_size, "symbolBrush": color, "symbolPen": None}
         item = self.plot_item.plot([], [], pen=pen, **kw)
         line = "dash" if style == QtCore.Qt.PenStyle.DashLine else "solid"
-        self.add_key(item, key_entry(name, color, line=line, symbol=symbol))
+        self.add_key(item, name, color, line=line, symbol=symbol)
         curve = LiveCurve(item, log_y=self.log_y)
         self.curves[key] = curve
         return curve
@@ -280,7 +277,7 @@ class LivePlot(QtWidgets.QWidget):
         pen = pg.mkPen(color, width=1, style=QtCore.Qt.PenStyle.DashLine)
         y = np.asarray(y, float)
         item = self.plot_item.plot(np.asarray(x, float), y, pen=pen)
-        self.add_key(item, key_entry(name, color, line="dash", symbol=None))
+        self.add_key(item, name, color, line="dash")
         if self.log_y:
             item.setLogMode(False, False)
             item.setData(np.asarray(x, float), np.log10(np.maximum(y, 1e-300)))
@@ -368,7 +365,7 @@ class OutputsPlot(LivePlot):
     def __init__(self, parent=None) -> None:
         super().__init__("Outputs vs targets", "target", "V", "measured output", "V", parent=parent)
         self.identity = self.plot_item.plot([], [], pen=pg.mkPen("#808080", width=1, style=QtCore.Qt.PenStyle.DashLine))
-        self.add_key(self.identity, key_entry("ideal (output = target)", "#808080", line="dash"))
+        self.add_key(self.identity, "ideal (output = target)", "#808080", line="dash")
         self.scatters: list[pg.ScatterPlotItem] = []
         self.plot_item.getViewBox().setDefaultPadding(0.06)
 
@@ -390,7 +387,7 @@ class OutputsPlot(LivePlot):
             color.setAlpha(170)
             s = pg.ScatterPlotItem([], [], size=6, pen=None, brush=pg.mkBrush(color))
             self.plot_item.addItem(s)
-            self.add_key(s, key_entry(label, COLORS[k % len(COLORS)], line="none", symbol="o"))
+            self.add_key(s, label, COLORS[k % len(COLORS)], line="none", symbol="o")
             self.scatters.append(s)
 
     def show_batch(self, output_v: np.ndarray, targets_v: np.ndarray, step: int) -> None:

@@ -56,7 +56,8 @@ import numpy as np
 
 from labtrain.chip.base import REFERENCE_GRADIENT
 
-__all__ = ["Message", "RunInfo", "RunRequest", "RunWorker", "WorkerProcess", "FidelityProbe", "MAX_SCOPE_AI"]
+__all__ = ["Message", "RunInfo", "RunRequest", "RunWorker", "WorkerProcess", "ChildRun", "FidelityProbe",
+           "MAX_SCOPE_AI"]
 
 #: one AI trace per output node, at most this many, in the scope view
 MAX_SCOPE_AI = 8
@@ -385,7 +386,7 @@ class _QueueLogHandler(logging.Handler):
             pass
 
 
-class _Child:
+class ChildRun:
     """The worker process: builds the run, forwards its events, obeys the control pipe."""
 
     def __init__(self, request: RunRequest, q, conn) -> None:
@@ -604,7 +605,7 @@ def child_main(q, conn) -> None:
         return
     if not isinstance(request, RunRequest):
         return
-    child = _Child(request, q, conn)
+    child = ChildRun(request, q, conn)
     signal.signal(signal.SIGTERM, lambda *_: child.command("stop", "terminated (SIGTERM)"))
     try:
         child.main()
