@@ -497,9 +497,10 @@ def _gradcheck_batch(args: argparse.Namespace, task) -> tuple[np.ndarray, np.nda
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
         import pyqtgraph  # noqa: F401
+        import tomlkit  # noqa: F401
         from PyQt6 import QtWidgets  # noqa: F401
     except ImportError as exc:
-        raise UsageError(f"the GUI needs PyQt6 and pyqtgraph ({exc}): pip install 'labtrain[gui]'") from None
+        raise UsageError(f"the GUI needs PyQt6, pyqtgraph and tomlkit ({exc}): pip install 'labtrain[gui]'") from None
     from labtrain.gui.app import run_from_args
 
     return run_from_args(args)
