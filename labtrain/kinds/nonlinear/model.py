@@ -949,7 +949,8 @@ class NonlinearResistorNetwork(NetworkTerminals):
 
     def describe(self) -> dict:
         return {"network": self.network.describe(), "edges": self.edges.describe(),
-                "solver": {"tol_a": self.tol_a, "rtol": self.rtol, "tol_v": self.tol_v, "max_iter": self.max_iter}}
+                "solver": {"tol_a": self.tol_a, "rtol": self.rtol, "tol_v": self.tol_v, "max_iter": self.max_iter,
+                           "linear_solver": self.solver}}
 
 
 # ------------------------------------------------------------------ builders
