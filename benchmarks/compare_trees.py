@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(a, str) or isinstance(b, str):
             rows.append({"example": example.name, "result": f"error: old {a if isinstance(a, str) else 'ok'}; "
                                                              f"new {b if isinstance(b, str) else 'ok'}"})
+            print(f"{example.name:<28} {rows[-1]['result']}", flush=True)
             continue
         same = all(np.array_equal(a[k], b[k]) for k in ("loss", "params"))
         rel = max(float(np.max(np.abs(a[k] - b[k]) / np.maximum(np.abs(a[k]), 1e-300))) for k in ("loss", "params"))

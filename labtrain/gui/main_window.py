@@ -89,6 +89,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker_hooks: dict[str, str] = {}
         self._dialogs: list[QtWidgets.QMessageBox] = []
         self._frame: dict | None = None
+        self._waveforms: dict | None = None  # the last acquisition's AO/AI waveforms shown by the scope
         self._next_draw: dict[str, float] = {}  # earliest next redraw of each view (perf_counter)
         self._views_dirty: set[str] = set()     # heavy views with a newer frame than they show
         #: redraw curves at most refresh_hz times a second, the heavier views (outputs, parameter map,
@@ -456,7 +457,10 @@ class MainWindow(QtWidgets.QMainWindow):
             self._handle_event(msg.data, msg.step, msg.epoch, msg.time_s)
         elif kind == "frame":
             self._frame = msg.data
-            self._views_dirty |= {"outputs", "parameters"} | ({"scope"} if "waveforms" in msg.data else set())
+            self._views_dirty |= {"outputs", "parameters"}
+            if "waveforms" in msg.data:  # frames without a new acquisition keep the scope's last waveforms
+                self._waveforms = msg.data["waveforms"]
+                self._views_dirty.add("scope")
         elif kind == "maps":
             self.parameter_map.set_maps(msg.data, msg.step)
         elif kind == "fidelity":
@@ -616,7 +620,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.parameter_map.set_parameters(f["parameters"], f["step"])
                 shown = self.parameter_map.glw
             else:
-                self.scope.show_waveforms(f["waveforms"])
+                self.scope.show_waveforms(self._waveforms)
                 shown = self.scope.glw
             if not force:
                 shown.viewport().repaint()
@@ -657,6 +661,7 @@ class MainWindow(QtWidgets.QMainWindow):
             plot.clear_curves()
         self.outputs_plot.clear_batch()
         self._frame = None
+        self._waveforms = None
         self._views_dirty.clear()
         self.fidelity_plot.set_note("")
         self.accuracy_plot.set_note("")

@@ -237,9 +237,7 @@ class Run:
         self.emit("maps", step, dict(self.maps.record(step)))
 
     def _reseed(self, step: int, stream: int) -> None:
-        reseed = getattr(self.chip, "reseed", None)
-        if reseed is not None:
-            reseed([self.seed, stream, step + 1])
+        self.chip.reseed([self.seed, stream, step + 1])
 
     def _one_step(self, step: int) -> float:
         x, t = self.batch(step)
