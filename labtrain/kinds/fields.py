@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from labtrain.linalg import SOLVERS
 from labtrain.physics.network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S
 from labtrain.schema import ConfigError, Field
 
 __all__ = ["GRAPH", "HIDDEN_LAYERS", "CONDUCTANCE", "FP", "VOLTAGE_TASK", "AC_WINDOW", "RELAXATION",
-           "TOPOLOGIES", "FP_ACTIVATIONS", "topology", "merge", "check_fp"]
+           "SOLVER", "TOPOLOGIES", "FP_ACTIVATIONS", "topology", "merge", "check_fp",
+           "check_direct_solver"]
 
 F = Field
 #: Every network builder of :mod:`labtrain.physics.network` (a kind accepts a subset).
@@ -107,6 +109,24 @@ RELAXATION: dict[str, dict[str, Field]] = {
                   rules=("xy_ep", "aep", "dyadic_ep", "plain_ep", "vf_ep")),
     },
 }
+
+#: Sparse SPD linear solver of the physics model (:mod:`labtrain.linalg`).
+SOLVER: dict[str, dict[str, Field]] = {
+    "chip": {
+        "solver": F("str", "auto", "Sparse linear solver of the ideal chip's model (twin and hardware "
+                    "models use auto): auto (by size and fill), superlu, cholmod (sparse Cholesky; superlu and a "
+                    "warning when scikit-sparse is missing) or cg (preconditioned conjugate gradients, warm-started; "
+                    "resistor_network only: Newton steps of xy / nonlinear_resistor need a factorisation)", choices=SOLVERS),
+    },
+}
+
+
+def check_direct_solver(s: dict[str, dict[str, Any]], source: str) -> None:
+    """``[chip] solver = "cg"`` on a kind whose Newton steps need a factorisation: one-line ConfigError."""
+    if s["chip"]["solver"] == "cg":
+        raise ConfigError(f"{source}: [chip] solver = 'cg': [chip] type = {s['chip']['type']!r} needs a "
+                          "factorisation in every Newton step (pivots, stability check); use auto, superlu or "
+                          "cholmod")
 
 
 def topology(choices: tuple[str, ...], default: str, doc: str) -> dict[str, dict[str, Field]]:

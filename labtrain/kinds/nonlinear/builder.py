@@ -119,7 +119,7 @@ def build_nonlinear_chip(exp: Experiment, net: Network, task: Task) -> Chip:
         return _build_bench_chip(exp, net, edges)
     try:
         chip = NonlinearResistorChip(net, edges, read_noise_v=b["read_noise_v"], rate_hz=b["rate_hz"],
-                                     seed=exp["run"]["seed"])
+                                     seed=exp["run"]["seed"], solver=exp["chip"]["solver"])
         spec = chip.parameter_spec
         n_g = chip.network_model().n_conductances
         chip.set_parameters(initial_parameters(exp, spec.lower, spec.upper, n_g))

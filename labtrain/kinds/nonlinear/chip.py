@@ -58,6 +58,8 @@ class NonlinearResistorChip(NetworkChip):
     max_chunk_elements : int
         Memory bound of ``measure_ac``: examples are simulated in chunks whose
         per-sample node and edge arrays hold at most about this many numbers.
+    solver : {"auto", "cholmod", "superlu"}
+        Sparse factorisation of the model's Newton steps.
     """
 
     backend = "ideal"
@@ -66,7 +68,7 @@ class NonlinearResistorChip(NetworkChip):
                  parameters: np.ndarray | None = None, *, read_noise_v: float = 0.0, rate_hz: float = 10_000.0,
                  seed: int | None = None, tol_a: float = 1e-15, rtol: float = 1e-11, tol_v: float = 1e-12,
                  max_iter: int = 100,
-                 max_chunk_elements: int = 20_000_000) -> None:
+                 max_chunk_elements: int = 20_000_000, solver: str = "auto") -> None:
         if not read_noise_v >= 0:
             raise ValueError(f"read_noise_v must be >= 0, got {read_noise_v}")
         if not rate_hz > 0:
@@ -75,7 +77,7 @@ class NonlinearResistorChip(NetworkChip):
             raise ValueError(f"max_chunk_elements must be >= 1, got {max_chunk_elements}")
         self.network = network
         self._model = NonlinearResistorNetwork(network, edges, parameters, tol_a=tol_a, rtol=rtol, tol_v=tol_v,
-                                                max_iter=max_iter)
+                                                max_iter=max_iter, solver=solver)
         self.edges = self._model.edges
         self.read_noise_v = float(read_noise_v)
         self.rate_hz = float(rate_hz)

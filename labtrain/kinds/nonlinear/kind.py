@@ -7,8 +7,8 @@ from typing import Any
 from labtrain.kinds import ChipKind
 from labtrain.kinds.ac_rules import check_ac_settings, fp_rule
 from labtrain.kinds.common import build_task
-from labtrain.kinds.fields import (AC_WINDOW, CONDUCTANCE, FP, GRAPH, HIDDEN_LAYERS, VOLTAGE_TASK, check_fp, merge,
-                                   topology)
+from labtrain.kinds.fields import (AC_WINDOW, CONDUCTANCE, FP, GRAPH, HIDDEN_LAYERS, SOLVER, VOLTAGE_TASK,
+                                   check_direct_solver, check_fp, merge, topology)
 from labtrain.kinds.nonlinear.builder import (build_nonlinear_chip, build_nonlinear_network, check_nonlinear_bench,
                                               nonlinear_gradcheck)
 from labtrain.kinds.nonlinear.schema import OWN
@@ -29,6 +29,7 @@ def check(s: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], source
     it than the error current itself.
     """
     c, learning, backend = s["chip"], s["learning"], s["backend"]
+    check_direct_solver(s, source)
     if c["gate_min_v"] > c["gate_max_v"]:
         raise ConfigError(f"{source}: [chip] gate_min_v = {c['gate_min_v']!r} is above gate_max_v = "
                           f"{c['gate_max_v']!r}")
@@ -59,7 +60,7 @@ KIND = ChipKind(
     name="nonlinear_resistor",
     summary="resistive network with diodes and transistor edges (Newton solver); FP, exact gradient",
     schema=merge(topology(_TOPOLOGIES, "layered", "Network builder (layered: the diode network)"), GRAPH,
-                 HIDDEN_LAYERS, CONDUCTANCE, FP, VOLTAGE_TASK, AC_WINDOW, OWN),
+                 HIDDEN_LAYERS, CONDUCTANCE, FP, VOLTAGE_TASK, AC_WINDOW, SOLVER, OWN),
     rules={"fp": fp_rule, "analytic": lambda exp: AnalyticGradient()},
     task=build_task,
     network=build_nonlinear_network,

@@ -34,7 +34,7 @@ def build_chip(exp: Experiment, net: Network) -> Chip:
         return _build_instrument_chip(exp, net)
     return IdealChip(net, initial_conductances(exp, net), input_mode=exp["chip"]["input_mode"],
                      pot_steps=b["pot_steps"], read_noise_v=b["read_noise_v"], seed=exp["run"]["seed"],
-                     rate_hz=b["rate_hz"])
+                     rate_hz=b["rate_hz"], solver=exp["chip"]["solver"])
 
 
 def _build_instrument_chip(exp: Experiment, net: Network) -> Chip:

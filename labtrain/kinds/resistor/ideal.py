@@ -15,6 +15,7 @@ from labtrain.physics.demod import FrequencyPlan, demodulate
 from labtrain.physics.network import Network
 from labtrain.physics.readouts import EdgeDrops
 from labtrain.kinds.resistor.model import LinearResistorNetwork
+from labtrain.linalg import check_solver
 from labtrain.protocols.analytic import adjoint_gradient
 from labtrain.chip.base import (NetworkChip, LINEAR_NETWORK_MODEL, REFERENCE_GRADIENT, AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement, Chip,
                    ClampNudge, CurrentNudge, Measurement, ParameterSpec, PotQuantizer, Tone)
@@ -46,13 +47,16 @@ class IdealChip(NetworkChip):
         Seed of the read-noise generator.
     rate_hz : float
         Sample clock of AC measurements (:meth:`measure_ac`), Hz.
+    solver : {"auto", "superlu", "cholmod", "cg"}
+        Sparse solver of the model (:class:`~labtrain.kinds.resistor.model.LinearResistorNetwork`).
     """
 
     backend = "ideal"
 
     def __init__(self, network: Network, conductance_s: np.ndarray | None = None, *,
                  input_mode: str = "voltage", pot_steps: int = 0, read_noise_v: float = 0.0,
-                 seed: int | None = None, rate_hz: float = 10_000.0) -> None:
+                 seed: int | None = None, rate_hz: float = 10_000.0, solver: str = "auto") -> None:
+        self.solver = check_solver(solver)
         if not (np.isfinite(rate_hz) and rate_hz > 0):
             raise ValueError(f"rate_hz must be > 0, got {rate_hz!r}")
         if pot_steps == 1 or pot_steps < 0:
@@ -101,13 +105,13 @@ class IdealChip(NetworkChip):
                            parameters: np.ndarray | None = None) -> np.ndarray:
         """Exact ``dC/dg`` (adjoint) of the noise-free network at ``parameters`` (default: current)."""
         model = self.network_model() if parameters is None else LinearResistorNetwork(
-            self.network, self.network.clip(np.asarray(parameters, float)), self.input_mode)
+            self.network, self.network.clip(np.asarray(parameters, float)), self.input_mode, solver=self.solver)
         return adjoint_gradient(model, inputs, model.steady_state(inputs).output_v - targets)
 
     def network_model(self) -> LinearResistorNetwork:
         """The physics model at the current conductances (factored once per parameter update)."""
         if self._model is None:
-            self._model = LinearResistorNetwork(self.network, self._g, self.input_mode)
+            self._model = LinearResistorNetwork(self.network, self._g, self.input_mode, solver=self.solver)
         return self._model
 
     def measure(self, inputs: np.ndarray, nudge: CurrentNudge | ClampNudge | None = None,

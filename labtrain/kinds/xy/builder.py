@@ -68,7 +68,7 @@ def build_xy_chip(exp: Experiment, net: Network, task: Task) -> XYChip:
                       ground_phase=c["ground_phase_rad"] if c["clamp_grounds"] else None,
                       init_coupling=(low, high), init_bias=(-c["init_bias_rad_per_s"], c["init_bias_rad_per_s"]),
                       init_seed=seed, tol=c["relax_tol"], max_steps=c["relax_max_steps"] or DEFAULT_MAX_STEPS,
-                      seed=seed, evaluation_seed=seed)
+                      seed=seed, evaluation_seed=seed, solver=c["solver"])
     except ValueError as exc:
         raise ConfigError(f"{source_of(exp)}: [chip] {exc}") from None
 

@@ -111,6 +111,8 @@ class XYChip(NetworkChip):
     evaluation_seed : int, optional
         Seed of the fixed per-example starts of :meth:`measure` (module docstring);
         ``None``: :meth:`measure` draws random starts like :meth:`measure_free`.
+    solver : {"auto", "cholmod", "superlu"}
+        Sparse factorisation of the Newton steps (:class:`~labtrain.kinds.xy.model.XYModel`).
     """
 
     backend = "ideal"
@@ -125,7 +127,7 @@ class XYChip(NetworkChip):
                  init_bias: tuple[float, float] = (0.0, 0.0),
                  init_seed: int = 0,
                  tol: float = 1e-10, max_steps: int = 20000, seed: int | None = None,
-                 evaluation_seed: int | None = None) -> None:
+                 evaluation_seed: int | None = None, solver: str = "auto") -> None:
         if bias not in BIAS_MODES:
             raise ValueError(f"bias must be one of {BIAS_MODES}, got {bias!r}")
         if int(n_starts) < 1:
@@ -142,7 +144,8 @@ class XYChip(NetworkChip):
         self.init_bias = (float(init_bias[0]), float(init_bias[1]))
         self.init_seed = int(init_seed)
         m = network.n_edges
-        self.model = XYModel(network, np.zeros(m), ground_phase=ground_phase, tol=tol, max_steps=max_steps)
+        self.model = XYModel(network, np.zeros(m), ground_phase=ground_phase, tol=tol, max_steps=max_steps,
+                             solver=solver)
         if bias_on not in ("free", "hidden"):
             raise ValueError(f"bias_on must be 'free' or 'hidden', got {bias_on!r}")
         self.bias_on = bias_on

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from labtrain.kinds import ChipKind
-from labtrain.kinds.fields import GRAPH, HIDDEN_LAYERS, RELAXATION, TOPOLOGIES, merge, topology
+from labtrain.kinds.fields import (GRAPH, HIDDEN_LAYERS, RELAXATION, SOLVER, TOPOLOGIES, check_direct_solver, merge,
+                                   topology)
 from labtrain.kinds.xy.builder import (build_xy_chip, build_xy_network, build_xy_task, xy_ep_rule, xy_gradcheck,
                                        xy_implicit_rule, xy_maps)
 from labtrain.kinds.xy.schema import OWN
@@ -15,6 +16,7 @@ from labtrain.schema import ConfigError, show
 
 def check(s: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], source: str) -> None:
     c, learning = s["chip"], s["learning"]
+    check_direct_solver(s, source)
     if c["coupling_min_rad_per_s"] >= c["coupling_max_rad_per_s"]:
         raise ConfigError(f"{source}: [chip] coupling_min_rad_per_s = {c['coupling_min_rad_per_s']!r} must be "
                           f"below coupling_max_rad_per_s = {c['coupling_max_rad_per_s']!r}")
@@ -46,7 +48,7 @@ KIND = ChipKind(
     name="xy",
     summary="XY oscillator network (phases, couplings in rad/s); EP on phases, implicit gradient",
     schema=merge(topology(TOPOLOGIES, "lattice", "Network builder (stacked_lattice: lattices linked layer to "
-                          "layer)"), GRAPH, HIDDEN_LAYERS, RELAXATION, OWN),
+                          "layer)"), GRAPH, HIDDEN_LAYERS, RELAXATION, SOLVER, OWN),
     rules={"xy_ep": xy_ep_rule, "xy_implicit": xy_implicit_rule},
     task=build_xy_task,
     network=build_xy_network,
