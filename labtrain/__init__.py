@@ -7,20 +7,68 @@ The names most notebooks need are importable from here::
     chip = lt.IdealChip(net)
 """
 
-__version__ = "0.1.0"
+from importlib import metadata as _metadata
+from typing import TYPE_CHECKING
 
-from labtrain.chip import CapabilityError, Chip, ClampNudge, CurrentNudge, Measurement  # noqa: E402
-from labtrain.kinds.resistor.ideal import IdealChip  # noqa: E402
-from labtrain.physics.network import Network, all_to_all, from_edge_list, layered, lattice, random_graph  # noqa: E402
-from labtrain.training.optim import SGD, Adam, Momentum, TapStep  # noqa: E402
-from labtrain.protocols import (AnalyticGradient, CoupledLearning, EquilibriumPropagation,  # noqa: E402
-                        UpdateMask, exact_gradient, gep_family, gradient_fidelity)
-from labtrain.config import ConfigError, load_experiment  # noqa: E402
-from labtrain.training.launch import prepare_resume, prepare_run  # noqa: E402
-from labtrain.training.run import Run, RunResult  # noqa: E402
-from labtrain.training.store import RunStore, list_runs, read_summary  # noqa: E402
-from labtrain.kinds.resistor.model import LinearResistorNetwork  # noqa: E402
-from labtrain.training.tasks import Task, make_task  # noqa: E402
+try:  # set at install time from the git tags (setuptools-scm, pyproject.toml)
+    __version__: str = _metadata.version("labtrain")
+except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+# The names below are imported on first use (PEP 562): `import labtrain` (and the `labtrain` command's
+# start-up) must not pull in numpy, scipy, h5py, xarray, dask or Qt.  Add a public name to _LAZY (and to
+# the TYPE_CHECKING block for type checkers), never as an import here; tests/test_startup.py checks it.
+_LAZY = {
+    "CapabilityError": "labtrain.chip", "Chip": "labtrain.chip", "ClampNudge": "labtrain.chip",
+    "CurrentNudge": "labtrain.chip", "Measurement": "labtrain.chip",
+    "IdealChip": "labtrain.kinds.resistor.ideal",
+    "Network": "labtrain.physics.network", "all_to_all": "labtrain.physics.network",
+    "from_edge_list": "labtrain.physics.network", "layered": "labtrain.physics.network",
+    "lattice": "labtrain.physics.network", "random_graph": "labtrain.physics.network",
+    "SGD": "labtrain.training.optim", "Adam": "labtrain.training.optim", "Momentum": "labtrain.training.optim",
+    "TapStep": "labtrain.training.optim",
+    "AnalyticGradient": "labtrain.protocols", "CoupledLearning": "labtrain.protocols",
+    "EquilibriumPropagation": "labtrain.protocols", "UpdateMask": "labtrain.protocols",
+    "exact_gradient": "labtrain.protocols", "gep_family": "labtrain.protocols",
+    "gradient_fidelity": "labtrain.protocols",
+    "ConfigError": "labtrain.config", "load_experiment": "labtrain.config",
+    "prepare_resume": "labtrain.training.launch", "prepare_run": "labtrain.training.launch",
+    "Run": "labtrain.training.run", "RunResult": "labtrain.training.run",
+    "RunStore": "labtrain.training.store", "list_runs": "labtrain.training.store",
+    "read_summary": "labtrain.training.store",
+    "LinearResistorNetwork": "labtrain.kinds.resistor.model",
+    "Task": "labtrain.training.tasks", "make_task": "labtrain.training.tasks",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'labtrain' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:
+    from labtrain.chip import CapabilityError, Chip, ClampNudge, CurrentNudge, Measurement  # noqa: E402
+    from labtrain.kinds.resistor.ideal import IdealChip  # noqa: E402
+    from labtrain.physics.network import Network, all_to_all, from_edge_list, layered, lattice, random_graph  # noqa: E402
+    from labtrain.training.optim import SGD, Adam, Momentum, TapStep  # noqa: E402
+    from labtrain.protocols import (AnalyticGradient, CoupledLearning, EquilibriumPropagation,  # noqa: E402
+                            UpdateMask, exact_gradient, gep_family, gradient_fidelity)
+    from labtrain.config import ConfigError, load_experiment  # noqa: E402
+    from labtrain.training.launch import prepare_resume, prepare_run  # noqa: E402
+    from labtrain.training.run import Run, RunResult  # noqa: E402
+    from labtrain.training.store import RunStore, list_runs, read_summary  # noqa: E402
+    from labtrain.kinds.resistor.model import LinearResistorNetwork  # noqa: E402
+    from labtrain.training.tasks import Task, make_task  # noqa: E402
 
 __all__ = [
     "__version__", "Chip", "IdealChip", "CapabilityError", "ClampNudge", "CurrentNudge", "Measurement",

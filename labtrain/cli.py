@@ -23,18 +23,26 @@ readable up to its last good step; 130 a run stopped by Ctrl-C, 143 by SIGTERM
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import math
+import numbers
 import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-import numpy as np
-
+# Start-up cost: this module imports nothing heavy (no numpy, scipy, h5py, xarray, dask, Qt) so that
+# `labtrain --help` and argument errors answer at once; every command imports what it needs
+# (tests/test_startup.py checks this).
 from labtrain import __version__
-from labtrain.config import BACKENDS, ConfigError
+from labtrain.kinds import BACKENDS
+from labtrain.schema import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_FAULT, EXIT_STOPPED = 0, 1, 2, 3, 130
 EXIT_RESOURCE, EXIT_TERMINATED = 4, 143
@@ -45,7 +53,35 @@ class UsageError(ValueError):
 
 
 class _Parser(argparse.ArgumentParser):
-    """Argument errors as one line on stderr (exit 2), like every other bad input."""
+    """Argument errors as one line on stderr (exit 2), like every other bad input.
+
+    ``populate(parser)``, if given, adds the parser's arguments the first time it parses or prints its
+    help: a subcommand whose options live in a heavy module (``characterize``) costs nothing to
+    ``labtrain --help`` or to any other command.
+    """
+
+    def __init__(self, *args: Any, populate: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._populate = populate
+
+    def populate(self) -> "_Parser":
+        """Add the deferred arguments now (idempotent)."""
+        populate, self._populate = self._populate, None
+        if populate is not None:
+            populate(self)
+        return self
+
+    def parse_known_args(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+        self.populate()
+        return super().parse_known_args(*args, **kwargs)
+
+    def format_usage(self) -> str:
+        self.populate()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self.populate()
+        return super().format_help()
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -57,7 +93,7 @@ def _fmt(value: Any, spec: str = ".4g") -> str:
         return "-"
     if isinstance(value, float) and math.isnan(value):
         return "-"
-    return format(value, spec) if isinstance(value, (int, float, np.floating)) else str(value)
+    return format(value, spec) if isinstance(value, numbers.Real) else str(value)
 
 
 def _pct(value: float) -> str:
@@ -97,6 +133,53 @@ class _Progress:
             self.last_eval = event.data
         elif event.kind == "stop" and self.bar is not None:
             self.bar.close()
+
+
+class _StderrLog(logging.Handler):
+    """The command's log on stderr: warnings and errors of every ``labtrain`` logger, and the records marked
+    as run events (instrument retries, safety ramps, pauses; ``extra={"labtrain_event": ...}``), one line
+    each, written around a live progress bar."""
+
+    def __init__(self, command: str) -> None:
+        super().__init__(logging.INFO)
+        self.command = command
+
+    def filter(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        return record.levelno >= logging.WARNING or hasattr(record, "labtrain_event")
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        return f"{self.command}: {level}{record.getMessage()}"
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            tqdm = sys.modules.get("tqdm")
+            if tqdm is not None:  # clears and redraws a progress bar around the line
+                tqdm.tqdm.write(line, file=sys.stderr)
+            else:
+                print(line, file=sys.stderr)
+        except Exception:  # noqa: BLE001
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _log_to_stderr(args: argparse.Namespace) -> Iterator[None]:
+    """Show the ``labtrain`` loggers' warnings and events on stderr while a command runs (the GUI has its own
+    log); the logger's handlers and level are restored afterwards."""
+    logger = logging.getLogger("labtrain")
+    if args.command == "gui" or any(isinstance(h, _StderrLog) for h in logger.handlers):
+        yield
+        return
+    handler, level = _StderrLog(f"labtrain {args.command}"), logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _loss_unit(estimator) -> str:
@@ -318,7 +401,7 @@ def _json_clean(obj: Any) -> Any:
         return {k: _json_clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_json_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
+    if type(obj).__module__ == "numpy" and hasattr(obj, "item"):  # a numpy scalar
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
@@ -489,6 +572,8 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 
 def _gradcheck_batch(args: argparse.Namespace, task) -> tuple[np.ndarray, np.ndarray, int]:
+    import numpy as np
+
     n = len(task.x_train) if args.batch in (0, None) else min(args.batch, len(task.x_train))
     idx = np.random.default_rng(args.seed).choice(len(task.x_train), n, replace=False)
     return task.x_train[idx], task.t_train[idx], n
@@ -558,7 +643,10 @@ def cmd_characterize(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
+    """The ``labtrain`` argument parser.  ``lazy``: options of subcommands whose modules are heavy are
+    added only when that subcommand is parsed or its help printed (the console script); by default
+    every option is there (for documentation and tests that walk the parser)."""
     p = _Parser(prog="labtrain", description="Train physical learning machines on a chip or "
                 "its simulated twin.")
     p.add_argument("--version", action="version", version=f"labtrain {__version__}")
@@ -666,11 +754,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(r)
     r.set_defaults(func=cmd_selftest)
 
-    from labtrain.kinds.dnpu.characterize import add_characterize_arguments
-
     r = sub.add_parser("characterize", help="sample a DNPU with incommensurate triangle waves and fit a surrogate "
-                       "twin (an HDF5 file for [chip] model = \"surrogate\")")
-    add_characterize_arguments(r)
+                       "twin (an HDF5 file for [chip] model = \"surrogate\")", populate=_characterize_arguments)
+    if not lazy:
+        r.populate()
     r.set_defaults(func=cmd_characterize)
 
     from labtrain.gui import add_arguments as add_gui_arguments
@@ -679,6 +766,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_gui_arguments(r)
     r.set_defaults(func=cmd_gui)
     return p
+
+
+def _characterize_arguments(parser: argparse.ArgumentParser) -> None:
+    from labtrain.kinds.dnpu.characterize import add_characterize_arguments
+
+    add_characterize_arguments(parser)
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
@@ -705,21 +798,35 @@ _positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a number
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``labtrain`` console script."""
-    from labtrain.training.store import StoreError, StoreWriteError
+    """Entry point of the ``labtrain`` console script.
 
-    args = build_parser().parse_args(argv)
+    Ctrl-C before a run's own handler is in place (while the command imports its modules, builds the
+    chip, opens files) prints one line and exits 130 -- no traceback.
+    """
+    command = "labtrain"
     try:
-        return args.func(args)
-    except StoreWriteError as exc:  # a resource fault, not bad input
-        print(f"labtrain {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_RESOURCE
-    except (ConfigError, StoreError, UsageError) as exc:
-        print(f"labtrain {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except BrokenPipeError:  # e.g. `labtrain show RUN | head`: stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        args = build_parser(lazy=True).parse_args(argv)
+        command = f"labtrain {args.command}"
+        try:
+            with _log_to_stderr(args):
+                return args.func(args)
+        except Exception as exc:
+            # The run store's errors are classified without importing it here (h5py): a StoreError can
+            # only come from a command that imported labtrain.training.store.
+            store = sys.modules.get("labtrain.training.store")
+            if store is not None and isinstance(exc, store.StoreWriteError):  # a resource fault, not bad input
+                print(f"{command}: error: {exc}", file=sys.stderr)
+                return EXIT_RESOURCE
+            if isinstance(exc, (ConfigError, UsageError)) or (store is not None and isinstance(exc, store.StoreError)):
+                print(f"{command}: error: {exc}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            if isinstance(exc, BrokenPipeError):  # e.g. `labtrain show RUN | head`: stop quietly
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return EXIT_OK
+            raise
+    except KeyboardInterrupt:
+        print(f"\n{command}: stopped by Ctrl-C", file=sys.stderr)
+        return EXIT_STOPPED
 
 
 if __name__ == "__main__":  # pragma: no cover
