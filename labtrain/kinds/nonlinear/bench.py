@@ -34,13 +34,9 @@ level (after a fault the safety layer has ramped the gates to their safe level
 and the pots to their safe taps; they are written again, through the same
 checks).
 
-Instrument faults (:class:`~labtrain.instruments.ports.PortTimeout`,
-:class:`~labtrain.instruments.ports.PortIOError`) are retried ``retries`` times,
-then propagate (the run loop pauses the run in the safe state).  Every level
-the chip is about to write -- inputs, clamp voltages, current-injection levels,
-tone waveforms, gate voltages -- goes through ``daq.check_ao_values`` first, so
-a ``nan`` or an out-of-limit value is refused with a one-line message naming
-it, its channel and the allowed range, and nothing is sent.
+Retries, the safety layer's value checks (gate voltages included), DC and AC
+measurements, pot writes and the safe state are
+:class:`~labtrain.kinds.dac_bench.chip.DACBenchChip`'s, shared with the linear bench.
 
 On a nonlinear network the current injection ``v_free(t) + I(t) R`` uses the free
 output's DC level and its fundamentals at the input tones (from a free acquisition
@@ -50,27 +46,21 @@ approximation with input tones (the free output's harmonics are not replayed).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
-from labtrain.chip.base import (AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, REFERENCE_GRADIENT,
-                                ACMeasurement, ClampNudge, CurrentNudge, Measurement, NetworkChip, ParameterSpec,
-                                PotQuantizer, Tone)
-from labtrain.instruments.ports import DAQ, Guarded, PotArray
-from labtrain.instruments.retry import call_with_retries
+from labtrain.chip.base import ParameterSpec
+from labtrain.instruments.ports import DAQ, PotArray
+from labtrain.kinds.dac_bench.chip import AcquisitionSettings, DACBenchChip
 from labtrain.kinds.nonlinear.model import NonlinearEdges, NonlinearResistorNetwork
 from labtrain.kinds.nonlinear.wiring import NonlinearWiring
-from labtrain.kinds.resistor.bench import AcquisitionSettings, PortErrorMismatch
-from labtrain.kinds.resistor.tones import check_ac_request, edge_demodulated, network_tone_drive, synthesise
-from labtrain.physics.demod import FrequencyPlan, demodulate
 from labtrain.physics.network import Network
-from labtrain.physics.readouts import EdgeDrops
 
 __all__ = ["NonlinearBenchChip"]
 
 
-class NonlinearBenchChip(NetworkChip):
+class NonlinearBenchChip(DACBenchChip):
     """Nonlinear resistive chip driven through a DAQ (inputs, outputs, gates) and a potentiometer array.
 
     Parameters
@@ -105,44 +95,18 @@ class NonlinearBenchChip(NetworkChip):
                  parameters: np.ndarray | None = None, *, backend: str = "twin",
                  on_fault: Callable[[str], None] | None = None, solver_options: dict | None = None) -> None:
         wiring.check(network, edges)
-        ports = [("daq", daq, DAQ)] + ([("pots", pots, PotArray)] if pots is not None else [])
-        for name, port, kind in ports:
-            if not (isinstance(port, kind) and isinstance(port, Guarded)):
-                raise TypeError(f"{name} must be a {kind.__name__} port behind the safety layer "
-                                f"(labtrain.instruments.safety.Safe{kind.__name__}), got {type(port).__name__}")
-        self.network, self.edges, self.wiring, self.daq, self.pots = network, edges, wiring, daq, pots
-        self.settings = settings or AcquisitionSettings()
-        self.backend = backend
-        self.on_fault = on_fault
-        self.fault_log: list[str] = []
+        self._attach(network, wiring, daq, pots, settings, backend, on_fault)
+        self.edges = edges
         self.solver_options = dict(solver_options or {})
         self._lin, self._tr = edges.indices("linear"), edges.indices("transistor")
         n_g, n_v = len(self._lin), len(self._tr)
         if n_g and pots is None:
             raise ValueError(f"the network has {n_g} linear edges: a pot array is needed")
         # ---- pots: the linear edges' conductances
-        self._channels = np.asarray(wiring.pot_channels, np.int64)
-        self._quantizer: PotQuantizer | None = None
         g_lo = g_hi = np.zeros(0)
         if n_g:
-            calib = pots.calibration
-            if self._channels.max() >= calib.n_channels:
-                raise ValueError(f"pot channel {int(self._channels.max())} does not exist (the array has "
-                                 f"{calib.n_channels} channels)")
-            r_min = (calib.r_end_ohm + calib.r_wiper_ohm)[self._channels]
-            r_max = r_min + calib.r_total_ohm[self._channels]
-            self._quantizer = PotQuantizer(r_min, r_max, calib.n_taps)
-            lower = np.maximum(network.g_min_s[self._lin], 1.0 / r_max)
-            upper = np.minimum(network.g_max_s[self._lin], 1.0 / r_min)
-            if np.any(lower > upper):
-                p = int(np.flatnonzero(lower > upper)[0])
-                e = int(self._lin[p])
-                raise ValueError(f"edge {e}: allowed conductances [{network.g_min_s[e]:g}, {network.g_max_s[e]:g}] S "
-                                 f"do not overlap its pot's range [{1 / r_max[p]:g}, {1 / r_min[p]:g}] S")
-            pos = lambda g: (1.0 / g - r_min) / (r_max - r_min) * (calib.n_taps - 1)  # noqa: E731
-            self._tap_lo = np.clip(np.ceil(pos(upper) - 1e-9), 0, calib.n_taps - 1).astype(np.int64)
-            self._tap_hi = np.clip(np.floor(pos(lower) + 1e-9), 0, calib.n_taps - 1).astype(np.int64)
-            g_lo, g_hi = self._quantizer.to_conductance(self._tap_hi), self._quantizer.to_conductance(self._tap_lo)
+            quantizer, self._tap_lo, self._tap_hi = self._pot_window(self._lin)
+            g_lo, g_hi = quantizer.to_conductance(self._tap_hi), quantizer.to_conductance(self._tap_lo)
         # ---- gates: the transistor edges' gate voltages, inside the gate channels' safety limits
         v_lo = edges.params["gate_min_v"][self._tr].astype(float)
         v_hi = edges.params["gate_max_v"][self._tr].astype(float)
@@ -153,36 +117,13 @@ class NonlinearBenchChip(NetworkChip):
         name = "parameters" if unit == "mixed" else ("conductance" if n_g else "gate_voltage")
         self._spec = ParameterSpec(name, unit, np.r_[g_lo, v_lo], np.r_[g_hi, v_hi],
                                    self._quantizer if not n_v else None)
-        self.reads_all = wiring.reads_every_node(network)
-        self.capabilities = self.capabilities_for(self.reads_all)
-        self._row_of_node = {n: k for k, n in enumerate(wiring.read_nodes)}
-        self._out_rows = [self._row_of_node[n] for n in network.outputs]
         self._taps = np.zeros(n_g, np.int64)
-        self._device_taps = np.zeros(0, np.int64)
         self._g = np.zeros(n_g)
         self._gates = np.zeros(n_v)
-        self._pots_dirty = True
         self._model: NonlinearResistorNetwork | None = None
         self._nominal = NonlinearResistorNetwork(network, edges, **self.solver_options)
-        self._last_free: tuple[np.ndarray, np.ndarray] | None = None
-        self._last_free_ac: tuple[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None = None
-        self.acquisitions = 0
-        self.acquired_time_s = 0.0
-        #: the last acquisition's waveforms (for a scope view): rate, AO (signals, then gates) and AI samples
-        self.last_waveforms: dict | None = None
         init = np.r_[np.sqrt(g_lo * g_hi), 0.5 * (v_lo + v_hi)] if parameters is None else parameters
         self.set_parameters(init)
-
-    @staticmethod
-    def capabilities_for(reads_every_node: bool) -> frozenset[str]:
-        """What the bench chip can do with a given wiring (edge drops -- FP -- need every node read)."""
-        caps = {CURRENT_NUDGE, CLAMP_NUDGE, NETWORK_MODEL, AC_TONES, REFERENCE_GRADIENT}
-        return frozenset(caps | ({EDGE_DROPS} if reads_every_node else set()))
-
-    # -------------------------------------------------------- retrying
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return call_with_retries(what, fn, args, kwargs, retries=self.settings.retries,
-                                 wait_s=self.settings.retry_wait_s, fault_log=self.fault_log, on_fault=self.on_fault)
 
     # ------------------------------------------------------- parameters
     def parameter_blocks(self) -> list[dict]:
@@ -221,10 +162,6 @@ class NonlinearBenchChip(NetworkChip):
     def get_parameters(self) -> np.ndarray:
         return np.r_[self._g, self._gates]
 
-    def get_taps(self) -> np.ndarray:
-        """Tap of every linear edge's pot (as last set)."""
-        return self._taps.copy()
-
     def set_parameters(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, float)
         n_g, size = len(self._lin), self._spec.size
@@ -256,25 +193,6 @@ class NonlinearBenchChip(NetworkChip):
         current[n_g:] += sign[n_g:] * self._spec.span[n_g:] / 256.0
         return self.set_parameters(current)
 
-    def _write_taps(self, taps: np.ndarray) -> None:
-        if self._pots_dirty or len(self._device_taps) != self.pots.n_channels:
-            # channels not wired to an edge keep what they hold
-            request = np.asarray(self._call("read pot taps", self.pots.get_taps), np.int64).copy()
-        else:
-            request = self._device_taps.copy()
-        request[self._channels] = taps
-        self._pots_dirty = True   # until the pots confirm: a write that fails may or may not have reached them
-        took = np.asarray(self._call("set pot taps", self.pots.set_taps, request), np.int64)
-        self._device_taps = took.copy()
-        self._taps = took[self._channels]
-        if not np.array_equal(self._taps, taps):
-            bad = int(np.flatnonzero(self._taps != taps)[0])
-            raise PortErrorMismatch(f"pot channel {int(self._channels[bad])} holds tap {int(self._taps[bad])}, "
-                                    f"asked for {int(taps[bad])}")
-        self._g = self._quantizer.to_conductance(self._taps)
-        self._pots_dirty = False
-        self._parameters_changed()
-
     def _write_gates(self, gates_v: np.ndarray) -> None:
         """Ramp every gate AO to its level (``SafeDAQ.set_dc``: checked against the gate limits, slew-limited)."""
         self.daq.check_ao_values(self.wiring.gate_ao, gates_v, what=self._gate_labels(), where="set_parameters",
@@ -283,11 +201,6 @@ class NonlinearBenchChip(NetworkChip):
                    {c: float(v) for c, v in zip(self.wiring.gate_ao, gates_v)})
         self._gates = np.asarray(gates_v, float).copy()
         self._parameters_changed()
-
-    def _parameters_changed(self) -> None:
-        self._model = None
-        self._last_free = None
-        self._last_free_ac = None
 
     def _ready_bench(self) -> None:
         """Before an acquisition: the pots hold the chip's taps and every gate AO its level (after a fault or a
@@ -315,21 +228,12 @@ class NonlinearBenchChip(NetworkChip):
         return model.exact_gradient(np.atleast_2d(np.asarray(inputs, float)), np.atleast_2d(np.asarray(targets, float)))
 
     # -------------------------------------------------------- measuring
-    @property
-    def rate_hz(self) -> float:
-        """Sample clock of AO and AI (also of :meth:`measure_ac`), Hz."""
-        return self.settings.rate_hz
-
-    def ao_labels(self, output_role: str = "") -> list[str]:
-        """What every signal AO channel drives, in ``wiring.ao_channels()`` order."""
-        suffix = f" ({output_role})" if output_role else ""
-        return [f"input {k}" for k in range(self.n_inputs)] + [f"output {k}{suffix}" for k in range(self.n_outputs)]
-
-    def _check_levels(self, levels_v: np.ndarray, where: str, output_role: str = "",
-                      columns: str | Sequence[str] = "example") -> None:
-        """``levels_v`` (n_signal_ao, n) through the safety layer's value check, before anything is shaped or sent."""
-        self.daq.check_ao_values(self.wiring.ao_channels(), levels_v, what=self.ao_labels(output_role), where=where,
-                                 columns=columns)
+    def _acquire_plateaus(self, levels_v: np.ndarray, switches_closed: bool) -> tuple[np.ndarray, float]:
+        """One plateau per example, the gap ramps between them (:meth:`_join_windows`)."""
+        s = self.settings
+        windows, duration = self._acquire_windows(np.repeat(levels_v[:, :, None], s.plateau_samples, axis=2),
+                                                  switches_closed, s.settle_samples)
+        return windows[:, :, s.settle_samples:].mean(axis=2), duration                      # (B, n_read)
 
     def _join_windows(self, ao: np.ndarray) -> tuple[np.ndarray, int]:
         """Windows ``(n_ao, B, n_s)`` -> one waveform ``(n_ao, B * (gap + n_s))`` with a ramp of ``gap`` samples
@@ -355,191 +259,23 @@ class NonlinearBenchChip(NetworkChip):
         n_ch, n_b, n_s = ao.shape
         wave, gap = self._join_windows(ao)
         self._ready_bench()
-        s = self.settings
         n = wave.shape[1]
-        switches = {line: bool(switches_closed) for line in self.wiring.output_switch_do}
-        self._call("set output switches", self.daq.set_digital, switches)
-        try:
-            acq = self._call("acquire", self.daq.write_read, self.wiring.ao_channels(), wave, self.wiring.node_ai,
-                             s.rate_hz, s.timeout_s + n / s.rate_hz)
-        finally:
-            if switches_closed:
-                self._call("open output switches", self.daq.set_digital,
-                           {line: False for line in self.wiring.output_switch_do})
-        ai = np.asarray(acq.ai_v, float)
-        if ai.shape != (len(self.wiring.node_ai), n):
-            raise PortErrorMismatch(f"DAQ returned {ai.shape} samples, expected {(len(self.wiring.node_ai), n)}")
+        ai, acq = self._switched_write_read(wave, switches_closed)
+        self._check_ai(ai, n)
         gates = np.repeat(self._gates[:, None], n, axis=1)
-        self.last_waveforms = {"rate_hz": s.rate_hz, "ao_channels": list(self.wiring.all_ao_channels()),
-                               "ao_v": np.vstack([wave, gates]), "ai_channels": list(self.wiring.node_ai), "ai_v": ai,
-                               "ai_labels": [f"{ch} (node {node})" for ch, node in zip(self.wiring.node_ai,
-                                                                                      self.wiring.read_nodes)],
-                               "output_ai_rows": list(self._out_rows),
-                               "settle_samples": gap + settle_samples, "plateau_samples": gap + n_s,
-                               **(extra or {})}
-        self.acquisitions += 1
-        self.acquired_time_s += acq.duration_s
-        return ai.reshape(ai.shape[0], n_b, gap + n_s)[:, :, gap:].transpose(1, 0, 2), float(acq.duration_s)
-
-    def measure(self, inputs: np.ndarray, nudge: CurrentNudge | ClampNudge | None = None,
-                edge_drops: bool = False) -> Measurement:
-        """DC plateaus: free, clamped (outputs at ``nudge.voltage_v`` through the series resistor) or with
-        ``nudge.current_a`` injected (output AO at ``v_free + I R``)."""
-        x = np.atleast_2d(np.asarray(inputs, float))
-        if x.ndim != 2 or x.shape[1] != self.n_inputs:
-            raise ValueError(f"expected inputs of shape (B, {self.n_inputs}), got {np.shape(inputs)}")
-        if edge_drops and not self.reads_all:
-            raise ValueError("edge drops need every node read (wiring reads outputs only)")
-        n_b = len(x)
-        if nudge is None:
-            out_ao, role = None, ""
-        elif isinstance(nudge, ClampNudge):
-            out_ao, role = np.broadcast_to(np.asarray(nudge.voltage_v, float), (n_b, self.n_outputs)), "clamp"
-        elif isinstance(nudge, CurrentNudge):
-            current = np.broadcast_to(np.asarray(nudge.current_a, float), (n_b, self.n_outputs))
-            self._check_levels(np.vstack([x.T, current.T * self.wiring.output_series_ohm]), "measure",
-                               "current nudge x output_series_ohm")
-            out_ao = self._free_outputs(x) + current * self.wiring.output_series_ohm
-            role = "free output + current nudge"
-        else:
-            raise TypeError(f"unknown nudge {type(nudge).__name__}")
-        levels = np.vstack([x.T, np.zeros((self.n_outputs, n_b)) if out_ao is None else out_ao.T])
-        self._check_levels(levels, "measure", role)
-        s = self.settings
-        windows, duration = self._acquire_windows(np.repeat(levels[:, :, None], s.plateau_samples, axis=2),
-                                                  out_ao is not None, s.settle_samples)
-        node_v = windows[:, :, s.settle_samples:].mean(axis=2)                                  # (B, n_read)
-        output_v = node_v[:, self._out_rows]
-        if nudge is None:
-            self._last_free = (x.copy(), output_v.copy())
-        drops = None
-        if edge_drops:
-            v = node_v[:, [self._row_of_node[n] for n in range(self.network.n_nodes)]]
-            e = self.network.edges
-            drops = EdgeDrops.dense(v[:, e[:, 0]] - v[:, e[:, 1]])
-        return Measurement(output_v, drops, acquisition_s=duration)
-
-    def _free_outputs(self, inputs: np.ndarray) -> np.ndarray:
-        if self._last_free is not None and self._last_free[0].shape == inputs.shape \
-                and np.array_equal(self._last_free[0], inputs):
-            return self._last_free[1]
-        return self.measure(inputs).output_v
-
-    def measure_ac(self, inputs: np.ndarray, tones: Sequence[Tone], plan: FrequencyPlan, *,
-                   settle_samples: int = 0, edge_drops: bool = False) -> ACMeasurement:
-        """Drive DC ``inputs`` plus ``tones`` in one DAQ acquisition per batch and demodulate what the AIs read.
-
-        Every example is a window of ``settle_samples + plan.window_samples``
-        samples (tones from phase 0 at its first sample), preceded by the gap
-        ramp (see the module docstring).  Input AOs play DC + input tones; with
-        an ``output_current`` tone the switches close and each output AO plays
-        ``v_free(t) + I(t) * output_series_ohm`` (``v_free``: the free output's DC
-        level and fundamentals at the input tones, from the last free acquisition
-        of this batch or one made now), otherwise the switches stay open.  Outputs
-        and, with ``edge_drops``, every edge drop are demodulated at ``plan.tones_hz``.
-        """
-        x0 = np.atleast_2d(np.asarray(inputs, float))
-        if x0.ndim == 2 and x0.shape[1] == self.n_inputs:
-            self.daq.check_ao_values(self.wiring.input_ao, x0.T, what=self.ao_labels()[:self.n_inputs],
-                                     where="measure_ac", columns="example")
-        x = check_ac_request(inputs, self.n_inputs, plan, self.rate_hz, settle_samples)
-        settle = int(settle_samples)
-        if edge_drops and not self.reads_all:
-            raise ValueError("measure_ac: edge drops need every node read (wiring reads outputs only)")
-        n_b, n_s = x.shape[0], settle + plan.window_samples
-        drive = network_tone_drive(tones, plan, n_b, self.n_inputs, self.n_outputs)
-        injecting = drive.injects_current
-        v_in = synthesise(x, drive.input_amplitude, drive.frequencies_hz, self.rate_hz, n_s)   # (B, n_in, n_s)
-        used = np.any(drive.input_amplitude != 0, axis=(0, 1))
-        in_freqs = drive.frequencies_hz[used]
-        key = (x.tobytes(), x.shape, np.ascontiguousarray(drive.input_amplitude[:, :, used]).tobytes(),
-               in_freqs.tobytes(), n_s, settle, plan.window_samples)
-        if injecting:
-            dc, xs, ys, freqs = self._free_ac(x, drive, plan, settle, in_freqs, key)
-            t = np.arange(n_s) / self.rate_hz
-            arg = 2 * np.pi * np.outer(freqs, t)                                              # (n_f, n_s)
-            v_free = dc[:, :, None] + xs @ np.sin(arg) + ys @ np.cos(arg)                    # (B, n_out, n_s)
-            i_out = synthesise(np.zeros((n_b, self.n_outputs)), drive.output_current_a, drive.frequencies_hz,
-                               self.rate_hz, n_s)
-            v_out = v_free + i_out * self.wiring.output_series_ohm
-        else:
-            v_out = np.zeros((n_b, self.n_outputs, n_s))
-        ao = np.concatenate([v_in, v_out], axis=1).transpose(1, 0, 2)                        # (n_ao, B, n_s)
-        extremes = np.concatenate([ao.min(axis=2), ao.max(axis=2)], axis=1)                  # (n_ao, 2B)
-        self._check_levels(extremes, "measure_ac", "current tones" if injecting else "",
-                           [f"example {b} ({side} sample)" for side in ("lowest", "highest") for b in range(n_b)])
-        signals, duration = self._acquire_windows(ao, injecting, settle, {"tones_hz": plan.tones_hz.tolist(),
-                                                                         "window_samples": plan.window_samples})
-        out_v = signals[:, self._out_rows, :]
-        demod = lambda s: demodulate(s, self.rate_hz, plan.tones_hz, settle_samples=settle,  # noqa: E731
-                                     window_samples=plan.window_samples)
-        output = demod(out_v)
-        if not injecting:
-            # the free response at the input-tone frequencies: the Norton source of a later current injection
-            free = demodulate(out_v, self.rate_hz, in_freqs, settle_samples=settle,
-                              window_samples=plan.window_samples) if len(in_freqs) else None
-            self._last_free_ac = (key, (output.dc.copy(),
-                                        free.in_phase if free else np.zeros((n_b, self.n_outputs, 0)),
-                                        free.quadrature if free else np.zeros((n_b, self.n_outputs, 0)), in_freqs))
-        drops = None
-        if edge_drops:
-            rows = [self._row_of_node[n] for n in range(self.network.n_nodes)]
-            drops = edge_demodulated(demod(signals[:, rows, :]), self.network.edges)
-        return ACMeasurement(output, plan, drops, duration, out_v)
-
-    def _free_ac(self, x: np.ndarray, drive: Any, plan: FrequencyPlan, settle: int, in_freqs: np.ndarray,
-                 key: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Free output response (DC, in-phase, quadrature at the input tones) for this batch and these input tones."""
-        if self._last_free_ac is None or self._last_free_ac[0] != key:
-            tones = [Tone("input", i, float(f), drive.input_amplitude[:, i, k].copy())
-                     for k, f in enumerate(drive.frequencies_hz) for i in range(self.n_inputs)
-                     if np.any(drive.input_amplitude[:, i, k] != 0)]
-            self.measure_ac(x, tones, plan, settle_samples=settle)
-        return self._last_free_ac[1]
-
-    def reseed(self, seed: int | Sequence[int]) -> None:
-        """Reseed a simulated DAQ's noise (no effect on real instruments)."""
-        self.daq.reseed(seed)
-
-    # ----------------------------------------------------------- safety
-    def safe_state(self) -> None:
-        """Open the output switches, ramp every AO (inputs, outputs, gates) to its safe level, pots to their safe
-        taps; the next acquisition writes the chip's taps and gate levels again."""
-        errors = []
-        for port in (self.daq, self.pots):
-            if port is None:
-                continue
-            try:
-                port.safe_state()
-            except Exception as exc:  # keep going: every port must get its chance
-                errors.append(f"{type(port).__name__}: {exc}")
-        self._pots_dirty = True
-        self._last_free = None
-        self._last_free_ac = None
-        if errors:
-            self.fault_log.append("safe state: " + "; ".join(errors))
-
-    def close(self) -> None:
-        self.safe_state()
-        for port in (self.daq, self.pots):
-            if port is None:
-                continue
-            try:
-                port.close()
-            except Exception as exc:
-                self.fault_log.append(f"close {type(port).__name__}: {exc}")
+        self._keep_waveforms(self.wiring.all_ao_channels(), np.vstack([wave, gates]), ai, gap + settle_samples,
+                             gap + n_s, extra)
+        duration = self._count(acq)
+        return ai.reshape(ai.shape[0], n_b, gap + n_s)[:, :, gap:].transpose(1, 0, 2), duration
 
     def snapshot(self) -> dict:
-        s = self.settings
         return {
             "backend": self.backend,
             "chip": "nonlinear resistive network on instruments",
             "network": self.network.describe(),
             "edges": self.edges.describe(),
             "wiring": self.wiring.to_dict(),
-            "acquisition": {"rate_hz": s.rate_hz, "settle_samples": s.settle_samples,
-                            "average_samples": s.average_samples, "timeout_s": s.timeout_s,
-                            "retries": s.retries, "retry_wait_s": s.retry_wait_s},
+            "acquisition": self.settings.describe(),
             "daq": self.daq.snapshot(),
             "pots": None if self.pots is None else self.pots.snapshot(),
             "parameter_blocks": [{k: v for k, v in b.items() if k != "edges"} for b in self.parameter_blocks()],
