@@ -205,7 +205,8 @@ class Chip(abc.ABC):
 
     backend: str = "abstract"
     capabilities: frozenset[str] = frozenset()
-    #: unit of the outputs a measurement returns ("V", "rad", "1" for dimensionless)
+    #: unit of the outputs a measurement returns ("V", "rad", "1" for dimensionless); with
+    #: :meth:`parameter_units` and the rule's ``loss_unit`` the units a run file and its export declare
     output_unit: str = "V"
     #: sample clock (Hz) of the waveforms the chip synthesises or samples; None: it has none
     rate_hz: float | None = None
@@ -301,6 +302,18 @@ class Chip(abc.ABC):
         """A short name per trainable parameter where the device names them (a DNPU's control electrodes);
         empty: the parameters are numbered (edge index)."""
         return []
+
+    def parameter_units(self) -> list[str]:
+        """The unit of every trainable parameter (UDUNITS spelling: ``"S"``, ``"V"``, ``"rad/s"``, ``"1"`` for
+        dimensionless).  Default: ``parameter_spec.unit`` for all of them; where that is ``"mixed"``, each
+        :meth:`parameter_blocks` entry's ``unit``.  Run files and exports take their units from here."""
+        spec = self.parameter_spec
+        units = [spec.unit] * spec.size
+        if spec.unit == "mixed":
+            for block in self.parameter_blocks():
+                if "unit" in block:
+                    units[block["start"]:block["stop"]] = [str(block["unit"])] * (block["stop"] - block["start"])
+        return units
 
     def parameter_blocks(self) -> list[dict]:
         """Named parts of the parameter vector, in order: dicts with ``name``, ``start`` and ``stop``

@@ -8,7 +8,7 @@ from typing import Any
 from labtrain.build import Setup, build_setup
 from labtrain.config import ConfigError, Experiment, experiment_from_text, load_experiment
 from labtrain.training.run import Listener, Run, run_file_path
-from labtrain.training.store import RunStore, StoreError
+from labtrain.training.store import RunStore, RunUnits, StoreError
 
 __all__ = ["prepare_run", "prepare_resume", "overrides_from_cli"]
 
@@ -68,7 +68,8 @@ def prepare_run(experiment: str | Path | Experiment, overrides: dict | None = No
                     overrides=exp.overrides, source=str(exp.path.resolve()) if exp.path else "",
                     snapshot=_snapshot(setup), task=setup.task.describe(), rule=exp["learning"]["rule"],
                     backend=exp["backend"]["kind"], seed=exp["run"]["seed"], total_steps=probe.total_steps,
-                    initial_parameters=setup.chip.get_parameters(), rows=probe.planned_rows(), attrs=attrs)
+                    initial_parameters=setup.chip.get_parameters(), rows=probe.planned_rows(), attrs=attrs,
+                    units=RunUnits.of(setup.chip, setup.estimator))
                 break
             except FileExistsError:  # another run took the name in the same second: take the next one
                 continue

@@ -72,7 +72,8 @@ from h5py import h5d, h5p
 from labtrain import __version__
 
 __all__ = ["RunStore", "StoreError", "StoreWriteError", "LeaseError", "STEP_COLUMNS", "EVAL_COLUMNS", "FORMAT",
-           "read_summary", "list_runs", "repair_run", "set_write_hook", "write_count", "RunContents", "resource_error"]
+           "read_summary", "list_runs", "repair_run", "set_write_hook", "write_count", "RunContents", "resource_error",
+           "RunUnits"]
 
 FORMAT = "labtrain-run-2"
 FORMAT_V1 = "labtrain-run-1"
@@ -576,12 +577,18 @@ class RunStore:
     def create(cls, path: str | Path, *, name: str, experiment_text: str, overrides: dict, source: str,
                snapshot: dict, task: dict, rule: str, backend: str, seed: int, total_steps: int,
                initial_parameters: np.ndarray, rows: dict[str, int] | None = None,
-               attrs: dict[str, Any] | None = None) -> "RunStore":
+               attrs: dict[str, Any] | None = None, units: "RunUnits | None" = None) -> "RunStore":
         """Create a new run file (owned by this process) with room for ``rows``.
 
         ``attrs``: extra root attributes, flat names to numbers, strings or lists of them (a sweep
         member stores its sweep, index and every swept key, e.g. ``learning.learning_rate``); they
-        never replace the built-in ones.
+        never replace the built-in ones.  The built-in ones include the provenance of the run
+        (:func:`labtrain.provenance.provenance`: version, git revision, Python and packages, host,
+        instrument identities from ``snapshot["chip"]``).
+
+        ``units``: the units the chip and rule declare (:class:`RunUnits`), kept as root attributes
+        (``loss_units``, ``output_units``, ``parameter_name``, ``parameter_units``) and, per parameter,
+        ``/parameters/units`` and ``/parameters/labels``; readers fall back to the snapshot without them.
 
         ``rows``: planned rows per table (``steps``, ``eval``, ``history``, ``maps``); by default
         ``total_steps`` steps, ``total_steps + 1`` evaluations and history rows.  A run that needs
@@ -601,8 +608,11 @@ class RunStore:
         state = {"status": "running", "message": "", "pid": os.getpid(), "total_steps": int(total_steps),
                  "rows": {"steps": 0, "eval": 0, "history": 0, "maps": 0}, "checkpoint": None, "final": False,
                  "owner": owner}
-        builtin = {"labtrain_version": __version__, "name": name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-                   "rule": rule, "backend": backend, "seed": seed}
+        from labtrain.provenance import provenance
+
+        builtin = {**provenance((snapshot or {}).get("chip")), "labtrain_version": __version__, "name": name,
+                   "created": time.strftime("%Y-%m-%d %H:%M:%S"), "rule": rule, "backend": backend, "seed": seed}
+        builtin |= units.attrs() if units is not None else {}
         clash = sorted(set(attrs or {}) & (set(builtin) | {"format"}))
         if clash:
             raise ValueError(f"attrs {clash} would replace built-in run-file attributes")
@@ -610,6 +620,8 @@ class RunStore:
         immutable = {"experiment": (experiment_text, {"overrides": _dumps(overrides), "source": source}),
                      "snapshot": (_dumps(snapshot), {}), "task": (_dumps(task), {}),
                      "parameters/initial": (initial, {})}
+        if units is not None:
+            immutable |= units.datasets(n)
         img, _ = _build_image(None, attrs, immutable, n, capacity, {}, 1, state)
         _place_new(img, path)
         store = cls._open_v2(path, writable=True)
@@ -1224,6 +1236,45 @@ class RunStore:
         self._seq, self._state, self._owner = fresh._seq, fresh._state, owner
         self._durable_slot = (self._state.get("checkpoint") or {}).get("slot")  # the re-layout was fsynced
         fresh._fd, fresh._owner = None, None
+
+
+@dataclass
+class RunUnits:
+    """Units a run file declares: the rule's loss, the chip's outputs and parameters (UDUNITS spelling, ``"1"``
+    for dimensionless; see :meth:`labtrain.chip.base.Chip.parameter_units`)."""
+
+    loss: str
+    output: str
+    parameter_name: str
+    parameters: list[str]
+    labels: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, chip: Any, estimator: Any) -> "RunUnits":
+        """What ``chip`` (output_unit, parameter_spec, parameter_units, parameter_labels) and ``estimator``
+        (loss_unit) declare."""
+        return cls(loss=str(getattr(estimator, "loss_unit", "V^2")), output=str(chip.output_unit),
+                   parameter_name=str(chip.parameter_spec.name), parameters=[str(u) for u in chip.parameter_units()],
+                   labels=[str(x) for x in chip.parameter_labels()])
+
+    @property
+    def parameter(self) -> str:
+        """The one unit of every parameter, or ``"mixed"``."""
+        return self.parameters[0] if len(set(self.parameters)) == 1 else "mixed"
+
+    def attrs(self) -> dict[str, str]:
+        return {"loss_units": self.loss, "output_units": self.output, "parameter_name": self.parameter_name,
+                "parameter_units": self.parameter if self.parameters else ""}
+
+    def datasets(self, n: int) -> dict[str, tuple[Any, dict]]:
+        out: dict[str, tuple[Any, dict]] = {}
+        if len(set(self.parameters)) > 1 and len(self.parameters) == n:
+            out["parameters/units"] = (np.array(self.parameters, dtype=h5py.string_dtype()),
+                                       {"doc": "unit of every parameter"})
+        if self.labels and len(self.labels) == n:
+            out["parameters/labels"] = (np.array(self.labels, dtype=h5py.string_dtype()),
+                                        {"doc": "name of every parameter"})
+        return out
 
 
 @dataclass

@@ -46,6 +46,7 @@ from typing import Mapping
 
 import numpy as np
 
+from labtrain.kinds.dac_bench.twin import SwitchedOutputs, default_pot_array
 from labtrain.kinds.nonlinear.model import THERMAL_VOLTAGE_V, NonlinearEdges, NonlinearResistorNetwork
 from labtrain.kinds.nonlinear.wiring import NonlinearWiring, default_nonlinear_wiring
 from labtrain.physics.network import Network
@@ -112,7 +113,7 @@ def vary_diodes(edges: NonlinearEdges, tolerance: float = 0.0, temperature_k: fl
     return NonlinearEdges.from_kinds(edges.kinds, **params)
 
 
-class NonlinearBenchCircuit:
+class NonlinearBenchCircuit(SwitchedOutputs):
     """AO levels + switch states -> AI voltages of a nonlinear resistive chip on the bench.
 
     Parameters
@@ -146,51 +147,25 @@ class NonlinearBenchCircuit:
         if wiring.pot_channels and (pots is None or max(wiring.pot_channels) >= pots.n_channels):
             have = 0 if pots is None else pots.n_channels
             raise ValueError(f"wiring uses pot channel {max(wiring.pot_channels)}, the array has {have} channels")
-        for name, value in (("switch_off_s", switch_off_s), ("min_series_ohm", min_series_ohm)):
-            if not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be > 0, got {value!r}")
-        if not (np.isfinite(switch_on_ohm) and switch_on_ohm >= 0):
-            raise ValueError(f"switch_on_ohm must be >= 0, got {switch_on_ohm!r}")
-        self.network, self.edges, self.wiring, self.pots = network, edges, wiring, pots
-        self.switch_off_s, self.switch_on_ohm = float(switch_off_s), float(switch_on_ohm)
-        self.min_series_ohm = float(min_series_ohm)
-        self.cache_size = int(cache_size)
+        self._init_switches(network, wiring, switch_off_s, switch_on_ohm, min_series_ohm, cache_size)
+        self.edges, self.pots = edges, pots
         self.solver_options = dict(solver_options or {})
         self.ao_channels = wiring.all_ao_channels()
-        self.ai_channels = tuple(wiring.node_ai)
-        self.do_lines = tuple(wiring.output_switch_do)
-        self._pot_channels = np.asarray(wiring.pot_channels, dtype=np.int64)
         self._n_signal = len(wiring.ao_channels())
         self._n_gates = len(wiring.gate_ao)
-
-        n, outs = network.n_nodes, list(network.outputs)
-        aux = n + np.arange(len(outs))
-        self.augmented = Network(n + len(outs), np.vstack([network.edges, np.c_[outs, aux]]),
-                                 list(network.inputs) + aux.tolist(), outs, network.grounds, 1e-300, np.inf,
-                                 f"{network.name} + {len(outs)} output switch(es)")
+        outs = list(network.outputs)
         params = {name: np.r_[values, np.full(len(outs), np.nan)] for name, values in edges.params.items()}
         tr = np.array(edges.kinds + ("linear",) * len(outs)) == "transistor"
         params["gate_min_v"] = np.where(tr, -_GATE_SPAN_V, np.nan)
         params["gate_max_v"] = np.where(tr, _GATE_SPAN_V, np.nan)
         self.true_edges = NonlinearEdges.from_kinds(edges.kinds + ("linear",) * len(outs),
                                                     **{k: v for k, v in params.items() if not np.all(np.isnan(v))})
-        self._read = np.asarray(wiring.read_nodes, dtype=np.int64)
         self._models: OrderedDict[tuple, NonlinearResistorNetwork] = OrderedDict()
         self._last_solution: tuple[np.ndarray, np.ndarray] | None = None  # (AO levels, node voltages) of the last sample
         self.n_solves = 0
         self.n_samples_solved = 0
 
     # -------------------------------------------------------------- physics
-    @property
-    def closed_conductance_s(self) -> float:
-        """Conductance of a closed switch path (switch + series resistor)."""
-        return 1.0 / max(self.wiring.output_series_ohm + self.switch_on_ohm, self.min_series_ohm)
-
-    def switch_conductance_s(self, do_states: Mapping[str, bool]) -> np.ndarray:
-        """Conductance of each output's switch path (lines missing from ``do_states`` are open)."""
-        closed = np.array([bool(do_states.get(line, False)) for line in self.do_lines])
-        return np.where(closed, self.closed_conductance_s, self.switch_off_s)
-
     def linear_conductance_s(self) -> np.ndarray:
         """True conductance of every linear edge (increasing edge order) at the taps the pots hold now."""
         if self.pots is None or not len(self._pot_channels):
@@ -252,17 +227,9 @@ class NonlinearBenchCircuit:
         """Voltages of the read nodes, shape (n_read, n_samples), for AO levels (n_ao, n_samples)."""
         return self.node_voltages(ao_v, do_states)[self._read]
 
-    def output_current_a(self, ao_v: np.ndarray, do_states: Mapping[str, bool]) -> np.ndarray:
-        """Current flowing from each output's AO into its node, shape (n_outputs, n_samples), amperes."""
-        ao_v = np.asarray(ao_v, float)
-        v_out = self.node_voltages(ao_v, do_states)[list(self.network.outputs)]
-        v_src = ao_v[len(self.wiring.input_ao):self._n_signal]
-        return self.switch_conductance_s(do_states)[:, None] * (v_src - v_out)
-
     def snapshot(self) -> dict:
         return {"kind": type(self).__name__, "network": self.network.describe(), "wiring": self.wiring.to_dict(),
-                "true_edges": self.edges.describe(), "switch_off_s": self.switch_off_s,
-                "switch_on_ohm": self.switch_on_ohm, "min_series_ohm": self.min_series_ohm}
+                "true_edges": self.edges.describe(), **self._switch_snapshot()}
 
 
 @dataclass
@@ -292,14 +259,7 @@ def build_nonlinear_twin(network: Network, edges: NonlinearEdges, wiring: Nonlin
     wiring = default_nonlinear_wiring(network, edges) if wiring is None else wiring
     pots = None
     if wiring.pot_channels:
-        r_low = 1.0 / float(np.max(network.g_max_s))
-        r_high = 1.0 / float(np.min(network.g_min_s))
-        pot_kw = {"n_taps": 1024, "r_wiper_ohm": min(50.0, r_low), "tolerance": 0.2, "seed": seed}
-        pot_kw.update(pot_options or {})
-        pot_kw.setdefault("r_end_ohm", max(0.0, r_low - pot_kw["r_wiper_ohm"]))
-        pot_kw.setdefault("r_total_ohm", max(r_high - r_low, 1e-9))
-        pot_kw.setdefault("n_channels", max(wiring.pot_channels) + 1)
-        pots = SimulatedPotArray(**pot_kw)
+        pots = default_pot_array(network, wiring, seed, pot_options)
     true_edges = vary_diodes(edges, diode_tolerance, temperature_k, seed)
     circuit = NonlinearBenchCircuit(network, true_edges, wiring, pots, **(circuit_options or {}))
     daq_kw = {"seed": seed + 1}

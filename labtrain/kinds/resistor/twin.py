@@ -34,16 +34,17 @@ from typing import Mapping
 
 import numpy as np
 
-from labtrain.physics.network import Network
-from labtrain.kinds.resistor.wiring import Wiring, default_wiring
-from labtrain.simulators.daq_twin import SimulatedDAQ
+from labtrain.kinds.dac_bench.twin import SwitchedOutputs, default_pot_array
 from labtrain.kinds.resistor.model import LinearResistorNetwork
+from labtrain.kinds.resistor.wiring import Wiring, default_wiring
+from labtrain.physics.network import Network
+from labtrain.simulators.daq_twin import SimulatedDAQ
 from labtrain.simulators.pot_twin import SimulatedPotArray
 
 __all__ = ["ResistorBenchCircuit", "ResistorTwin", "build_resistor_twin"]
 
 
-class ResistorBenchCircuit:
+class ResistorBenchCircuit(SwitchedOutputs):
     """AO levels + switch states -> AI voltages of a resistor-network chip with pot-array edges.
 
     Parameters
@@ -72,49 +73,13 @@ class ResistorBenchCircuit:
         if max(wiring.pot_channels) >= pots.n_channels:
             raise ValueError(f"wiring uses pot channel {max(wiring.pot_channels)}, the array has "
                              f"{pots.n_channels} channels")
-        for name, value in (("switch_off_s", switch_off_s), ("min_series_ohm", min_series_ohm)):
-            if not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be > 0, got {value!r}")
-        if not (np.isfinite(switch_on_ohm) and switch_on_ohm >= 0):
-            raise ValueError(f"switch_on_ohm must be >= 0, got {switch_on_ohm!r}")
-        self.network = network
-        self.wiring = wiring
+        self._init_switches(network, wiring, switch_off_s, switch_on_ohm, min_series_ohm, cache_size)
         self.pots = pots
-        self.switch_off_s = float(switch_off_s)
-        self.switch_on_ohm = float(switch_on_ohm)
-        self.min_series_ohm = float(min_series_ohm)
-        self.cache_size = int(cache_size)
         self.ao_channels = wiring.ao_channels()
-        self.ai_channels = tuple(wiring.node_ai)
-        self.do_lines = tuple(wiring.output_switch_do)
-        self._pot_channels = np.asarray(wiring.pot_channels, dtype=np.int64)
-
-        n, outs = network.n_nodes, list(network.outputs)
-        aux = n + np.arange(len(outs))
-        self.augmented = Network(
-            n + len(outs),
-            np.vstack([network.edges, np.c_[outs, aux]]),
-            list(network.inputs) + aux.tolist(),
-            outs,
-            network.grounds,
-            1e-300, np.inf,
-            f"{network.name} + {len(outs)} output switch(es)",
-        )
-        self._read = np.asarray(wiring.read_nodes, dtype=np.int64)
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self.n_factorisations = 0
 
     # -------------------------------------------------------------- physics
-    @property
-    def closed_conductance_s(self) -> float:
-        """Conductance of a closed switch path (switch + series resistor)."""
-        return 1.0 / max(self.wiring.output_series_ohm + self.switch_on_ohm, self.min_series_ohm)
-
-    def switch_conductance_s(self, do_states: Mapping[str, bool]) -> np.ndarray:
-        """Conductance of each output's switch path (lines missing from ``do_states`` are open)."""
-        closed = np.array([bool(do_states.get(line, False)) for line in self.do_lines])
-        return np.where(closed, self.closed_conductance_s, self.switch_off_s)
-
     def edge_conductance_s(self) -> np.ndarray:
         """True conductance of every chip edge at the taps the pots hold now."""
         return np.asarray(self.pots.true_conductance_s(self.pots.held_taps), float)[self._pot_channels]
@@ -154,17 +119,9 @@ class ResistorBenchCircuit:
         """Voltages of every chip node, shape (n_nodes, n_samples)."""
         return self.node_transfer(do_states) @ np.asarray(ao_v, float)
 
-    def output_current_a(self, ao_v: np.ndarray, do_states: Mapping[str, bool]) -> np.ndarray:
-        """Current flowing from each output's AO into its node, shape (n_outputs, n_samples), amperes."""
-        ao_v = np.asarray(ao_v, float)
-        v_out = self.node_voltages(ao_v, do_states)[list(self.network.outputs)]
-        v_src = ao_v[len(self.wiring.input_ao):]
-        return self.switch_conductance_s(do_states)[:, None] * (v_src - v_out)
-
     def snapshot(self) -> dict:
         return {"kind": type(self).__name__, "network": self.network.describe(), "wiring": self.wiring.to_dict(),
-                "switch_off_s": self.switch_off_s, "switch_on_ohm": self.switch_on_ohm,
-                "min_series_ohm": self.min_series_ohm}
+                **self._switch_snapshot()}
 
 
 @dataclass
@@ -191,14 +148,7 @@ def build_resistor_twin(network: Network, wiring: Wiring | None = None, *, seed:
     the pot tolerances and (``seed + 1``) the DAQ noise.
     """
     wiring = default_wiring(network) if wiring is None else wiring
-    r_low = 1.0 / float(np.max(network.g_max_s))
-    r_high = 1.0 / float(np.min(network.g_min_s))
-    pot_kw = {"n_taps": 1024, "r_wiper_ohm": min(50.0, r_low), "tolerance": 0.2, "seed": seed}
-    pot_kw.update(pot_options or {})
-    pot_kw.setdefault("r_end_ohm", max(0.0, r_low - pot_kw["r_wiper_ohm"]))
-    pot_kw.setdefault("r_total_ohm", max(r_high - r_low, 1e-9))
-    pot_kw.setdefault("n_channels", max(wiring.pot_channels) + 1)
-    pots = SimulatedPotArray(**pot_kw)
+    pots = default_pot_array(network, wiring, seed, pot_options)
     circuit = ResistorBenchCircuit(network, wiring, pots, **(circuit_options or {}))
     daq_kw = {"seed": seed + 1}
     daq_kw.update(daq_options or {})

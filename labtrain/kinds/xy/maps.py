@@ -36,14 +36,17 @@ from labtrain.physics.network import Network
 
 __all__ = ["XYMapRecorder", "xy_linear_response", "grid_layout", "GridLayout", "MAP_ATTRS"]
 
-#: unit and meaning of every map, stored as dataset attributes.
+#: unit, meaning and dimension names (after the recording dimension) of every map, stored as dataset attributes.
 MAP_ATTRS = {
-    "coupling_rad_per_s": {"unit": "rad/s", "doc": "coupling W_e of every edge"},
+    "coupling_rad_per_s": {"unit": "rad/s", "doc": "coupling W_e of every edge", "dims": ["edge"]},
     "response": {"unit": "rad/rad", "doc": "|dphi_i/dphi_in_k| per input k and node i, mean over examples and "
-                                           "stable starts at the free equilibria (linear response)"},
+                                           "stable starts at the free equilibria (linear response)",
+                 "dims": ["input", "node"]},
     "coupling_image_rad_per_s": {"unit": "rad/s", "doc": "couplings on the doubled grid: [2r, 2c+1] edge "
-                                                         "(r,c)-(r,c+1), [2r+1, 2c] edge (r,c)-(r+1,c); NaN elsewhere"},
-    "response_image": {"unit": "rad/rad", "doc": "response averaged over the inputs at node (r, c); NaN: no node"},
+                                                         "(r,c)-(r,c+1), [2r+1, 2c] edge (r,c)-(r+1,c); NaN elsewhere",
+                                 "dims": ["grid_row", "grid_col"]},
+    "response_image": {"unit": "rad/rad", "doc": "response averaged over the inputs at node (r, c); NaN: no node",
+                       "dims": ["row", "col"]},
 }
 
 

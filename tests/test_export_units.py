@@ -1,0 +1,244 @@
+"""Run files and exports declare the units the chip and rule declare, for every kind (issue 16, item 1).
+
+Each case trains one epoch on a small example with the ideal backend, exports the run to netCDF and reads
+it back with xarray: every variable has ``units`` and ``long_name``; the loss, parameter and output units are
+the ones the chip (``output_unit``, ``parameter_units()``) and the rule (``loss_unit``) declare; every
+dimension has a coordinate variable; settings are flat attributes; XY maps are exported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+xr = pytest.importorskip("xarray")
+
+from labtrain.training.export import export_run, load_run, run_to_dataset  # noqa: E402
+from labtrain.training.launch import prepare_run  # noqa: E402
+from labtrain.training.store import RunStore, RunUnits  # noqa: E402
+
+RESISTOR = """
+[experiment]
+name = "u_resistor"
+[chip]
+topology = "lattice"
+rows = 3
+cols = 3
+[task]
+name = "xor"
+bias_inputs_v = [1.0]
+[learning]
+rule = "cl"
+learning_rate = 0.05
+"""
+
+DIODE = """
+[experiment]
+name = "u_diode"
+[chip]
+type = "nonlinear_resistor"
+topology = "layered"
+hidden_layers = [2]
+[task]
+name = "xor"
+bias_inputs_v = [1.0]
+[learning]
+rule = "analytic"
+learning_rate = 0.05
+"""
+
+TRANSISTOR = """
+[experiment]
+name = "u_transistor"
+[chip]
+type = "nonlinear_resistor"
+topology = "lattice"
+rows = 3
+cols = 3
+edge_kind = "transistor"
+[task]
+name = "xor"
+bias_inputs_v = [1.0]
+[learning]
+rule = "analytic"
+learning_rate = 0.05
+"""
+
+DNPU = """
+[experiment]
+name = "u_dnpu"
+[chip]
+type = "dnpu"
+model = "hopping"
+model_seed = 5
+electrode_low_v = [-1.2, -1.2, -1.2, -1.2, -1.2, -1.2, -0.35]
+electrode_high_v = [0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.15]
+data_electrodes = [1, 2]
+control_electrodes = [0, 3, 4, 5, 6]
+gain_ohm = 1e8
+clip_a = 110e-9
+[task]
+name = "xor"
+input_low_v = -1.2
+input_high_v = 0.6
+target_on_v = -0.4
+target_off_v = -1.2
+decoder = "nearest_target"
+[learning]
+rule = "hge"
+hge_mode = "parallel"
+amplitudes_v = [0.03, 0.01, 0.01, 0.005, 0.005]
+window_s = 0.05
+settle_s = 0.005
+learning_rate = 0.05
+"""
+
+XY = """
+[experiment]
+name = "u_xy"
+[chip]
+type = "xy"
+topology = "lattice"
+rows = 3
+cols = 3
+bias = "vector"
+n_starts = 2
+[task]
+name = "xor"
+[learning]
+rule = "xy_ep"
+beta = 0.1
+learning_rate = 0.01
+[run]
+record_maps_every = 1
+"""
+
+NONRECIPROCAL = """
+[experiment]
+name = "u_nonreciprocal"
+[chip]
+type = "nonreciprocal"
+hidden_layers = [3]
+[task]
+name = "xor"
+[learning]
+rule = "aep"
+beta = 0.01
+learning_rate = 0.01
+"""
+
+CASES = {"resistor": RESISTOR, "diode": DIODE, "transistor": TRANSISTOR, "dnpu": DNPU, "xy": XY,
+         "nonreciprocal": NONRECIPROCAL}
+#: what each kind must declare (physics): loss, outputs, parameters
+EXPECTED = {"resistor": ("V^2", "V", "S"), "diode": ("V^2", "V", "S"), "transistor": ("V^2", "V", "V"),
+            "dnpu": ("V^2", "V", "V"), "xy": ("1", "rad", "rad/s"), "nonreciprocal": ("1", "1", "1")}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    out = {}
+    root = tmp_path_factory.mktemp("units")
+    for name, text in CASES.items():
+        path = root / f"{name}.toml"
+        path.write_text(text)
+        run = prepare_run(path, {"run": {"epochs": 1, "out_dir": str(root / "runs"), "batch_size": 0,
+                                         "seed": 1}})
+        with run:
+            declared = RunUnits.of(run.chip, run.estimator)
+            result = run.run()
+        out[name] = (result.path, declared)
+    return out
+
+
+@pytest.mark.parametrize("kind", list(CASES))
+def test_export_declares_the_chips_units_and_every_dimension_has_a_coordinate(runs, kind, tmp_path):
+    path, declared = runs[kind]
+    loss, output, parameter = EXPECTED[kind]
+    assert (declared.loss, declared.output, declared.parameter) == (loss, output, parameter)
+    (target,) = export_run(path, "netcdf", tmp_path / f"{kind}.nc")
+    with xr.open_dataset(target, engine="h5netcdf") as ds:
+        for name, var in ds.variables.items():
+            assert "long_name" in var.attrs, name
+            if var.dtype.kind in "iuf":
+                assert "units" in var.attrs, name
+        for dim in ds.dims:
+            assert dim in ds.coords, f"dimension {dim} has no coordinate"
+        for name in ("step_loss", "eval_train_loss", "eval_test_loss"):
+            assert ds[name].attrs["units"] == declared.loss
+        for name in ("parameters_initial", "parameters_final", "parameter_history"):
+            assert ds[name].attrs["units"] == declared.parameter
+            assert ds[name].dims[-1] == "parameter"
+        assert [str(u) for u in ds["parameter_units"].values] == declared.parameters
+        assert ds["step_time_s"].attrs["units"] == "s"
+        assert ds["eval_test_accuracy"].attrs["units"] == "1"
+        assert ds.attrs["loss_units"] == declared.loss and ds.attrs["output_units"] == declared.output
+        assert ds.attrs["parameter_units"] == declared.parameter
+        # settings as flat attributes, next to the JSON snapshot
+        assert ds.attrs["run.epochs"] == 1 and ds.attrs["run.seed"] == 1
+        assert "learning.learning_rate" in ds.attrs and ds.attrs["learning.rule"] == ds.attrs["rule"]
+        # provenance
+        for key in ("labtrain_version", "python_version", "hostname", "version_numpy", "version_h5py"):
+            assert ds.attrs[key], key
+        if declared.labels:
+            assert [str(x) for x in ds["parameter_label"].values] == declared.labels
+        with RunStore.open(path) as store:
+            np.testing.assert_array_equal(ds["step_loss"].values, store.table("steps")["loss"])
+            np.testing.assert_array_equal(ds["parameters_final"].values, store.parameters("final"))
+
+
+def test_xy_maps_are_exported_with_units_and_coordinates(runs, tmp_path):
+    path, _ = runs["xy"]
+    ds = load_run(path)
+    with RunStore.open(path) as store:
+        maps = store.maps()
+    assert len(maps["step"]) == 2  # before training and after the one step
+    np.testing.assert_array_equal(ds["map_step"].values, maps["step"])
+    for name in ("coupling_rad_per_s", "response", "coupling_image_rad_per_s", "response_image"):
+        var = ds[f"map_{name}"]
+        assert var.dims[0] == "map_frame"
+        np.testing.assert_array_equal(var.values, maps[name])
+    assert ds["map_coupling_rad_per_s"].attrs["units"] == "rad/s"
+    assert ds["map_coupling_rad_per_s"].dims == ("map_frame", "edge")
+    assert ds["map_response"].dims == ("map_frame", "input", "node")
+    assert ds["map_response"].attrs["units"] == "rad/rad"
+    for dim in ds.dims:
+        assert dim in ds.coords
+    # load_run of the exported file gives the same dataset
+    (target,) = export_run(path, "netcdf", tmp_path / "xy.nc")
+    again = load_run(target)
+    xr.testing.assert_identical(again.drop_attrs(), ds.drop_attrs())
+
+
+def test_dnpu_parameters_are_named_by_their_electrodes(runs):
+    path, declared = runs["dnpu"]
+    assert declared.labels and len(declared.labels) == 5
+    ds = run_to_dataset(path)
+    assert [str(x) for x in ds["parameter_label"].values] == declared.labels
+
+
+def test_csv_parameter_columns_carry_the_parameter_unit(runs, tmp_path):
+    import csv
+
+    for kind, first in (("xy", "p0_rad_per_s"), ("nonreciprocal", "p0"), ("dnpu", "p0_v"), ("resistor", "g0_s")):
+        path, _ = runs[kind]
+        files = export_run(path, "csv", tmp_path / kind)
+        with files[2].open() as fh:
+            header = next(csv.reader(fh))
+        assert header[2] == first, kind
+
+
+def test_older_run_files_without_declared_units_fall_back_to_the_chip_type(runs, tmp_path):
+    """A run file written before units were recorded: export infers them from the snapshot's chip type."""
+    import shutil
+
+    import h5py
+
+    path, declared = runs["xy"]
+    old = tmp_path / "old.h5"
+    shutil.copy(path, old)
+    with h5py.File(old, "r+", locking=False) as f:  # a test-only edit of the immutable attributes
+        for key in ("loss_units", "output_units", "parameter_units", "parameter_name"):
+            del f.attrs[key]
+    ds = run_to_dataset(old)
+    assert ds["step_loss"].attrs["units"] == "1"
+    assert ds["parameters_initial"].attrs["units"] == "rad/s"
