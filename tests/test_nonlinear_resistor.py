@@ -262,7 +262,7 @@ def test_xor_diode_network_learns_xor():
     rng = np.random.default_rng(0)
     chip.set_parameters(np.exp(rng.uniform(np.log(spec.lower), np.log(spec.upper))))
     assert accuracy(task, chip.measure(task.x_train).output_v, task.y_train) < 1.0
-    opt = Adam(lr=0.05)
+    opt = Adam(learning_rate=0.05)
     for _ in range(250):
         opt.apply(chip, chip.exact_gradient(task.x_train, task.t_train))
     out = chip.measure(task.x_train).output_v

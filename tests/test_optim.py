@@ -177,7 +177,7 @@ def test_masked_update_leaves_masked_out_edges_unchanged(name, pot_steps):
     net = random_graph(30, 120, seed=1)
     g0 = np.exp(np.random.default_rng(6).uniform(np.log(1e-5), np.log(1e-3), net.n_edges))
     chip = IdealChip(net, g0, pot_steps=pot_steps)
-    opt = make_optimizer(name, lr=0.05)
+    opt = make_optimizer(name, learning_rate=0.05)
     rng = np.random.default_rng(7)
     moved = 0
     for step in range(6):
@@ -228,3 +228,14 @@ def test_lr_halflife_halves_the_step_every_halflife_steps(net, name):
     assert make_optimizer(name, 0.01).current_lr == 0.01  # 0 = constant
     with pytest.raises(ValueError, match="lr_halflife_steps"):
         make_optimizer(name, 0.01, lr_halflife_steps=-1)
+
+
+def test_learning_rate_is_the_name_in_python_as_in_files_and_lr_is_a_deprecated_alias():
+    assert Adam(learning_rate=0.1).learning_rate == 0.1 and SGD(0.2).learning_rate == 0.2
+    with pytest.warns(DeprecationWarning, match="learning_rate"):
+        opt = Momentum(lr=0.3)
+    assert opt.learning_rate == 0.3 and opt.lr == 0.3
+    with pytest.raises(TypeError, match="not both"):
+        Adam(0.1, lr=0.1)
+    with pytest.raises(TypeError, match="missing learning_rate"):
+        SGD()

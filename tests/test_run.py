@@ -21,7 +21,7 @@ def small_run(tmp_path=None, epochs=3, batch_size=2, listeners=(), chip=None, **
         store = RunStore.create(tmp_path / "r.h5", name="r", experiment_text="", overrides={}, source="",
                                 snapshot=chip.snapshot(), task=task.describe(), rule="cl", backend="ideal",
                                 seed=0, total_steps=epochs * 2, initial_parameters=chip.get_parameters())
-    return lt.Run(chip, lt.CoupledLearning(eta=0.1), lt.Adam(lr=0.05), task, epochs=epochs,
+    return lt.Run(chip, lt.CoupledLearning(eta=0.1), lt.Adam(learning_rate=0.05), task, epochs=epochs,
                   batch_size=batch_size, store=store, listeners=list(listeners), **kw)
 
 

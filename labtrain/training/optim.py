@@ -15,6 +15,7 @@ is inside a dead band.
 from __future__ import annotations
 
 import abc
+import warnings
 
 import numpy as np
 
@@ -66,47 +67,72 @@ class Optimizer(abc.ABC):
         self.shadow = np.array(state["shadow"], float) if "shadow" in state else None
 
 
+def _learning_rate(learning_rate: float | None, lr: float | None, who: str) -> float:
+    """``learning_rate``, or the deprecated ``lr=`` keyword (the experiment-file key is ``learning_rate``)."""
+    if lr is not None:
+        if learning_rate is not None:
+            raise TypeError(f"{who}: give learning_rate, not both learning_rate and lr")
+        warnings.warn(f"{who}(lr=...) is deprecated: use learning_rate=... (the name experiment files and run "
+                      f"files use)", DeprecationWarning, stacklevel=3)
+        learning_rate = lr
+    if learning_rate is None:
+        raise TypeError(f"{who}: missing learning_rate")
+    return float(learning_rate)
+
+
 class SGD(Optimizer):
-    """Plain gradient descent: ``delta = -lr * grad``.
+    """Plain gradient descent: ``delta = -learning_rate * grad``.
 
     Parameters
     ----------
-    lr : float
-        Step size in normalised units (fraction of each parameter's range).
+    learning_rate : float
+        Step size in normalised units (fraction of each parameter's range); ``[learning] learning_rate``
+        in experiment files.  (``lr=`` is a deprecated alias.)
     lr_halflife_steps : float
         Exponential step-size decay: step ``t`` (1, 2, ...) uses
-        ``lr * 2**(-(t - 1) / lr_halflife_steps)``.  0: constant ``lr``.  The
+        ``learning_rate * 2**(-(t - 1) / lr_halflife_steps)``.  0: constant.  The
         schedule depends only on the step count, so the first ``n`` steps of
         a longer run are the same steps (and a resumed run continues it).
     """
 
     name = "sgd"
 
-    def __init__(self, lr: float, lr_halflife_steps: float = 0.0) -> None:
+    def __init__(self, learning_rate: float | None = None, lr_halflife_steps: float = 0.0, *,
+                 lr: float | None = None) -> None:
         super().__init__()
         if lr_halflife_steps < 0:
             raise ValueError(f"lr_halflife_steps must be >= 0, got {lr_halflife_steps}")
-        self.lr = float(lr)
+        self.learning_rate = _learning_rate(learning_rate, lr, type(self).__name__)
         self.lr_halflife_steps = float(lr_halflife_steps)
 
     @property
+    def lr(self) -> float:
+        """Deprecated alias of :attr:`learning_rate`."""
+        return self.learning_rate
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.learning_rate = float(value)
+
+    @property
     def current_lr(self) -> float:
-        """Step size of the current step ``self.steps`` (``lr`` before the first)."""
+        """Step size of the current step ``self.steps`` (``learning_rate`` before the first)."""
         if not self.lr_halflife_steps or self.steps < 1:
-            return self.lr
-        return self.lr * 2.0 ** (-(self.steps - 1) / self.lr_halflife_steps)
+            return self.learning_rate
+        return self.learning_rate * 2.0 ** (-(self.steps - 1) / self.lr_halflife_steps)
 
     def _delta(self, grad: np.ndarray) -> np.ndarray:
         return -self.current_lr * grad
 
 
 class Momentum(SGD):
-    """Heavy-ball momentum: ``v = mu v + grad``, ``delta = -lr v``."""
+    """Heavy-ball momentum: ``v = mu v + grad``, ``delta = -learning_rate v``."""
 
     name = "momentum"
 
-    def __init__(self, lr: float, momentum: float = 0.9, lr_halflife_steps: float = 0.0) -> None:
-        super().__init__(lr, lr_halflife_steps)
+    def __init__(self, learning_rate: float | None = None, momentum: float = 0.9, lr_halflife_steps: float = 0.0,
+                 *, lr: float | None = None) -> None:
+        super().__init__(_learning_rate(learning_rate, lr, "Momentum"), lr_halflife_steps)
         self.momentum = float(momentum)
         self.velocity: np.ndarray | None = None
 
@@ -130,9 +156,9 @@ class Adam(SGD):
 
     name = "adam"
 
-    def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
-                 lr_halflife_steps: float = 0.0) -> None:
-        super().__init__(lr, lr_halflife_steps)
+    def __init__(self, learning_rate: float | None = None, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, lr_halflife_steps: float = 0.0, *, lr: float | None = None) -> None:
+        super().__init__(_learning_rate(learning_rate, lr, "Adam"), lr_halflife_steps)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.m: np.ndarray | None = None
         self.v: np.ndarray | None = None
@@ -189,15 +215,18 @@ class TapStep(Optimizer):
 OPTIMIZERS = ("sgd", "momentum", "adam", "tap_step")
 
 
-def make_optimizer(name: str, lr: float, momentum: float = 0.9, deadband: float = 0.0,
-                   lr_halflife_steps: float = 0.0) -> Optimizer:
-    """Build an optimiser by name (one of :data:`OPTIMIZERS`); ``lr_halflife_steps`` as in :class:`SGD`."""
+def make_optimizer(name: str, learning_rate: float | None = None, momentum: float = 0.9, deadband: float = 0.0,
+                   lr_halflife_steps: float = 0.0, *, lr: float | None = None) -> Optimizer:
+    """Build an optimiser by name (one of :data:`OPTIMIZERS`); ``lr_halflife_steps`` as in :class:`SGD`
+    (``lr=`` is a deprecated alias of ``learning_rate``; ``tap_step`` takes none)."""
+    if lr is not None or name != "tap_step":
+        learning_rate = _learning_rate(learning_rate, lr, "make_optimizer")
     if name == "sgd":
-        return SGD(lr, lr_halflife_steps)
+        return SGD(learning_rate, lr_halflife_steps)
     if name == "momentum":
-        return Momentum(lr, momentum, lr_halflife_steps)
+        return Momentum(learning_rate, momentum, lr_halflife_steps)
     if name == "adam":
-        return Adam(lr, lr_halflife_steps=lr_halflife_steps)
+        return Adam(learning_rate, lr_halflife_steps=lr_halflife_steps)
     if name == "tap_step":
         return TapStep(deadband)
     raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
