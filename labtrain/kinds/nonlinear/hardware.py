@@ -16,14 +16,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from labtrain.instruments.bench_file import (Bench, BenchError, BenchNeeds, BenchPort, ChannelGroup,
-                                             bench_instruments, daq_prefix, open_bench, require_bench,
-                                             resolve_channel)
+from labtrain.instruments.bench_file import (Bench, BenchError, BenchNeeds, ChannelGroup, bench_instruments,
+                                             daq_prefix, open_bench, require_bench)
 from labtrain.instruments.safety import SafeDAQ, SafePotArray, SafetyConfig, SafetyError
+from labtrain.kinds.dac_bench.hardware import (acquisition_settings, hardware_options, signal_needs, twin_bench,
+                                               twin_daq_options, twin_pot_options, wiring_keys)
 from labtrain.kinds.nonlinear.bench import NonlinearBenchChip
 from labtrain.kinds.nonlinear.model import NonlinearEdges
 from labtrain.kinds.nonlinear.wiring import NonlinearWiring, WiringError, default_nonlinear_wiring
-from labtrain.kinds.resistor.hardware import acquisition_settings
 from labtrain.physics.network import Network
 
 __all__ = ["nonlinear_instruments", "build_nonlinear_wiring", "nonlinear_safety_config", "gate_limits",
@@ -55,19 +55,7 @@ def build_nonlinear_wiring(backend: Mapping[str, Any], wiring: Mapping[str, Any]
     base = default_nonlinear_wiring(net, edges, device, wiring["read"], wiring["output_series_ohm"],
                                     wiring["read_nodes"] or None)
 
-    def names(key: str) -> tuple[str, ...]:
-        return tuple(resolve_channel(c, entries) for c in wiring[key])
-
-    w = NonlinearWiring(
-        input_ao=names("input_ao") or base.input_ao,
-        output_ao=names("output_ao") or base.output_ao,
-        output_switch_do=names("output_switch_do") or base.output_switch_do,
-        output_series_ohm=float(wiring["output_series_ohm"]),
-        read_nodes=base.read_nodes,
-        node_ai=names("node_ai") or base.node_ai,
-        pot_channels=tuple(wiring["pot_channels"]) or base.pot_channels,
-        gate_ao=names("gate_ao") or base.gate_ao,
-    )
+    w = NonlinearWiring(**wiring_keys(wiring, entries, base, extra=("gate_ao",)))
     w.check(net, edges)
     return w
 
@@ -90,14 +78,7 @@ def nonlinear_safety_config(backend: Mapping[str, Any], wiring: NonlinearWiring,
 
 def bench_needs(backend: Mapping[str, Any], wiring: NonlinearWiring, edges: NonlinearEdges) -> list[BenchNeeds]:
     """What the wiring and the limits ask of the bench: the signal channels and pots, then the gate channels."""
-    needs = [BenchNeeds(
-        groups=(ChannelGroup("ao", "input_ao", wiring.input_ao), ChannelGroup("ao", "output_ao", wiring.output_ao),
-                ChannelGroup("ai", "node_ai", wiring.node_ai),
-                ChannelGroup("do", "output_switch_do", wiring.output_switch_do)),
-        max_abs_v=float(backend["max_abs_v"]), max_abs_v_source=("backend", f"max_abs_v = {backend['max_abs_v']:g}"),
-        ai_max_abs_v=float(backend["ai_max_abs_v"]),
-        ai_max_abs_v_source=("backend", f"ai_max_abs_v = {backend['ai_max_abs_v']:g}"),
-        pot_channels=tuple(wiring.pot_channels))]
+    needs = [signal_needs(backend, wiring)]
     if wiring.gate_ao:
         lo, hi = gate_limits(edges)
         reach = float(max(np.max(-lo), np.max(hi)))
@@ -105,16 +86,6 @@ def bench_needs(backend: Mapping[str, Any], wiring: NonlinearWiring, edges: Nonl
                                 max_abs_v_source=("chip", f"gate range [{float(lo.min()):g}, {float(hi.max()):g}] V "
                                                   "(gate_min_v, gate_max_v)")))
     return needs
-
-
-def _pot_settings(backend: Mapping[str, Any], entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Pot taps and resistances: the pots instrument's options where given, else ``[backend] pot_*``."""
-    out = {"n_taps": backend["pot_taps"], "r_total_ohm": backend["pot_r_total_ohm"],
-           "r_wiper_ohm": backend["pot_r_wiper_ohm"], "r_end_ohm": backend["pot_r_end_ohm"]}
-    for entry in entries.values():
-        if entry.get("port") == "pots":
-            out.update({k: v for k, v in entry.get("options", {}).items() if k in out and v is not None})
-    return out
 
 
 def open_nonlinear_twin(backend: Mapping[str, Any], net: Network, edges: NonlinearEdges, wiring: NonlinearWiring,
@@ -127,22 +98,10 @@ def open_nonlinear_twin(backend: Mapping[str, Any], net: Network, edges: Nonline
     from labtrain.kinds.nonlinear.twin import build_nonlinear_twin
 
     entries = nonlinear_instruments(backend, edges, instruments) if instruments else {}
-    ai = backend["ai_max_abs_v"]
-    pots = _pot_settings(backend, entries)
-    daq_options = {"ai_range_v": (-ai, ai), "adc_bits": backend["twin_adc_bits"],
-                   "noise_white_v": backend["twin_noise_white_v"], "noise_1f_v": backend["twin_noise_1f_v"],
-                   "rc_time_s": backend["twin_rc_time_s"], "max_rate_hz": max(1e5, backend["rate_hz"]),
-                   "device": f"{daq_prefix(entries, backend['daq_device'])}-twin"}
-    for entry in entries.values():
-        if entry.get("port") == "daq" and entry.get("options", {}).get("ao_range_v") is not None:
-            daq_options["ao_range_v"] = tuple(entry["options"]["ao_range_v"])
     return build_nonlinear_twin(
         net, edges, wiring, seed=seed, diode_tolerance=backend["twin_diode_tolerance"],
-        temperature_k=backend["twin_temperature_k"],
-        pot_options={"n_taps": pots["n_taps"], "r_total_ohm": pots["r_total_ohm"],
-                     "r_wiper_ohm": pots["r_wiper_ohm"], "r_end_ohm": pots["r_end_ohm"],
-                     "tolerance": backend["pot_tolerance"]},
-        daq_options=daq_options)
+        temperature_k=backend["twin_temperature_k"], pot_options=twin_pot_options(backend, entries),
+        daq_options=twin_daq_options(backend, entries, daq_prefix(entries, backend["daq_device"])))
 
 
 def open_nonlinear_bench(backend: Mapping[str, Any], net: Network, edges: NonlinearEdges, wiring: NonlinearWiring,
@@ -157,18 +116,9 @@ def open_nonlinear_bench(backend: Mapping[str, Any], net: Network, edges: Nonlin
     entries = nonlinear_instruments(backend, edges, instruments) if (instruments or backend["kind"] != "twin") else {}
     if backend["kind"] == "twin":
         twin = open_nonlinear_twin(backend, net, edges, wiring, seed, instruments)
-        names = {e["port"]: n for n, e in entries.items()}
-        found = [BenchPort(names.get("daq", "daq"), "daq", twin.daq, None, "", "backend")]
-        if twin.pots is not None:
-            found.append(BenchPort(names.get("pots", "pots"), "pots", twin.pots, None, "", "backend"))
-        bench = Bench(found)
+        bench = twin_bench(twin, entries)
     else:
-        ai = backend["ai_max_abs_v"]
-        options = {"daq": {"ao_channels": wiring.all_ao_channels(), "ai_channels": wiring.node_ai,
-                           "do_lines": wiring.output_switch_do, "ai_range_v": (-ai, ai)}}
-        if wiring.pot_channels:
-            options["pots"] = {"n_channels": max(wiring.pot_channels) + 1, **_pot_settings(backend, entries)}
-        bench = open_bench(entries, options, given=ports)
+        bench = open_bench(entries, hardware_options(backend, wiring, entries), given=ports)
     try:
         for needs in bench_needs(backend, wiring, edges):
             require_bench(bench, needs)

@@ -18,13 +18,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from labtrain.instruments.bench_file import (Bench, BenchError, BenchNeeds, BenchPort, ChannelGroup,
-                                             bench_instruments, daq_prefix, instruments_from_backend, open_bench,
-                                             require_bench, resolve_channel)
-from labtrain.kinds.resistor.bench import AcquisitionSettings, InstrumentChip
-from labtrain.physics.network import Network
+from labtrain.instruments.bench_file import (Bench, BenchError, BenchNeeds, bench_instruments, daq_prefix,
+                                             instruments_from_backend, open_bench, require_bench)
 from labtrain.instruments.safety import SafeDAQ, SafePotArray, SafetyConfig, SafetyError
+from labtrain.kinds.dac_bench.hardware import (acquisition_settings, hardware_options, signal_needs, twin_bench,
+                                               twin_daq_options, twin_pot_options, wiring_keys)
+from labtrain.kinds.resistor.bench import InstrumentChip
 from labtrain.kinds.resistor.wiring import Wiring, WiringError, default_wiring
+from labtrain.physics.network import Network
 
 __all__ = ["build_wiring", "safety_config", "acquisition_settings", "open_twin_ports", "open_hardware_ports",
            "open_resistor_bench", "bench_needs", "resistor_instruments", "build_instrument_chip",
@@ -55,18 +56,7 @@ def build_wiring(backend: dict[str, Any], wiring: dict[str, Any], net: Network,
     read_nodes = wiring["read_nodes"] or None
     base = default_wiring(net, device, wiring["read"], wiring["output_series_ohm"], read_nodes)
 
-    def names(key: str) -> tuple[str, ...]:
-        return tuple(resolve_channel(c, entries) for c in wiring[key])
-
-    w = Wiring(
-        input_ao=names("input_ao") or base.input_ao,
-        output_ao=names("output_ao") or base.output_ao,
-        output_switch_do=names("output_switch_do") or base.output_switch_do,
-        output_series_ohm=float(wiring["output_series_ohm"]),
-        read_nodes=base.read_nodes,
-        node_ai=names("node_ai") or base.node_ai,
-        pot_channels=tuple(wiring["pot_channels"]) or base.pot_channels,
-    )
+    w = Wiring(**wiring_keys(wiring, entries, base))
     w.check(net)
     return w
 
@@ -76,39 +66,9 @@ def safety_config(backend: dict[str, Any], rate_hz: float) -> SafetyConfig:
     return SafetyConfig.from_settings(backend["max_abs_v"], backend["max_slew_v_per_s"], ramp_rate_hz=rate_hz)
 
 
-def acquisition_settings(backend: dict[str, Any]) -> AcquisitionSettings:
-    return AcquisitionSettings(rate_hz=backend["rate_hz"], settle_samples=backend["settle_samples"],
-                               average_samples=backend["average_samples"], timeout_s=backend["timeout_s"],
-                               retries=backend["retries"], retry_wait_s=backend["retry_wait_s"])
-
-
 def bench_needs(backend: Mapping[str, Any], wiring: Wiring) -> BenchNeeds:
     """What the wiring and the ``[backend]`` limits ask of the bench (for :func:`require_bench`)."""
-    return BenchNeeds(
-        groups=(ChannelGroup("ao", "input_ao", wiring.input_ao), ChannelGroup("ao", "output_ao", wiring.output_ao),
-                ChannelGroup("ai", "node_ai", wiring.node_ai),
-                ChannelGroup("do", "output_switch_do", wiring.output_switch_do)),
-        max_abs_v=float(backend["max_abs_v"]), max_abs_v_source=("backend", f"max_abs_v = {backend['max_abs_v']:g}"),
-        ai_max_abs_v=float(backend["ai_max_abs_v"]),
-        ai_max_abs_v_source=("backend", f"ai_max_abs_v = {backend['ai_max_abs_v']:g}"),
-        pot_channels=tuple(wiring.pot_channels))
-
-
-def _pot_settings(backend: Mapping[str, Any], entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Pot taps and resistances: the pots instrument's options where given, else ``[backend] pot_*``."""
-    out = {"n_taps": backend["pot_taps"], "r_total_ohm": backend["pot_r_total_ohm"],
-           "r_wiper_ohm": backend["pot_r_wiper_ohm"], "r_end_ohm": backend["pot_r_end_ohm"]}
-    for entry in entries.values():
-        if entry.get("port") == "pots":
-            out.update({k: v for k, v in entry.get("options", {}).items() if k in out and v is not None})
-    return out
-
-
-def _bench_options(backend: Mapping[str, Any], wiring: Wiring, entries: Mapping[str, Any]) -> dict[str, dict]:
-    ai = backend["ai_max_abs_v"]
-    return {"daq": {"ao_channels": wiring.ao_channels(), "ai_channels": wiring.node_ai,
-                    "do_lines": wiring.output_switch_do, "ai_range_v": (-ai, ai)},
-            "pots": {"n_channels": max(wiring.pot_channels) + 1, **_pot_settings(backend, entries)}}
+    return signal_needs(backend, wiring)
 
 
 def open_twin_ports(backend: dict[str, Any], net: Network, wiring: Wiring, seed: int,
@@ -121,28 +81,9 @@ def open_twin_ports(backend: dict[str, Any], net: Network, wiring: Wiring, seed:
     from labtrain.kinds.resistor.twin import build_resistor_twin
 
     entries = resistor_instruments(backend, instruments) if instruments else {}
-    ai = backend["ai_max_abs_v"]
-    pots = _pot_settings(backend, entries)
-    daq_options = {"ai_range_v": (-ai, ai), "adc_bits": backend["twin_adc_bits"],
-                   "noise_white_v": backend["twin_noise_white_v"], "noise_1f_v": backend["twin_noise_1f_v"],
-                   "rc_time_s": backend["twin_rc_time_s"], "max_rate_hz": max(1e5, backend["rate_hz"]),
-                   "device": f"{daq_prefix(entries, backend['daq_device'])}-twin"}
-    for entry in entries.values():
-        if entry.get("port") == "daq" and entry.get("options", {}).get("ao_range_v") is not None:
-            daq_options["ao_range_v"] = tuple(entry["options"]["ao_range_v"])
-    return build_resistor_twin(
-        net, wiring, seed=seed,
-        pot_options={"n_taps": pots["n_taps"], "r_total_ohm": pots["r_total_ohm"],
-                     "r_wiper_ohm": pots["r_wiper_ohm"], "r_end_ohm": pots["r_end_ohm"],
-                     "tolerance": backend["pot_tolerance"]},
-        daq_options=daq_options,
-    )
-
-
-def _twin_bench(twin: Any, entries: Mapping[str, Mapping[str, Any]]) -> Bench:
-    names = {e["port"]: n for n, e in entries.items()}
-    return Bench([BenchPort(names.get("daq", "daq"), "daq", twin.daq, None, "", "backend"),
-                  BenchPort(names.get("pots", "pots"), "pots", twin.pots, None, "", "backend")])
+    return build_resistor_twin(net, wiring, seed=seed, pot_options=twin_pot_options(backend, entries),
+                               daq_options=twin_daq_options(backend, entries,
+                                                            daq_prefix(entries, backend["daq_device"])))
 
 
 def open_resistor_bench(backend: dict[str, Any], net: Network, wiring: Wiring,
@@ -158,10 +99,10 @@ def open_resistor_bench(backend: dict[str, Any], net: Network, wiring: Wiring,
     if backend["kind"] == "twin":
         entries = resistor_instruments(backend, instruments) if instruments else {}
         twin = open_twin_ports(backend, net, wiring, seed, instruments)
-        bench = _twin_bench(twin, entries)
+        bench = twin_bench(twin, entries)
     else:
         entries = resistor_instruments(backend, instruments)
-        bench = open_bench(entries, _bench_options(backend, wiring, entries), given=ports)
+        bench = open_bench(entries, hardware_options(backend, wiring, entries), given=ports)
     try:
         require_bench(bench, bench_needs(backend, wiring))
     except BaseException:
