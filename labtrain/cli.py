@@ -585,7 +585,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
         import tomlkit  # noqa: F401
         from PyQt6 import QtWidgets  # noqa: F401
     except ImportError as exc:
-        raise UsageError(f"the GUI needs PyQt6, pyqtgraph and tomlkit ({exc}): pip install 'labtrain[gui]'") from None
+        raise UsageError(f"the GUI needs PyQt6, pyqtgraph and tomlkit ({exc}): pip install -e '.[gui]' in the "
+                         f"labtrain checkout") from None
     from labtrain.gui.app import run_from_args
 
     return run_from_args(args)

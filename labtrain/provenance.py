@@ -38,9 +38,9 @@ def install_hint(extra: str) -> str:
     """How to install one of labtrain's extras, as it is really installed: from its checkout.
 
     >>> install_hint("gui")
-    "pip install -e '.[gui]' (in the labtrain checkout)"
+    "pip install -e '.[gui]' in the labtrain checkout"
     """
-    return f"pip install -e '.[{extra}]' (in the labtrain checkout)"
+    return f"pip install -e '.[{extra}]' in the labtrain checkout"
 
 
 @functools.lru_cache(maxsize=1)

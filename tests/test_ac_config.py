@@ -159,7 +159,7 @@ BAD = {
                                ["[chip]", "abort level"]),
     "dnpu-regression-outputs": (DNPU_XOR.replace('"xor"', '"iris"'), ["[task]", "iris"]),
     "dnpu-hardware-no-driver": (with_lines(DNPU_XOR, "backend", 'kind = "hardware"'),
-                                ["[backend]", "hardware", "optional driver", "labtrain[hardware]"]),
+                                ["[backend]", "hardware", "optional driver", "pip install -e '.[hardware]'"]),
     "fp-outputs-only-twin": (with_lines(RESISTOR_FP, "wiring", 'read = "outputs"')
                              .replace("[learning]", "[backend]\nkind = \"twin\"\n[learning]"),
                              ["[learning]", "rule = 'fp'", "edge_drops"]),

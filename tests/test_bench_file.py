@@ -133,7 +133,7 @@ def test_driver_spec_refuses_malformed_specs():
         DriverSpec("x", "daq", fake_open, "x", options={"ao_channels": Field("strs", [], "")})
     with pytest.raises(ValueError, match="must be a labtrain.schema.Field"):
         DriverSpec("x", "daq", fake_open, "x", options={"gain": 3})
-    assert load_driver("nidaq").install_hint == "pip install 'labtrain[hardware]'"
+    assert load_driver("nidaq").install_hint == "pip install -e '.[hardware]' in the labtrain checkout"
 
 
 def test_a_plugin_driver_from_an_entry_point_serves_a_bench(monkeypatch):

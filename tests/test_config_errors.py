@@ -166,7 +166,7 @@ CASES = [
     ("twin-ep-without-node-readout", '[backend]\nkind = "twin"\n[wiring]\nread = "outputs"\n'
      '[learning]\nrule = "ep"\n', None, ["{file}", "[learning]", "edge_drops"]),
     ("backend-hardware-without-drivers", '[backend]\nkind = "hardware"\n', None,
-     ["{file}", "[backend]", "kind = 'hardware'", "labtrain[hardware]"]),
+     ["{file}", "[backend]", "kind = 'hardware'", "pip install -e '.[hardware]'"]),
 ]
 
 
@@ -285,7 +285,7 @@ def test_backend_override_on_cli(tmp_path, capsys):
     f = tmp_path / "good.toml"
     f.write_text(GOOD)
     code, out, err = cli(["run", f, "--backend", "hardware", "--out", tmp_path / "out"], capsys)
-    assert_one_line_error(code, out, err, str(f), "[backend]", "'hardware'", "labtrain[hardware]")
+    assert_one_line_error(code, out, err, str(f), "[backend]", "'hardware'", "pip install -e '.[hardware]'")
     assert not (tmp_path / "out").exists()
 
 

@@ -382,7 +382,7 @@ def test_gui_command_without_qt_says_what_to_install():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=EXAMPLES.parent)
     assert r.returncode == 2
-    assert "pip install 'labtrain[gui]'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "pip install -e '.[gui]' in the labtrain checkout" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("kind", ["dnpu", "nonreciprocal"])

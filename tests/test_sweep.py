@@ -153,7 +153,7 @@ def test_parallel_hardware_sweep_and_missing_dask_are_refused_before_anything_is
     assert not any((tmp_path / d).exists() for d in "cd")
     monkeypatch.setitem(sys.modules, "distributed", None)
     code, _, err = cli(["sweep", REGRESSION, "--set", "run.seed=0:2", "--out", tmp_path / "b"], capsys)
-    assert code == 2 and err.count("\n") == 1 and "pip install 'labtrain[sweep]'" in err, err
+    assert code == 2 and err.count("\n") == 1 and "pip install -e '.[sweep]' in the labtrain checkout" in err, err
     assert not (tmp_path / "b").exists()
 
 

@@ -1,15 +1,15 @@
 """Real instrument drivers behind the port interfaces of :mod:`labtrain.instruments.ports`.
 
-==========================================  ==================  =======================================
-driver                                      port                needs (``pip install 'labtrain[hardware]'``)
-==========================================  ==================  =======================================
+==========================================  ==================  ==================================================
+driver                                      port                needs (``pip install -e '.[hardware]'`` in the checkout)
+==========================================  ==================  ==================================================
 :class:`.nidaq.NIDAQ`                       DAQ                 nidaqmx + the NI-DAQmx driver
 :class:`.lockin.SR830LockIn`                LockIn              pymeasure, pyvisa + a VISA backend
 :class:`.lockin.SR860LockIn`                LockIn              pymeasure, pyvisa + a VISA backend
 :class:`.potbridge.SerialPotBridge`         PotArray            pyserial (bridge firmware: docs/hardware.md)
 :class:`.potbridge.FTDIAD5293Chain`         PotArray            pyftdi (+ libusb)
 :func:`.discovery.list_devices`             --                  whatever of the above is installed
-==========================================  ==================  =======================================
+==========================================  ==================  ==================================================
 
 Each driver module also holds its :class:`~labtrain.instruments.drivers.DriverSpec` -- what an
 experiment file's ``[instruments.<name>] driver = ...`` names (``nidaq``: ``nidaq.DRIVER``;

@@ -10,7 +10,7 @@ from labtrain.instruments.ports import PortIOError, PortTimeout
 __all__ = ["require", "HARDWARE_EXTRA", "is_timeout", "VI_ERROR_TMO"]
 
 #: how the user installs every optional instrument package
-HARDWARE_EXTRA = "pip install 'labtrain[hardware]'"
+HARDWARE_EXTRA = "pip install -e '.[hardware]' in the labtrain checkout"
 
 #: pyvisa's StatusCode.error_timeout (VI_ERROR_TMO), without importing pyvisa
 VI_ERROR_TMO = -1073807339

@@ -1,6 +1,6 @@
 """Live-plotting Qt window for running and watching experiments (``labtrain gui [FILE]``).
 
-Needs the ``gui`` extra (``pip install 'labtrain[gui]'``: PyQt6, pyqtgraph and tomlkit).
+Needs the ``gui`` extra (``pip install -e '.[gui]'`` in the labtrain checkout: PyQt6, pyqtgraph and tomlkit).
 Importing :mod:`labtrain.gui` does not import Qt; its modules are:
 
 =========================  ======================================================
@@ -34,7 +34,7 @@ import argparse
 
 __all__ = ["add_arguments", "main", "GUI_EXTRA"]
 
-GUI_EXTRA = "pip install 'labtrain[gui]'"
+GUI_EXTRA = "pip install -e '.[gui]' in the labtrain checkout"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -89,7 +89,7 @@ class DriverSpec:
         Options an experiment file may give in ``options = { ... }``.
     extra : str
         The pip extra that installs the driver's packages (``"hardware"`` ->
-        ``pip install 'labtrain[hardware]'``); empty when nothing extra is needed.
+        ``pip install -e '.[hardware]'`` in the labtrain checkout); empty when nothing extra is needed.
     channels : callable ``(port) -> dict``, optional
         What the opened device offers: for a DAQ ``{"ao": [...], "ai": [...], "do": [...],
         "ao_range_v": (lo, hi), "ai_range_v": (lo, hi), "product": str}`` (every channel of the
@@ -162,7 +162,7 @@ class DriverSpec:
     @property
     def install_hint(self) -> str:
         """How to install the driver's packages (empty when nothing is needed)."""
-        return f"pip install 'labtrain[{self.extra}]'" if self.extra else ""
+        return f"pip install -e '.[{self.extra}]' in the labtrain checkout" if self.extra else ""
 
     def describe_channels(self, port: Any) -> dict[str, Any]:
         """:attr:`channels` of ``port``, or :func:`default_channels`."""

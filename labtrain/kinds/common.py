@@ -88,4 +88,4 @@ def initial_conductances(exp: Experiment, net: Network) -> np.ndarray:
 
 def with_install_hint(exc: Exception) -> str:
     text = str(exc)
-    return text if "labtrain[hardware]" in text else f"{text} (pip install 'labtrain[hardware]')"
+    return text if ".[hardware]'" in text else f"{text} (pip install -e '.[hardware]' in the labtrain checkout)"

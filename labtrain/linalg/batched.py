@@ -120,7 +120,7 @@ class BatchedSPD:
         else:
             if solver == "cholmod":
                 _note("labtrain.linalg: scikit-sparse (CHOLMOD) is not installed; using SuperLU "
-                      "(pip install 'labtrain[fast]' for sparse Cholesky)")
+                      "(pip install -e '.[fast]' in the labtrain checkout, for sparse Cholesky)")
             method = "superlu"
         self.method = method
         self.ldl = bool(ldl)

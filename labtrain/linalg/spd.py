@@ -17,7 +17,7 @@ Methods (``solver=``, :data:`SOLVERS`):
     Sparse Cholesky (CHOLMOD through scikit-sparse): fill-reducing ordering
     (AMD, or METIS where AMD fills in badly) and symbolic analysis once, then
     only the numeric factorisation per update.  Needs the optional
-    ``scikit-sparse`` package (``pip install labtrain[fast]``, which builds
+    ``scikit-sparse`` package (``pip install -e '.[fast]'``, which builds
     against the system SuiteSparse: ``apt-get install libsuitesparse-dev``).
 ``"cg"``
     Preconditioned conjugate gradients (:mod:`labtrain.linalg.cg`), warm
@@ -185,7 +185,7 @@ def choose_solver(indptr: np.ndarray, indices: np.ndarray, size: int, requested:
     check_solver(requested)
     if requested == "cholmod" and not cholmod_available():
         _note("labtrain.linalg: scikit-sparse (CHOLMOD) is not installed; using SuperLU "
-              "(pip install 'labtrain[fast]' for sparse Cholesky)")
+              "(pip install -e '.[fast]' in the labtrain checkout, for sparse Cholesky)")
         return "superlu"
     if requested != "auto":
         return requested
@@ -196,7 +196,7 @@ def choose_solver(indptr: np.ndarray, indices: np.ndarray, size: int, requested:
     if size <= profile.direct_max_size:
         if direct == "superlu":
             _note("labtrain.linalg: scikit-sparse (CHOLMOD) is not installed; large networks factor with SuperLU "
-                  "(pip install 'labtrain[fast]' for sparse Cholesky)", logging.INFO)
+                  "(pip install -e '.[fast]' in the labtrain checkout, for sparse Cholesky)", logging.INFO)
         return direct
     return "cg"
 
@@ -330,7 +330,7 @@ class SPDSolver:
             raise ValueError(f"preconditioner must be one of {('auto',) + PRECONDITIONERS}, got {preconditioner!r}")
         if preconditioner == "amg" and not pyamg_available():
             _note("labtrain.linalg: pyamg is not installed; CG uses the Jacobi preconditioner "
-                  "(pip install 'labtrain[fast]' for AMG)")
+                  "(pip install -e '.[fast]' in the labtrain checkout, for AMG)")
             preconditioner = "jacobi"
         self._preconditioner_kind = preconditioner
         self.max_iter = max_iter

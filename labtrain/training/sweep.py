@@ -566,8 +566,8 @@ def _need_dask(what: str):
     try:
         import distributed  # noqa: F401
     except ImportError:
-        raise SweepError(f"{what} needs dask.distributed, which is not installed: pip install 'labtrain[sweep]' "
-                         "(or run the members one after another with --cluster serial)") from None
+        raise SweepError(f"{what} needs dask.distributed, which is not installed: pip install -e '.[sweep]' in the "
+                         "labtrain checkout (or run the members one after another with --cluster serial)") from None
     return distributed
 
 
@@ -584,7 +584,7 @@ def jobqueue_cluster(kind: str, options: Mapping[str, Any], folder: Path | None 
         import dask_jobqueue
     except ImportError:
         raise SweepError(f"--cluster {kind} needs dask-jobqueue, which is not installed: "
-                         "pip install 'labtrain[sweep]'") from None
+                         "pip install -e '.[sweep]' in the labtrain checkout") from None
     opts = dict(options)
     opts.setdefault("cores", 1)
     opts.setdefault("processes", opts["cores"])

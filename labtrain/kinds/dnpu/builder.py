@@ -146,7 +146,7 @@ def build_dnpu_chip(exp: Experiment, net: None, task: Task):
         raise ConfigError(f"{src}: [{exc.section}] {exc}") from None
     except ImportError as exc:
         raise ConfigError(f"{src}: [backend] kind = {b['kind']!r} needs an optional driver: {exc} "
-                          "(pip install 'labtrain[hardware]')") from None
+                          "(pip install -e '.[hardware]' in the labtrain checkout)") from None
     except (OSError, RuntimeError) as exc:
         raise ConfigError(f"{src}: [backend] kind = {b['kind']!r}: instrument not reachable: "
                           f"{str(exc).splitlines()[0]}") from None
