@@ -53,7 +53,7 @@ from labtrain.instruments.ports import DAQ, Acquisition, LockIn, LockInReading, 
 __all__ = ["AttributeParameter", "ParameterLockIn", "ParameterDAQ", "lockin_from_pymeasure", "KNOWN_LOCKINS",
            "check_parameter"]
 
-#: sine-out amplitude (V RMS) and reference frequency (Hz) ranges of lock-ins by *IDN? model
+#: sine-out amplitude (V RMS) and reference frequency (Hz) ranges of lock-ins by ``*IDN?`` model
 KNOWN_LOCKINS: dict[str, dict[str, tuple[float, float]]] = {
     "SR830": {"amplitude_range_v": (0.004, 5.0), "frequency_range_hz": (1e-3, 102e3)},
     "SR810": {"amplitude_range_v": (0.004, 5.0), "frequency_range_hz": (1e-3, 102e3)},

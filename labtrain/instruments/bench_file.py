@@ -322,7 +322,7 @@ class ChannelGroup:
 class BenchNeeds:
     """What an experiment needs from its bench (see :func:`check_bench`).
 
-    ``max_abs_v`` is the largest |V| any AO sample may take, named by ``max_abs_v_source``
+    ``max_abs_v`` is the largest ``|V|`` any AO sample may take, named by ``max_abs_v_source``
     (``(section, text)``, e.g. ``("backend", "max_abs_v = 2")``); likewise ``ai_max_abs_v``.
     ``pot_channels`` are the wired pot channels; ``lockin_amplitude_v`` the largest sine-out
     amplitude (V RMS) the rule will ask for.

@@ -407,7 +407,7 @@ class Guarded(abc.ABC):
     for the safe state at exit.
     """
 
-    #: order of the safe state at exit: lower first (lock-in sine out, then DAQ outputs, then pots)
+    #: Order of the safe state at exit, lower first (lock-in sine out, then DAQ outputs, then pots).
     safe_priority: int = 50
 
     @abc.abstractmethod

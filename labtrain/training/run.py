@@ -129,6 +129,8 @@ class Run:
     listeners : list of callables
         Receive every :class:`Event`.
 
+    Notes
+    -----
     A run is a context manager: ``with prepare_run(file) as run: run.run()`` releases the run
     file and the chip at the end (:meth:`close`).
     """
