@@ -33,6 +33,9 @@ _LAZY = {
     "gradient_fidelity": "labtrain.protocols",
     "ConfigError": "labtrain.config", "load_experiment": "labtrain.config",
     "prepare_resume": "labtrain.training.launch", "prepare_run": "labtrain.training.launch",
+    "open_run": "labtrain.training.launch",
+    "load_run": "labtrain.training.export", "run_to_dataset": "labtrain.training.export",
+    "export_run": "labtrain.training.export",
     "Run": "labtrain.training.run", "RunResult": "labtrain.training.run",
     "RunStore": "labtrain.training.store", "list_runs": "labtrain.training.store",
     "read_summary": "labtrain.training.store",
@@ -64,7 +67,8 @@ if TYPE_CHECKING:
     from labtrain.protocols import (AnalyticGradient, CoupledLearning, EquilibriumPropagation,  # noqa: E402
                             UpdateMask, exact_gradient, gep_family, gradient_fidelity)
     from labtrain.config import ConfigError, load_experiment  # noqa: E402
-    from labtrain.training.launch import prepare_resume, prepare_run  # noqa: E402
+    from labtrain.training.launch import open_run, prepare_resume, prepare_run  # noqa: E402
+    from labtrain.training.export import export_run, load_run, run_to_dataset  # noqa: E402
     from labtrain.training.run import Run, RunResult  # noqa: E402
     from labtrain.training.store import RunStore, list_runs, read_summary  # noqa: E402
     from labtrain.kinds.resistor.model import LinearResistorNetwork  # noqa: E402
@@ -76,5 +80,5 @@ __all__ = [
     "SGD", "Momentum", "Adam", "TapStep", "AnalyticGradient", "EquilibriumPropagation", "CoupledLearning",
     "UpdateMask", "gep_family", "exact_gradient", "gradient_fidelity", "LinearResistorNetwork", "Task",
     "make_task", "ConfigError", "load_experiment", "prepare_run", "prepare_resume", "Run", "RunResult",
-    "RunStore", "list_runs", "read_summary",
+    "RunStore", "list_runs", "read_summary", "open_run", "load_run", "run_to_dataset", "export_run",
 ]

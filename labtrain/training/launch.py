@@ -10,7 +10,7 @@ from labtrain.config import ConfigError, Experiment, experiment_from_text, load_
 from labtrain.training.run import Listener, Run, run_file_path
 from labtrain.training.store import RunStore, RunUnits, StoreError
 
-__all__ = ["prepare_run", "prepare_resume", "overrides_from_cli"]
+__all__ = ["prepare_run", "prepare_resume", "open_run", "overrides_from_cli"]
 
 
 def overrides_from_cli(backend: str | None = None, epochs: int | None = None, seed: int | None = None,
@@ -123,3 +123,32 @@ def prepare_resume(path: str | Path, listeners: list[Listener] | None = None,
         if setup is not None:
             setup.chip.close()
         raise
+
+
+def open_run(source: str | Path | Experiment, overrides: dict | None = None, *,
+             listeners: list[Listener] | None = None, epochs: int | None = None, store: bool = True) -> Run:
+    """A :class:`Run` ready to ``run()``, for notebooks and scripts; use it as a context manager.
+
+    ``source`` is an experiment file (or :class:`~labtrain.config.Experiment`): a new run, as
+    :func:`prepare_run` (``overrides`` as ``{"run": {"epochs": 1}}``; ``store=False``: no run file).  A run
+    file (``.h5``) is resumed from its last checkpoint, as :func:`prepare_resume` (``epochs`` extends it).
+
+    The run owns its run file and chip until it is closed; ``with`` closes both (and releases the run
+    file's lease, so ``labtrain resume`` or :func:`load_run <labtrain.training.export.load_run>` work
+    on it afterwards)::
+
+        with labtrain.open_run("examples/xor_resistor_cl.toml", {"run": {"epochs": 5}}) as run:
+            result = run.run()
+        ds = labtrain.load_run(result.path)
+    """
+    if not isinstance(source, Experiment) and Path(source).suffix == ".h5":
+        if overrides:
+            raise ValueError("open_run: a run file is resumed as it was recorded; overrides apply to new runs "
+                             "(epochs= extends a resumed run)")
+        return prepare_resume(source, listeners=listeners, epochs=epochs)
+    if epochs is not None:
+        overrides = {**(overrides or {})}
+        overrides["run"] = {**overrides.get("run", {}), "epochs": int(epochs)}
+    if isinstance(source, Experiment) and overrides:
+        raise ValueError("open_run: pass overrides with an experiment file's path, not with an Experiment")
+    return prepare_run(source, overrides, listeners=listeners, store=store)
