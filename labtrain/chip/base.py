@@ -40,7 +40,7 @@ __all__ = [
     "LINEAR_NETWORK_MODEL",
 ]
 
-EDGE_DROPS = "edge_drops"          #: every edge's voltage drop can be read
+EDGE_DROPS = "edge_drops"          #: every edge's voltage drop can be read (a NetworkChip: energy_parameter_slope)
 CURRENT_NUDGE = "current_nudge"    #: currents can be injected into the outputs
 CLAMP_NUDGE = "clamp_nudge"        #: outputs can be held at given voltages
 NETWORK_MODEL = "network_model"    #: a physics model at the current parameters is available
@@ -377,3 +377,17 @@ class NetworkChip(NetworkTerminals, Chip):
         if len(edges) == drops.shape[1] and np.all(edges == np.arange(len(edges))):
             return drops  # one conductance per edge, in edge order
         return drops[:, edges]
+
+    def energy_parameter_slope(self, drops: "EdgeDrops") -> np.ndarray:
+        """Batch mean of ``dE/dtheta_p``, the derivative of the network's energy (co-content) with respect to
+        each parameter, at the measured edge drops ``drops`` -> (P,).
+
+        The local quantity of the two-phase rules (EP, coupled learning).  For a linear conductance
+        ``E_e = g v^2 / 2`` it is ``mean_b v^2 / 2`` (V^2), the default; a chip with other trainable elements
+        (a transistor's gate voltage) overrides it.
+        """
+        half_square = 0.5 * drops.mean_square()
+        edges = self.parameter_edges
+        if len(edges) == len(half_square) and np.all(edges == np.arange(len(edges))):
+            return half_square  # one conductance per edge, in edge order
+        return half_square[edges]

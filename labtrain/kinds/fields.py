@@ -11,7 +11,7 @@ from labtrain.linalg import SOLVERS
 from labtrain.physics.network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S
 from labtrain.schema import ConfigError, Field
 
-__all__ = ["GRAPH", "HIDDEN_LAYERS", "CONDUCTANCE", "FP", "VOLTAGE_TASK", "AC_WINDOW", "RELAXATION",
+__all__ = ["GRAPH", "HIDDEN_LAYERS", "CONDUCTANCE", "GEP", "FP", "VOLTAGE_TASK", "AC_WINDOW", "RELAXATION",
            "SOLVER", "TOPOLOGIES", "FP_ACTIVATIONS", "topology", "merge", "check_fp",
            "check_direct_solver"]
 
@@ -53,6 +53,14 @@ CONDUCTANCE: dict[str, dict[str, Field]] = {
     },
     "backend": {
         "read_noise_v": F("float", 0.0, "ideal: Gaussian noise (std, V) on every node reading", 0, 10),
+    },
+}
+#: The two-phase rules on resistive networks (linear or nonlinear): EP's current nudge and CL's clamp.
+GEP: dict[str, dict[str, Field]] = {
+    "learning": {
+        "beta_s": F("float", 1e-6, "EP nudge conductance beta (S)", 0, 1e6, low_open=True, rules=("ep",)),
+        "eta": F("float", 0.1, "Coupled-learning clamp fraction eta", 0, 1, low_open=True,
+                 rules=("cl", "cl_clocked")),
     },
 }
 _FP = ("fp",)

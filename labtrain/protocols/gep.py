@@ -7,7 +7,9 @@ states ``s_beta`` and estimates
     dC/dtheta ~ (1/2 beta) [dE/dtheta(s_+beta) - dE/dtheta(s_-beta)]   (centred)
 
 with the local energy derivative ``dE/dg_e = 1/2 dv_e^2`` of a resistor
-network (``E`` = half the dissipated power).  Members differ in *how* they
+network (``E`` = half the dissipated power) -- on a nonlinear network ``E`` is
+the total co-content and the chip's ``energy_parameter_slope`` gives
+``dE/dtheta`` of each trainable element (a gate voltage's as well).  Members differ in *how* they
 nudge, which fixes the order ``k`` at which the nudge perturbs the energy at
 the free equilibrium (docs/algorithms.md, section 4):
 
@@ -91,13 +93,14 @@ class GEPRule(GradientEstimator):
         free = chip.measure(inputs, edge_drops=True)
         s = self.strength
         plus = chip.measure(inputs, self.nudge(free, targets_v, s), edge_drops=True)
+        energy_slope = chip.energy_parameter_slope  # dE/dtheta at measured drops (1/2 dv^2 for a conductance)
         if self.centred:
             minus = chip.measure(inputs, self.nudge(free, targets_v, -s), edge_drops=True)
-            diff = plus.edge_drops.mean_square() - minus.edge_drops.mean_square()
-            gradient, phases = 0.5 * diff / (2 * s), 3
+            diff = energy_slope(plus.edge_drops) - energy_slope(minus.edge_drops)
+            gradient, phases = diff / (2 * s), 3
         else:
-            diff = plus.edge_drops.mean_square() - free.edge_drops.mean_square()
-            gradient, phases = 0.5 * diff / s, 2
+            diff = energy_slope(plus.edge_drops) - energy_slope(free.edge_drops)
+            gradient, phases = diff / s, 2
         return GradientEstimate(gradient, half_squared_error(free.output_v, targets_v), free.output_v, phases)
 
     def describe(self) -> dict:

@@ -56,6 +56,7 @@ from labtrain.kinds.dac_bench.chip import AcquisitionSettings, DACBenchChip
 from labtrain.kinds.nonlinear.model import NonlinearEdges, NonlinearResistorNetwork
 from labtrain.kinds.nonlinear.wiring import NonlinearWiring
 from labtrain.physics.network import Network
+from labtrain.physics.readouts import EdgeDrops
 
 __all__ = ["NonlinearBenchChip"]
 
@@ -148,6 +149,11 @@ class NonlinearBenchChip(DACBenchChip):
         """``d i_e / d theta_p`` at measured edge drops (B, n_edges): the drop for a pot, the nominal transistor
         characteristic ``di/dV_g`` for a gate."""
         return self.network_model().current_parameter_derivative(np.asarray(edge_drop_v, float))
+
+    def energy_parameter_slope(self, drops: EdgeDrops) -> np.ndarray:
+        """Batch mean of ``dPhi_e/dtheta`` at measured drops (EP/CL): ``dv^2 / 2`` for a pot, the nominal
+        transistor co-content's ``dPhi/dV_g`` for a gate."""
+        return self.network_model().energy_parameter_derivative(drops.values).mean(axis=0)
 
     def _gate_labels(self) -> list[str]:
         e = self.network.edges

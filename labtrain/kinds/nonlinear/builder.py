@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labtrain.chip.base import Chip
+from labtrain.chip.base import CapabilityError, Chip
 from labtrain.config import ConfigError, Experiment
 from labtrain.instruments.ports import PortError
 from labtrain.kinds import GradcheckReport, source_of
@@ -38,6 +38,7 @@ from labtrain.physics.network import Network, NetworkError
 from labtrain.protocols.analytic import AnalyticGradient
 from labtrain.protocols.base import GradientEstimator
 from labtrain.protocols.fidelity import compare_gradients
+from labtrain.protocols.gep import gep_family
 from labtrain.training.tasks import Task
 
 __all__ = ["build_nonlinear_network", "build_nonlinear_chip", "nonlinear_edges", "nonlinear_gradcheck",
@@ -188,7 +189,9 @@ def check_nonlinear_bench(exp: Experiment, estimator: GradientEstimator, net: Ne
 
 
 def nonlinear_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed: int, options: dict) -> GradcheckReport:
-    """The analytic rule and FP (the file's settings at gamma x 10, x 1, x 0.1) against the exact gradient."""
+    """The analytic rule, EP and CL (one-sided and centred) and FP (the file's settings at gamma x 10, x 1, x 0.1)
+    against the exact gradient.  ``options``: ``beta_s`` (S) and ``eta`` override the file's EP nudge and CL clamp
+    fraction."""
     exp, chip = setup.experiment, setup.chip
     if options.get("beta"):
         raise ConfigError(f"{source_of(exp)}: --beta is the nudge of xy / nonreciprocal chips; fp on a nonlinear "
@@ -199,6 +202,19 @@ def nonlinear_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed: in
     bench = chip.backend != "ideal"
     rows = [["analytic", "", f"{f.cosine:.6f}", f"{f.relative_error:.2e}", f"{f.scale:.4g}", f"{f.scaled_error:.2e}",
              str(a.n_phases), "measured outputs + model adjoint" if bench else "model adjoint (no measurement)"]]
+    beta_s = options.get("beta_s") if options.get("beta_s") is not None else exp["learning"]["beta_s"]
+    eta = options.get("eta") if options.get("eta") is not None else exp["learning"]["eta"]
+    for est in gep_family(beta_s, eta):
+        try:
+            est.check(chip)
+        except CapabilityError as exc:
+            rows.append([est.label, est.setting, "-", "-", "-", "-", "-", f"unsupported: {_one_line(exc)}"])
+            continue
+        chip.reseed([seed, 9])
+        e = est.estimate(chip, inputs, targets)
+        f = compare_gradients(e.gradient, exact)
+        rows.append([est.label, est.setting, f"{f.cosine:.6f}", f"{f.relative_error:.2e}", f"{f.scale:.4g}",
+                     f"{f.scaled_error:.2e}", str(e.n_phases), "co-content derivative at measured drops"])
     gamma = exp["learning"]["gamma_a_per_v"]
     for g in (10 * gamma, gamma, 0.1 * gamma):
         try:

@@ -114,6 +114,10 @@ class NonlinearResistorChip(NetworkChip):
         """``d i_e / d theta_p``: the drop for a linear edge, the element characteristic for a gate voltage."""
         return self._model.current_parameter_derivative(edge_drop_v)
 
+    def energy_parameter_slope(self, drops: EdgeDrops) -> np.ndarray:
+        """Batch mean of ``dPhi_e/dtheta`` (co-content) of every trainable element at measured drops (EP/CL)."""
+        return self._model.energy_parameter_derivative(drops.values).mean(axis=0)
+
     def get_parameters(self) -> np.ndarray:
         return self._model.parameters.copy()
 

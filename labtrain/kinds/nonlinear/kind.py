@@ -7,12 +7,13 @@ from typing import Any
 from labtrain.kinds import ChipKind
 from labtrain.kinds.ac_rules import check_ac_settings, fp_rule
 from labtrain.kinds.common import build_task
-from labtrain.kinds.fields import (AC_WINDOW, CONDUCTANCE, FP, GRAPH, HIDDEN_LAYERS, SOLVER, VOLTAGE_TASK,
+from labtrain.kinds.fields import (AC_WINDOW, CONDUCTANCE, FP, GEP, GRAPH, HIDDEN_LAYERS, SOLVER, VOLTAGE_TASK,
                                    check_direct_solver, check_fp, merge, topology)
 from labtrain.kinds.nonlinear.builder import (build_nonlinear_chip, build_nonlinear_network, check_nonlinear_bench,
                                               nonlinear_gradcheck)
 from labtrain.kinds.nonlinear.schema import OWN
 from labtrain.protocols.analytic import AnalyticGradient
+from labtrain.protocols.gep import CoupledLearning, EquilibriumPropagation
 from labtrain.schema import ConfigError
 
 _TOPOLOGIES = ("layered", "lattice", "all_to_all", "random", "edge_list")
@@ -58,10 +59,12 @@ def describe(s: dict[str, dict[str, Any]]) -> str:
 
 KIND = ChipKind(
     name="nonlinear_resistor",
-    summary="resistive network with diodes and transistor edges (Newton solver); FP, exact gradient",
+    summary="resistive network with diodes and transistor edges (Newton solver); FP, EP, CL, exact gradient",
     schema=merge(topology(_TOPOLOGIES, "layered", "Network builder (layered: the diode network)"), GRAPH,
-                 HIDDEN_LAYERS, CONDUCTANCE, FP, VOLTAGE_TASK, AC_WINDOW, SOLVER, OWN),
-    rules={"fp": fp_rule, "analytic": lambda exp: AnalyticGradient()},
+                 HIDDEN_LAYERS, CONDUCTANCE, FP, VOLTAGE_TASK, AC_WINDOW, SOLVER, GEP, OWN),
+    rules={"fp": fp_rule, "analytic": lambda exp: AnalyticGradient(),
+           "ep": lambda exp: EquilibriumPropagation(exp["learning"]["beta_s"], centred=exp["learning"]["centred"]),
+           "cl": lambda exp: CoupledLearning(exp["learning"]["eta"], centred=exp["learning"]["centred"])},
     task=build_task,
     network=build_nonlinear_network,
     chip=build_nonlinear_chip,

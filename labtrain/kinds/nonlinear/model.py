@@ -374,6 +374,26 @@ class _Elements:
             out[..., len(self.lin):] = np.sign(v) * self.t_k[:, 0] * (veff - q) * dveff
         return out
 
+    def energy_parameter_slope(self, dv: np.ndarray, conductance_s: np.ndarray, gate_v: np.ndarray) -> np.ndarray:
+        """``dPhi_e/dtheta_e`` of every trainable edge, ``(..., n_params)``: linear edges, then transistors.
+
+        Linear edge: ``Phi = g dv^2 / 2``, so ``dPhi/dg = dv^2 / 2`` (V^2).  Transistor:
+        ``Phi = k (V_eff^2 |v| / 2 + (q^3 - V_eff^3) / 6) + g_off v^2 / 2`` with ``q = max(V_eff - |v|, 0)``,
+        so ``dPhi/dV_eff = k |v|^2 / 2`` below saturation (``q > 0``) and ``k (V_eff |v| - V_eff^2 / 2)`` in it,
+        times ``dV_eff/dV_g`` (A).
+        """
+        out = np.empty(dv.shape[:-1] + (len(self.lin) + len(self.tr),))
+        out[..., :len(self.lin)] = 0.5 * dv[..., self.lin] ** 2
+        if len(self.tr):
+            u = np.abs(dv[..., self.tr])
+            veff, dveff = self.overdrive(gate_v)
+            veff, dveff = veff[:, 0], dveff[:, 0]
+            k = self.t_k[:, 0]
+            linear_region = veff > u
+            d_veff = np.where(linear_region, 0.5 * k * u**2, k * (veff * u - 0.5 * veff**2))
+            out[..., len(self.lin):] = d_veff * dveff
+        return out
+
 
 # ------------------------------------------------------------------ solver structure
 class _Layout:
@@ -636,6 +656,17 @@ class NonlinearResistorNetwork(NetworkTerminals):
         """
         dv = np.asarray(edge_drop_v, float)
         return self._el.parameter_slope(dv, self.conductance_s, self.gate_v)
+
+    def energy_parameter_derivative(self, edge_drop_v: np.ndarray) -> np.ndarray:
+        """``dPhi_e/dtheta`` of every trainable edge's co-content at drops ``(..., n_edges)``, ``(..., n_parameters)``.
+
+        The local quantity of the two-phase (EP / coupled-learning) rules: the total co-content
+        ``E = sum_e Phi_e`` is the network's energy function, and
+        ``dC/dtheta ~ (1/beta) [dE/dtheta(s_beta) - dE/dtheta(s_0)]``.  Linear edges: ``dv^2 / 2`` (V^2);
+        transistors: ``dPhi/dV_g`` (A).
+        """
+        dv = np.asarray(edge_drop_v, float)
+        return self._el.energy_parameter_slope(dv, self.conductance_s, self.gate_v)
 
     # ------------------------------------------------------------ solve
     def steady_state(self, inputs: np.ndarray, output_current_a: np.ndarray | None = None,

@@ -7,7 +7,7 @@ from typing import Any
 from labtrain.kinds import ChipKind
 from labtrain.kinds.ac_rules import check_ac_settings
 from labtrain.kinds.common import build_task
-from labtrain.kinds.fields import (AC_WINDOW, CONDUCTANCE, FP, GRAPH, HIDDEN_LAYERS, SOLVER, TOPOLOGIES,
+from labtrain.kinds.fields import (AC_WINDOW, CONDUCTANCE, FP, GEP, GRAPH, HIDDEN_LAYERS, SOLVER, TOPOLOGIES,
                                    VOLTAGE_TASK, check_fp, merge, topology)
 from labtrain.kinds.resistor.builder import (RULES, build_resistor_chip, build_resistor_network, check_bench,
                                              resistor_gradcheck)
@@ -50,7 +50,7 @@ KIND = ChipKind(
     name="resistor_network",
     summary="linear resistor network with tunable conductances (digital pots); EP, CL, FP, exact gradient",
     schema=merge(topology(_TOPOLOGIES, "lattice", "Network builder"), GRAPH, HIDDEN_LAYERS, CONDUCTANCE, FP,
-                 VOLTAGE_TASK, AC_WINDOW, SOLVER, OWN),
+                 VOLTAGE_TASK, AC_WINDOW, SOLVER, GEP, OWN),
     rules=RULES,
     task=build_task,
     network=build_resistor_network,

@@ -14,9 +14,4 @@ OWN: dict[str, dict[str, Field]] = {
     "backend": {
         "pot_steps": F("int", 0, "Quantise conductances to this many pot taps (0 = continuous)", 0, 1_000_000),
     },
-    "learning": {
-        "beta_s": F("float", 1e-6, "EP nudge conductance beta (S)", 0, 1e6, low_open=True, rules=("ep",)),
-        "eta": F("float", 0.1, "Coupled-learning clamp fraction eta", 0, 1, low_open=True,
-                 rules=("cl", "cl_clocked")),
-    },
 }
