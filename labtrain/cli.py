@@ -93,6 +93,8 @@ def _fmt(value: Any, spec: str = ".4g") -> str:
         return "-"
     if isinstance(value, float) and math.isnan(value):
         return "-"
+    if isinstance(value, numbers.Integral):  # counts and seeds as integers, never 1.661e+04
+        return str(int(value))
     return format(value, spec) if isinstance(value, numbers.Real) else str(value)
 
 
@@ -145,6 +147,8 @@ class _StderrLog(logging.Handler):
         self.command = command
 
     def filter(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        if getattr(record, "labtrain_direct", False):  # the run's own resume/stop/failure: the command says it
+            return getattr(record, "labtrain_event", "") == "pause"
         return record.levelno >= logging.WARNING or hasattr(record, "labtrain_event")
 
     def format(self, record: logging.LogRecord) -> str:
@@ -497,22 +501,112 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+SHOW_EVENTS = 30
+"""``labtrain show`` lists at most this many events (the first and last half); ``--full`` lists all."""
+
+
 def cmd_show(args: argparse.Namespace) -> int:
+    """``labtrain show RUN``: a concise summary (status, kind and rule, steps, final and best metrics,
+    provenance, events); ``--full`` adds every event, the experiment file, overrides and the snapshot."""
     from labtrain.training.store import RunStore, read_summary
 
     summary = read_summary(args.run)
-    for key, value in summary.items():
-        if key == "overrides" or (key == "sweep" and not value):  # overrides: printed below, as JSON
-            continue
-        if isinstance(value, float) and "accuracy" in key:
-            value = _pct(value)
-        print(f"{key:<17} {_fmt(value)}")
     with RunStore.open(args.run) as store:
-        print("\nexperiment file:\n" + store.experiment_text.rstrip())
-        if store.overrides:
-            print(f"overrides: {json.dumps(store.overrides)}")
-        print("\nsnapshot:\n" + json.dumps(store.snapshot, indent=2, sort_keys=True))
+        print(_show_summary(summary, store.attrs, store.snapshot, store.table("eval"), store.events(),
+                            full=args.full))
+        if args.full:
+            print("\nexperiment file:\n" + store.experiment_text.rstrip())
+            if store.overrides:
+                print(f"overrides: {json.dumps(store.overrides)}")
+            print("\nsnapshot:\n" + json.dumps(store.snapshot, indent=2, sort_keys=True))
     return EXIT_OK
+
+
+def _show_summary(summary: dict, attrs: dict, snapshot: dict, evals: dict, events: dict, full: bool) -> str:
+    import numpy as np
+
+    lines: list[str] = []
+
+    def row(key: str, text: str) -> None:
+        lines.append(f"{key:<11} {text}")
+
+    unit = attrs.get("loss_units", "")
+    unit = "" if unit in ("", "1") else f" {unit}"
+    exp = snapshot.get("experiment", {})
+    chip = snapshot.get("chip", {})
+    row("run", f"{summary['name']}  {summary['path']}")
+    row("status", summary["status"] + (f" ({summary['message']})" if summary.get("message") else ""))
+    kind = exp.get("chip", {}).get("type") or chip.get("chip") or "-"
+    describe = chip.get("chip")
+    row("kind", f"{kind}" + (f" ({describe})" if describe and describe != kind else "") +
+        f"; backend {summary['backend']}; rule {summary['rule']}")
+    epochs = snapshot.get("run", {}).get("epochs")
+    done, total = int(summary["steps_done"]), int(summary["total_steps"])
+    text = f"{done} / {total}"
+    if isinstance(epochs, int) and epochs > 0 and total % epochs == 0 and total:
+        per = total // epochs
+        text += f" ({done // per} of {epochs} epochs done, {per} step{'s' if per != 1 else ''} each)"
+    row("steps", text)
+    steps = np.asarray(evals.get("step", []))
+    if len(steps):
+        last = {k: float(v[-1]) for k, v in evals.items()}
+        when = "before training" if last["step"] < 0 else f"after step {int(last['step']) + 1}"
+        row("final", f"train loss {_fmt(last['train_loss'])}{unit}, accuracy {_pct(last['train_accuracy'])}; "
+                     f"test loss {_fmt(last['test_loss'])}{unit}, accuracy {_pct(last['test_accuracy'])} ({when})")
+        best = []
+        for key, pick, show in (("test_loss", np.nanargmin, lambda v: f"{_fmt(v)}{unit}"),
+                                ("test_accuracy", np.nanargmax, _pct)):
+            values = np.asarray(evals[key], float)
+            if np.isfinite(values).any():
+                i = int(pick(values))
+                at = "before training" if steps[i] < 0 else f"after step {int(steps[i]) + 1}"
+                best.append(f"test {key.split('_')[1]} {show(float(values[i]))} ({at})")
+        if best:
+            row("best", "; ".join(best))
+    prov = [f"labtrain {attrs.get('labtrain_version', '?')}"]
+    if attrs.get("git_revision"):
+        dirty = str(attrs.get("git_dirty", "")).lower() in ("yes", "true", "1")
+        prov.append(f"git {str(attrs['git_revision'])[:12]}" + (" (dirty)" if dirty else ""))
+    if attrs.get("python_version"):
+        prov.append(f"Python {attrs['python_version']}")
+    if attrs.get("hostname"):
+        prov.append(f"host {attrs['hostname']}")
+    prov += [f"created {attrs.get('created', '?')}", f"seed {_fmt(attrs.get('seed'))}"]
+    row("provenance", ", ".join(prov))
+    instruments = [f"{k[len('instrument_'):]}: {v}" for k, v in sorted(attrs.items()) if k.startswith("instrument_")]
+    if instruments:
+        row("instruments", "; ".join(instruments))
+    if summary.get("sweep"):
+        row("sweep", str(summary["sweep"]))
+    overrides = _overrides_cell(summary)
+    if overrides != "-":
+        row("overrides", overrides)
+    n = len(events["step"])
+    if not n:
+        row("events", "none (no instrument faults, retries, pauses or warnings recorded)")
+    else:
+        kinds: dict[str, int] = {}
+        for k in events["kind"]:
+            kinds[str(k)] = kinds.get(str(k), 0) + 1
+        row("events", f"{n}: " + ", ".join(f"{c} {k}" for k, c in sorted(kinds.items(), key=lambda kc: -kc[1])))
+        import time as _time
+
+        shown = list(range(n)) if full or n <= SHOW_EVENTS else \
+            list(range(SHOW_EVENTS // 2)) + [-1] + list(range(n - SHOW_EVENTS // 2, n))
+        for i in shown:
+            if i < 0:
+                lines.append(f"  ... {n - 2 * (SHOW_EVENTS // 2)} more (labtrain show --full {summary['path']})")
+                continue
+            step = int(events["step"][i])
+            where = "start" if step < 0 else f"step {step + 1}"
+            clock = _time.strftime("%H:%M:%S", _time.localtime(float(events["time_s"][i])))
+            lines.append(f"  {clock} {where:>10}  {events['level'][i]:<7} {events['kind'][i]:<10} "
+                         f"{events['message'][i]}")
+    if summary["status"] not in ("completed", "unreadable"):
+        lines.append(f"resume with: labtrain resume {summary['path']}")
+    if not full:
+        lines.append(f"experiment file, overrides and snapshot: labtrain show --full {summary['path']}")
+    return "\n".join(lines)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -690,8 +784,12 @@ def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
                    "(only when you know it is gone)")
     r.set_defaults(func=cmd_repair)
 
-    r = sub.add_parser("show", help="print a run's summary, experiment and snapshot")
+    r = sub.add_parser("show", help="print a run's summary: status, kind, rule, steps, final and best metrics, "
+                       "provenance, instrument faults and other events (--full: also the experiment file and the "
+                       "whole snapshot)")
     r.add_argument("run")
+    r.add_argument("--full", action="store_true", help="every event, the experiment file, overrides and the whole "
+                   "snapshot")
     r.set_defaults(func=cmd_show)
 
     r = sub.add_parser("export", help="export a run to netCDF or CSV")

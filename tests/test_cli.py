@@ -147,14 +147,19 @@ def test_show(trained, capsys):
     path, _, _ = trained
     code, out, err = cli(["show", path], capsys)
     assert code == 0, err
-    summary_part, rest = out.split("\nexperiment file:\n", 1)
-    fields = dict(line.split(None, 1) for line in summary_part.splitlines() if len(line.split(None, 1)) == 2)
+    fields = dict(line.split(None, 1) for line in out.splitlines() if line[:1].isalpha() and " " in line)
+    assert fields["run"] == f"and_gate  {path}"
     assert fields["status"] == "completed"
-    assert fields["name"] == "and_gate"
-    assert fields["seed"] == "7"
-    assert fields["steps_done"] == "10" and fields["total_steps"] == "10"
-    assert fields["rule"] == "cl" and fields["backend"] == "ideal"
-    assert fields["path"] == str(path)
+    assert fields["steps"].startswith("10 / 10 (5 of 5 epochs done, 2 steps each)")
+    assert fields["kind"].endswith("backend ideal; rule cl")
+    assert "seed 7" in fields["provenance"]
+    assert "run.seed=7" in fields["overrides"]
+    assert "experiment file:" not in out and "snapshot:\n" not in out  # concise: --full has them
+
+    code, out, err = cli(["show", "--full", path], capsys)
+    assert code == 0, err
+    summary_part, rest = out.split("\nexperiment file:\n", 1)
+    assert "status      completed" in summary_part
     experiment_text, rest = rest.split("\noverrides: ", 1)
     assert experiment_text == AND_GATE.rstrip()
     overrides, snapshot_text = rest.split("\n\nsnapshot:\n", 1)

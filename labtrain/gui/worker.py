@@ -465,8 +465,8 @@ class ChildRun:
             except Exception as exc:
                 self.put("error", ("Cannot start the run", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
                 return
-            if run.chip.on_fault is None:
-                run.chip.on_fault = lambda line: self.put("log", ("WARNING", f"instrument fault (retried): {line}"))
+            # Instrument retries, faults, safety ramps and the run's pauses are logged (labtrain.* loggers):
+            # _QueueLogHandler forwards them to the window's log as they happen.
             if req.fidelity:
                 self._fidelity = FidelityProbe(run.chip)
             self.put("setup", self._describe(run, exp))
@@ -553,6 +553,8 @@ class ChildRun:
             stop_after = self.request.stop_after_steps
             if stop_after is not None and event.step + 1 >= stop_after and run is not None:
                 run.request_stop()
+            return
+        if kind == "log":  # also a log record: already on its way to the window (_QueueLogHandler)
             return
         if kind == "maps":  # spatial maps (xy lattices): arrays, drawn by the parameter map
             self.put("maps", {k: np.array(v, copy=True) for k, v in data.items()}, event.step, event.epoch)

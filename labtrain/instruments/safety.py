@@ -496,9 +496,11 @@ class _SafePort(Guarded):
                 self._after_error()
             else:
                 self.safe_state()
+                log.warning("%s: brought to its safe state after %s", type(self).__name__, type(exc).__name__,
+                            extra={"labtrain_event": "safe_state"})
         except BaseException as exc2:  # noqa: BLE001
             log.error("%s: safe state after %s failed: %s: %s", type(self).__name__, type(exc).__name__,
-                      type(exc2).__name__, exc2)
+                      type(exc2).__name__, exc2, extra={"labtrain_event": "safety_failed"})
             try:
                 exc.add_note(f"safety: bringing {type(self).__name__} to its safe state failed too: "
                              f"{type(exc2).__name__}: {exc2}")
@@ -823,6 +825,8 @@ class SafeDAQ(_SafePort, DAQ):
 
     def _after_error(self) -> None:
         self._ramp_ao_to_safe()
+        log.warning("SafeDAQ: analog outputs ramped to their safe levels after a failed call",
+                    extra={"labtrain_event": "safe_state"})
 
     # ---- DAQ interface
     def write_read(self, ao_channels: Sequence[str], ao_v: np.ndarray, ai_channels: Sequence[str],

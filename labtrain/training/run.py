@@ -13,12 +13,19 @@ An instrument fault that survives the chip's retries pauses the run (status
 Events (:class:`Event`) are the one data path: the run file
 (:class:`~labtrain.training.store.RunStore` is a listener), the CLI progress
 bar and the GUI all subscribe to them; the loop itself never writes a file.
+What the layers below log while the run trains -- every warning or error of a
+``labtrain.*`` logger, and every record marked ``extra={"labtrain_event":
+kind}`` (instrument retries, faults, safety ramps) -- becomes a ``log`` event
+(the run file's ``/events`` table, ``labtrain show``, the GUI log); so do the
+run's own pauses, resumptions, stops and failures.
 A run holds its run file and chip until :meth:`Run.close` (or the end of a
 ``with`` block).
 """
 
 from __future__ import annotations
 
+import collections
+import logging
 import math
 import threading
 import time
@@ -36,7 +43,14 @@ from labtrain.protocols.masks import UpdateMask
 from labtrain.training.store import RunStore, StoreWriteError
 from labtrain.training.tasks import Task, accuracy
 
-__all__ = ["Run", "Event", "RunResult", "Listener", "run_file_path"]
+__all__ = ["Run", "Event", "RunResult", "Listener", "run_file_path", "EVENT_ATTR"]
+
+log = logging.getLogger(__name__)
+
+EVENT_ATTR = "labtrain_event"
+"""Log-record attribute (``logger.info(..., extra={EVENT_ATTR: kind})``) that makes a record of any level a
+run event of that kind (``retry``, ``fault``, ``safe_state``, ...) -- if its logger is enabled for that level
+(warnings are by default; the CLI and the GUI enable INFO)."""
 
 
 @dataclass
@@ -55,7 +69,10 @@ class Event:
     - ``maps``: one array per map name;
     - ``checkpoint``: ``parameters``, ``optimizer_state`` (everything a resume needs);
     - ``epoch``: ``epoch``, ``epochs``;
-    - ``stop``: ``status``, ``message``, ``parameters``.
+    - ``stop``: ``status``, ``message``, ``parameters``;
+    - ``log``: ``kind`` (``retry fault safe_state pause resume stop error warning ...``), ``level``
+      (``INFO WARNING ERROR``), ``source`` (the logger), ``message``, ``time_s`` (Unix time): something
+      logged while the run trained (see the module docstring), or the run's own pause/resume/stop.
     """
 
     kind: str
@@ -85,6 +102,44 @@ class RunResult:
     def final(self) -> dict[str, float]:
         """The last evaluation (empty if none)."""
         return self.evals[-1] if self.evals else {}
+
+
+class _EventCapture(logging.Handler):
+    """Collects the run events among the records of ``labtrain.*`` loggers made on one thread.
+
+    An event is a record marked with :data:`EVENT_ATTR` or of level WARNING and above.  Records are only
+    queued here (the run emits them at its next event, so a write never happens inside a logging call);
+    where no other handler would show a warning, it goes to :data:`logging.lastResort` as it would have
+    without this handler.
+    """
+
+    def __init__(self, thread_id: int) -> None:
+        super().__init__(logging.DEBUG)
+        self.thread_id = thread_id
+        self.pending: collections.deque[dict[str, Any]] = collections.deque()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread_id or getattr(record, "labtrain_direct", False):
+            return
+        kind = getattr(record, EVENT_ATTR, None)
+        if kind is None and record.levelno < logging.WARNING:
+            return
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 -- a bad format string must not break the run
+            message = str(record.msg)
+        self.pending.append({"kind": str(kind or record.levelname.lower()), "level": record.levelname,
+                             "source": record.name, "message": message, "time_s": record.created})
+        if record.levelno >= logging.lastResort.level and not self._others_handle(record):
+            logging.lastResort.handle(record)
+
+    def _others_handle(self, record: logging.LogRecord) -> bool:
+        logger: logging.Logger | None = logging.getLogger(record.name)
+        while logger is not None:
+            if any(h is not self and record.levelno >= h.level for h in logger.handlers):
+                return True
+            logger = logger.parent if logger.propagate else None
+        return False
 
 
 def run_file_path(out_dir: str | Path, name: str) -> Path:
@@ -165,6 +220,7 @@ class Run:
         self._pause = threading.Event()
         self._last_checkpoint = -1
         self._stop_message = ""
+        self._capture: _EventCapture | None = None
 
     # --------------------------------------------------------------- control
     def request_stop(self, message: str = "") -> None:
@@ -186,9 +242,22 @@ class Run:
         return self._pause.is_set()
 
     def emit(self, kind: str, step: int, data: dict[str, Any] | None = None) -> None:
+        if kind != "log":
+            self._emit_logged(step)  # what was logged since the last event comes first
         event = Event(kind, step, step // self.steps_per_epoch if self.steps_per_epoch else 0, data or {})
         for listener in self.listeners:
             listener(event)
+
+    def _emit_logged(self, step: int) -> None:
+        while self._capture is not None and self._capture.pending:
+            self.emit("log", step, self._capture.pending.popleft())
+
+    def note(self, kind: str, step: int, message: str, level: int = logging.INFO) -> None:
+        """Log ``message`` (logger ``labtrain.training.run``) and send it as a ``log`` event of ``kind``."""
+        self._emit_logged(step)
+        log.log(level, message, extra={EVENT_ATTR: kind, "labtrain_direct": True})
+        self.emit("log", step, {"kind": kind, "level": logging.getLevelName(level), "source": log.name,
+                                "message": message, "time_s": time.time()})
 
     def planned_rows(self) -> dict[str, int]:
         """Rows the run file needs for the whole run: steps, evaluations, history rows, map recordings."""
@@ -277,11 +346,15 @@ class Run:
         fault (disk full, ...) raises :class:`~labtrain.training.store.StoreWriteError`.
         """
         status, message, error = "running", "", None
+        self._capture = _EventCapture(threading.get_ident())
+        logging.getLogger("labtrain").addHandler(self._capture)
         try:
             try:
                 self.emit("start", self.next_step, {"total_steps": self.total_steps, "resumed_from": self.next_step,
                                                     "rows": self.planned_rows(),
                                                     "maps_attrs": getattr(self.maps, "attrs", {})})
+                if self.next_step > 0:
+                    self.note("resume", self.next_step, f"resumed after step {self.next_step} of {self.total_steps}")
                 if self.next_step == 0 and not self.evals:
                     self.evals.append(self.evaluate(-1) | {"step": -1, "epoch": -1})
                     self.emit("eval", -1, self.evals[-1])
@@ -315,27 +388,49 @@ class Run:
             except Exception as exc:
                 status, message, error = "failed", f"{type(exc).__name__}: {exc}", exc
         finally:
-            self.chip.safe_state()
             try:
-                if self.next_step > 0:
-                    self._checkpoint(self.next_step - 1)
-            except StoreWriteError as exc:
-                if error is None:
-                    status, message, error = "failed", str(exc), exc
-            self.emit("stop", self.next_step, {"status": status, "message": message,
-                                               "parameters": self.chip.get_parameters()})
+                self.chip.safe_state()
+                try:
+                    if self.next_step > 0:
+                        self._checkpoint(self.next_step - 1)
+                except StoreWriteError as exc:
+                    if error is None:
+                        status, message, error = "failed", str(exc), exc
+                self._note_end(status, message)
+                self.emit("stop", self.next_step, {"status": status, "message": message,
+                                                   "parameters": self.chip.get_parameters()})
+            finally:
+                logging.getLogger("labtrain").removeHandler(self._capture)
+                self._capture = None
         if error is not None:
             raise error
         return RunResult(status, self.next_step, self.total_steps, self.chip.get_parameters(), self.step_loss,
                          self.evals, self.store.path if self.store else None, message)
 
+    def _note_end(self, status: str, message: str) -> None:
+        """The run's end as a ``log`` event, unless it simply completed."""
+        where = f"after step {self.next_step} of {self.total_steps}"
+        try:
+            if status == "paused":
+                self.note("pause", self.next_step, f"paused {where}, chip in its safe state ({message}); resume "
+                          f"continues from the last checkpoint", logging.WARNING)
+            elif status == "stopped":
+                self.note("stop", self.next_step, f"stopped {where}" + (f" ({message})" if message else ""))
+            elif status == "failed":
+                self.note("error", self.next_step, f"failed {where}: {message}", logging.ERROR)
+        except StoreWriteError:
+            pass  # the run file refuses writes: its final status is still attempted by the stop event
+
     def _wait_while_paused(self) -> None:
         self.chip.safe_state()
+        self.note("pause", self.next_step, f"paused before step {self.next_step + 1} (requested); chip in its "
+                  f"safe state")
         self.emit("pause", self.next_step)
         while self._pause.is_set() and not self._stop.is_set():
             time.sleep(0.02)
         if not self._stop.is_set():
             self.chip.set_parameters(self.chip.get_parameters())
+            self.note("resume", self.next_step, f"resumed at step {self.next_step + 1}")
             self.emit("resume", self.next_step)
 
     # -------------------------------------------------------------- resume

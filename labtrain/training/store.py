@@ -83,6 +83,13 @@ STEP_DTYPE = np.dtype([("step", "<i8"), ("epoch", "<i8"), ("time_s", "<f8"), ("l
                        ("crc", "<u4")])
 EVAL_DTYPE = np.dtype([("step", "<i8"), ("epoch", "<i8"), ("train_loss", "<f8"), ("train_accuracy", "<f8"),
                        ("test_loss", "<f8"), ("test_accuracy", "<f8"), ("crc", "<u4")])
+EVENT_DTYPE = np.dtype([("time_s", "<f8"), ("step", "<i8"), ("level", "S8"), ("kind", "S16"), ("source", "S40"),
+                        ("message", "S440"), ("crc", "<u4")])
+EVENT_COLUMNS = ("time_s", "step", "level", "kind", "source", "message")
+EVENT_ROWS = 256
+"""Rows of ``/events`` laid out at creation (the file grows, doubling, when a run logs more)."""
+EVENT_ROWS_MAX = 65536
+"""Most event rows a run file keeps; later events are counted (state ``events_dropped``), not stored."""
 STATE_SLOT_BYTES = 4096
 MESSAGE_MAX_CHARS = 1500
 LEASE_SETTLE_S = 0.2
@@ -97,8 +104,8 @@ STATE_DTYPE = np.dtype([("magic", "S4"), ("seq", "<u8"), ("length", "<u4"), ("cr
 _STATE_MAGIC = b"LTS2"
 _CKPT_HEADER = struct.Struct("<4sqQI")  # magic, step, archive length, CRC32 of the archive
 _CKPT_MAGIC = b"LTC2"
-_MUTABLE = {"state", "steps", "eval", "checkpoint", "maps", "parameters/history", "parameters/history_step",
-            "parameters/final"}
+_MUTABLE = {"state", "steps", "eval", "checkpoint", "maps", "events", "parameters/history",
+            "parameters/history_step", "parameters/final"}
 _V1_MUTABLE_ATTRS = ("format", "status", "message", "pid", "total_steps")
 _RESOURCE_REASONS = {_errno.ENOSPC: "disk full", _errno.EFBIG: "file size limit reached",
                      _errno.EDQUOT: "disk quota exceeded", _errno.EIO: "I/O error"}
@@ -461,6 +468,7 @@ class _Layout:
     final: _Region
     checkpoint: _Region
     maps: dict[str, _Region] = field(default_factory=dict)
+    events: _Region | None = None  # None: a file written before /events existed
 
     @classmethod
     def of(cls, h5: h5py.File) -> "_Layout":
@@ -476,12 +484,13 @@ class _Layout:
         maps = {name: region(ds) for name, ds in h5["maps"].items()} if "maps" in h5 else {}
         return cls(region(h5["state"]), region(h5["steps"]), region(h5["eval"]), region(h5["parameters/history"]),
                    region(h5["parameters/history_step"]), region(h5["parameters/final"]), region(h5["checkpoint"]),
-                   maps)
+                   maps, region(h5["events"]) if "events" in h5 else None)
 
     @property
     def capacity(self) -> dict[str, int]:
         return {"steps": self.steps.rows, "eval": self.eval.rows, "history": self.history.rows,
                 "maps": self.maps["step"].rows if "step" in self.maps else 0,
+                "events": self.events.rows if self.events is not None else 0,
                 "checkpoint_bytes": self.checkpoint.row_bytes}
 
 
@@ -525,6 +534,10 @@ def _build_image(source: h5py.File | None, root_attrs: dict, immutable: dict[str
         _fixed(h5, "steps", (capacity["steps"],), STEP_DTYPE, "one row per completed step; rows beyond the "
                "committed count in /state are not valid")
         _fixed(h5, "eval", (capacity["eval"],), EVAL_DTYPE, "one row per evaluation (step -1: before training)")
+        _fixed(h5, "events", (max(1, capacity.get("events", EVENT_ROWS)),), EVENT_DTYPE,
+               "one row per run event (instrument retries and faults, safety actions, pauses, resumptions, stops, "
+               "warnings): Unix time, step, level, kind, logger, message (UTF-8); rows beyond the committed count "
+               "in /state are not valid")
         _fixed(p, "history", (capacity["history"], n_params), "<f8", "parameters after the steps in history_step")
         _fixed(p, "history_step", (capacity["history"],), "<i8", "step of each history row")
         _fixed(p, "final", (n_params,), "<f8", "parameters at the end of a completed run (valid when /state "
@@ -606,8 +619,8 @@ class RunStore:
         capacity["checkpoint_bytes"] = _checkpoint_bytes(n)
         owner = _my_owner()
         state = {"status": "running", "message": "", "pid": os.getpid(), "total_steps": int(total_steps),
-                 "rows": {"steps": 0, "eval": 0, "history": 0, "maps": 0}, "checkpoint": None, "final": False,
-                 "owner": owner}
+                 "rows": {"steps": 0, "eval": 0, "history": 0, "maps": 0, "events": 0}, "checkpoint": None,
+                 "final": False, "owner": owner}
         from labtrain.provenance import provenance
 
         builtin = {**provenance((snapshot or {}).get("chip")), "labtrain_version": __version__, "name": name,
@@ -705,6 +718,9 @@ class RunStore:
         counts["steps"] = increasing(steps, consecutive=True)
         last = int(steps[counts["steps"] - 1]) if counts["steps"] else -1
         counts["eval"] = increasing(self._rows("eval")["step"])
+        if L.events is not None:  # a log, not tied to steps: every row up to the first that fails its CRC
+            counts["events"] = L.events.rows
+            counts["events"] = len(self._rows("events"))
         for key, region in (("history", L.history_step), ("maps", L.maps.get("step"))):
             if region is not None:  # no CRC here: rows of steps beyond the step table are holes
                 values = self._read(region, region.rows)
@@ -848,7 +864,7 @@ class RunStore:
         elif rows <= cap[table]:
             return
         else:
-            cap[table] = max(rows, 2 * cap[table])
+            cap[table] = max(rows, 2 * cap[table], EVENT_ROWS if table == "events" else 0)
         self.rewrite(self.path, capacity=cap, maps_spec=spec)
 
     def append_step(self, row: dict[str, float], parameters: np.ndarray | None = None) -> None:
@@ -883,6 +899,26 @@ class RunStore:
         rec["crc"] = _row_crc(rec)
         self._write("eval", self._layout.eval.at(counts["eval"]), rec.tobytes())
         counts["eval"] += 1
+        self._commit(rows=counts)
+
+    def append_event(self, row: dict[str, Any]) -> None:
+        """Commit one run event: ``time_s`` (Unix time), ``step``, ``level``, ``kind``, ``source`` (logger),
+        ``message`` (texts are cut to their columns' widths).  Beyond :data:`EVENT_ROWS_MAX` rows an event is
+        only counted (state ``events_dropped``)."""
+        self._check_writer()
+        counts = dict(self._state["rows"])
+        n = int(counts.get("events", 0))
+        if n >= EVENT_ROWS_MAX:
+            self._commit(events_dropped=int(self._state.get("events_dropped", 0)) + 1)
+            return
+        self._ensure("events", n + 1)
+        rec = np.zeros(1, EVENT_DTYPE)
+        rec["time_s"], rec["step"] = float(row.get("time_s", time.time())), int(row.get("step", -1))
+        for col in ("level", "kind", "source", "message"):
+            rec[col] = _utf8_cut(str(row.get(col, "")), EVENT_DTYPE[col].itemsize)
+        rec["crc"] = _row_crc(rec)
+        self._write("events", self._layout.events.at(n), rec.tobytes())
+        counts["events"] = n + 1
         self._commit(rows=counts)
 
     def append_maps(self, step: int, maps: dict[str, np.ndarray], attrs: dict[str, dict] | None = None) -> None:
@@ -979,6 +1015,8 @@ class RunStore:
             self.append_maps(event.step, data, self._maps_attrs)
         elif kind == "checkpoint":
             self.write_checkpoint(event.step, data["parameters"], data["optimizer_state"])
+        elif kind == "log":
+            self.append_event({**data, "step": event.step})
         elif kind == "pause":
             self.set_status("paused")
         elif kind == "resume":
@@ -1049,7 +1087,7 @@ class RunStore:
 
     def _rows(self, table: str) -> np.ndarray:
         region = getattr(self._layout, table)
-        n = min(int(self._state["rows"][table]), region.rows)
+        n = min(int(self._state["rows"].get(table, 0)), region.rows)
         rec = self._read(region, n)
         for i in range(n):  # whole rows only: stop at the first that fails its CRC
             if int(rec["crc"][i]) != _row_crc(rec[i:i + 1]):
@@ -1087,6 +1125,15 @@ class RunStore:
             return {k: ds[:] for k, ds in self.h5["maps"].items()} if "maps" in self.h5 else {}
         n = int(self._state["rows"]["maps"])
         return {name: self._read(region, n) for name, region in self._layout.maps.items()}
+
+    def events(self) -> dict[str, np.ndarray]:
+        """The run's events (committed rows; empty for files without ``/events``) as columns: ``time_s``,
+        ``step``, ``level``, ``kind``, ``source``, ``message`` (texts as ``str`` arrays)."""
+        if self.version == 2 and self._layout.events is not None:
+            rec = self._rows("events")
+        else:
+            rec = np.zeros(0, EVENT_DTYPE)
+        return _event_columns(rec)
 
     def _slot(self, slot: int) -> tuple[int, np.ndarray, dict[str, np.ndarray]] | None:
         region = self._layout.checkpoint
@@ -1150,7 +1197,8 @@ class RunStore:
             history=get("parameter history", self.parameter_history, (np.zeros(0, np.int64), np.zeros((0, n)))),
             maps=get("maps", self.maps, {}),
             final=get("final parameters", lambda: self.parameters("final"), None),
-            checkpoint=get("checkpoint", self.latest_checkpoint, None), notes=notes)
+            checkpoint=get("checkpoint", self.latest_checkpoint, None), notes=notes,
+            events=get("events", self.events, _event_columns(np.zeros(0, EVENT_DTYPE))))
         if self.damage:
             notes.append(self.damage)
         if upto_step is not None:
@@ -1181,8 +1229,10 @@ class RunStore:
         cap.update(capacity or {})
         if maps_spec is None and c.maps:
             maps_spec = {k: (v.shape[1:], dict(self.h5["maps"][k].attrs)) for k, v in c.maps.items() if k != "step"}
+        events = _event_rows(c.events)
+        cap["events"] = cap.get("events") or EVENT_ROWS
         rows = {"steps": len(c.steps["step"]), "eval": len(c.eval["step"]), "history": len(c.history[0]),
-                "maps": len(c.maps.get("step", ()))}
+                "maps": len(c.maps.get("step", ())), "events": len(events)}
         for key, k in rows.items():
             cap[key] = max(1, cap[key], k)
         blob = None if c.checkpoint is None else _encode_checkpoint(*c.checkpoint)
@@ -1205,6 +1255,7 @@ class RunStore:
 
                 put(layout.steps, _with_crc(c.steps, STEP_DTYPE, STEP_COLUMNS))
                 put(layout.eval, _with_crc(c.eval, EVAL_DTYPE, EVAL_COLUMNS))
+                put(layout.events, events)
                 put(layout.history_step, c.history[0])
                 put(layout.history, c.history[1])
                 if c.final is not None:
@@ -1288,6 +1339,7 @@ class RunContents:
     final: np.ndarray | None
     checkpoint: tuple[int, np.ndarray, dict[str, np.ndarray]] | None
     notes: list[str] = field(default_factory=list)
+    events: dict[str, np.ndarray] | None = None  # a log: kept whole by keep_upto
 
     def keep_upto(self, step: int) -> None:
         """Drop rows of steps after ``step``."""
@@ -1308,6 +1360,31 @@ def _with_crc(table: dict[str, np.ndarray], dtype: np.dtype, columns: tuple[str,
     for col in columns:
         rec[col] = table[col]
     for i in range(n):
+        rec["crc"][i] = _row_crc(rec[i:i + 1])
+    return rec
+
+
+def _utf8_cut(text: str, size: int) -> bytes:
+    """``text`` as UTF-8 in at most ``size`` bytes, cut at a character boundary."""
+    data = text.encode("utf-8", "replace")
+    return data if len(data) <= size else data[:size].decode("utf-8", "ignore").encode()
+
+
+def _event_columns(rec: np.ndarray) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {"time_s": rec["time_s"].copy(), "step": rec["step"].copy()}
+    for col in ("level", "kind", "source", "message"):
+        out[col] = np.array([v.decode("utf-8", "replace") for v in rec[col]], dtype=str)
+    return out
+
+
+def _event_rows(events: dict[str, np.ndarray] | None) -> np.ndarray:
+    """Event columns (as :meth:`RunStore.events` returns them) as ``/events`` rows with their CRCs."""
+    n = 0 if not events else len(events["step"])
+    rec = np.zeros(n, EVENT_DTYPE)
+    for i in range(n):
+        rec["time_s"][i], rec["step"][i] = events["time_s"][i], events["step"][i]
+        for col in ("level", "kind", "source", "message"):
+            rec[col][i] = _utf8_cut(str(events[col][i]), EVENT_DTYPE[col].itemsize)
         rec["crc"][i] = _row_crc(rec[i:i + 1])
     return rec
 
