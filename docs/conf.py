@@ -31,6 +31,7 @@ extensions = [
     "sphinxarg.ext",
 ]
 
+smartquotes = False                 # "--full" stays two hyphens in the CLI reference
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
