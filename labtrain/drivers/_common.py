@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from types import ModuleType
 
 from labtrain.instruments.ports import PortIOError, PortTimeout
 
 __all__ = ["require", "HARDWARE_EXTRA", "is_timeout", "VI_ERROR_TMO"]
+
+log = logging.getLogger(__name__)
 
 #: how the user installs every optional instrument package
 HARDWARE_EXTRA = "pip install -e '.[hardware]' in the labtrain checkout"
@@ -40,6 +43,7 @@ def is_timeout(exc: BaseException) -> bool:
 
 def translate(exc: BaseException, what: str) -> Exception:
     """The port exception for a library exception raised while doing ``what``."""
+    log.debug("%s: %s: %s", what, type(exc).__name__, exc)
     if is_timeout(exc):
         return PortTimeout(f"{what}: timed out ({exc})")
     return PortIOError(f"{what}: {type(exc).__name__}: {exc}")

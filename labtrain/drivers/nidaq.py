@@ -30,6 +30,7 @@ is created (``identify`` is the cheapest way to check it).
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import time
 from typing import Any, Iterator, Sequence
@@ -40,6 +41,8 @@ from labtrain.instruments.ports import DAQ, Acquisition, PortIOError, PortTimeou
 from labtrain.drivers._common import require
 from labtrain.instruments.drivers import DriverSpec
 from labtrain.schema import Field
+
+log = logging.getLogger(__name__)
 
 __all__ = ["NIDAQ", "TIMEOUT_ERROR_CODES", "TERMINAL_CONFIGS", "DRIVER", "device_channels", "nidaq_channels"]
 
@@ -279,7 +282,9 @@ class NIDAQ(DAQ):
         try:
             ao_task.stop()  # abort the generation: from here the AO holds the last generated sample
             generated = int(ao_task.out_stream.total_samp_per_chan_generated)
-        except Exception:  # noqa: BLE001 -- a lost device, a dead driver: the level is unknown
+        except Exception as exc:  # noqa: BLE001 -- a lost device, a dead driver: the level is unknown
+            log.warning("NI-DAQmx: stopping an aborted generation failed (%s: %s): the AO levels are unknown",
+                        type(exc).__name__, exc)
             return {ch: float("nan") for ch in ao}
         if generated <= 0:
             return {ch: self._dc_v[ch] for ch in ao}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from labtrain.training.run import Listener, Run, run_file_path
 from labtrain.training.store import RunStore, RunUnits, StoreError
 
 __all__ = ["prepare_run", "prepare_resume", "open_run", "overrides_from_cli"]
+
+log = logging.getLogger(__name__)
 
 
 def overrides_from_cli(backend: str | None = None, epochs: int | None = None, seed: int | None = None,
@@ -70,6 +73,8 @@ def prepare_run(experiment: str | Path | Experiment, overrides: dict | None = No
                     backend=exp["backend"]["kind"], seed=exp["run"]["seed"], total_steps=probe.total_steps,
                     initial_parameters=setup.chip.get_parameters(), rows=probe.planned_rows(), attrs=attrs,
                     units=RunUnits.of(setup.chip, setup.estimator))
+                log.info("%s: new run (%s, backend %s, rule %s, %d steps)", run_store.path, exp.name,
+                         exp["backend"]["kind"], exp["learning"]["rule"], probe.total_steps)
                 break
             except FileExistsError:  # another run took the name in the same second: take the next one
                 continue
@@ -117,6 +122,7 @@ def prepare_resume(path: str | Path, listeners: list[Listener] | None = None,
         else:
             store.truncate_after(-2)
         store.set_total_steps(run.total_steps)
+        log.info("%s: resuming after step %d of %d", path, run.next_step, run.total_steps)
         return run
     except BaseException:
         store.close()

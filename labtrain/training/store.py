@@ -53,6 +53,7 @@ from __future__ import annotations
 import errno as _errno
 import io
 import json
+import logging
 import math
 import os
 import secrets
@@ -74,6 +75,8 @@ from labtrain import __version__
 __all__ = ["RunStore", "StoreError", "StoreWriteError", "LeaseError", "STEP_COLUMNS", "EVAL_COLUMNS", "FORMAT",
            "read_summary", "list_runs", "repair_run", "set_write_hook", "write_count", "RunContents", "resource_error",
            "RunUnits"]
+
+log = logging.getLogger(__name__)
 
 FORMAT = "labtrain-run-2"
 FORMAT_V1 = "labtrain-run-1"
@@ -919,6 +922,9 @@ class RunStore:
         rec["crc"] = _row_crc(rec)
         self._write("events", self._layout.events.at(n), rec.tobytes())
         counts["events"] = n + 1
+        if owner:
+            log.warning("%s: took over the lease of %s (that process is gone)", self.path, _describe_owner(owner),
+                        extra={"labtrain_event": "lease"})
         self._commit(rows=counts)
 
     def append_maps(self, step: int, maps: dict[str, np.ndarray], attrs: dict[str, dict] | None = None) -> None:
@@ -950,6 +956,7 @@ class RunStore:
         blob = _encode_checkpoint(step, parameters, optimizer_state)
         if len(blob) > self._layout.checkpoint.row_bytes:
             self.rewrite(self.path, capacity=dict(self._layout.capacity, checkpoint_bytes=2 * len(blob)))
+        log.info("%s: re-laid out (%s: room for %d rows)", self.path, table, cap[table])
         keep = {(self._state.get("checkpoint") or {}).get("slot"), self._durable_slot}
         slot = min(k for k in range(self._layout.checkpoint.rows) if k not in keep)
         self._write("checkpoint", self._layout.checkpoint.at(slot), blob)

@@ -34,6 +34,8 @@ channel, the example and the allowed range.
 
 from __future__ import annotations
 
+import logging
+
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -50,6 +52,8 @@ from labtrain.physics.network import Network
 from labtrain.physics.readouts import EdgeDrops
 
 __all__ = ["AcquisitionSettings", "DACBenchChip", "PortErrorMismatch"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -435,6 +439,7 @@ class DACBenchChip(NetworkChip):
         self._last_free_ac = None
         if errors:
             self.fault_log.append("safe state: " + "; ".join(errors))
+            log.error("%s", self.fault_log[-1], extra={"labtrain_event": "safety_failed"})
 
     def close(self) -> None:
         self.safe_state()
@@ -445,3 +450,4 @@ class DACBenchChip(NetworkChip):
                 port.close()
             except Exception as exc:
                 self.fault_log.append(f"close {type(port).__name__}: {exc}")
+                log.error("%s", self.fault_log[-1], extra={"labtrain_event": "safety_failed"})

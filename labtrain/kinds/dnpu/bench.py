@@ -62,6 +62,8 @@ in between), then re-raised; the run loop pauses in the safe state.
 
 from __future__ import annotations
 
+import logging
+
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -74,6 +76,8 @@ from labtrain.kinds.dnpu.chip import DNPU, DNPUControls, DNPUMeasurement, check_
 from labtrain.instruments.retry import call_with_retries
 
 __all__ = ["InstrumentDNPUChip", "DEMODULATORS", "DigitalLineRouter"]
+
+log = logging.getLogger(__name__)
 
 #: where ``measure_ac`` demodulates: in software from the sampled output, or with the lock-in, one tone at a time
 DEMODULATORS = ("software", "lockin")
@@ -461,6 +465,7 @@ class InstrumentDNPUChip(DNPUControls, Chip):
                 errors.append(f"lock-in router: {exc}")
         if errors:
             self.fault_log.append("safe state: " + "; ".join(errors))
+            log.error("%s", self.fault_log[-1], extra={"labtrain_event": "safety_failed"})
 
     # ---------------------------------------------------------------- noise
     def reseed(self, seed: int | list[int]) -> None:
@@ -475,6 +480,7 @@ class InstrumentDNPUChip(DNPUControls, Chip):
             self.daq.safe_state()
         except Exception as exc:  # noqa: BLE001 -- recorded; the safety layer's exit hook tries again
             self.fault_log.append(f"safe state: {type(self.daq).__name__}: {exc}")
+            log.error("%s", self.fault_log[-1], extra={"labtrain_event": "safety_failed"})
             raise
 
     def close(self) -> None:
@@ -489,6 +495,7 @@ class InstrumentDNPUChip(DNPUControls, Chip):
                     port.close()
                 except Exception as exc:  # noqa: BLE001
                     self.fault_log.append(f"close {type(port).__name__}: {exc}")
+                    log.error("%s", self.fault_log[-1], extra={"labtrain_event": "safety_failed"})
 
     def snapshot(self) -> dict:
         return {
