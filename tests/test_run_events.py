@@ -169,3 +169,39 @@ def test_warnings_of_library_loggers_become_events_only_on_the_run_thread(tmp_pa
     assert list(ev["kind"]) == ["warning", "note"]
     assert not any(isinstance(h, logging.Handler) and type(h).__name__ == "_EventCapture"
                    for h in logging.getLogger("labtrain").handlers)
+
+
+def test_gui_worker_log_shows_each_retry(tmp_path):
+    """The GUI's worker process forwards what its run logs -- each retry and safety ramp -- as "log" messages
+    (no Qt needed: the window only draws them)."""
+    import queue
+    import time
+
+    from labtrain.config import load_experiment
+    from labtrain.gui.worker import RunWorker
+
+    exp = load_experiment(EXAMPLES / "iris_cl.toml", {"backend": {"kind": "twin", "retries": 2},
+                                                       "run": {"epochs": 1, "out_dir": str(tmp_path)},
+                                                       "chip": {"n_nodes": 30, "n_edges": 80}})
+    worker = RunWorker(exp, fidelity=False, child_init="event_hooks:flaky_daq")
+    worker.start()
+    logs, deadline = [], time.monotonic() + 120
+    try:
+        while not worker.done and time.monotonic() < deadline:
+            try:
+                msg = worker.get_nowait()
+            except queue.Empty:
+                time.sleep(0.05)
+                continue
+            if msg.kind == "log":
+                logs.append(msg.data)
+            assert msg.kind != "error", msg.data
+    finally:
+        worker.join(30)
+        worker.close()
+    assert worker.done and worker.result.status == "completed"
+    retries = [text for level, text in logs if "instrument fault (retrying" in text]
+    assert len(retries) == 2 and all(level == "WARNING" for level, text in logs if text in retries)
+    assert sum("ramped to their safe levels" in text for _, text in logs) == 2
+    with RunStore.open(next(tmp_path.glob("*.h5"))) as store:
+        assert list(store.events()["kind"]) == ["safe_state", "retry", "safe_state", "retry"]
