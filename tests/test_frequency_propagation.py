@@ -3,6 +3,8 @@ exact gradient and finite differences, noise, gamma, activation modes, errors, n
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -16,7 +18,7 @@ from labtrain.training.optim import Adam
 from labtrain.protocols.analytic import adjoint_gradient
 from labtrain.protocols.base import half_squared_error
 from labtrain.protocols.fidelity import (compare_gradients, exact_gradient, finite_difference_gradient)
-from labtrain.protocols.frequency_propagation import FrequencyPropagation
+from labtrain.protocols.frequency_propagation import FrequencyPropagation, phase_shift_check
 from labtrain.training.run import Run
 from labtrain.instruments.safety import SafeDAQ, SafePotArray, SafetyConfig
 from labtrain.kinds.resistor.model import LinearResistorNetwork
@@ -244,6 +246,50 @@ def test_fp_quadrature_health_check_flags_a_filter_corner_near_the_tones():
         assert max(fp.last_quadrature_ratio.values()) > 0.3
     finally:
         chip.close()
+
+
+def test_phase_shift_check_tells_a_phase_shift_from_noise():
+    """Quadrature at the noise floor (the plain |Y|/|X| ratio well above 0.1) is no phase shift; a quadrature in
+    step with the in-phase part is one, even with noise shared by all signals of an example."""
+    rng = np.random.default_rng(0)
+    drive = rng.normal(size=(5, 2))                       # 5 examples, 2 error currents
+    gain = rng.normal(size=(2, 30)) * 1e-3                # edge drop per unit drive, 30 edges
+    x = drive @ gain                                      # in-phase edge drops
+    mix = rng.normal(size=(12, 30))                       # 12 node noises shared by 30 edge drops
+    alarms = 0
+    for seed in range(300):
+        noise = np.random.default_rng(seed + 1).normal(scale=3e-4, size=(2, 5, 12)) @ mix
+        ratio, floor, significant = phase_shift_check(x + noise[0], noise[1])
+        assert np.sqrt(np.mean(noise[1] ** 2) / np.mean((x + noise[0]) ** 2)) > 0.1 and np.isfinite(floor)
+        alarms += significant
+    assert alarms <= 2                                    # false-alarm rate 1e-3 per check
+    noise = rng.normal(scale=3e-5, size=(5, 12)) @ mix
+    ratio, floor, significant = phase_shift_check(x, 0.3 * x + noise)    # tan(phi) = 0.3
+    assert significant and abs(ratio - 0.3) < 0.02 and floor < 0.02
+    phases = np.tan(rng.uniform(0.1, 0.5, 30))            # a phase per edge (corners at different nodes)
+    assert phase_shift_check(x, phases * x + noise)[2]
+    # one example: the noise cannot be told apart, the ratio alone decides
+    ratio, floor, significant = phase_shift_check(x[:1], 0.2 * x[:1])
+    assert significant and np.isnan(floor) and ratio == pytest.approx(0.2)
+
+
+def test_fp_quadrature_check_stays_silent_on_noise_at_small_gamma():
+    """At gamma = 1e-6 and 1e-7 on a noisy twin the error tone's edge drops are near the read noise, so
+    |Y|/|X| is large (0.18, 1.0) without any phase shift: no warning (the plain ratio warned before)."""
+    net, g, x, t = problem()
+    for gamma in (1e-6, 1e-7):
+        chip, _ = twin_chip(net, g, noise_white_v=1e-4, adc_bits=16)
+        try:
+            fp = FrequencyPropagation(gamma)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                fp.estimate(chip, x, t)
+        finally:
+            chip.close()
+        assert max(fp.last_quadrature_ratio.values()) > fp.quadrature_warn
+        assert not [w for w in caught if "quadrature" in str(w.message)]
+        assert set(fp.last_quadrature_floor) == set(fp.last_quadrature_ratio)
+        assert fp.describe()["last_quadrature_floor"] == fp.last_quadrature_floor
 
 
 def test_fp_on_default_noise_twin():

@@ -55,9 +55,49 @@ from labtrain.chip.base import AC_TONES, EDGE_DROPS, LINEAR_NETWORK_MODEL, Chip,
 from labtrain.physics.demod import FrequencyPlan, plan_tones
 from labtrain.protocols.base import GradientEstimate, GradientEstimator, half_squared_error
 
-__all__ = ["FrequencyPropagation", "FP_MODES"]
+__all__ = ["FrequencyPropagation", "FP_MODES", "QUADRATURE_FALSE_ALARM", "phase_shift_check"]
 
 FP_MODES = ("time_domain", "frequency_domain")
+
+#: false-alarm probability of the quadrature check on noise alone (per tone and estimate)
+QUADRATURE_FALSE_ALARM = 1e-3
+
+
+def phase_shift_check(in_phase: np.ndarray, quadrature: np.ndarray,
+                      false_alarm: float = QUADRATURE_FALSE_ALARM) -> tuple[float, float, bool]:
+    """Is there a phase shift at a tone, or only noise in its quadrature?
+
+    ``in_phase``, ``quadrature``: ``X``, ``Y`` of every signal at one tone, shape (B examples, ...signals).  A
+    phase shift ``phi_s`` (a filter corner) makes ``Y_bs = tan(phi_s) X_bs`` in every example; noise gives a
+    quadrature unrelated to ``X``.  Per example the quadrature along the in-phase pattern,
+    ``q_b = sum_s X_bs Y_bs / |X_b|``, is regressed on ``|X_b|`` through the origin: the slope ``tau`` (the
+    pooled ``sum X Y / sum X^2``, ``tan phi`` for a common phase) and its standard error from the residual
+    spread over the examples -- the examples are independent acquisitions, the signals of one example need not
+    be (edge drops share their nodes' noise).
+
+    Returns ``(ratio, floor, significant)``: ``ratio = |tau|``; ``floor``, its standard error (what noise alone
+    gives); ``significant``: ``|tau| / floor`` beyond Student's t (B - 1 degrees of freedom) at two-sided
+    ``false_alarm``.  With one example the noise cannot be told apart: ``floor`` is nan and ``significant``
+    True (``ratio`` alone decides).
+    """
+    x = np.asarray(in_phase, float).reshape(len(in_phase), -1)
+    y = np.asarray(quadrature, float).reshape(len(quadrature), -1)
+    norm = np.sqrt(np.sum(x**2, axis=1))                                       # |X_b|
+    keep = norm > 0
+    norm, q = norm[keep], np.sum(x * y, axis=1)[keep] / norm[keep]
+    sxx = float(np.sum(norm**2))
+    if sxx == 0:
+        return 0.0, float("nan"), False
+    tau = float(np.sum(q * norm) / sxx)
+    dof = len(q) - 1
+    if dof < 1:
+        return abs(tau), float("nan"), True
+    floor = float(np.sqrt(np.sum((q - tau * norm) ** 2) / dof / sxx))
+    if floor == 0.0:
+        return abs(tau), floor, tau != 0.0
+    from scipy.stats import t as t_dist  # noqa: PLC0415 (scipy.stats: only when a check runs)
+
+    return abs(tau), floor, bool(abs(tau) / floor > t_dist.isf(false_alarm / 2, dof))
 
 
 class FrequencyPropagation(GradientEstimator):
@@ -93,8 +133,12 @@ class FrequencyPropagation(GradientEstimator):
         ``error_hz``): tone 0 is the activation and tone 1 the error, or, for
         DC activation, tone 0 is the error.
     quadrature_warn : float
-        Health check: warn (``RuntimeWarning``) when the RMS quadrature/in-phase
-        ratio of the edge drops at a tone exceeds this (``last_quadrature_ratio``).
+        Health check: warn (``RuntimeWarning``) when the edge drops at a tone
+        carry a quadrature part in step with the in-phase part (a phase shift:
+        a filter corner near the tone) larger than this fraction of it *and*
+        significantly above the quadrature's noise floor
+        (:func:`phase_shift_check`; ``last_quadrature_ratio`` keeps the plain
+        RMS ratio, ``last_quadrature_floor`` the ratio noise alone gives).
     """
 
     name = "fp"
@@ -131,8 +175,10 @@ class FrequencyPropagation(GradientEstimator):
         self.requires = frozenset({AC_TONES, EDGE_DROPS}) if mode == "time_domain" else frozenset({LINEAR_NETWORK_MODEL})
         self.last_plan: FrequencyPlan | None = None
         self.quadrature_warn = float(quadrature_warn)
-        #: health of the last time-domain estimate: RMS |Y|/|X| of the edge drops per tone (Hz -> ratio)
+        #: health of the last time-domain estimate: RMS ``|Y|/|X|`` of the edge drops per tone (Hz -> ratio)
         self.last_quadrature_ratio: dict[str, float] = {}
+        #: the quadrature/in-phase ratio noise alone would give per tone (its standard error; nan: not estimable)
+        self.last_quadrature_floor: dict[str, float] = {}
 
     # ------------------------------------------------------------ planning
     @property
@@ -205,16 +251,21 @@ class FrequencyPropagation(GradientEstimator):
         return GradientEstimate(gradient, half_squared_error(out_a, t), out_a, 2)
 
     def _health(self, drops: Any, plan: FrequencyPlan, k_err: int) -> None:
-        """Quadrature diagnostic: a resistive network answers in phase; a large ``|Y|/|X|`` at a tone means a
-        filter corner (node capacitance, amplifier bandwidth) near it, and the in-phase estimate is then biased."""
+        """Quadrature diagnostic: a resistive network answers in phase; a quadrature part in step with the
+        in-phase part at a tone means a filter corner (node capacitance, amplifier bandwidth) near it, and the in-phase estimate is
+        then biased.  Quadrature at the noise floor (small ``gamma``: the error response is tiny) is no phase
+        shift and raises nothing."""
         ratio = drops.quadrature_ratio()
         used = range(k_err + 1) if not self.dc_activation else [k_err]
-        self.last_quadrature_ratio = {f"{plan.tones_hz[k]:g} Hz": float(ratio[k]) for k in used}
-        high = {f: r for f, r in self.last_quadrature_ratio.items() if r > self.quadrature_warn}
+        names = {k: f"{plan.tones_hz[k]:g} Hz" for k in used}
+        self.last_quadrature_ratio = {names[k]: float(ratio[k]) for k in used}
+        checks = {k: phase_shift_check(drops.in_phase[..., k], drops.quadrature[..., k]) for k in used}
+        self.last_quadrature_floor = {names[k]: checks[k][1] for k in used}
+        high = {names[k]: round(c[0], 4) for k, c in checks.items() if c[0] > self.quadrature_warn and c[2]}
         if high:
-            warnings.warn(f"frequency propagation: quadrature/in-phase ratio {high} above {self.quadrature_warn:g}: "
-                          "a filter corner is close to the tones; lower the tones or raise the bandwidth",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(f"frequency propagation: quadrature/in-phase ratio {high} above {self.quadrature_warn:g} "
+                          "and above the noise floor: a filter corner is close to the tones; lower the tones or "
+                          "raise the bandwidth", RuntimeWarning, stacklevel=3)
 
     @staticmethod
     def local_products(chip: Chip, dv_a: np.ndarray, response_b: np.ndarray) -> np.ndarray:
@@ -258,6 +309,7 @@ class FrequencyPropagation(GradientEstimator):
                              "max_hz": self.max_hz}
         if self.last_quadrature_ratio:
             d["last_quadrature_ratio"] = dict(self.last_quadrature_ratio)
+            d["last_quadrature_floor"] = dict(self.last_quadrature_floor)
         if self.plan is not None:
             d["plan"] = self.plan.to_dict()
         elif self.last_plan is not None:
