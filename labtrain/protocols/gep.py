@@ -1,7 +1,7 @@
 """Two-phase contrastive rules: the generalized-EP family (EP and coupled learning).
 
 Every member measures a free state ``s0`` and one (or, centred, two) nudged
-states ``s_beta`` and estimates
+states ``s_beta`` and estimates::
 
     dC/dtheta ~ (1/beta)   [dE/dtheta(s_beta)  - dE/dtheta(s0)]        (one-sided)
     dC/dtheta ~ (1/2 beta) [dE/dtheta(s_+beta) - dE/dtheta(s_-beta)]   (centred)

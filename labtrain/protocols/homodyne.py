@@ -23,8 +23,8 @@ on the correct side are left alone, so the optimiser spends its steps on the
 cases that are still wrong instead of pinning every case to one level
 (what a Boolean gate needs; ``examples/dnpu_gates.py``).
 
-Modes
------
+HGE modes
+---------
 ``parallel``
     All controls at once at distinct planned frequencies: one ``measure_ac`` per
     batch (each input case one window).  Default tones: the lowest

@@ -27,13 +27,17 @@ def check(s: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], source
     ohms: a Norton source whose output AO swings 1 V per volt of output error (1 MOhm at gamma = 1e-6 A/V, far
     above the network's output resistance of kilo-ohms; 10 mV per 0.01 V of error, far above the DAC step).  The
     shared default, 10 ohm, is a voltage clamp: the DAC's rounding of ``v_free`` would drive more current through
-    it than the error current itself.
+    it than the error current itself.  ``ep`` likewise gets ``1 / beta_s`` ohms (its nudge ``beta (t - v_O)`` is
+    then the output AO held at the target); ``cl`` keeps the 10-ohm clamp.
     """
     c, learning, backend = s["chip"], s["learning"], s["backend"]
     check_direct_solver(s, source)
     if c["gate_min_v"] > c["gate_max_v"]:
         raise ConfigError(f"{source}: [chip] gate_min_v = {c['gate_min_v']!r} is above gate_max_v = "
                           f"{c['gate_max_v']!r}")
+    if learning["rule"] == "ep" and backend["kind"] != "ideal" and "output_series_ohm" not in given.get("wiring", {}):
+        # EP's nudge beta (t - v_O) through 1 / beta ohms is the AO at the target voltage: a physical current source
+        s["wiring"]["output_series_ohm"] = 1.0 / learning["beta_s"]
     if learning["rule"] == "fp":
         check_fp(s, source, default_activation="dc")
         if learning["fp_activation"] == "ac":
