@@ -242,3 +242,28 @@ def test_older_run_files_without_declared_units_fall_back_to_the_chip_type(runs,
     ds = run_to_dataset(old)
     assert ds["step_loss"].attrs["units"] == "1"
     assert ds["parameters_initial"].attrs["units"] == "rad/s"
+
+
+def test_the_run_file_itself_opens_with_xarray_with_named_dimensions(runs):
+    """netCDF-4 dimension scales in the run file: no phony_dim_*, coordinates for the parameter, history and
+    map dimensions, CF units on the parameter arrays."""
+    path, declared = runs["xy"]
+    root = xr.open_dataset(path, engine="h5netcdf")
+    assert not [d for d in root.dims if str(d).startswith("phony_dim")]
+    assert root["steps"].dims == ("step_row",) and root["eval"].dims == ("eval_row",)
+    root.close()
+    # (one HDF5 open mode per file and process: xarray's default locking differs from labtrain's lock-free reads,
+    # so read the run store before or after, not while xarray holds the file)
+    with RunStore.open(path) as store:
+        initial, (hist_step, _), maps = store.parameters("initial"), store.parameter_history(), store.maps()
+    with xr.open_dataset(path, group="parameters", engine="h5netcdf") as p:
+        assert p["history"].dims == ("history_step", "parameter")
+        assert p["initial"].attrs["units"] == declared.parameter == "rad/s"
+        np.testing.assert_array_equal(p["initial"].values, initial)
+        np.testing.assert_array_equal(p["history_step"].values[:len(hist_step)], hist_step)
+    with xr.open_dataset(path, group="maps", engine="h5netcdf") as m:
+        assert m["response"].dims == ("step", "input", "node") and m["response"].attrs["units"] == "rad/rad"
+        k = len(maps["step"])
+        np.testing.assert_array_equal(m["coupling_rad_per_s"].values[:k], maps["coupling_rad_per_s"])
+        for dim in m.dims:
+            assert dim in m.coords

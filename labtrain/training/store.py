@@ -484,7 +484,8 @@ class _Layout:
             row_bytes = ds.dtype.itemsize * int(np.prod(inner, dtype=np.int64))
             return _Region(offset, rows, row_bytes, ds.dtype, inner)
 
-        maps = {name: region(ds) for name, ds in h5["maps"].items()} if "maps" in h5 else {}
+        maps = {name: region(ds) for name, ds in h5["maps"].items()
+                if name == "step" or not _is_scale(ds)} if "maps" in h5 else {}
         return cls(region(h5["state"]), region(h5["steps"]), region(h5["eval"]), region(h5["parameters/history"]),
                    region(h5["parameters/history_step"]), region(h5["parameters/final"]), region(h5["checkpoint"]),
                    maps, region(h5["events"]) if "events" in h5 else None)
@@ -526,9 +527,9 @@ def _build_image(source: h5py.File | None, root_attrs: dict, immutable: dict[str
                 if name == "parameters":
                     g = h5.require_group("parameters")
                     for sub, child in obj.items():
-                        if f"parameters/{sub}" not in _MUTABLE:
+                        if f"parameters/{sub}" not in _MUTABLE and not _is_scale(child):
                             source.copy(child, g, name=sub)
-                else:
+                elif not _is_scale(obj):  # dimension scales are laid out afresh (_attach_dims)
                     source.copy(obj, h5, name=name)
         for name, (data, attrs) in immutable.items():
             ds = h5.create_dataset(name, data=data)
@@ -553,10 +554,94 @@ def _build_image(source: h5py.File | None, root_attrs: dict, immutable: dict[str
             _fixed(g, "step", (capacity["maps"],), "<i8", "step after which each map row was taken (-1: before)")
             for name, (shape, attrs) in maps_spec.items():
                 ds = _fixed(g, name, (capacity["maps"], *shape), "<f8", attrs.get("doc", name))
-                ds.attrs.update(attrs)
+                ds.attrs.update({k: v for k, v in attrs.items() if k not in _SCALE_ATTRS})
+        _attach_dims(h5)
         h5.flush()
         layout = _Layout.of(h5)
     return img, layout
+
+
+_SCALE_ATTRS = ("DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME", "DIMENSION_LABELS", "_Netcdf4Dimid",
+                "_Netcdf4Coordinates")
+_ROOT_DIMS = {"steps": ("step_row",), "eval": ("eval_row",), "events": ("event_row",), "state": ("state_slot",),
+              "checkpoint": ("checkpoint_slot", "checkpoint_byte")}
+#: the NAME netCDF-4 gives a dimension that has no coordinate variable (no data is stored for it)
+_NC_DIMENSION_ONLY = "This is a netCDF dimension but not a netCDF variable."
+
+
+def _is_scale(obj: Any) -> bool:
+    return isinstance(obj, h5py.Dataset) and obj.attrs.get("CLASS") == b"DIMENSION_SCALE"
+
+
+def _attach_dims(h5: h5py.File) -> None:
+    """netCDF-4 dimension scales, so ``xarray.open_dataset(run.h5, group=..., engine="h5netcdf")`` names every
+    dimension (no ``phony_dim_*``): ``/parameters``: ``parameter`` (an index coordinate) and ``history_step``
+    (the history's record coordinate); ``/maps``: ``step`` (the recording coordinate) and each map's own
+    dimensions from its ``dims`` attribute (index coordinates); root tables: ``step_row``, ``eval_row``,
+    ``event_row``, ``state_slot``, ``checkpoint_slot`` (index coordinates; rows beyond the committed counts
+    in ``/state`` are not valid) and ``checkpoint_byte`` (a dimension without coordinate).
+
+    Part of the structure written once at creation (and at every re-layout, where copied objects get their
+    scales afresh): scales are attributes and small immutable datasets, never written during a run.
+    """
+    def fresh(ds: h5py.Dataset) -> h5py.Dataset:
+        for key in _SCALE_ATTRS:  # a copied dataset's scales point into its old file
+            if key in ds.attrs:
+                del ds.attrs[key]
+        return ds
+
+    def scale(group: h5py.Group, name: str, size: int, doc: str, coordinate: bool = True) -> h5py.Dataset:
+        if name in group:
+            ds = group[name]
+            if not _is_scale(ds):
+                ds.make_scale(name)
+            return ds
+        if coordinate:
+            ds = group.create_dataset(name, data=np.arange(size, dtype="<i8"), track_times=False)
+            ds.make_scale(name)
+            ds.attrs["long_name"] = doc
+            ds.attrs["units"] = "1"
+        else:
+            ds = group.create_dataset(name, shape=(size,), dtype="<f4", track_times=False)
+            ds.make_scale(f"{_NC_DIMENSION_ONLY}{size:10d}")
+        return ds
+
+    for name, dims in _ROOT_DIMS.items():
+        if name in h5 and isinstance(h5[name], h5py.Dataset):
+            ds = fresh(h5[name])
+            for axis, dim in enumerate(dims):
+                s = scale(h5, dim, ds.shape[axis], f"{name} {dim.split('_')[-1]} index",
+                          coordinate=dim != "checkpoint_byte")
+                ds.dims[axis].attach_scale(s)
+    p = h5["parameters"]
+    n = p["initial"].shape[0]
+    parameter = scale(p, "parameter", n, "parameter index")
+    record = scale(p, "history_step", p["history_step"].shape[0], "")
+    for name in ("initial", "final", "units", "labels"):
+        if name in p and p[name].ndim == 1 and p[name].shape[0] == n:
+            fresh(p[name]).dims[0].attach_scale(parameter)
+    hist = fresh(p["history"])
+    hist.dims[0].attach_scale(record)
+    hist.dims[1].attach_scale(parameter)
+    if "maps" in h5:
+        g = h5["maps"]
+        frame = scale(g, "step", g["step"].shape[0], "")
+        for name, ds in list(g.items()):
+            if name == "step" or _is_scale(ds):
+                continue
+            declared = [str(d.decode() if isinstance(d, bytes) else d) for d in np.atleast_1d(ds.attrs.get("dims", []))]
+            dims = declared if len(declared) == ds.ndim - 1 else [f"{name}_dim{i}" for i in range(ds.ndim - 1)]
+            ds.dims[0].attach_scale(frame)
+            for axis, dim in enumerate(dims, start=1):
+                if dim in g and g[dim].shape[0] != ds.shape[axis]:
+                    dim = f"{name}_{dim}"
+                ds.dims[axis].attach_scale(scale(g, dim, ds.shape[axis], f"{dim.replace('_', ' ')} index"))
+            if "unit" in ds.attrs:
+                ds.attrs["units"] = ds.attrs["unit"]
+    unit = h5.attrs.get("parameter_units")  # CF units where the chip declared one unit for every parameter
+    if isinstance(unit, str) and unit and unit != "mixed":
+        for name in ("initial", "final", "history"):
+            p[name].attrs["units"] = unit
 
 
 # ------------------------------------------------------------------ the store
