@@ -6,19 +6,20 @@ simulate) their bench, check it and wrap it in the safety layer; the pieces
 here are the ones that do not depend on the kind: the shared wiring keys of an
 experiment's ``[wiring]``, the acquisition settings, pot settings, the twin's
 DAQ options, the signal channels' needs and the options that open the real
-instruments.
+instruments, and ``labtrain check``'s capability check.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from labtrain.config import ConfigError
 from labtrain.instruments.bench_file import Bench, BenchNeeds, BenchPort, ChannelGroup, resolve_channel
 from labtrain.kinds.dac_bench.chip import AcquisitionSettings
 from labtrain.kinds.dac_bench.wiring import DACWiring
 
 __all__ = ["acquisition_settings", "wiring_keys", "pot_settings", "twin_daq_options", "twin_pot_options",
-           "twin_bench", "signal_needs", "hardware_options"]
+           "twin_bench", "signal_needs", "hardware_options", "require_rule_capabilities"]
 
 
 def acquisition_settings(backend: Mapping[str, Any]) -> AcquisitionSettings:
@@ -112,3 +113,14 @@ def hardware_options(backend: Mapping[str, Any], wiring: DACWiring,
     if wiring.pot_channels:
         options["pots"] = {"n_channels": max(wiring.pot_channels) + 1, **pot_settings(backend, entries)}
     return options
+
+
+def require_rule_capabilities(exp: Mapping[str, Any], estimator: Any, capabilities: frozenset[str], src: str) -> None:
+    """``labtrain check`` on a bench: a one-line ConfigError when the rule needs capabilities the bench chip the
+    wiring implies does not have -- the words of the run's own check (``Chip.require``), so ``check`` and
+    ``run`` agree."""
+    missing = sorted(estimator.requires - capabilities)
+    if missing:
+        raise ConfigError(f"{src}: [learning] rule = {exp['learning']['rule']!r}: {estimator.name} needs "
+                          f"chip capabilities {missing}, which the {exp['backend']['kind']} chip does not have "
+                          f"(it has {sorted(capabilities)})")

@@ -28,6 +28,7 @@ from labtrain.instruments.ports import PortError
 from labtrain.kinds import GradcheckReport, source_of
 from labtrain.kinds.ac_rules import fp_gradcheck_rows
 from labtrain.kinds.common import build_network, build_task, with_install_hint
+from labtrain.kinds.dac_bench.hardware import require_rule_capabilities
 from labtrain.kinds.nonlinear.bench import NonlinearBenchChip
 from labtrain.kinds.nonlinear.chip import NonlinearResistorChip
 from labtrain.kinds.nonlinear.hardware import (BUILD_ERRORS, build_nonlinear_bench_chip, build_nonlinear_wiring,
@@ -169,13 +170,7 @@ def check_nonlinear_bench(exp: Experiment, estimator: GradientEstimator, net: Ne
         raise ConfigError(f"{src}: [wiring] {exc}") from None
     except BUILD_ERRORS as exc:
         raise ConfigError(f"{src}: [{getattr(exc, 'section', 'backend')}] {_one_line(exc)}") from None
-    caps = NonlinearBenchChip.capabilities_for(wiring.reads_every_node(net))
-    missing = sorted(estimator.requires - caps)
-    if missing:
-        # the words of build_setup's capability check, so `check` and `run` agree
-        raise ConfigError(f"{src}: [learning] rule = {exp['learning']['rule']!r}: {estimator.name} needs "
-                          f"chip capabilities {missing}, which the {b['kind']} chip does not have "
-                          f"(it has {sorted(caps)})")
+    require_rule_capabilities(exp, estimator, NonlinearBenchChip.capabilities_for(wiring.reads_every_node(net)), src)
     try:
         identities = identify_nonlinear_instruments(b, exp["wiring"], net, edges, exp["instruments"] or None)
     except BUILD_ERRORS as exc:

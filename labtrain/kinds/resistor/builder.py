@@ -14,6 +14,7 @@ from labtrain.instruments.ports import PortError
 from labtrain.kinds import GradcheckReport, source_of as _src
 from labtrain.kinds.ac_rules import fp_gradcheck_rows, fp_rule
 from labtrain.kinds.common import build_network, build_task, initial_conductances, with_install_hint as _with_install_hint
+from labtrain.kinds.dac_bench.hardware import require_rule_capabilities
 from labtrain.kinds.resistor.bench import InstrumentChip
 from labtrain.kinds.resistor.hardware import BUILD_ERRORS, build_instrument_chip, build_wiring, identify_instruments
 from labtrain.kinds.resistor.ideal import IdealChip
@@ -67,13 +68,7 @@ def check_bench(exp: Experiment, estimator: GradientEstimator, net: Network) -> 
         raise ConfigError(f"{_src(exp)}: [{exc.section}] {exc}") from None
     except WiringError as exc:
         raise ConfigError(f"{_src(exp)}: [wiring] {exc}") from None
-    caps = InstrumentChip.capabilities_for(wiring.reads_every_node(net))
-    missing = sorted(estimator.requires - caps)
-    if missing:
-        # same words as build_setup's capability check, so `check` and `run` agree
-        raise ConfigError(f"{_src(exp)}: [learning] rule = {exp['learning']['rule']!r}: {estimator.name} needs "
-                          f"chip capabilities {missing}, which the {b['kind']} chip does not have "
-                          f"(it has {sorted(caps)})")
+    require_rule_capabilities(exp, estimator, InstrumentChip.capabilities_for(wiring.reads_every_node(net)), _src(exp))
     try:
         identities = identify_instruments(b, exp["wiring"], net, exp["instruments"])
     except BenchError as exc:
