@@ -119,7 +119,7 @@ def run_to_dataset(path: str | Path) -> "xr.Dataset":
     with RunStore.open(path) as store:
         steps, ev = store.table("steps"), store.table("eval")
         hist_step, hist = store.parameter_history()
-        initial, final = store.parameters("initial"), store.parameters("final")
+        initial, final = store.h5["parameters/initial"][:], store.parameters("final")
         maps = store.maps()
         map_attrs = {k: dict(ds.attrs) for k, ds in store.h5["maps"].items()} if "maps" in store.h5 else {}
         units = run_units(store)
@@ -258,16 +258,16 @@ def export_run(path: str | Path, fmt: str, out: str | Path | None = None) -> lis
         tables = {"steps": _ordered(store.table("steps"), STEP_COLUMNS),
                   "eval": _ordered(store.table("eval"), EVAL_COLUMNS)}
         hist_step, hist = store.parameter_history()
-        params = {"initial": store.parameters("initial"), "final": store.parameters("final")}
+        initial, final = store.h5["parameters/initial"][:], store.parameters("final")
         per_unit = run_units(store)["parameters"]
     for name, table in tables.items():
         target = Path(f"{stem}-{name}.csv")
         _write_atomic(target, _csv_bytes(list(table), zip(*[col.tolist() for col in table.values()])))
         written.append(target)
-    rows = [["initial", -1, *params["initial"].tolist()]]
+    rows = [["initial", -1, *initial.tolist()]]
     rows += [["history", s, *row.tolist()] for s, row in zip(hist_step.tolist(), hist)]
-    if params["final"] is not None:
-        rows.append(["final", "", *params["final"].tolist()])
+    if final is not None:
+        rows.append(["final", "", *final.tolist()])
     target = Path(f"{stem}-parameters.csv")
     _write_atomic(target, _csv_bytes(["row", "step", *[_csv_column(i, u) for i, u in enumerate(per_unit)]], rows))
     written.append(target)

@@ -164,17 +164,17 @@ class Adam(SGD):
         self.v: np.ndarray | None = None
 
     def _delta(self, grad: np.ndarray) -> np.ndarray:
-        if self.m is None:
+        if self.m is None or self.v is None:
             self.m, self.v = np.zeros_like(grad), np.zeros_like(grad)
-        self.m = self.beta1 * self.m + (1 - self.beta1) * grad
-        self.v = self.beta2 * self.v + (1 - self.beta2) * grad**2
-        m_hat = self.m / (1 - self.beta1**self.steps)
-        v_hat = self.v / (1 - self.beta2**self.steps)
+        self.m = m = self.beta1 * self.m + (1 - self.beta1) * grad
+        self.v = v = self.beta2 * self.v + (1 - self.beta2) * grad**2
+        m_hat = m / (1 - self.beta1**self.steps)
+        v_hat = v / (1 - self.beta2**self.steps)
         return -self.current_lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         state = super().state_dict()
-        if self.m is not None:
+        if self.m is not None and self.v is not None:
             state["m"], state["v"] = self.m.copy(), self.v.copy()
         return state
 

@@ -64,7 +64,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import h5py
 import numpy as np
@@ -606,10 +606,10 @@ def _attach_dims(h5: h5py.File) -> None:
             ds.make_scale(f"{_NC_DIMENSION_ONLY}{size:10d}")
         return ds
 
-    for name, dims in _ROOT_DIMS.items():
+    for name, root_dims in _ROOT_DIMS.items():
         if name in h5 and isinstance(h5[name], h5py.Dataset):
             ds = fresh(h5[name])
-            for axis, dim in enumerate(dims):
+            for axis, dim in enumerate(root_dims):
                 s = scale(h5, dim, ds.shape[axis], f"{name} {dim.split('_')[-1]} index",
                           coordinate=dim != "checkpoint_byte")
                 ds.dims[axis].attach_scale(s)
@@ -660,7 +660,8 @@ class RunStore:
         self.h5 = h5
         self.version = version
         self._fd = fd
-        self._layout = layout
+        # None only in format-1 readers, which never use it (every format-2 path has a layout)
+        self._layout: _Layout = cast(_Layout, layout)
         self._seq = seq
         self._state = state or {}
         self._owner = owner

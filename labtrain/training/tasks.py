@@ -13,7 +13,7 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -106,11 +106,15 @@ def decode(output_v: np.ndarray, decoder: str, class_targets_v: np.ndarray | Non
     """Class index of every output vector."""
     if decoder == "argmax":
         return np.argmax(output_v, axis=1)
+    if decoder in ("nearest_target", "nearest_phase"):
+        if class_targets_v is None:
+            raise ValueError(f"decoder {decoder!r} needs the class targets")
+        targets = class_targets_v[None, :, :]
     if decoder == "nearest_target":
-        dist = ((output_v[:, None, :] - class_targets_v[None, :, :]) ** 2).sum(-1)
+        dist = ((output_v[:, None, :] - targets) ** 2).sum(-1)
         return np.argmin(dist, axis=1)
     if decoder == "nearest_phase":  # outputs and targets are phases (rad): circular distance
-        dist = (1.0 - np.cos(output_v[:, None, :] - class_targets_v[None, :, :])).sum(-1)
+        dist = (1.0 - np.cos(output_v[:, None, :] - targets)).sum(-1)
         return np.argmin(dist, axis=1)
     raise ValueError(f"decoder {decoder!r} does not give classes")
 
@@ -220,7 +224,7 @@ def _mnist(path: str, n_train: int, n_test: int) -> tuple[np.ndarray, np.ndarray
     train_files = [_idx_file(d, f"train-{k}-idx{n}-ubyte") for k, n in (("images", 3), ("labels", 1))]
     if all(train_files):
         xtr, ytr = _images_and_labels(d, "train")
-        info = {"mnist_split": "official", "mnist_split_note": f"official {len(xtr)} train / {len(xte)} test files"}
+        info: dict[str, Any] = {"mnist_split": "official", "mnist_split_note": f"official {len(xtr)} train / {len(xte)} test files"}
     elif any(train_files):
         have, lack = ("images", "labels") if train_files[0] else ("labels", "images")
         raise TaskError(f"MNIST folder {d} has the train {have} but not the train {lack} file; give both (official "
@@ -281,7 +285,8 @@ def make_task(
         x_tr = x_te = input_low_v + (input_high_v - input_low_v) * bits
         y_tr = y_te = np.array(GATES[name])
         n_classes = 2
-        info = {"gate": name, "evaluation": "train accuracy (4 cases): a gate's test set is its 4 training cases"}
+        info: dict[str, Any] = {"gate": name, "evaluation": "train accuracy (4 cases): a gate's test set is its 4 "
+                                                            "training cases"}
     elif name in ("linear_regression", "nonlinear_regression"):
         feats = rng.uniform(0, 1, (n_samples, n_features))
         if name == "linear_regression":
