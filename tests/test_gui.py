@@ -303,6 +303,18 @@ def test_parameter_map_views(qtbot):
     small = lt.layered([2, 4, 1])                               # a dozen edges: the drawing, matrices on offer
     m.configure(small, small.g_min_s, small.g_max_s, "S", "conductance", np.full(small.n_edges, 1e-4))
     assert m.mode == "network" and m.mode_box.model().item(2).isEnabled()
+    # pots on some edges only (a diode network): those edges coloured, the diodes drawn as fixed elements
+    pots = np.array([0, 2, 3, 7])
+    m.configure(small, small.g_min_s[pots], small.g_max_s[pots], "S", "conductance", np.geomspace(1e-5, 1e-3, 4),
+                edge_parameters=small.n_edges, parameter_edges=pots)
+    assert m.mode == "network" and not m.mode_box.model().item(2).isEnabled()   # no per-edge matrices
+    drawn = lambda: sum(0 if i.getData()[0] is None else len(i.getData()[0]) for i in m._edge_items)  # noqa: E731
+    assert drawn() == 2 * len(pots)
+    assert f"fixed elements ({small.n_edges - len(pots)})" in m.key.text()
+    m.set_parameters(np.full(4, 1e-4), step=2)
+    assert "after step 3" in m.title.text() and drawn() == 2 * len(pots)
+    m.configure(small, -np.ones(4), np.ones(4), "mixed", "parameters", np.zeros(4), parameter_edges=pots)
+    assert m.mode == "bars"                                     # conductances and gate voltages: bars
 
 
 def test_titles_and_keys_sit_outside_the_plots(window, qtbot):

@@ -484,7 +484,8 @@ class MainWindow(QtWidgets.QMainWindow):
         net = info.network
         self.parameter_map.configure(net, info.lower, info.upper, info.parameter_unit, info.parameter_name,
                                      info.initial_parameters, edge_parameters=info.edge_parameters or None,
-                                     labels=info.parameter_labels, blocks=info.parameter_blocks)
+                                     labels=info.parameter_labels, blocks=info.parameter_blocks,
+                                     parameter_edges=info.parameter_edges)
         self.loss_plot.set_unit(info.loss_unit)
         self.outputs_plot.set_unit(info.output_unit)
         labels = [f"output {k}" + (f" (node {n})" if n is not None else "")

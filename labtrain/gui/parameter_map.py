@@ -2,7 +2,9 @@
 
 * ``network``  -- graph chips: every edge drawn with colour and width by its
   conductance (log scale, fixed to the chip's bounds so colours compare over
-  time); terminals marked (inputs, outputs, grounds).  Edges are binned into
+  time); terminals marked (inputs, outputs, grounds).  A chip with parameters
+  on some edges only (``parameter_edges``: a diode network's pots) colours
+  those edges and draws the fixed elements thin and grey.  Edges are binned into
   a few colour levels, one ``connect="pairs"`` curve per level, so a redraw
   is a handful of calls whatever the number of edges.
 * ``heat map`` -- lattices: each edge's conductance painted at its midpoint
@@ -151,18 +153,23 @@ class ParameterMap(QtWidgets.QWidget):
         self._maps_step = -1
         self._p_lower = self._p_upper = np.zeros(0)
         self.labels: tuple[str, ...] = ()
+        self._edge_of: np.ndarray | None = None  # edge of each drawn parameter when not every edge has one
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
 
     # ------------------------------------------------------------ setup
     def configure(self, network, lower: np.ndarray, upper: np.ndarray, unit: str, name: str,
-                  values: np.ndarray, edge_parameters: int | None = None, labels=(), blocks=()) -> None:
+                  values: np.ndarray, edge_parameters: int | None = None, labels=(), blocks=(),
+                  parameter_edges=()) -> None:
         """A new chip: pick the default view and draw ``values``.
 
         ``edge_parameters``: how many leading parameters are one value per
         edge (default: all of them); only those are drawn on the graph views.
         ``blocks``: the chip's parameter blocks (``Chip.parameter_blocks``);
         weight matrices among them enable the ``layers`` view.
+        ``parameter_edges``: the edge of every parameter when the chip has
+        parameters on some edges only, all of one unit (the network view
+        draws the other edges as fixed elements).
         """
         self.network = network
         self.blocks = tuple(blocks or ())
@@ -172,6 +179,11 @@ class ParameterMap(QtWidgets.QWidget):
         self.labels = tuple(str(x) for x in labels) if labels is not None and len(labels) == len(lower) else ()
         n = len(lower)
         m = n if edge_parameters is None else int(edge_parameters)
+        edge_of = np.asarray(parameter_edges if parameter_edges is not None else (), np.int64)
+        some_edges = bool(network is not None and 0 < len(edge_of) == n < len(network.edges) and unit != "mixed"
+                          and len(np.unique(edge_of)) == n and 0 <= edge_of.min() and edge_of.max() < len(network.edges))
+        self._edge_of = edge_of if some_edges else None
+        m = n if some_edges else m
         self.n_edge_values = m
         self._bar_lo, self._bar_hi = float(lower.min()), float(upper.max())
         lower, upper = (lower[:m], upper[:m]) if m else (lower, upper)
@@ -190,14 +202,14 @@ class ParameterMap(QtWidgets.QWidget):
         self.view_box.setEnabled(False)
         self.view_box.blockSignals(False)
         self.showing = "couplings"
-        graph_ok = network is not None and 0 < m <= n and m == len(network.edges)
+        graph_ok = network is not None and 0 < m <= n and (m == len(network.edges) or some_edges)
         self._grids = []
         if any(len(b.get("shape") or ()) == 2 for b in self.blocks):
             self._grids = block_grids(self.blocks)
-        elif graph_ok and is_layered(network):
+        elif graph_ok and not some_edges and is_layered(network):
             self._grids = layer_blocks(network)
         self._layer_span = 0.0
-        enabled = {"bars": True, "network": graph_ok, "heat map": graph_ok and self._is_lattice(),
+        enabled = {"bars": True, "network": graph_ok, "heat map": graph_ok and not some_edges and self._is_lattice(),
                    "layers": bool(self._grids)}
         model = self.mode_box.model()
         for i, mode in enumerate(MODES):
@@ -206,7 +218,7 @@ class ParameterMap(QtWidgets.QWidget):
             default = "layers"
         elif not graph_ok:
             default = "bars"
-        elif self._is_lattice():
+        elif self._is_lattice() and not some_edges:
             default = "heat map"
         else:
             default = "network"
@@ -402,6 +414,14 @@ class ParameterMap(QtWidgets.QWidget):
     def _build_network(self) -> None:
         pos = self._positions
         e = self.network.edges
+        if self._edge_of is not None:  # parameters on some edges only: the others are fixed elements, thin grey
+            fixed = e[np.setdiff1d(np.arange(len(e)), self._edge_of)]
+            seg = np.stack([pos[fixed[:, 0]], pos[fixed[:, 1]]], axis=1)
+            item = pg.PlotDataItem(seg[:, :, 0].ravel(), seg[:, :, 1].ravel(), pen=pg.mkPen("#A0A0A0", width=1),
+                                   connect="pairs")
+            item.setZValue(-1)
+            self.plot.addItem(item)
+            e = e[self._edge_of]
         self._seg = np.stack([pos[e[:, 0]], pos[e[:, 1]]], axis=1)  # (m, 2 ends, xy)
         for level in range(N_LEVELS):
             u = (level + 0.5) / N_LEVELS
@@ -450,6 +470,9 @@ class ParameterMap(QtWidgets.QWidget):
             key.append(f"<span style='color:{color}'>{glyph}</span>&nbsp;{label} ({len(idx)})")
         if 0 < len(hidden) <= 5000:
             key.append(f"<span style='color:#808080'>&#9679;</span>&nbsp;other nodes ({len(hidden)})")
+        if self._edge_of is not None and self.mode == "network":
+            n_fixed = len(net.edges) - len(self._edge_of)
+            key.append(f"<span style='color:#A0A0A0'>&#9472;</span>&nbsp;fixed elements ({n_fixed})")
         self.key.setText(" &nbsp; ".join(key))
 
     # ------------------------------------------------------------ update

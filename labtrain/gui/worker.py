@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from labtrain.chip.base import REFERENCE_GRADIENT
+from labtrain.chip.base import REFERENCE_GRADIENT, NetworkChip
 
 __all__ = ["Message", "RunInfo", "RunRequest", "RunWorker", "WorkerProcess", "ChildRun", "FidelityProbe",
            "MAX_SCOPE_AI"]
@@ -118,6 +118,9 @@ class RunInfo:
     #: named parameter blocks (name, start, stop, shape) where the chip declares them (layered networks:
     #: one weight matrix per layer), drawn as one heat map each
     parameter_blocks: tuple = ()
+    #: edge of every parameter where the chip has parameters on some edges only (a nonlinear network: pots on
+    #: the linear edges, diodes fixed); empty: one per edge in edge order, or none
+    parameter_edges: tuple = ()
     pid: int = 0              # the worker process that trains the chip
 
 
@@ -529,6 +532,7 @@ class ChildRun:
             history_evals=[dict(e) for e in run.evals], edge_parameters=net.n_edges if net is not None else 0,
             parameter_labels=tuple(chip.parameter_labels()), loss_unit=run.estimator.loss_unit,
             output_unit="" if chip.output_unit == "1" else chip.output_unit, parameter_blocks=blocks,
+            parameter_edges=tuple(int(e) for e in chip.parameter_edges) if isinstance(chip, NetworkChip) else (),
             pid=os.getpid())
 
     # ------------------------------------------------------------ listener (run thread)
