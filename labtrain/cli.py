@@ -923,8 +923,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 return EXIT_OK
             raise
-    except KeyboardInterrupt:
-        print(f"\n{command}: stopped by Ctrl-C", file=sys.stderr)
+    except KeyboardInterrupt:  # a terminal shows "^C" without a newline: start the one line below it
+        print(f"{chr(10) if sys.stderr.isatty() else ''}{command}: stopped by Ctrl-C", file=sys.stderr)
         return EXIT_STOPPED
 
 
