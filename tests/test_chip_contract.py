@@ -71,6 +71,11 @@ def check_contract(chip: Chip, x: np.ndarray, t: np.ndarray, stochastic: bool) -
     assert isinstance(chip.capabilities, frozenset) and all(isinstance(c, str) for c in chip.capabilities)
     assert spec.lower.shape == spec.upper.shape == (spec.size,) and np.all(spec.lower < spec.upper)
     assert isinstance(spec.unit, str) and spec.unit
+    # one declared unit per parameter (run files and exports take their units from here), "mixed" resolved
+    units = chip.parameter_units()
+    assert len(units) == spec.size and all(isinstance(u, str) and u and u != "mixed" for u in units)
+    assert spec.unit == "mixed" or set(units) == {spec.unit}
+    assert isinstance(chip.output_unit, str) and chip.output_unit
     p0 = chip.get_parameters()
     assert p0.shape == (spec.size,) and np.all((p0 >= spec.lower) & (p0 <= spec.upper))
     # setting returns what the device took: clipped into the bounds, never outside
