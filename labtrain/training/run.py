@@ -130,8 +130,9 @@ class _EventCapture(logging.Handler):
             message = str(record.msg)
         self.pending.append({"kind": str(kind or record.levelname.lower()), "level": record.levelname,
                              "source": record.name, "message": message, "time_s": record.created})
-        if record.levelno >= logging.lastResort.level and not self._others_handle(record):
-            logging.lastResort.handle(record)
+        last = logging.lastResort
+        if last is not None and record.levelno >= last.level and not self._others_handle(record):
+            last.handle(record)
 
     def _others_handle(self, record: logging.LogRecord) -> bool:
         logger: logging.Logger | None = logging.getLogger(record.name)

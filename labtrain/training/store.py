@@ -923,6 +923,9 @@ class RunStore:
                              f"at the same time")
         self._owner = mine
         self.taken_over = owner
+        if owner:
+            log.warning("%s: took over the lease of %s (that process is gone)", self.path, _describe_owner(owner),
+                        extra={"labtrain_event": "lease"})
 
     taken_over: dict | None = None
     """The stale lease (dead process) that :meth:`take_lease` replaced, if any."""
@@ -954,6 +957,7 @@ class RunStore:
             return
         else:
             cap[table] = max(rows, 2 * cap[table], EVENT_ROWS if table == "events" else 0)
+        log.info("%s: re-laid out (%s: room for %d rows)", self.path, table, cap[table])
         self.rewrite(self.path, capacity=cap, maps_spec=spec)
 
     def append_step(self, row: dict[str, float], parameters: np.ndarray | None = None) -> None:
@@ -1006,11 +1010,9 @@ class RunStore:
         for col in ("level", "kind", "source", "message"):
             rec[col] = _utf8_cut(str(row.get(col, "")), EVENT_DTYPE[col].itemsize)
         rec["crc"] = _row_crc(rec)
+        assert self._layout.events is not None  # laid out by _ensure
         self._write("events", self._layout.events.at(n), rec.tobytes())
         counts["events"] = n + 1
-        if owner:
-            log.warning("%s: took over the lease of %s (that process is gone)", self.path, _describe_owner(owner),
-                        extra={"labtrain_event": "lease"})
         self._commit(rows=counts)
 
     def append_maps(self, step: int, maps: dict[str, np.ndarray], attrs: dict[str, dict] | None = None) -> None:
@@ -1042,7 +1044,6 @@ class RunStore:
         blob = _encode_checkpoint(step, parameters, optimizer_state)
         if len(blob) > self._layout.checkpoint.row_bytes:
             self.rewrite(self.path, capacity=dict(self._layout.capacity, checkpoint_bytes=2 * len(blob)))
-        log.info("%s: re-laid out (%s: room for %d rows)", self.path, table, cap[table])
         keep = {(self._state.get("checkpoint") or {}).get("slot"), self._durable_slot}
         slot = min(k for k in range(self._layout.checkpoint.rows) if k not in keep)
         self._write("checkpoint", self._layout.checkpoint.at(slot), blob)
@@ -1348,7 +1349,8 @@ class RunStore:
 
                 put(layout.steps, _with_crc(c.steps, STEP_DTYPE, STEP_COLUMNS))
                 put(layout.eval, _with_crc(c.eval, EVAL_DTYPE, EVAL_COLUMNS))
-                put(layout.events, events)
+                if layout.events is not None:
+                    put(layout.events, events)
                 put(layout.history_step, c.history[0])
                 put(layout.history, c.history[1])
                 if c.final is not None:
@@ -1472,7 +1474,9 @@ def _event_columns(rec: np.ndarray) -> dict[str, np.ndarray]:
 
 def _event_rows(events: dict[str, np.ndarray] | None) -> np.ndarray:
     """Event columns (as :meth:`RunStore.events` returns them) as ``/events`` rows with their CRCs."""
-    n = 0 if not events else len(events["step"])
+    if not events:
+        return np.zeros(0, EVENT_DTYPE)
+    n = len(events["step"])
     rec = np.zeros(n, EVENT_DTYPE)
     for i in range(n):
         rec["time_s"][i], rec["step"][i] = events["time_s"][i], events["step"][i]
