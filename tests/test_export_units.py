@@ -267,3 +267,26 @@ def test_the_run_file_itself_opens_with_xarray_with_named_dimensions(runs):
         np.testing.assert_array_equal(m["coupling_rad_per_s"].values[:k], maps["coupling_rad_per_s"])
         for dim in m.dims:
             assert dim in m.coords
+
+
+def test_instrument_events_are_exported_with_times(tmp_path):
+    """Retries and safety actions of a twin run become an ``event`` dimension (CF time stamps, kinds, messages)."""
+    if not hasattr(RunStore, "events"):
+        pytest.skip("run files without /events")
+    from pathlib import Path
+
+    run = prepare_run(Path(__file__).resolve().parents[1] / "examples" / "iris_cl.toml",
+                      {"run": {"epochs": 1, "out_dir": str(tmp_path)}, "backend": {"kind": "twin", "retries": 2},
+                       "chip": {"n_nodes": 30, "n_edges": 80}})
+    run.chip.daq.daq.inject_faults(2, "timeout", methods=("write_read",))
+    with run:
+        path = run.run().path
+    with RunStore.open(path) as store:
+        events = store.events()
+    (target,) = export_run(path, "netcdf", tmp_path / "events.nc")
+    with xr.open_dataset(target, engine="h5netcdf") as ds:
+        assert ds.sizes["event"] == len(events["step"]) >= 2
+        assert list(ds["event_kind"].values) == list(events["kind"]) and "retry" in list(events["kind"])
+        assert ds["event_time"].dtype.kind == "M" and "event" in ds.coords
+        np.testing.assert_array_equal(ds["event_step"].values, events["step"])
+        assert ds["event_step"].attrs["units"] == "1"

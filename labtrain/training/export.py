@@ -106,8 +106,9 @@ def run_to_dataset(path: str | Path) -> "xr.Dataset":
     (evaluations; index, with ``eval_step``: the step after which it was made, -1 before training),
     ``record`` (rows of the parameter history, with ``parameter_history_step``), ``parameter`` (the
     trainable parameters, with ``parameter_label`` where the chip names them and ``parameter_units``),
-    and for spatial maps ``map_frame`` (with ``map_step``) plus the maps' own dimensions (``edge``,
-    ``input``, ``node``, ...).  Every variable has ``units`` (UDUNITS: ``"1"`` dimensionless, ``"V^2"``,
+    for spatial maps ``map_frame`` (with ``map_step``) plus the maps' own dimensions (``edge``,
+    ``input``, ``node``, ...), and ``event`` (instrument faults, retries, pauses, safety actions; with
+    ``event_time``) where the run recorded any.  Every variable has ``units`` (UDUNITS: ``"1"`` dimensionless, ``"V^2"``,
     ``"S"``, ``"rad/s"``, ...) from the units the chip and rule declared, and ``long_name``.
 
     Attributes: every root attribute of the run file (name, rule, backend, seed, status, provenance,
@@ -121,6 +122,7 @@ def run_to_dataset(path: str | Path) -> "xr.Dataset":
         hist_step, hist = store.parameter_history()
         initial, final = store.h5["parameters/initial"][:], store.parameters("final")
         maps = store.maps()
+        events = store.events() if hasattr(store, "events") else {}
         map_attrs = {k: dict(ds.attrs) for k, ds in store.h5["maps"].items()} if "maps" in store.h5 else {}
         units = run_units(store)
         root = dict(store.attrs)
@@ -173,6 +175,18 @@ def run_to_dataset(path: str | Path) -> "xr.Dataset":
                 coords.setdefault(d, _var(d, np.arange(size), f"{d.replace('_', ' ')} index", "1"))
             data[f"map_{name}"] = _var(("map_frame", *dims), values, str(a.get("doc", name)),
                                        str(a.get("unit", a.get("units", "1"))))
+    if len(events.get("step", ())):
+        coords["event"] = _var("event", np.arange(len(events["step"])), "event index", "1")
+        stamp = np.round(np.asarray(events["time_s"], float) * 1e9).astype("datetime64[ns]")
+        coords["event_time"] = ("event", stamp, {"long_name": "when the event happened (UTC)"})
+        data["event_step"] = _var("event", events["step"], "step during which it happened (-1: before training)",
+                                  "1")
+        for key, long_name in (("level", "logging level"), ("kind", "event kind (fault, retry, pause, safety, "
+                                                                        "resume, stop, warning, ...)"),
+                               ("source", "logger that reported it"), ("message", "what happened")):
+            if key in events:
+                data[f"event_{key}"] = _var("event", np.array([str(v) for v in events[key]], dtype=object),
+                                            long_name, None)
     attrs: dict[str, Any] = {"Conventions": "CF-1.10",
                              "title": f"labtrain run {root.get('name', '')}",
                              "source": f"labtrain {root.get('labtrain_version', '')}",
