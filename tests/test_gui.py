@@ -491,3 +491,41 @@ def test_write_into_text_keeps_a_multiline_array_and_dotted_keys_valid(qtbot, tm
     data = tomllib.loads(out)
     assert data["learning"]["amplitudes_v"] == [0.04] * 5 and data["chip"] == {"type": "dnpu", "model_seed": 7}
     assert panel.overrides() == {}
+
+
+def test_browser_opens_a_sweep_folder_members_with_overrides_and_overlays_an_axis(window, tmp_path):
+    """A `labtrain sweep` folder: one row per member with its swept values and overrides; "Overlay axis"
+    draws the members that differ from the selected one only along the chosen axis, labelled by value."""
+    from labtrain.training.sweep import load_sweep, prepare_folder, run_sweep
+
+    axes = {"learning.learning_rate": [0.02, 0.04], "run.seed": [0, 1], "run.epochs": [3], "run.eval_every": [1]}
+    folder, _ = prepare_folder(load_sweep(EXAMPLES / "xor_xy_all_to_all.toml", axes), tmp_path / "sw")
+    assert run_sweep(folder, cluster="serial", quiet=True).ok
+    win = window
+    win.browser.set_directory(folder)
+    headers = [win.browser.table.horizontalHeaderItem(j).text() for j in range(win.browser.table.columnCount())]
+    assert headers[:3] == ["member", "learning_rate", "seed"] and headers[-1] == "overrides"
+    rows = win.browser._rows
+    assert [r["member"] for r in rows] == [f"xor_xy_all_to_all-m00{i}" for i in range(4)]
+    assert all(r["status"] == "completed" and Path(r["path"]).is_file() for r in rows)
+    cell = lambda i, name: win.browser.table.item(i, headers.index(name)).text()  # noqa: E731
+    assert [cell(i, "learning_rate") for i in range(4)] == ["0.02", "0.02", "0.04", "0.04"]
+    assert cell(3, "overrides") == "learning.learning_rate=0.04 run.epochs=3 run.eval_every=1 run.seed=1"
+    assert not win.browser.axis_box.isHidden() and win.browser.axis_box.count() == 2
+
+    win.clear_overlays()
+    win.browser.table.selectRow(1)                       # learning_rate 0.02, seed 1
+    shown = win.browser.overlay_axis("learning_rate")
+    assert [r.path.name.split("-")[1] for r in shown] == ["m001", "m003"]  # seed 1 at both rates
+    assert [r.label.split()[-1] for r in shown] == ["learning_rate=0.02", "learning_rate=0.04"]
+    names = win.loss_plot.key_names()
+    assert any("learning_rate=0.04: test" in n for n in names) and len(win.accuracy_plot.overlay_items()) == 2
+    assert len(win.browser.overlay_axis("seed")) == 2    # the same rate, both seeds
+
+    # a sweep folder that has not run: members listed as pending, nothing to overlay
+    pending, _ = prepare_folder(load_sweep(EXAMPLES / "xor_xy_all_to_all.toml", {"run.seed": [0, 1]}), tmp_path / "p")
+    win.browser.set_directory(pending)
+    assert [r["status"] for r in win.browser._rows] == ["pending", "pending"]
+    assert win.browser.overlay_axis("seed") == [] and not win.browser.axis_button.isEnabled()
+    win.browser.set_directory(tmp_path / "runs")        # an ordinary folder again: the plain columns
+    assert win.browser.axis_box.isHidden() and win.browser.table.horizontalHeaderItem(0).text() == "name"

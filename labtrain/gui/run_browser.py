@@ -1,5 +1,9 @@
 """Run browser: the run files of a folder; overlay their curves, show their snapshot, re-run or resume.
 
+A *sweep folder* (``labtrain sweep``: a ``manifest.json`` next to ``runs/``) is shown as its members,
+one row each with its swept values (one column per axis), status and metrics; "Overlay axis" draws
+the members that differ from the selected one only along the chosen axis, labelled by their value.
+
 A past run is read once when it is opened (read-only, without HDF5's file
 lock, so a run still being written by another process can be looked at);
 nothing is re-read per frame.  :func:`describe_past_run` gives the window what
@@ -11,6 +15,7 @@ trained, no file is written).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -25,9 +30,11 @@ from labtrain.config import experiment_from_text
 from labtrain.gui.worker import RunInfo
 from labtrain.training.store import RunStore, StoreError, list_runs, read_summary
 
-__all__ = ["RunBrowser", "PastRun", "load_run", "describe_past_run"]
+__all__ = ["RunBrowser", "PastRun", "load_run", "describe_past_run", "is_sweep_folder", "sweep_rows",
+           "members_along"]
 
-_COLUMNS = ("name", "date", "rule", "backend", "steps", "test loss", "test acc.", "status")
+_COLUMNS = ("name", "date", "rule", "backend", "steps", "test loss", "test acc.", "status", "overrides")
+_SWEEP_COLUMNS = ("member", "steps", "test loss", "test acc.", "status", "overrides")  # axes after "member"
 
 
 @dataclass
@@ -45,10 +52,12 @@ class PastRun:
     source: str
     final_parameters: np.ndarray | None
     task: dict[str, Any]
+    #: shown instead of the creation date in the label (a sweep member overlaid along an axis: "lr=0.01")
+    tag: str = ""
 
     @property
     def label(self) -> str:
-        return f"{self.summary['name']} {self.summary['created'][5:16]}"
+        return f"{self.summary['name']} {self.tag or self.summary['created'][5:16]}"
 
 
 def load_run(path: str | Path) -> PastRun:
@@ -130,6 +139,49 @@ def describe_past_run(run: PastRun) -> tuple[RunInfo, str]:
         output_unit=output_unit, parameter_blocks=blocks, pid=0), note
 
 
+def is_sweep_folder(path: str | Path) -> bool:
+    """A ``labtrain sweep`` folder (it holds ``manifest.json``)."""
+    return (Path(path) / "manifest.json").is_file()
+
+
+def sweep_rows(folder: str | Path) -> tuple[list[dict], list[dict]]:
+    """The axes of the sweep in ``folder`` and one row per member, in member order.
+
+    A row is the member's run-file summary (``read_summary``; for a member without a readable run
+    file: its manifest status, no metrics, ``path`` empty) plus ``member`` (its name), ``index``,
+    ``values`` (swept key -> value) and ``axis_labels`` (axis name -> its value(s) as text).
+    """
+    from labtrain.schema import show
+    from labtrain.training.sweep import read_manifest
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    axes = [dict(a) for a in manifest["axes"]]
+    rows = []
+    for member in manifest["members"]:
+        row: dict[str, Any] = {"path": "", "name": member["name"], "created": "", "rule": "", "backend": "",
+                               "status": member.get("status", "pending"), "message": member.get("message") or "",
+                               "steps_done": 0, "total_steps": 0, "test_loss": math.nan, "test_accuracy": math.nan,
+                               "overrides": member.get("overrides") or {}}
+        if member.get("run_file"):
+            try:
+                row.update(read_summary(folder / member["run_file"]))
+            except (StoreError, OSError, KeyError, ValueError) as exc:
+                row["message"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        values = dict(member.get("values") or {})
+        labels = {a["name"]: " / ".join(show(values.get(k)) for k in a["keys"]) for a in axes}
+        rows.append(row | {"member": member["name"], "index": member["index"], "values": values,
+                           "axis_labels": labels})
+    return axes, rows
+
+
+def members_along(rows: list[dict], axes: list[dict], axis: str, reference: dict) -> list[dict]:
+    """The rows that equal ``reference`` on every axis but ``axis`` (``reference`` included), in axis order."""
+    keys = next(a["keys"] for a in axes if a["name"] == axis)
+    fixed = {k: v for k, v in reference["values"].items() if k not in keys}
+    return [r for r in rows if all(r["values"].get(k) == v for k, v in fixed.items())]
+
+
 def _fmt(value: Any, spec: str = ".3g") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -185,13 +237,20 @@ class RunBrowser(QtWidgets.QWidget):
         self.overlay_button = QtWidgets.QPushButton("Overlay")
         self.overlay_button.setToolTip("Draw the selected runs' loss and accuracy on the live plots (dashed)")
         self.clear_button = QtWidgets.QPushButton("Clear overlays")
+        self.axis_box = QtWidgets.QComboBox()
+        self.axis_box.setToolTip("Sweep folder: the axis to overlay")
+        self.axis_button = QtWidgets.QPushButton("Overlay axis")
+        self.axis_button.setToolTip("Sweep folder: overlay the members that differ from the selected one only "
+                                    "along the chosen axis (labelled by their value)")
         self.rerun_button = QtWidgets.QPushButton("Re-run")
         self.rerun_button.setToolTip("Load the run's experiment text and overrides into the experiment panel and "
                                      "start a new run with the same settings")
         self.resume_button = QtWidgets.QPushButton("Resume")
         self.resume_button.setToolTip("Continue a stopped, paused or crashed run from its last checkpoint")
-        for b in (self.open_button, self.overlay_button, self.clear_button, self.rerun_button, self.resume_button):
+        for b in (self.open_button, self.overlay_button, self.clear_button, self.axis_box, self.axis_button,
+                  self.rerun_button, self.resume_button):
             row.addWidget(b)
+        self.axis_button.clicked.connect(lambda: self.overlay_axis())
         self.open_button.clicked.connect(self._ask_open)
         self.overlay_button.clicked.connect(self.overlay_selected)
         self.clear_button.clicked.connect(self.clear_overlays_requested.emit)
@@ -214,6 +273,7 @@ class RunBrowser(QtWidgets.QWidget):
         self.details.addTab(self.experiment_view, "Experiment")
         layout.addWidget(self.details, 3)
         self._rows: list[dict] = []
+        self.sweep_axes: list[dict] = []  # non-empty while the folder is a sweep folder
         self._selection_changed()
 
     # ------------------------------------------------------------ folder
@@ -228,19 +288,44 @@ class RunBrowser(QtWidgets.QWidget):
             self.set_directory(name)
 
     def refresh(self) -> None:
-        rows = list_runs(self.directory) if self.directory.is_dir() else []
-        rows = [r for r in rows if str(Path(r["path"]).resolve()) not in self.exclude]
+        self.sweep_axes = []
+        columns = _COLUMNS
+        if is_sweep_folder(self.directory):
+            try:
+                self.sweep_axes, rows = sweep_rows(self.directory)
+            except Exception as exc:  # a damaged manifest: list the run files as a plain folder
+                self.error.emit("Cannot read the sweep manifest", f"{self.directory}: {exc}")
+                self.sweep_axes, rows = [], []
+            if self.sweep_axes:
+                names = [a["name"] for a in self.sweep_axes]
+                columns = _SWEEP_COLUMNS[:1] + tuple(names) + _SWEEP_COLUMNS[1:]
+        if not self.sweep_axes:
+            rows = list_runs(self.directory) if self.directory.is_dir() else []
+        rows = [r for r in rows if not r["path"] or str(Path(r["path"]).resolve()) not in self.exclude]
         self._rows = rows
+        self.axis_box.clear()
+        self.axis_box.addItems([a["name"] for a in self.sweep_axes])
+        for w in (self.axis_box, self.axis_button):
+            w.setVisible(bool(self.sweep_axes))
         self.table.setSortingEnabled(False)
+        self.table.setColumnCount(len(columns))
+        self.table.setHorizontalHeaderLabels(columns)
         self.table.setRowCount(len(rows))
         for i, r in enumerate(rows):
             acc = r["test_accuracy"]
-            cells = [r["name"], r["created"], r["rule"], r["backend"], f"{r['steps_done']}/{r['total_steps']}",
-                     _fmt(r["test_loss"]), "–" if math.isnan(acc) else f"{100 * acc:.1f} %", r["status"]]
+            metrics = [f"{r['steps_done']}/{r['total_steps']}", _fmt(r["test_loss"]),
+                       "–" if math.isnan(acc) else f"{100 * acc:.1f} %", r["status"]]
+            overrides = _overrides_text(r)
+            if self.sweep_axes:
+                cells = [r["member"], *(r["axis_labels"][a["name"]] for a in self.sweep_axes), *metrics, overrides]
+                tip = r["path"] or "no run file yet"
+            else:
+                cells = [r["name"], r["created"], r["rule"], r["backend"], *metrics, overrides]
+                tip = r["path"]
             for j, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(str(text))
-                item.setToolTip(r["path"] + (f"\n{r['message']}" if r.get("message") else ""))
-                if j == 7 and text in ("failed", "crashed"):
+                item.setToolTip(tip + (f"\n{r['message']}" if r.get("message") else ""))
+                if j == len(cells) - 2 and text in ("failed", "crashed"):
                     item.setForeground(QtGui.QBrush(QtGui.QColor("#b00000")))
                 self.table.setItem(i, j, item)
         self._selection_changed()
@@ -248,7 +333,26 @@ class RunBrowser(QtWidgets.QWidget):
     # ------------------------------------------------------------ selection and actions
     def selected_paths(self) -> list[str]:
         rows = sorted({i.row() for i in self.table.selectedIndexes()})
-        return [self._rows[r]["path"] for r in rows if r < len(self._rows)]
+        return [self._rows[r]["path"] for r in rows if r < len(self._rows) and self._rows[r]["path"]]
+
+    def overlay_axis(self, axis: str | None = None) -> list[PastRun]:
+        """Sweep folder: overlay the members that differ from the selected one (or the first member) only
+        along ``axis`` (default: the one chosen in the box), each labelled ``axis=value``; returns them."""
+        if not self.sweep_axes or not self._rows:
+            return []
+        axis = axis or self.axis_box.currentText()
+        selected = sorted({i.row() for i in self.table.selectedIndexes()})
+        reference = self._rows[selected[0]] if selected else self._rows[0]
+        shown = []
+        for r in members_along(self._rows, self.sweep_axes, axis, reference):
+            if not r["path"]:
+                continue
+            run = self.open_run(r["path"], overlay=False)
+            if run is not None:
+                tagged = dataclasses.replace(run, tag=f"{axis}={r['axis_labels'][axis]}")
+                self.overlay_requested.emit(tagged)
+                shown.append(tagged)
+        return shown
 
     def select_path(self, path: str | Path) -> None:
         target = str(Path(path).resolve())
@@ -261,6 +365,7 @@ class RunBrowser(QtWidgets.QWidget):
         paths = self.selected_paths()
         one = len(paths) == 1
         self.overlay_button.setEnabled(bool(paths))
+        self.axis_button.setEnabled(bool(self.sweep_axes) and any(r["path"] for r in self._rows))
         self.rerun_button.setEnabled(one)
         status = self._rows[self.table.currentRow()]["status"] if one and self.table.currentRow() >= 0 else ""
         self.resume_button.setEnabled(one and status in ("stopped", "paused", "crashed", "failed"))
@@ -343,6 +448,15 @@ class RunBrowser(QtWidgets.QWidget):
                     QtWidgets.QTreeWidgetItem(parent, [f"[{i}]", json.dumps(v)])
             if len(value) > 200:
                 QtWidgets.QTreeWidgetItem(parent, ["…", f"{len(value) - 200} more"])
+
+
+def _overrides_text(row: dict) -> str:
+    """A run's overrides as ``section.key=value`` (a sweep member's own name and folder left out), as
+    ``labtrain runs`` shows them."""
+    from labtrain.overrides import format_overrides
+
+    skip = ("experiment.name", "run.out_dir") if row.get("sweep") or row.get("member") else ()
+    return format_overrides(row.get("overrides") or {}, skip) or "-"
 
 
 def _is_short_list(v: Any) -> bool:
