@@ -227,8 +227,8 @@ def test_csv_parameter_columns_carry_the_parameter_unit(runs, tmp_path):
         assert header[2] == first, kind
 
 
-def test_older_run_files_without_declared_units_fall_back_to_the_chip_type(runs, tmp_path):
-    """A run file written before units were recorded: export infers them from the snapshot's chip type."""
+def test_older_run_files_without_declared_units_fall_back_to_the_chip_snapshot(runs, tmp_path):
+    """A run file written before units were recorded: export infers them from the chip snapshot."""
     import shutil
 
     import h5py

@@ -25,9 +25,6 @@ __all__ = ["EXPORT_FORMATS", "run_to_dataset", "load_run", "export_run", "run_un
 
 EXPORT_FORMATS = ("netcdf", "csv")
 
-#: units of runs written before run files recorded them (by chip type): loss, outputs, parameters
-_LEGACY_UNITS = {"xy": ("1", "rad", "rad/s"), "nonreciprocal": ("1", "1", "1"), "dnpu": ("V^2", "V", "V"),
-                 "resistor_network": ("V^2", "V", "S"), "nonlinear_resistor": ("V^2", "V", "S")}
 
 _STEP_ATTRS = {"epoch": ("epoch of the training step (0-based)", "1"),
                "time_s": ("wall-clock duration of the training step", "s"),
@@ -45,7 +42,7 @@ def run_units(store: RunStore) -> dict[str, Any]:
     ``parameters`` (one per parameter), ``parameter_name``, ``labels``.
 
     From the root attributes the chip and rule declared at creation (:class:`~labtrain.training.store.RunUnits`);
-    files written before those existed fall back to the snapshot and the chip type.
+    files written before those existed fall back to what their chip snapshot names (:func:`_inferred_units`).
     """
     a = store.attrs
     n = len(store.h5["parameters/initial"])
@@ -55,13 +52,28 @@ def run_units(store: RunStore) -> dict[str, Any]:
         per = ([str(x) for x in p["units"].asstr()[()]] if "units" in p else [str(a["parameter_units"])] * n)
         return {"loss": str(a["loss_units"]), "output": str(a["output_units"]), "parameter": str(a["parameter_units"]),
                 "parameters": per, "parameter_name": str(a["parameter_name"]), "labels": labels}
-    snap = store.snapshot
-    chip_type = str(((snap.get("experiment") or {}).get("chip") or {}).get("type", "resistor_network"))
-    loss, output, parameter = _LEGACY_UNITS.get(chip_type, ("V^2", "V", "S"))
-    declared = (snap.get("chip") or {}).get("parameter") or {}
-    parameter = str(declared.get("unit", parameter))
-    return {"loss": str((snap.get("learning") or {}).get("loss_unit", loss)), "output": output, "parameter": parameter,
-            "parameters": [parameter] * n, "parameter_name": str(declared.get("name", "parameter")), "labels": labels}
+    return _inferred_units(store.snapshot, n, labels)
+
+
+def _inferred_units(snap: dict, n: int, labels: list[str]) -> dict[str, Any]:
+    """Units of a run file written before run files recorded them, from its chip snapshot: the parameter unit
+    the snapshot names (``parameter.unit``, or the units of its ``parameter_blocks``); squared-volt losses and
+    volt outputs for electrical parameters (S, V), radians for oscillator couplings (rad/s), else dimensionless."""
+    chip = snap.get("chip") or {}
+    declared = chip.get("parameter") or {}
+    blocks = [b for b in chip.get("parameter_blocks") or [] if isinstance(b, dict) and "unit" in b]
+    per = ["1"] * n
+    if "unit" in declared:
+        per = [str(declared["unit"])] * n
+    elif blocks:
+        for b in blocks:
+            per[int(b["start"]):int(b["stop"])] = [str(b["unit"])] * (int(b["stop"]) - int(b["start"]))
+    parameter = per[0] if len(set(per)) == 1 else "mixed"
+    electrical = set(per) <= {"S", "V"}
+    output = "V" if electrical else ("rad" if parameter == "rad/s" else "1")
+    loss = str((snap.get("learning") or {}).get("loss_unit", "V^2" if electrical else "1"))
+    return {"loss": loss, "output": output, "parameter": parameter, "parameters": per,
+            "parameter_name": str(declared.get("name", "parameter")), "labels": labels}
 
 
 def _attr_value(value: Any) -> Any:
@@ -108,8 +120,9 @@ def run_to_dataset(path: str | Path) -> "xr.Dataset":
     trainable parameters, with ``parameter_label`` where the chip names them and ``parameter_units``),
     for spatial maps ``map_frame`` (with ``map_step``) plus the maps' own dimensions (``edge``,
     ``input``, ``node``, ...), and ``event`` (instrument faults, retries, pauses, safety actions; with
-    ``event_time``) where the run recorded any.  Every variable has ``units`` (UDUNITS: ``"1"`` dimensionless, ``"V^2"``,
-    ``"S"``, ``"rad/s"``, ...) from the units the chip and rule declared, and ``long_name``.
+    ``event_time``) where the run recorded any.  Every variable has ``units`` (UDUNITS: ``"1"``
+    dimensionless, ``"V^2"``, ``"S"``, ``"rad/s"``, ...) from the units the chip and rule declared, and
+    ``long_name``.
 
     Attributes: every root attribute of the run file (name, rule, backend, seed, status, provenance,
     swept keys) and every experiment-file setting flattened as ``<section>.<key>`` (e.g.
@@ -171,7 +184,8 @@ def run_to_dataset(path: str | Path) -> "xr.Dataset":
                 [f"{name}_dim{i}" for i in range(values.ndim - 1)]
             for d, size in zip(dims, values.shape[1:]):
                 if d in coords and len(coords[d][1]) != size:
-                    raise ValueError(f"map {name!r}: dimension {d!r} has {size} entries, another map {len(coords[d][1])}")
+                    raise ValueError(f"map {name!r}: dimension {d!r} has {size} entries, another map "
+                                     f"{len(coords[d][1])}")
                 coords.setdefault(d, _var(d, np.arange(size), f"{d.replace('_', ' ')} index", "1"))
             data[f"map_{name}"] = _var(("map_frame", *dims), values, str(a.get("doc", name)),
                                        str(a.get("unit", a.get("units", "1"))))
