@@ -57,7 +57,7 @@ def build_nonreciprocal_chip(exp: Experiment, net: None, task: Task) -> NonRecip
                                  dynamics=c["dynamics"], activation=c["activation"], init=c["weight_init"],
                                  init_scale=c["weight_init_scale"], weight_bound=c["weight_bound"],
                                  bias_bound=c["unit_bias_bound"], seed=exp["run"]["seed"], tol=c["relax_tol"],
-                                 max_steps=c["relax_max_steps"] or DEFAULT_MAX_STEPS)
+                                 max_steps=c["relax_max_steps"] or DEFAULT_MAX_STEPS, array_backend=c["array_backend"])
     except ValueError as exc:
         raise ConfigError(f"{source_of(exp)}: [chip] {exc}") from None
 

@@ -39,6 +39,7 @@ from typing import Sequence
 import numpy as np
 
 from labtrain.kinds.nonreciprocal.model import AffineForce, LayeredTopology, NonReciprocalNetwork, Relaxation
+from labtrain.linalg.backend import resolve_array_backend
 from labtrain.chip.base import REFERENCE_GRADIENT, CURRENT_NUDGE, NETWORK_MODEL, Chip, ClampNudge, CurrentNudge, Measurement, ParameterSpec
 
 __all__ = ["NonReciprocalChip", "StateMeasurement", "STATE_READOUT", "ANTISYMMETRIC_FEEDBACK", "ADJOINT_MIRROR",
@@ -86,6 +87,8 @@ class NonReciprocalChip(Chip):
         Seed of the initialisation and of the read noise.
     dt, tol, max_steps, newton_from
         Relaxation settings (:class:`NonReciprocalNetwork`).
+    array_backend : {"numpy", "jax"}
+        Where the relaxation runs (:class:`NonReciprocalNetwork`).
     """
 
     backend = "ideal"
@@ -95,7 +98,8 @@ class NonReciprocalChip(Chip):
                  dynamics: str = "hopfield", activation: str = "smooth_hard_sigmoid",
                  parameters: np.ndarray | None = None, init: str = "asymmetric", init_scale: float = 1.0,
                  weight_bound: float = 5.0, bias_bound: float = 5.0, read_noise: float = 0.0, seed: int = 0,
-                 dt: float = 1.0, tol: float = 1e-10, max_steps: int = 5000, newton_from: float = 0.01) -> None:
+                 dt: float = 1.0, tol: float = 1e-10, max_steps: int = 5000, newton_from: float = 0.01,
+                 array_backend: str = "numpy") -> None:
         if isinstance(layer_sizes, LayeredTopology):
             self.topology = layer_sizes
         else:
@@ -114,7 +118,8 @@ class NonReciprocalChip(Chip):
         self.read_noise = float(read_noise)
         self.rng = np.random.default_rng([self.seed, 7])
         self.relax_settings = {"dt": float(dt), "tol": float(tol), "max_steps": int(max_steps),
-                               "newton_from": float(newton_from)}
+                               "newton_from": float(newton_from),
+                               "array_backend": resolve_array_backend(array_backend)}
         self.stats = {"relaxations": 0, "unconverged_examples": 0, "euler_steps": 0, "newton_steps": 0}
         self._model: NonReciprocalNetwork | None = None
         if parameters is None:

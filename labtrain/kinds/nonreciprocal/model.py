@@ -63,6 +63,9 @@ from functools import cached_property
 
 import numpy as np
 
+from labtrain.kinds.nonreciprocal.relax_jax import relax_jax
+from labtrain.linalg.backend import resolve_array_backend
+
 __all__ = ["ACTIVATIONS", "DYNAMICS", "INIT_MODES", "LayeredTopology", "ParamBlock", "AffineForce",
            "Relaxation", "NonReciprocalNetwork", "RelaxationError"]
 
@@ -397,10 +400,16 @@ class NonReciprocalNetwork:
         below this (0 disables Newton: pure Euler to ``tol``).
     max_newton : int
         Newton iterations at most.
+    array_backend : {"numpy", "jax"}
+        Where :meth:`relax` runs: NumPy (the reference) or JAX
+        (:mod:`~labtrain.kinds.nonreciprocal.relax_jax`: the same algorithm
+        compiled, on the default JAX device; NumPy and one logged line when
+        JAX is not installed).  Gradients and solves stay on NumPy.
     """
 
     def __init__(self, topology: LayeredTopology, parameters: np.ndarray, *, dt: float = 1.0, tol: float = 1e-10,
-                 max_steps: int = 5000, newton_from: float = 0.01, max_newton: int = 30) -> None:
+                 max_steps: int = 5000, newton_from: float = 0.01, max_newton: int = 30,
+                 array_backend: str = "numpy") -> None:
         if not 0 < dt <= 10:
             raise ValueError(f"dt must be in (0, 10], got {dt}")
         self.topology = topology
@@ -409,6 +418,7 @@ class NonReciprocalNetwork:
         self._w_diag = np.diag(self.W).copy()
         self.dt, self.tol, self.max_steps = float(dt), float(tol), int(max_steps)
         self.newton_from, self.max_newton = float(newton_from), int(max_newton)
+        self.array_backend = resolve_array_backend(array_backend)
 
     # ------------------------------------------------------------- physics
     def _gain(self, s: np.ndarray, d: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray | float, np.ndarray | float]:
@@ -494,6 +504,9 @@ class NonReciprocalNetwork:
             raise ValueError(f"expected inputs of shape (B, {self.topology.n_inputs}), got {x.shape}")
         n_b, n = len(x), self.topology.n_units
         s = np.zeros((n_b, n)) if start is None else np.array(start, float, copy=True).reshape(n_b, n)
+        first = (start is not None) if newton_first is None else bool(newton_first)
+        if self.array_backend == "jax":
+            return self._relax_jax(x, s, extra_force, first, strict)
         switch = self.newton_from if self.newton_from > 0 else self.tol
         ext = self.external(x)
         f, jd = self._force_diag(s, extra_force, ext)
@@ -502,7 +515,6 @@ class NonReciprocalNetwork:
         dt = np.full(n_b, self.dt)  # per-example step
         # Per-example threshold below which Euler stops and Newton takes over; an example that
         # Newton leaves unconverged goes back to Euler with a 100x lower threshold.
-        first = (start is not None) if newton_first is None else bool(newton_first)
         switch_at = np.full(n_b, np.inf if first and self.newton_from > 0 else switch)
         while True:
             far = res >= switch_at
@@ -539,13 +551,28 @@ class NonReciprocalNetwork:
             if not pending.any() or steps >= self.max_steps:
                 break
             switch_at[pending] = np.maximum(np.minimum(switch_at[pending], switch) / 100.0, self.tol)
+        return self._finish(s, res, steps, newton, float(dt.min()), strict)
+
+    def _finish(self, s: np.ndarray, res: np.ndarray, steps: int, newton: int, min_dt: float,
+                strict: bool) -> Relaxation:
+        """The :class:`Relaxation` of a batch (or :class:`RelaxationError` when ``strict`` and one is left)."""
         converged = np.isfinite(res) & (res < self.tol)
-        out = Relaxation(s, converged, res, steps, newton, {"min_dt": float(dt.min())})
+        out = Relaxation(s, converged, res, steps, newton, {"min_dt": min_dt, "array_backend": self.array_backend})
         if strict and not out.all_converged:
-            raise RelaxationError(f"{int(np.sum(~converged))} of {n_b} examples did not reach |ds/dt| < {self.tol:g} "
-                                  f"(worst residual {np.nanmax(res):.3g} after {steps} Euler and {newton} "
-                                  "Newton steps)")
+            raise RelaxationError(f"{int(np.sum(~converged))} of {len(s)} examples did not reach |ds/dt| < "
+                                  f"{self.tol:g} (worst residual {np.nanmax(res):.3g} after {steps} Euler and "
+                                  f"{newton} Newton steps)")
         return out
+
+    def _relax_jax(self, x: np.ndarray, s: np.ndarray, extra_force: AffineForce | None, first: bool,
+                   strict: bool) -> Relaxation:
+        """:meth:`relax` on JAX (:func:`~labtrain.kinds.nonreciprocal.relax_jax.relax_jax`)."""
+        ef = extra_force
+        got = relax_jax(self.W, self.external(x), s, activation=self.topology.activation,
+                        dynamics=self.topology.dynamics, dt=self.dt, tol=self.tol, max_steps=self.max_steps,
+                        newton_from=self.newton_from, max_newton=self.max_newton, newton_first=first,
+                        extra_matrix=None if ef is None else ef.matrix, extra_offset=None if ef is None else ef.offset)
+        return self._finish(got.states, got.residual, got.euler_steps, got.newton_steps, got.min_dt, strict)
 
     def _newton(self, x, ext, s, f, res, switch_at, extra_force) -> int:
         """Batched Newton polish (in place) of the examples with ``tol <= residual < switch_at``.

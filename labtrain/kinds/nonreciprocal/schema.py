@@ -5,6 +5,7 @@ from __future__ import annotations
 from labtrain.kinds.nonreciprocal.model import ACTIVATIONS as NR_ACTIVATIONS
 from labtrain.kinds.nonreciprocal.model import DYNAMICS as NR_DYNAMICS
 from labtrain.kinds.nonreciprocal.model import INIT_MODES as NR_INIT_MODES
+from labtrain.linalg.backend import ARRAY_BACKENDS
 
 from labtrain.schema import Field
 
@@ -24,6 +25,9 @@ OWN: dict[str, dict[str, Field]] = {
                           0, 1e6, low_open=True),
         "unit_bias_bound": F("float", 5.0, "nonreciprocal: unit biases clipped to [-bound, bound] (dimensionless)",
                              0, 1e6, low_open=True),
+        "array_backend": F("str", "numpy", "nonreciprocal: where the relaxation runs, numpy (the reference) or jax "
+                           "(the same algorithm compiled, on the default JAX device, float64; needs pip install "
+                           "-e '.[accel]' in the labtrain checkout, else numpy and a warning)", choices=ARRAY_BACKENDS),
     },
     "task": {
         "state_target_on": F("float", 1.0, "nonreciprocal: target state of the true class's output unit "
