@@ -7,6 +7,8 @@ and ``labtrain export`` carry them into the dataset's attributes)::
     labtrain_version   0.2.1.dev3+g4bb9d40.d20261207   (setuptools-scm: from the git tags)
     git_revision       4bb9d40c...                      (only when labtrain runs from a git checkout)
     git_dirty          yes | no                         (uncommitted changes in that checkout)
+    git_describe       v0.1.0-85-g4bb9d40-dirty         (the checkout now: an editable install's version
+                                                         is the one at install time)
     python_version     3.11.2
     platform           Linux-6.1.0-x86_64-with-glibc2.36
     hostname           benchpc
@@ -25,7 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["provenance", "git_revision", "instrument_identities", "KEY_PACKAGES", "install_hint"]
+__all__ = ["provenance", "git_revision", "git_describe", "instrument_identities", "KEY_PACKAGES", "install_hint"]
 
 #: packages whose versions decide a run's numbers (and the ones the run file / export go through)
 KEY_PACKAGES = ("numpy", "scipy", "h5py", "scikit-learn", "xarray", "h5netcdf", "nidaqmx", "pymeasure", "pyvisa",
@@ -41,6 +43,19 @@ def install_hint(extra: str) -> str:
     "pip install -e '.[gui]' in the labtrain checkout"
     """
     return f"pip install -e '.[{extra}]' in the labtrain checkout"
+
+
+@functools.lru_cache(maxsize=1)
+def git_describe() -> str | None:
+    """``git describe --tags --long --dirty`` of the checkout labtrain is imported from (None: not one)."""
+    if git_revision() is None:
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(_ROOT), "describe", "--tags", "--long", "--dirty", "--always"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -99,6 +114,9 @@ def provenance(chip_snapshot: Mapping[str, Any] | None = None) -> dict[str, str]
     git = git_revision()
     if git is not None:
         out["git_revision"], out["git_dirty"] = git[0], "yes" if git[1] else "no"
+        describe = git_describe()
+        if describe:
+            out["git_describe"] = describe
     out["python_version"] = platform.python_version()
     out["python_implementation"] = platform.python_implementation()
     out["platform"] = platform.platform()

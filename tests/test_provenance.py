@@ -33,6 +33,7 @@ def test_provenance_names_python_packages_host_and_the_checkout():
     assert p["version_numpy"] and p["version_h5py"]
     if (ROOT / ".git").exists() and git_revision() is not None:
         assert re.fullmatch(r"[0-9a-f]{40}", p["git_revision"]) and p["git_dirty"] in ("yes", "no")
+        assert p["git_describe"].endswith("-dirty") == (p["git_dirty"] == "yes")
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
         assert p["git_revision"] == head.stdout.strip() or git_revision.cache_info().hits  # cached per process
 
