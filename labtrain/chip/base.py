@@ -215,7 +215,8 @@ class Chip(abc.ABC):
     last_waveforms: dict[str, Any] | None = None
     #: the graph the chip is built on (:class:`~labtrain.physics.network.Network`), None for chips without one
     network: Any = None
-    #: called with a one-line description of every instrument fault the chip retried (None: nobody listens)
+    #: called with a one-line description of every instrument fault the chip retried (None: nobody listens);
+    #: every such fault is also logged (``labtrain.instruments.retry``), which a run records as an event
     on_fault: Any = None
 
     # ---------------------------------------------------------------- shape
