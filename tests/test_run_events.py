@@ -205,3 +205,22 @@ def test_gui_worker_log_shows_each_retry(tmp_path):
     assert sum("ramped to their safe levels" in text for _, text in logs) == 2
     with RunStore.open(next(tmp_path.glob("*.h5"))) as store:
         assert list(store.events()["kind"]) == ["safe_state", "retry", "safe_state", "retry"]
+
+
+def test_a_python_warning_shown_during_the_run_is_an_event(tmp_path):
+    import warnings
+
+    from labtrain.config import load_experiment
+
+    exp = load_experiment(EXAMPLES / "iris_cl.toml", {"run": {"epochs": 1, "out_dir": str(tmp_path)}})
+    run = launch.prepare_run(exp)
+    run.listeners.append(lambda e: e.kind == "step" and warnings.warn("quadrature too high", RuntimeWarning))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        before = warnings.showwarning
+        with run:
+            run.run()
+            ev = run.store.events()
+        assert warnings.showwarning is before
+    assert list(ev["kind"]) == ["warning"] and ev["source"][0] == "warnings.RuntimeWarning"
+    assert ev["message"][0] == "quadrature too high"

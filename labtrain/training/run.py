@@ -29,6 +29,7 @@ import logging
 import math
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -347,8 +348,18 @@ class Run:
         fault (disk full, ...) raises :class:`~labtrain.training.store.StoreWriteError`.
         """
         status, message, error = "running", "", None
-        self._capture = _EventCapture(threading.get_ident())
-        logging.getLogger("labtrain").addHandler(self._capture)
+        self._capture = capture = _EventCapture(threading.get_ident())
+        logging.getLogger("labtrain").addHandler(capture)
+        shown = warnings.showwarning
+
+        def show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+            """A Python warning shown on the run's thread (e.g. a lock-in's quadrature check) is an event too."""
+            if threading.get_ident() == capture.thread_id:
+                capture.pending.append({"kind": "warning", "level": "WARNING", "source": f"warnings.{category.__name__}",
+                                        "message": str(message), "time_s": time.time()})
+            shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show_warning
         try:
             try:
                 self.emit("start", self.next_step, {"total_steps": self.total_steps, "resumed_from": self.next_step,
@@ -401,7 +412,9 @@ class Run:
                 self.emit("stop", self.next_step, {"status": status, "message": message,
                                                    "parameters": self.chip.get_parameters()})
             finally:
-                logging.getLogger("labtrain").removeHandler(self._capture)
+                logging.getLogger("labtrain").removeHandler(capture)
+                if warnings.showwarning is show_warning:
+                    warnings.showwarning = shown
                 self._capture = None
         if error is not None:
             raise error
