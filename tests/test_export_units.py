@@ -290,3 +290,10 @@ def test_instrument_events_are_exported_with_times(tmp_path):
         assert ds["event_time"].dtype.kind == "M" and "event" in ds.coords
         np.testing.assert_array_equal(ds["event_step"].values, events["step"])
         assert ds["event_step"].attrs["units"] == "1"
+
+
+def test_sweep_summaries_take_the_loss_unit_from_the_run_file(runs):
+    from labtrain.training.sweep_summary import member_record
+
+    assert member_record(runs["resistor"][0])["loss_unit"] == "V^2"
+    assert member_record(runs["xy"][0])["loss_unit"] == "1"

@@ -19,7 +19,7 @@ coordinates on it):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -36,17 +36,18 @@ _UNITS = {"train_loss": "loss_unit", "test_loss": "loss_unit"}
 
 def member_record(path: str | Path) -> dict[str, Any]:
     """Status, final/best metrics and curves of one run file."""
+    from labtrain.training.export import run_units
     from labtrain.training.store import RunStore, read_summary
 
     summary = read_summary(path)
     with RunStore.open(path) as store:
         ev = store.table("eval")
         steps = store.table("steps")
-        snapshot = store.snapshot
+        loss_unit = run_units(store)["loss"]  # what the chip's rule declared (older files: inferred)
     rec: dict[str, Any] = {"status": summary["status"], "steps_done": summary["steps_done"],
                            "eval_step": np.asarray(ev["step"], float), "step_loss": np.asarray(steps["loss"], float),
                            "step_time_s": float(np.mean(steps["time_s"])) if len(steps["time_s"]) else np.nan,
-                           "loss_unit": _loss_unit(snapshot)}
+                           "loss_unit": loss_unit}
     trained = np.asarray(ev["step"]) >= 0
     for metric in METRICS:
         values = np.asarray(ev[metric], float)
@@ -59,12 +60,6 @@ def member_record(path: str | Path) -> dict[str, Any]:
         else:
             rec[f"best_{metric}"] = float(during.max() if "accuracy" in metric else during.min())
     return rec
-
-
-def _loss_unit(snapshot: Mapping) -> str:
-    learning = snapshot.get("learning", {}) if isinstance(snapshot, Mapping) else {}
-    unit = learning.get("loss_unit", "") if isinstance(learning, Mapping) else ""
-    return unit if isinstance(unit, str) else ""
 
 
 def _coord_values(values: Sequence[Any]) -> np.ndarray:
