@@ -253,18 +253,21 @@ def test_killed_driver_resumes_without_rerunning_finished_members(local_sweep, t
     path, _, reference = local_sweep
     folder = tmp_path / "sweep"
     proc = subprocess.Popen([sys.executable, "-m", "labtrain", "sweep", str(path), "--workers", "2", "--out",
-                             str(folder), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             str(folder), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     deadline, ready = time.monotonic() + 120, False
     while not ready and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
         runs = sorted((folder / "runs").glob("*.h5")) if (folder / "runs").exists() else []
         states = [read_summary(p) for p in runs]
         done = [s for s in states if s["status"] == "completed"]
-        midway = [s for s in states if s["status"] != "completed" and s["steps_done"] >= 2]
+        midway = [s for s in states if s["status"] != "completed" and 2 <= s["steps_done"] <= s["total_steps"] - 4]
         ready = bool(done and midway)
         time.sleep(0.01)
     assert ready, "no member finished while another was half-way"
-    os.kill(proc.pid, signal.SIGKILL)
+    # the driver and its worker processes together (a killed job): orphaned workers would finish the half-way
+    # member behind the test's back
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     finished = {Path(s["path"]).name: (Path(s["path"]).stat().st_mtime_ns, Path(s["path"]).stat().st_size)
                 for s in done}
