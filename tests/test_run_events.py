@@ -224,3 +224,25 @@ def test_a_python_warning_shown_during_the_run_is_an_event(tmp_path):
         assert warnings.showwarning is before
     assert list(ev["kind"]) == ["warning"] and ev["source"][0] == "warnings.RuntimeWarning"
     assert ev["message"][0] == "quadrature too high"
+
+
+def test_gui_run_browser_lists_a_past_runs_events(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("PyQt6")
+    pytest.importorskip("pyqtgraph")
+    from PyQt6 import QtWidgets
+
+    from labtrain.gui.run_browser import RunBrowser, load_run
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])  # noqa: F841 -- widgets need one
+
+    _faulty_prepare_run(monkeypatch)
+    assert cli.main(["run", str(EXAMPLES / "iris_cl.toml"), "--backend", "twin", "--epochs", "3", "--out",
+                     str(tmp_path), "--set", "backend.retries=2", "--set", "chip.n_nodes=30", "--set",
+                     "chip.n_edges=80", "-q"]) == cli.EXIT_FAULT
+    capsys.readouterr()
+    browser = RunBrowser(tmp_path)
+    browser.show_details(load_run(next(tmp_path.glob("*.h5"))))
+    text = browser.summary_view.toPlainText()
+    assert "events            11" in text
+    assert text.count("retry      instrument fault (retrying") == 4 and text.count(" pause      paused after") == 1
+    browser.deleteLater()

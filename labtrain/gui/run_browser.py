@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,8 @@ class PastRun:
     task: dict[str, Any]
     #: shown instead of the creation date in the label (a sweep member overlaid along an axis: "lr=0.01")
     tag: str = ""
+    #: the run's events (instrument retries and faults, safety ramps, pauses, warnings): RunStore.events() columns
+    events: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -71,7 +73,8 @@ def load_run(path: str | Path) -> PastRun:
             cp = store.latest_checkpoint()
             params = cp[1] if cp is not None else store.parameters("initial")
         return PastRun(path, summary, steps["step"], steps["loss"], store.table("eval"), store.snapshot,
-                       store.experiment_text, store.overrides, store.source, params, dict(store.task))
+                       store.experiment_text, store.overrides, store.source, params, dict(store.task),
+                       events=store.events())
 
 
 def describe_past_run(run: PastRun) -> tuple[RunInfo, str]:
@@ -423,6 +426,12 @@ class RunBrowser(QtWidgets.QWidget):
         lines = [f"{k:<17} {v:.4g}" if isinstance(v, float) else f"{k:<17} {v}" for k, v in s.items()]
         if run.overrides and "overrides" not in s:
             lines.append(f"overrides         {json.dumps(run.overrides)}")
+        ev = run.events
+        n = len(ev.get("step", ()))
+        lines.append(f"events            {n if n else 'none'}")
+        for i in range(n):  # instrument retries and faults, safety ramps, pauses, warnings
+            where = "start" if int(ev["step"][i]) < 0 else f"step {int(ev['step'][i]) + 1}"
+            lines.append(f"  {where:>10}  {ev['level'][i]:<7} {ev['kind'][i]:<10} {ev['message'][i]}")
         self.summary_view.setPlainText("\n".join(lines))
         self.experiment_view.setPlainText(run.experiment_text)
         self.snapshot_tree.clear()
