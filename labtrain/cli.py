@@ -523,6 +523,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _show_summary(summary: dict, attrs: dict, snapshot: dict, evals: dict, events: dict, full: bool) -> str:
+    """The lines of ``labtrain show``: ``summary`` from ``read_summary``, the rest from the run file."""
+    import time
+
     import numpy as np
 
     lines: list[str] = []
@@ -589,8 +592,6 @@ def _show_summary(summary: dict, attrs: dict, snapshot: dict, evals: dict, event
         for k in events["kind"]:
             kinds[str(k)] = kinds.get(str(k), 0) + 1
         row("events", f"{n}: " + ", ".join(f"{c} {k}" for k, c in sorted(kinds.items(), key=lambda kc: -kc[1])))
-        import time as _time
-
         shown = list(range(n)) if full or n <= SHOW_EVENTS else \
             list(range(SHOW_EVENTS // 2)) + [-1] + list(range(n - SHOW_EVENTS // 2, n))
         for i in shown:
@@ -599,7 +600,7 @@ def _show_summary(summary: dict, attrs: dict, snapshot: dict, evals: dict, event
                 continue
             step = int(events["step"][i])
             where = "start" if step < 0 else f"step {step + 1}"
-            clock = _time.strftime("%H:%M:%S", _time.localtime(float(events["time_s"][i])))
+            clock = time.strftime("%H:%M:%S", time.localtime(float(events["time_s"][i])))
             lines.append(f"  {clock} {where:>10}  {events['level'][i]:<7} {events['kind'][i]:<10} "
                          f"{events['message'][i]}")
     if summary["status"] not in ("completed", "unreadable"):
