@@ -297,3 +297,36 @@ def test_sweep_summaries_take_the_loss_unit_from_the_run_file(runs):
 
     assert member_record(runs["resistor"][0])["loss_unit"] == "V^2"
     assert member_record(runs["xy"][0])["loss_unit"] == "1"
+
+
+def test_mixed_parameter_units_are_kept_per_parameter(tmp_path):
+    """A chip with conductances and gate voltages (nonlinear network from Python): /parameters/units in the run
+    file, a parameter_units coordinate in the export, and no single ``units`` on the parameter variables."""
+    from labtrain.kinds.nonlinear.chip import NonlinearResistorChip
+    from labtrain.kinds.nonlinear.model import NonlinearEdges, NonlinearResistorNetwork
+    from labtrain.physics.network import random_graph
+    from labtrain.protocols import AnalyticGradient
+    from labtrain.training.optim import Adam
+    from labtrain.training.run import Run
+    from labtrain.training.tasks import make_task
+
+    net = random_graph(10, 20, seed=3, n_inputs=3, n_outputs=1)
+    kinds = np.array(["linear", "transistor"] * 10)
+    model = NonlinearResistorNetwork(net, NonlinearEdges.from_kinds(kinds))
+    chip = NonlinearResistorChip(net, model.edges, 0.5 * (model.lower + model.upper))
+    assert chip.parameter_spec.unit == "mixed"
+    task = make_task("xor", bias_inputs_v=(1.0,))
+    rule = AnalyticGradient()
+    units = RunUnits.of(chip, rule)
+    assert set(units.parameters) == {"S", "V"} and units.parameter == "mixed"
+    store = RunStore.create(tmp_path / "mixed.h5", name="mixed", experiment_text="", overrides={}, source="",
+                            snapshot={"chip": chip.snapshot()}, task=task.describe(), rule="analytic",
+                            backend="ideal", seed=0, total_steps=1, initial_parameters=chip.get_parameters(),
+                            units=units)
+    with Run(chip, rule, Adam(learning_rate=0.01), task, epochs=1, store=store) as run:
+        run.run()
+    ds = load_run(tmp_path / "mixed.h5")
+    assert [str(u) for u in ds["parameter_units"].values] == units.parameters
+    assert "units" not in ds["parameters_final"].attrs and ds.attrs["parameter_units"] == "mixed"
+    with xr.open_dataset(tmp_path / "mixed.h5", group="parameters", engine="h5netcdf") as p:
+        assert p["units"].dims == ("parameter",) and "units" not in p["initial"].attrs
