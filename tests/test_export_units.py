@@ -330,3 +330,17 @@ def test_mixed_parameter_units_are_kept_per_parameter(tmp_path):
     assert "units" not in ds["parameters_final"].attrs and ds.attrs["parameter_units"] == "mixed"
     with xr.open_dataset(tmp_path / "mixed.h5", group="parameters", engine="h5netcdf") as p:
         assert p["units"].dims == ("parameter",) and "units" not in p["initial"].attrs
+
+
+def test_swept_keys_are_flat_attributes_of_the_export(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text(RESISTOR)
+    attrs = {"sweep": "lr_scan", "sweep_index": 3, "learning.learning_rate": 0.02, "chip.hidden_layers": [4, 2],
+             "task.classes": ["a", "b"]}
+    with prepare_run(path, {"run": {"epochs": 1, "out_dir": str(tmp_path)}}, attrs=attrs) as run:
+        result = run.run()
+    (target,) = export_run(result.path, "netcdf", tmp_path / "m.nc")
+    with xr.open_dataset(target, engine="h5netcdf") as ds:
+        assert ds.attrs["sweep"] == "lr_scan" and ds.attrs["sweep_index"] == 3
+        assert ds.attrs["learning.learning_rate"] == 0.02  # root attributes win over the flattened file
+        assert list(ds.attrs["chip.hidden_layers"]) == [4, 2] and list(ds.attrs["task.classes"]) == ["a", "b"]

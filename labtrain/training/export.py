@@ -85,8 +85,10 @@ def _attr_value(value: Any) -> Any:
         return value.item() if isinstance(value, np.generic) else value
     if value is None:
         return "none"
-    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iufU":
-        return value if value.dtype.kind != "U" else [str(v) for v in value]
+    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iuf":
+        return value
+    if isinstance(value, np.ndarray):  # strings (h5py gives object arrays), nested arrays
+        value = [v.decode() if isinstance(v, bytes) else v for v in value.tolist()]
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
         return [str(v) for v in value]
     if (isinstance(value, (list, tuple)) and value
