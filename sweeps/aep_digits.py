@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from labtrain.overrides import flatten
+from labtrain.training.sweep import read_manifest
 from labtrain.training.sweep_summary import summary_dataset
 
 RULE_LABEL = {"aep": "AEP", "dyadic_ep": "dyadic EP", "plain_ep": "EP", "vf_ep": "VF"}
@@ -44,6 +46,19 @@ def after_first_epoch(ds) -> np.ndarray:
     return np.take_along_axis(acc, first[..., None], axis=-1)[..., 0]
 
 
+def complete_axes(ds, fixed: dict):
+    """Put back, with length 1, the network or rule dimension of a sweep run with that axis fixed on the
+    command line (``--set learning.rule=aep``): its value comes from the sweep's fixed overrides."""
+    if "backward" not in ds.dims:
+        backward = bool(fixed.get("chip.backward", ds["backward"].values if "backward" in ds else True))
+        weight_init = str(fixed.get("chip.weight_init", ds["weight_init"].values if "weight_init" in ds else "?"))
+        ds = ds.drop_vars([v for v in ("backward", "weight_init") if v in ds.coords])
+        ds = ds.expand_dims(backward=[backward]).assign_coords(weight_init=("backward", [weight_init]))
+    if "rule" not in ds.dims:
+        ds = ds.expand_dims(rule=[str(fixed.get("learning.rule", "?"))])
+    return ds.transpose("backward", "rule", ...)
+
+
 def table(ds) -> str:
     epochs = int(np.nanmax(ds["curve_test_accuracy"].notnull().sum("eval").values)) - 1
     first = after_first_epoch(ds)
@@ -71,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="the sweep folder of sweeps/aep_digits.toml")
     args = parser.parse_args(argv)
-    ds = summary_dataset(args.folder)
+    fixed = flatten(read_manifest(args.folder)["fixed"])
+    ds = complete_axes(summary_dataset(args.folder), fixed)
     print(ds.attrs.get("description", ""))
     print()
     print(table(ds))

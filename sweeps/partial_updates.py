@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from labtrain.overrides import flatten
+from labtrain.training.sweep import read_manifest
 from labtrain.training.sweep_summary import summary_dataset
 
 
@@ -24,6 +26,15 @@ def cell(values: np.ndarray, done: np.ndarray, percent: bool) -> str:
         return "-"
     mean = v.mean() * (100 if percent else 1)
     return f"{mean:.1f} %" if percent else f"{mean:.4f}"
+
+
+def complete_axes(ds, fixed: dict):
+    """Put back, with length 1, an axis fixed on the command line (``--set learning.mask_mode=random``)."""
+    for key, default in (("learning.update_fraction", 1.0), ("learning.mask_mode", "fixed")):
+        dim = key.split(".")[1]
+        if dim not in ds.dims:
+            ds = ds.expand_dims({dim: [fixed.get(key, default)]})
+    return ds
 
 
 def table(ds) -> str:
@@ -47,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="the sweep folder of sweeps/partial_updates.toml")
     args = parser.parse_args(argv)
-    ds = summary_dataset(args.folder)
+    ds = complete_axes(summary_dataset(args.folder), flatten(read_manifest(args.folder)["fixed"]))
     print(ds.attrs.get("description", ""))
     print()
     print(table(ds))
