@@ -360,3 +360,28 @@ def test_ctrl_c_stops_a_serial_sweep_at_a_step_boundary_and_resume_finishes_it(t
     members = read_manifest(folder)["members"]
     assert [m["status"] for m in members] == ["completed"] * 3 and members[1]["resumed_from"] >= 10
     assert [m["attempts"] for m in members] == [1, 2, 1]
+
+
+# ------------------------------------------------------------------ the studies in sweeps/
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "sweeps").glob("*.toml")))
+def test_every_study_sweep_file_checks_all_its_members(name):
+    """Every member of every study sweep file passes the schema and builds (the --dry-run check)."""
+    spec = load_sweep(ROOT / "sweeps" / f"{name}.toml")
+    assert spec.name == name and len(spec.members()) >= 8 and (ROOT / "sweeps" / f"{name}.py").is_file()
+
+
+def test_a_study_table_script_reads_a_tiny_run_of_its_sweep(tmp_path, capsys):
+    """sweeps/partial_updates.toml cut to 2 members of 1 epoch (the rate axis fixed on the command line):
+    its table script lays out what the sweep ran."""
+    import importlib.util
+
+    spec = load_sweep(ROOT / "sweeps" / "partial_updates.toml", {"run.epochs": [1], "learning.update_fraction": [0.5]})
+    folder, _ = prepare_folder(spec, tmp_path / "pu")
+    assert run_sweep(folder, cluster="serial", quiet=True).ok
+    module_spec = importlib.util.spec_from_file_location("partial_updates_table", ROOT / "sweeps" / "partial_updates.py")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    assert module.main([str(folder)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("| edges updated | fixed subset: test acc. |") and lines[4].startswith("| 50 % | ")
+    assert len(lines) == 5 and "| - |" not in lines[4]          # both members measured
