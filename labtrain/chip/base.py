@@ -103,6 +103,25 @@ class ParameterSpec:
         """Width of the allowed range of each parameter."""
         return self.upper - self.lower
 
+    def checked(self, values: np.ndarray, what: str = "parameters") -> np.ndarray:
+        """``values`` as a float array after checking its shape ``(size,)`` and that every entry is finite.
+
+        Raises
+        ------
+        ValueError
+            Naming ``what`` (e.g. "conductances") and the shape or the non-finite entries.
+        """
+        values = np.asarray(values, float)
+        if values.shape != (self.size,):
+            raise ValueError(f"expected {self.size} {what}, got shape {values.shape}")
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{what} must be finite")
+        return values
+
+    def validated(self, values: np.ndarray, what: str = "parameters") -> np.ndarray:
+        """:meth:`checked` values clipped into ``[lower, upper]`` (what a chip's ``set_parameters`` stores)."""
+        return np.clip(self.checked(values, what), self.lower, self.upper)
+
 
 @dataclass
 class CurrentNudge:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from labtrain.config import ConfigError, Experiment, _show
-from labtrain.protocols.fidelity import compare_gradients
+from labtrain.protocols.fidelity import compare_gradients, fidelity_row
 from labtrain.protocols.frequency_propagation import FrequencyPropagation
 from labtrain.protocols.homodyne import HomodyneGradient
 from labtrain.kinds import source_of
@@ -95,6 +95,6 @@ def fp_gradcheck_rows(exp: Experiment, chip, inputs: np.ndarray, targets: np.nda
         plan = est.last_plan
         tones = "" if plan is None else "tones " + ", ".join(f"{t:g}" for t in plan.tones_hz) + " Hz"
         act = "dc" if est.dc_activation else "ac"
-        rows.append([f"fp ({est.mode}, {act} activation)", f"gamma = {gamma:g} A/V", f"{f.cosine:.6f}",
-                     f"{f.relative_error:.2e}", f"{f.scale:.4g}", f"{f.scaled_error:.2e}", str(e.n_phases), tones])
+        rows.append(fidelity_row(f"fp ({est.mode}, {act} activation)", f"gamma = {gamma:g} A/V", f, e.n_phases,
+                                 tones))
     return rows

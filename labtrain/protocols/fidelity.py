@@ -11,12 +11,13 @@ from typing import Callable
 
 import numpy as np
 
-from labtrain.chip.base import REFERENCE_GRADIENT, Chip
+from labtrain.chip.base import REFERENCE_GRADIENT, CapabilityError, Chip
 from labtrain.physics.network import DEFAULT_G_MAX_S, DEFAULT_G_MIN_S, Network
 from labtrain.protocols.analytic import adjoint_gradient
 from labtrain.protocols.base import GradientEstimator
 
-__all__ = ["exact_gradient", "Fidelity", "compare_gradients", "gradient_fidelity", "finite_difference_gradient"]
+__all__ = ["exact_gradient", "Fidelity", "compare_gradients", "gradient_fidelity", "finite_difference_gradient",
+           "fidelity_row", "estimator_rows"]
 
 
 def exact_gradient(chip: Chip, inputs: np.ndarray, targets_v: np.ndarray) -> np.ndarray:
@@ -64,6 +65,30 @@ def compare_gradients(estimate: np.ndarray, exact: np.ndarray) -> Fidelity:
     scale = dot / n_exact**2
     scaled = float(np.linalg.norm(estimate - scale * exact)) / (abs(scale) * n_exact) if scale else float("inf")
     return Fidelity(cosine, float(np.linalg.norm(estimate - exact)) / n_exact, scale, scaled)
+
+
+def fidelity_row(label: str, setting: str, f: Fidelity, n_phases: int, note: str = "") -> list[str]:
+    """One row of a ``labtrain gradcheck`` table: estimator, setting, cosine, rel. error, scale, err. after
+    scale, phases, note."""
+    return [label, setting, f"{f.cosine:.6f}", f"{f.relative_error:.2e}", f"{f.scale:.4g}", f"{f.scaled_error:.2e}",
+            str(n_phases), note]
+
+
+def estimator_rows(estimators: list[GradientEstimator], chip: Chip, inputs: np.ndarray, targets: np.ndarray,
+                   exact: np.ndarray, seed: int, note: str = "") -> list[list[str]]:
+    """:func:`fidelity_row` of each estimator run once (noise reseeded ``[seed, 9]``) against ``exact``; an
+    estimator the chip cannot serve gets a row saying why."""
+    rows = []
+    for est in estimators:
+        try:
+            est.check(chip)
+        except CapabilityError as exc:
+            rows.append([est.label, est.setting, "-", "-", "-", "-", "-", f"unsupported: {' '.join(str(exc).split())}"])
+            continue
+        chip.reseed([seed, 9])
+        e = est.estimate(chip, inputs, targets)
+        rows.append(fidelity_row(est.label, est.setting, compare_gradients(e.gradient, exact), e.n_phases, note))
+    return rows
 
 
 def gradient_fidelity(chip: Chip, estimator: GradientEstimator, inputs: np.ndarray,

@@ -34,7 +34,7 @@ from labtrain.kinds.dnpu.layout import DNPULayout
 from labtrain.training.tasks import Task
 from labtrain.chip.base import REFERENCE_GRADIENT
 from labtrain.kinds import GradcheckReport, source_of
-from labtrain.protocols.fidelity import compare_gradients
+from labtrain.protocols.fidelity import compare_gradients, fidelity_row
 from labtrain.kinds.ac_rules import hge_rule
 from labtrain.instruments.bench_file import BenchError, has_role
 from labtrain.kinds.dnpu.hardware import build_dnpu_hardware, build_dnpu_twin
@@ -182,8 +182,7 @@ def hge_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed: int, opt
             amps = ", ".join(f"{1e3 * a:g}" for a in est._amplitudes(est.plan.n_tones))
             setting = f"{amps} mV at " + ", ".join(f"{t:g}" for t in est.plan.tones_hz) + " Hz"
         note = f"{e.n_phases} acquisition(s), {est.last_acquisition_s:.3g} s of device time"
-        rows.append([f"hge {est.mode}", setting, f"{f.cosine:.6f}", f"{f.relative_error:.2e}", f"{f.scale:.4g}",
-                     f"{f.scaled_error:.2e}", str(e.n_phases), note])
+        rows.append(fidelity_row(f"hge {est.mode}", setting, f, e.n_phases, note))
     ref_name = ("the exact gradient (analytic Jacobian of the noise-free model, chained with dC/dI)"
                 if exact is not None else f"finite differences ({why})")
     intro = (f"against {ref_name}; {chip.backend} DNPU, controls "

@@ -207,12 +207,7 @@ class DNPUControls:
 
     def set_parameters(self, values: np.ndarray) -> np.ndarray:
         """Clip control voltages into their ranges (an instrument applies them with its next acquisition)."""
-        values = np.asarray(values, float)
-        if values.shape != (self._spec.size,):
-            raise ValueError(f"expected {self._spec.size} control voltages, got shape {values.shape}")
-        if not np.all(np.isfinite(values)):
-            raise ValueError("control voltages must be finite")
-        self._v = np.clip(values, self._spec.lower, self._spec.upper)
+        self._v = self._spec.validated(values, "control voltages")
         return self._v.copy()
 
     # ----------------------------------------------------------- inputs

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labtrain.chip.base import CapabilityError, Chip
+from labtrain.chip.base import Chip
 from labtrain.config import ConfigError, Experiment
 from labtrain.instruments.ports import PortError
 from labtrain.kinds import GradcheckReport, source_of
@@ -38,7 +38,7 @@ from labtrain.kinds.nonlinear.wiring import WiringError
 from labtrain.physics.network import Network, NetworkError
 from labtrain.protocols.analytic import AnalyticGradient
 from labtrain.protocols.base import GradientEstimator
-from labtrain.protocols.fidelity import compare_gradients
+from labtrain.protocols.fidelity import compare_gradients, estimator_rows, fidelity_row
 from labtrain.protocols.gep import gep_family
 from labtrain.training.tasks import Task
 
@@ -195,21 +195,12 @@ def nonlinear_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed: in
     a = AnalyticGradient().estimate(chip, inputs, targets)
     f = compare_gradients(a.gradient, exact)
     bench = chip.backend != "ideal"
-    rows = [["analytic", "", f"{f.cosine:.6f}", f"{f.relative_error:.2e}", f"{f.scale:.4g}", f"{f.scaled_error:.2e}",
-             str(a.n_phases), "measured outputs + model adjoint" if bench else "model adjoint (no measurement)"]]
+    rows = [fidelity_row("analytic", "", f, a.n_phases,
+                         "measured outputs + model adjoint" if bench else "model adjoint (no measurement)")]
     beta_s = options.get("beta_s") if options.get("beta_s") is not None else exp["learning"]["beta_s"]
     eta = options.get("eta") if options.get("eta") is not None else exp["learning"]["eta"]
-    for est in gep_family(beta_s, eta):
-        try:
-            est.check(chip)
-        except CapabilityError as exc:
-            rows.append([est.label, est.setting, "-", "-", "-", "-", "-", f"unsupported: {_one_line(exc)}"])
-            continue
-        chip.reseed([seed, 9])
-        e = est.estimate(chip, inputs, targets)
-        f = compare_gradients(e.gradient, exact)
-        rows.append([est.label, est.setting, f"{f.cosine:.6f}", f"{f.relative_error:.2e}", f"{f.scale:.4g}",
-                     f"{f.scaled_error:.2e}", str(e.n_phases), "co-content derivative at measured drops"])
+    rows += estimator_rows(gep_family(beta_s, eta), chip, inputs, targets, exact, seed,
+                           "co-content derivative at measured drops")
     gamma = exp["learning"]["gamma_a_per_v"]
     for g in (10 * gamma, gamma, 0.1 * gamma):
         try:

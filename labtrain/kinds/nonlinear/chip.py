@@ -122,12 +122,7 @@ class NonlinearResistorChip(NetworkChip):
         return self._model.parameters.copy()
 
     def set_parameters(self, values: np.ndarray) -> np.ndarray:
-        values = np.asarray(values, float)
-        if values.shape != (self._model.n_parameters,):
-            raise ValueError(f"expected {self._model.n_parameters} parameters, got shape {values.shape}")
-        if not np.all(np.isfinite(values)):
-            raise ValueError("parameters must be finite")
-        self._model = self._model.with_parameters(values)
+        self._model = self._model.with_parameters(self._spec.checked(values))  # the model clips into range
         return self._model.parameters.copy()
 
     def reseed(self, seed: int | list[int]) -> None:

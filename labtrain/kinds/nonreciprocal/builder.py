@@ -15,7 +15,7 @@ import numpy as np
 from labtrain.kinds.nonreciprocal.chip import NonReciprocalChip
 from labtrain.config import ConfigError, Experiment
 from labtrain.kinds.nonreciprocal.rules import (make_nonreciprocal_rule, nonreciprocal_exact_gradient)
-from labtrain.protocols.fidelity import compare_gradients
+from labtrain.protocols.fidelity import compare_gradients, fidelity_row
 from labtrain.training.tasks import Task, TaskError, make_task
 from labtrain.kinds import GradcheckReport, source_of
 from labtrain.kinds.common import task_arguments
@@ -82,9 +82,8 @@ def nonreciprocal_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed
         e = est.estimate(chip, inputs, targets)
         f = compare_gradients(e.gradient, exact)
         dropped = getattr(est, "dropped_examples", 0)
-        rows.append([name + (" centred" if lr["centred"] else ""), f"beta = {beta:g}", f"{f.cosine:.6f}",
-                     f"{f.relative_error:.2e}", f"{f.scale:.4g}", f"{f.scaled_error:.2e}", str(e.n_phases),
-                     f"{dropped} unconverged examples left out" if dropped else ""])
+        rows.append(fidelity_row(name + (" centred" if lr["centred"] else ""), f"beta = {beta:g}", f, e.n_phases,
+                                 f"{dropped} unconverged examples left out" if dropped else ""))
     topo = chip.topology
     intro = (f"against the exact gradient (implicit differentiation of the noise-free model), network "
              f"{'-'.join(map(str, topo.layer_sizes))} ({'with' if topo.backward else 'no'} backward couplings, "

@@ -154,12 +154,7 @@ class NonReciprocalChip(Chip):
         return self._theta.copy()
 
     def set_parameters(self, values: np.ndarray) -> np.ndarray:
-        values = np.asarray(values, float)
-        if values.shape != (self.topology.n_params,):
-            raise ValueError(f"expected {self.topology.n_params} parameters, got shape {values.shape}")
-        if not np.all(np.isfinite(values)):
-            raise ValueError("parameters must be finite")
-        self._theta = np.clip(values, self._spec.lower, self._spec.upper)
+        self._theta = self._spec.validated(values)
         self._model = None
         return self._theta.copy()
 

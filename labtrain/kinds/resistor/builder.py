@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from labtrain.chip.base import CapabilityError, Chip
+from labtrain.chip.base import Chip
 from labtrain.config import ConfigError, Experiment
 from labtrain.instruments.bench_file import BenchError
 from labtrain.instruments.ports import PortError
@@ -22,7 +22,7 @@ from labtrain.kinds.resistor.wiring import WiringError
 from labtrain.physics.network import Network
 from labtrain.protocols.analytic import AnalyticGradient
 from labtrain.protocols.base import GradientEstimator
-from labtrain.protocols.fidelity import compare_gradients, exact_gradient
+from labtrain.protocols.fidelity import estimator_rows, exact_gradient
 from labtrain.protocols.gep import CoupledLearning, EquilibriumPropagation, gep_family
 from labtrain.training.tasks import Task
 
@@ -111,17 +111,7 @@ def resistor_gradcheck(setup, x: np.ndarray, t: np.ndarray, seed: int, options: 
     rows = []
     if exp["learning"]["rule"] == "fp":
         rows += fp_gradcheck_rows(exp, chip, x, t, exact, seed, [exp["learning"]["gamma_a_per_v"]])
-    for est in [AnalyticGradient(), *gep_family(beta_s, eta)]:
-        try:
-            est.check(chip)
-        except CapabilityError as exc:
-            rows.append([est.label, est.setting, "-", "-", "-", "-", "-", f"unsupported: {exc}"])
-            continue
-        chip.reseed([seed, 9])
-        e = est.estimate(chip, x, t)
-        f = compare_gradients(e.gradient, exact)
-        rows.append([est.label, est.setting, f"{f.cosine:.6f}", f"{f.relative_error:.2e}", f"{f.scale:.4g}",
-                     f"{f.scaled_error:.2e}", str(e.n_phases), ""])
+    rows += estimator_rows([AnalyticGradient(), *gep_family(beta_s, eta)], chip, x, t, exact, seed)
     intro = (f"against the exact (adjoint) gradient of the noise-free network model; "
              f"|exact| = {np.linalg.norm(exact):.3g} V^2/S")
     note = ("cosine 1 = same direction; scale = least-squares factor between estimate and exact gradient; "

@@ -84,12 +84,7 @@ class IdealChip(NetworkChip):
         return self._g.copy()
 
     def set_parameters(self, values: np.ndarray) -> np.ndarray:
-        values = np.asarray(values, float)
-        if values.shape != (self.network.n_edges,):
-            raise ValueError(f"expected {self.network.n_edges} conductances, got shape {values.shape}")
-        if not np.all(np.isfinite(values)):
-            raise ValueError("conductances must be finite")
-        g = self.network.clip(values)
+        g = self.network.clip(self._spec.checked(values, "conductances"))
         if self._spec.quantizer is not None:
             # clip again: 1/(1/g) at the end taps can land one ulp outside the bounds
             g = self.network.clip(self._spec.quantizer.quantize(g))

@@ -14,7 +14,7 @@ import numpy as np
 from labtrain.kinds.xy.chip import XYChip
 from labtrain.config import ConfigError, Experiment
 from labtrain.physics.network import Network, NetworkError
-from labtrain.protocols.fidelity import compare_gradients
+from labtrain.protocols.fidelity import compare_gradients, fidelity_row
 from labtrain.kinds.xy.rules import XYEquilibriumPropagation, XYImplicitGradient
 from labtrain.kinds.xy.model import stacked_lattice
 from labtrain.training.tasks import Task, TaskError
@@ -107,9 +107,9 @@ def xy_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed: int, opti
         exact = chip.exact_gradient(inputs, targets, est.cost, phases=chip.last_free.phases)
         norm = float(np.linalg.norm(exact))
         f = compare_gradients(e.gradient, exact)
-        rows.append([est.name + (" centred" if centred else ""), f"beta = {beta:g}", f"{f.cosine:.6f}",
-                     f"{f.relative_error:.2e}", f"{f.scale:.4g}", f"{f.scaled_error:.2e}", str(e.n_phases),
-                     f"{chip.last_free.n_unconverged} unconverged starts" if chip.last_free.n_unconverged else ""])
+        rows.append(fidelity_row(est.name + (" centred" if centred else ""), f"beta = {beta:g}", f, e.n_phases,
+                                 f"{chip.last_free.n_unconverged} unconverged starts"
+                                 if chip.last_free.n_unconverged else ""))
     cost = est.cost.describe()
     intro = (f"against the exact gradient (implicit differentiation at the same free equilibria, "
              f"{chip.n_starts} random starts per example); cost {cost['kind']}; |exact| = {norm:.3g} (1/(rad/s))")

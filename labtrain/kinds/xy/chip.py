@@ -178,12 +178,7 @@ class XYChip(NetworkChip):
         return self._theta.copy()
 
     def set_parameters(self, values: np.ndarray) -> np.ndarray:
-        values = np.asarray(values, float)
-        if values.shape != (self._spec.size,):
-            raise ValueError(f"expected {self._spec.size} parameters, got shape {values.shape}")
-        if not np.all(np.isfinite(values)):
-            raise ValueError("XY parameters must be finite")
-        theta = np.clip(values, self._spec.lower, self._spec.upper)
+        theta = self._spec.validated(values, "XY parameters")
         self._theta = theta
         m, n = self.network.n_edges, self.network.n_nodes
         h, psi = np.zeros(n), self._fixed_psi.copy()
