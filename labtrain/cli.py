@@ -265,6 +265,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return _train(run, args.quiet)
 
 
+def _nodes(nodes, shown: int = 12) -> str:
+    """Node indices for one line: all of a short list, else the first and last few and the count."""
+    nodes = [int(n) for n in nodes]
+    if len(nodes) <= shown:
+        return str(nodes)
+    return f"[{', '.join(map(str, nodes[:6]))}, ..., {', '.join(map(str, nodes[-3:]))}] ({len(nodes)} nodes)"
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from labtrain.build import build_setup, check_bench
     from labtrain.config import load_experiment
@@ -283,8 +291,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         net, task = setup.network, setup.task
         print(f"{args.file}: OK")
         if net is not None:
-            print(f"  chip      {net.name}: {net.n_nodes} nodes, {net.n_edges} edges, inputs {list(net.inputs)}, "
-                  f"outputs {list(net.outputs)}, grounds {list(net.grounds)}; backend {exp['backend']['kind']}")
+            print(f"  chip      {net.name}: {net.n_nodes} nodes, {net.n_edges} edges, inputs {_nodes(net.inputs)}, "
+                  f"outputs {_nodes(net.outputs)}, grounds {_nodes(net.grounds)}; backend {exp['backend']['kind']}")
         else:
             snap = setup.chip.snapshot()
             sizes = "-".join(map(str, snap.get("topology", {}).get("layer_sizes", [])))
