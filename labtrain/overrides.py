@@ -90,7 +90,7 @@ def parse_assignment(text: str, many: bool = False) -> tuple[str, list[Any]]:
     if not sep or not _KEY.match(key):
         raise ConfigError(f"{where}: expected section.key=value (e.g. learning.learning_rate=0.01)")
     section = key.split(".", 1)[0]
-    if section not in SECTIONS:
+    if section not in SECTIONS and not (many and section == "args"):  # args.NAME: a measurement sweep's keyword
         raise ConfigError(f"{where}: unknown section [{section}]{suggest(section, list(SECTIONS))}; "
                           f"sections are {', '.join(SECTIONS)}")
     if not raw.strip():

@@ -385,3 +385,77 @@ def test_a_study_table_script_reads_a_tiny_run_of_its_sweep(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[2].startswith("| edges updated | fixed subset: test acc. |") and lines[4].startswith("| 50 % | ")
     assert len(lines) == 5 and "| - |" not in lines[4]          # both members measured
+
+
+# ------------------------------------------------------------------ measurement sweeps (function members)
+MEASURE = '''
+import os
+
+def member(x, seed=0, fail_at=-1):
+    if x == fail_at and not os.environ.get("LABTRAIN_TEST_FIXED"):
+        raise RuntimeError(f"cannot measure at x = {x}")
+    return {"y": 2.0 * x + seed, "stats": {"a": x / 10}, "curve": [float(x)] * (x + 1), "ok": x > 1, "tag": f"x{x}"}
+'''
+
+
+def measurement_sweep(tmp_path: Path, extra: str = "") -> Path:
+    (tmp_path / "measure.py").write_text(MEASURE)
+    return sweep_file(tmp_path, f'[sweep]\nname = "ms"\nfunction = "measure.py:member"\n{extra}\n'
+                                "[sweep.axes]\nargs.x = [1, 2, 3]\nargs.seed = \"0:2\"\n", "ms.toml")
+
+
+def test_a_measurement_sweep_calls_its_function_per_member_and_summarises_what_it_returns(tmp_path, capsys):
+    path = measurement_sweep(tmp_path)
+    code, out, err = cli(["sweep", path, "--cluster", "serial", "--out", tmp_path / "serial", "-q"], capsys)
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("| x | runs | y | stats_a |")
+    ds = summary_dataset(tmp_path / "serial")
+    assert ds.attrs["sweep_kind"] == "function" and ds["y"].dims == ("x", "seed")
+    np.testing.assert_array_equal(ds["y"].values, [[2, 3], [4, 5], [6, 7]])
+    np.testing.assert_array_equal(ds["stats_a"].values[:, 0], [0.1, 0.2, 0.3])
+    assert ds["curve"].dims == ("x", "seed", "item") and ds.sizes["item"] == 4
+    assert np.isnan(ds["curve"].values[0, 0, 2]) and ds["curve"].values[2, 1, 3] == 3.0
+    assert ds["ok"].values.tolist() == [[False, False], [True, True], [True, True]] and ds["tag"].values[1, 0] == "x2"
+    record = json.loads((tmp_path / "serial" / "runs" / "ms-m002.json").read_text())
+    assert record["args"] == {"x": 2, "seed": 0} and record["result"]["y"] == 4.0
+    # the same sweep file on a local Dask cluster: the same numbers
+    code, _, err = cli(["sweep", path, "--workers", "2", "--out", tmp_path / "dask", "-q"], capsys)
+    assert code == 0, err
+    other = summary_dataset(tmp_path / "dask")
+    for name in ("y", "stats_a", "curve", "ok", "tag", "status"):
+        np.testing.assert_array_equal(other[name].values, ds[name].values, err_msg=name)
+
+
+def test_a_failing_measurement_is_recorded_and_resume_runs_only_what_is_missing(tmp_path, capsys, monkeypatch):
+    path = measurement_sweep(tmp_path, "[sweep.set]\nargs.fail_at = 2\n")
+    folder = tmp_path / "sweep"
+    code, _, err = cli(["sweep", path, "--cluster", "serial", "--out", folder, "-q"], capsys)
+    assert code == 1 and f"labtrain sweep --resume {folder}" in err
+    members = read_manifest(folder)["members"]
+    assert [m["status"] for m in members] == ["completed", "completed", "failed", "failed", "completed", "completed"]
+    assert members[2]["message"] == "RuntimeError: cannot measure at x = 2"
+    done = {p.name: p.stat().st_mtime_ns for p in (folder / "runs").glob("*.json")}
+    assert len(done) == 4
+    monkeypatch.setenv("LABTRAIN_TEST_FIXED", "1")
+    code, _, err = cli(["sweep", "--resume", folder, "--cluster", "serial", "-q"], capsys)
+    assert code == 0, err
+    assert [m["status"] for m in read_manifest(folder)["members"]] == ["completed"] * 6
+    assert all((folder / "runs" / name).stat().st_mtime_ns == t for name, t in done.items())  # not run again
+    assert summary_dataset(folder)["y"].values[1].tolist() == [4.0, 5.0]
+
+
+@pytest.mark.parametrize("edit, needle", [
+    ('args.nope = 1', "member has no keyword 'nope'"),
+    ('learning.learning_rate = 0.1', "a measurement sweep's keys are args.NAME"),
+])
+def test_measurement_sweep_keys_are_the_functions_keywords(edit, needle, tmp_path, capsys):
+    path = measurement_sweep(tmp_path, f"[sweep.set]\n{edit}\n")
+    code, _, err = cli(["sweep", path, "--dry-run"], capsys)
+    assert code == 2 and needle in err, err
+
+
+def test_args_keys_belong_to_measurement_sweeps_only(tmp_path, capsys):
+    code, _, err = cli(["run", REGRESSION, "--set", "args.x=1"], capsys)
+    assert code == 2 and "unknown section [args]" in err
+    code, _, err = cli(["sweep", REGRESSION, "--set", "args.x=1,2", "--dry-run"], capsys)
+    assert code == 2 and "args" in err, err

@@ -24,6 +24,14 @@ through dask-jobqueue (job resources in ``[sweep.slurm]`` / ``[sweep.pbs]``), or
 this process, without Dask -- the only way for ``[backend] kind = "hardware"``: one bench, one
 safety registry).
 
+A *measurement sweep* names a Python function instead of an experiment
+(``function = "study.py:member"``, relative to the sweep file) and sweeps its keyword arguments
+(``args.NAME`` keys): for studies that measure (gradients at fixed parameters, ...) rather than
+train.  Each member calls the function with its arguments on a worker and stores the returned dict
+(numbers, strings, lists of numbers) as ``runs/<member>.json``; the manifest, resume, clusters and
+the summary (:func:`~labtrain.training.sweep_summary.summary_dataset`: one variable per returned
+key) work as for runs.
+
 The sweep folder holds ``manifest.json`` (members, their overrides, status and run file;
 rewritten atomically by the driver, the only process that writes it), ``runs/`` with one run
 file per member, named ``<sweep>-m<index>-<date>.h5`` and carrying the sweep's name, the member's
@@ -61,7 +69,8 @@ from labtrain.overrides import check_overrides, flatten, format_overrides, kind_
 from labtrain.schema import show, suggest
 
 __all__ = ["SweepError", "Axis", "Member", "Sweep", "load_sweep", "sweep_from_experiment", "run_sweep",
-           "open_cluster", "jobqueue_cluster", "run_member", "read_manifest", "member_run_file", "MANIFEST",
+           "open_cluster", "jobqueue_cluster", "run_member", "read_manifest", "member_run_file", "member_result_file",
+           "read_member_result", "load_function", "MANIFEST",
            "CLUSTERS", "SWEEP_KEYS", "JOB_KEYS"]
 
 MANIFEST = "manifest.json"
@@ -69,8 +78,10 @@ MANIFEST_FORMAT = "labtrain-sweep-1"
 #: ``--cluster`` words; anything else is a scheduler address (``tcp://host:port`` or ``host:port``).
 CLUSTERS = ("local", "serial", "slurm", "pbs")
 #: Keys of a ``[sweep]`` table (sub-tables ``set``, ``axes``, ``slurm``, ``pbs`` besides).
-SWEEP_KEYS = {"name": str, "description": str, "experiment": str, "out_dir": str, "cluster": str, "workers": int,
-              "zip": list}
+SWEEP_KEYS = {"name": str, "description": str, "experiment": str, "function": str, "out_dir": str, "cluster": str,
+              "workers": int, "zip": list}
+#: The section of a measurement sweep's keys (``args.n = [100, 1000]``: the function's keyword ``n``).
+ARGS = "args"
 #: dask-jobqueue job options allowed in ``[sweep.slurm]`` / ``[sweep.pbs]`` (type; "strs" = list of strings).
 JOB_KEYS = {"queue": str, "account": str, "cores": int, "processes": int, "memory": str, "walltime": str,
             "job_name": str, "interface": str, "scheduler_interface": str, "local_directory": str,
@@ -135,6 +146,8 @@ class Sweep:
     cluster: str = "local"
     workers: int | None = None
     jobqueue: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``"file.py:callable"`` for a measurement sweep (``experiment_path``/``_text``: that file), else ""
+    function: str = ""
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -152,6 +165,9 @@ class Sweep:
         for index, combo in enumerate(itertools.product(*(a.points for a in self.axes))):
             values = {k: v for axis, point in zip(self.axes, combo) for k, v in zip(axis.keys, point)}
             name = f"{self.name}-m{index:0{width}d}"
+            if self.function:
+                out.append(Member(index, name, values, merge(self.fixed, nest(values))))
+                continue
             extra = {"experiment": {"name": name}}
             if runs_dir is not None:
                 extra["run"] = {"out_dir": str(runs_dir)}
@@ -331,10 +347,18 @@ def load_sweep(path: str | Path, cli_axes: Mapping[str, list[Any]] | None = None
         want = SWEEP_KEYS[key]
         if not isinstance(value, want) or isinstance(value, bool):
             raise SweepError(f"{where}: [sweep] {key} = {show(value)}: expected a {want.__name__}")
-    if "experiment" not in table:
-        raise SweepError(f"{where}: [sweep] needs experiment = \"path/to/experiment.toml\" (relative to this file)")
-    exp_path = (path.parent / Path(table["experiment"]).expanduser()).resolve()
-    text = _read_experiment(exp_path, f"{where}: [sweep] experiment")
+    function = ""
+    if "experiment" in table and "function" in table:
+        raise SweepError(f"{where}: [sweep] names an experiment and a function: give one")
+    if "function" in table:
+        exp_path, function = _function_target(path, table["function"], f"{where}: [sweep] function")
+        text = exp_path.read_text()
+    elif "experiment" not in table:
+        raise SweepError(f"{where}: [sweep] needs experiment = \"path/to/experiment.toml\" (relative to this file), "
+                         "or function = \"file.py:name\" for a measurement sweep")
+    else:
+        exp_path = (path.parent / Path(table["experiment"]).expanduser()).resolve()
+        text = _read_experiment(exp_path, f"{where}: [sweep] experiment")
     fixed = _flat_table(table.get("set", {}), f"{where}: [sweep.set]")
     file_axes = {k: _axis_values(k, v, f"{where}: [sweep.axes]")
                  for k, v in _flat_table(table.get("axes", {}), f"{where}: [sweep.axes]").items()}
@@ -359,8 +383,71 @@ def load_sweep(path: str | Path, cli_axes: Mapping[str, list[Any]] | None = None
     sweep = Sweep(name=_check_name(table.get("name", path.stem), f"{where}: [sweep]"), experiment_path=exp_path,
                   experiment_text=text, fixed=nest(fixed | cli_fixed), axes=axes,
                   description=table.get("description", ""), source=str(path.resolve()),
-                  out_dir=table.get("out_dir", "runs"), cluster=cluster, workers=workers, jobqueue=jobqueue)
-    return _check_sweep(sweep, where)
+                  out_dir=table.get("out_dir", "runs"), cluster=cluster, workers=workers, jobqueue=jobqueue,
+                  function=function)
+    return _check_function_sweep(sweep, where) if function else _check_sweep(sweep, where)
+
+
+def _function_target(path: Path, spec: str, where: str) -> tuple[Path, str]:
+    """``"file.py:name"`` of a measurement sweep -> (the file, resolved against the sweep file; name)."""
+    file, sep, name = spec.rpartition(":")
+    if not sep or not file.endswith(".py") or not name.isidentifier():
+        raise SweepError(f"{where} = {show(spec)}: expected \"file.py:function_name\" (relative to the sweep file)")
+    target = (path.parent / Path(file).expanduser()).resolve()
+    if not target.is_file():
+        raise SweepError(f"{where} = {show(spec)}: {target} not found")
+    return target, name
+
+
+_FUNCTIONS: dict[tuple[str, str], Callable[..., Any]] = {}
+
+
+def load_function(file: str | Path, name: str) -> Callable[..., Any]:
+    """The callable ``name`` of the Python file ``file`` (imported once per process)."""
+    import importlib.util
+
+    key = (str(Path(file).resolve()), name)
+    if key not in _FUNCTIONS:
+        module_name = f"labtrain_sweep_{Path(file).stem}_{abs(hash(key[0])) % 10 ** 8}"
+        spec = importlib.util.spec_from_file_location(module_name, key[0])
+        if spec is None or spec.loader is None:
+            raise SweepError(f"{file}: not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception:
+            sys.modules.pop(module_name, None)
+            raise
+        fn = getattr(module, name, None)
+        if not callable(fn):
+            raise SweepError(f"{file}: has no function {name!r}")
+        _FUNCTIONS[key] = fn
+    return _FUNCTIONS[key]
+
+
+def _check_function_sweep(sweep: Sweep, where: str) -> Sweep:
+    """A measurement sweep: every key is ``args.NAME`` and ``NAME`` a keyword of the function."""
+    import inspect
+
+    try:
+        fn = load_function(sweep.experiment_path, sweep.function)
+    except SweepError:
+        raise
+    except Exception as exc:
+        raise SweepError(f"{where}: function {sweep.function} of {sweep.experiment_path}: cannot import "
+                         f"({_one_line(exc)})") from None
+    params = inspect.signature(fn).parameters
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for key in list(flatten(sweep.fixed)) + sweep.swept_keys:
+        section, _, arg = key.partition(".")
+        if section != ARGS:
+            raise SweepError(f"{where}: {key}: a measurement sweep's keys are {ARGS}.NAME (keyword NAME of "
+                             f"{sweep.function})")
+        if not open_ended and arg not in params:
+            raise SweepError(f"{where}: {key}: {sweep.function} has no keyword {arg!r}"
+                             f"{suggest(arg, list(params))}; it takes {', '.join(params) or 'none'}")
+    return sweep
 
 
 def sweep_from_experiment(path: str | Path, axes: Mapping[str, list[Any]],
@@ -447,7 +534,7 @@ def sweep_of_manifest(manifest: dict) -> Sweep:
     return Sweep(name=manifest["name"], experiment_path=Path(manifest["experiment"]["path"]),
                  experiment_text=manifest["experiment"]["text"], fixed=manifest["fixed"],
                  axes=[Axis.from_json(a) for a in manifest["axes"]], description=manifest.get("description", ""),
-                 source=manifest.get("source", ""))
+                 source=manifest.get("source", ""), function=manifest.get("function", ""))
 
 
 def new_manifest(sweep: Sweep, folder: Path) -> dict:
@@ -455,7 +542,7 @@ def new_manifest(sweep: Sweep, folder: Path) -> dict:
     return {"format": MANIFEST_FORMAT, "name": sweep.name, "description": sweep.description,
             "created": time.strftime("%Y-%m-%d %H:%M:%S"), "labtrain_version": __version__, "source": sweep.source,
             "experiment": {"path": str(sweep.experiment_path), "text": sweep.experiment_text},
-            "fixed": sweep.fixed, "axes": [a.to_json() for a in sweep.axes], "shape": list(sweep.shape),
+            "function": sweep.function, "fixed": sweep.fixed, "axes": [a.to_json() for a in sweep.axes], "shape": list(sweep.shape),
             "members": [{"index": m.index, "name": m.name, "values": m.values, "overrides": m.overrides,
                          "status": "pending", "run_file": None, "message": "", "started": None, "finished": None,
                          "wall_s": None, "attempts": 0, "resumed_from": None} for m in members]}
@@ -511,7 +598,56 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+def member_result_file(runs_dir: Path, name: str) -> Path:
+    """Where a measurement sweep's member ``name`` keeps its result (``runs/<name>.json``)."""
+    return Path(runs_dir) / f"{name}.json"
+
+
+def read_member_result(path: str | Path) -> dict[str, Any]:
+    """A measurement member's result file: ``status``, ``args``, ``result`` (the function's dict), ``wall_s``."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("result"), dict):
+        raise ValueError(f"{path}: not a sweep member result")
+    return data
+
+
+def _run_function_member(task: Mapping[str, Any]) -> dict[str, Any]:
+    """Call a measurement sweep's function with the member's ``args`` and store what it returns."""
+    t0 = time.perf_counter()
+    out = {"status": "failed", "message": "", "run_file": None, "steps_done": 0, "resumed_from": None,
+           "host": os.uname().nodename if hasattr(os, "uname") else "", "pid": os.getpid()}
+    path = member_result_file(Path(task["runs_dir"]), task["name"])
+    out["run_file"] = str(path)
+    try:
+        if path.is_file() and read_member_result(path).get("status") == "completed":
+            return out | {"status": "completed", "wall_s": 0.0}
+        file, _, name = task["function"].rpartition(":")
+        fn = load_function(task["experiment_path"], name)
+        args = dict(task["overrides"].get(ARGS, {}))
+        result = fn(**args)
+        if not isinstance(result, Mapping):
+            raise TypeError(f"{name} returned {type(result).__name__}, expected a dict")
+        wall = time.perf_counter() - t0
+        record = {"status": "completed", "member": task["name"], "args": args, "wall_s": wall,
+                  "result": dict(result)}
+        _atomic_write(path, json.dumps(record, indent=1, default=_json_default))
+        out.update(status="completed")
+    except Exception as exc:  # recorded in the manifest; the sweep goes on
+        out.update(status="failed", message=_one_line(exc), run_file=None)
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars and arrays in a measurement result, as JSON."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
 def _run_member(task: Mapping[str, Any], on_run: Callable[[Any], None] | None) -> dict[str, Any]:
+    if task.get("function"):
+        return _run_function_member(task)
     from labtrain.training.launch import prepare_resume, prepare_run
     from labtrain.training.store import LeaseError, read_summary
 
@@ -715,7 +851,7 @@ class _Driver:
         return {"name": member["name"], "experiment_text": self.manifest["experiment"]["text"],
                 "experiment_path": self.manifest["experiment"]["path"], "overrides": member["overrides"],
                 "attrs": _member_attrs(self.manifest["name"], member), "runs_dir": str(self.folder / "runs"),
-                "blas_threads": blas_threads}
+                "blas_threads": blas_threads, "function": self.manifest.get("function", "")}
 
     def started(self, member: dict) -> None:
         if member["index"] in self.running:
@@ -764,6 +900,20 @@ def _reconcile(folder: Path, manifest: dict) -> list[dict]:
     from labtrain.training.store import StoreError, read_summary
 
     todo = []
+    if manifest.get("function"):
+        for member in manifest["members"]:
+            path = member_result_file(folder / "runs", member["name"])
+            try:
+                done = path.is_file() and read_member_result(path).get("status") == "completed"
+            except (OSError, ValueError):
+                done = False
+            if done:
+                member.update(status="completed", run_file=_relative(str(path), folder))
+            elif member["status"] in DONE or member["status"] == "running":
+                member.update(status="pending", message="")
+            if member["status"] not in DONE:
+                todo.append(member)
+        return todo
     for member in manifest["members"]:
         path = member_run_file(folder / "runs", member["name"])
         if path is not None:
@@ -824,6 +974,11 @@ def check_cluster(sweep: Sweep, cluster: str) -> None:
         raise SweepError(f"--cluster {cluster}: expected one of {', '.join(CLUSTERS)} or a scheduler address "
                          "host:port")
     if cluster == "serial":
+        return
+    if sweep.function:  # a measurement sweep: no backend of its own
+        _need_dask(f"--cluster {cluster}")
+        if cluster in ("slurm", "pbs"):
+            _check_submit(cluster)
         return
     backend = tomllib.loads(sweep.experiment_text).get("backend", {})
     default = backend.get("kind", BASE_SCHEMA["backend"]["kind"].default) if isinstance(backend, dict) else None
@@ -1029,15 +1184,18 @@ def read_sweep_results(folder: str | Path) -> dict[str, Any]:
         member["summary"] = None
         if member.get("run_file"):
             try:
-                member["summary"] = read_summary(folder / member["run_file"])
-            except (StoreError, OSError):
+                member["summary"] = (read_member_result(folder / member["run_file"]) if manifest.get("function")
+                                     else read_summary(folder / member["run_file"]))
+            except (StoreError, OSError, ValueError):
                 pass
     return manifest
 
 
 def describe_members(sweep: Sweep) -> str:
     """One line per member (``--dry-run``)."""
-    lines = [f"sweep {sweep.name}: {math.prod(sweep.shape)} members of {sweep.experiment_path} over "
+    what = f"{sweep.function.rpartition(':')[2]}() of {sweep.experiment_path}" if sweep.function \
+        else str(sweep.experiment_path)
+    lines = [f"sweep {sweep.name}: {math.prod(sweep.shape)} members of {what} over "
              + (" x ".join(f"{a.name} ({len(a.points)})" for a in sweep.axes) or "no axis")]
     if sweep.fixed:
         lines.append(f"  every member: {format_overrides(sweep.fixed)}")

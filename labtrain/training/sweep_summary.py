@@ -12,6 +12,10 @@ coordinates on it):
 * ``status``, ``steps_done``, ``member``, ``run_file``; ``step_time_s`` (mean time of a training step)
   and ``wall_s``.
 
+A measurement sweep (``function = "file.py:name"``) has one variable per key its function returned
+(nested dicts flattened with ``_``; lists of numbers along ``item``, NaN-padded), besides ``status``,
+``member``, ``run_file``, ``message`` and ``wall_s``; ``attrs["sweep_kind"]`` is ``"function"``.
+
 :func:`write_summary` stores it as ``summary.nc`` (netCDF-4 via h5netcdf) in the sweep folder;
 :func:`summary_table` prints mean ± sample std over seeds for every other combination.
 """
@@ -19,7 +23,7 @@ coordinates on it):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -94,6 +98,8 @@ def summary_dataset(folder: str | Path):
 
     folder = Path(folder)
     manifest = read_manifest(folder)
+    if manifest.get("function"):
+        return _function_dataset(folder, manifest)
     axes = [Axis.from_json(a) for a in manifest["axes"]]
     shape = tuple(len(a.points) for a in axes)
     dims = tuple(a.name for a in axes)
@@ -166,6 +172,102 @@ def summary_dataset(folder: str | Path):
     return ds
 
 
+def _flat_result(result: Mapping, prefix: str = "") -> dict[str, Any]:
+    """A measurement result with nested dicts flattened (``{"a": {"b": 1}}`` -> ``{"a_b": 1}``)."""
+    out: dict[str, Any] = {}
+    for key, value in result.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out |= _flat_result(value, f"{name}_")
+        else:
+            out[name] = value
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float, np.integer, np.floating)))
+
+
+def _function_dataset(folder: Path, manifest: Mapping):
+    """The dataset of a measurement sweep: one variable per returned key (see the module docstring)."""
+    import xarray as xr
+
+    from labtrain.training.sweep import read_member_result
+
+    axes = [Axis.from_json(a) for a in manifest["axes"]]
+    shape = tuple(len(a.points) for a in axes)
+    dims = tuple(a.name for a in axes)
+    members = manifest["members"]
+    results: list[dict[str, Any] | None] = []
+    for member in members:
+        res = None
+        if member.get("run_file") and member.get("status") == "completed":
+            try:
+                res = _flat_result(read_member_result(folder / member["run_file"])["result"])
+            except (OSError, ValueError, KeyError):
+                res = None
+        results.append(res)
+    keys: list[str] = []
+    for res in results:
+        keys += [k for k in (res or {}) if k not in keys]
+    n_item = max([len(v) for res in results if res for v in res.values() if isinstance(v, list)] or [0])
+    data_vars: dict[str, Any] = {}
+    for key in keys:
+        values = [res.get(key) for res in results if res is not None and key in res]
+        if all(_is_number(v) and not isinstance(v, bool) for v in values):
+            grid = np.full(shape, np.nan)
+            var_dims = dims
+        elif all(isinstance(v, bool) for v in values):
+            grid = np.zeros(shape, bool)
+            var_dims = dims
+        elif all(isinstance(v, list) and all(_is_number(x) for x in v) for v in values):
+            grid = np.full(shape + (n_item,), np.nan)
+            var_dims = dims + ("item",)
+        else:
+            grid = np.full(shape, "", dtype=object)
+            var_dims = dims
+        for member, res in zip(members, results):
+            if res is None or key not in res:
+                continue
+            at = np.unravel_index(member["index"], shape) if shape else ()
+            value = res[key]
+            if isinstance(value, list):
+                grid[at + (slice(0, len(value)),)] = [np.nan if x is None else x for x in value]
+            elif grid.dtype == object:
+                grid[at] = value if isinstance(value, str) else show(value)
+            else:
+                grid[at] = np.nan if value is None else value
+        data_vars[key] = (var_dims, grid.astype(str) if grid.dtype == object else grid)
+    text = {k: np.full(shape, "", dtype=object) for k in ("status", "member", "run_file", "message")}
+    wall = np.full(shape, np.nan)
+    for member in members:
+        at = np.unravel_index(member["index"], shape) if shape else ()
+        text["status"][at] = member.get("status", "pending")
+        text["member"][at] = member["name"]
+        text["run_file"][at] = member.get("run_file") or ""
+        text["message"][at] = member.get("message") or ""
+        if member.get("wall_s") is not None:
+            wall[at] = float(member["wall_s"])
+    for name, values in text.items():
+        data_vars[name] = (dims, values.astype(str))
+    data_vars["wall_s"] = (dims, wall, _attrs("wall_s", ""))
+    coords: dict[str, Any] = {}
+    names = _coord_names(axes)
+    for axis in axes:
+        for i, key in enumerate(axis.keys):
+            coords[names[key]] = (axis.name, _coord_values([p[i] for p in axis.points]), {"key": key})
+    ds = xr.Dataset(data_vars, coords=coords)
+    fn = manifest["function"].rpartition(":")[2]
+    ds.attrs.update({"title": f"labtrain sweep {manifest['name']}", "sweep": manifest["name"], "sweep_kind": "function",
+                     "description": manifest.get("description", ""), "function": f"{manifest['experiment']['path']}:{fn}",
+                     "created": manifest.get("created", ""), "labtrain_version": manifest.get("labtrain_version", ""),
+                     "swept_keys": " ".join(k for a in axes for k in a.keys),
+                     "fixed_overrides": " ".join(f"{s}.{k}={show(v)}" for s, kv in manifest["fixed"].items()
+                                                 for k, v in kv.items()),
+                     "Conventions": "CF-1.8"})
+    return ds
+
+
 def _attrs(name: str, loss_unit: str) -> dict[str, str]:
     metric = next((m for m in METRICS if name.endswith(m)), "")
     where = ("last evaluation" if name.startswith("final") else "best evaluation after training started"
@@ -225,6 +327,19 @@ def summary_table(ds, over: str = SEED_DIM) -> str:
     (completed members only)."""
     keep = [d for d in ds["status"].dims if d != over]
     done = ds["status"] == "completed"
+    if ds.attrs.get("sweep_kind") == "function":  # every numeric scalar the function returned
+        columns = [(name, name, False) for name, var in ds.data_vars.items()
+                   if var.dims == ds["status"].dims and var.dtype.kind == "f" and name != "wall_s"]
+        header = [_dim_header(ds, d) for d in keep] + ["runs", *(c[0] for c in columns), "wall s"]
+        rows = []
+        for at in np.ndindex(*[ds.sizes[d] for d in keep]):
+            sel = dict(zip(keep, at))
+            sub, ok = ds.isel(sel), done.isel(sel).values
+            wall = mean_std(np.where(ok, sub["wall_s"].values, np.nan))[0]
+            rows.append([*(_label(ds, d, i) for d, i in zip(keep, at)), f"{int(np.asarray(ok).sum())}/{np.asarray(ok).size}",
+                         *(format_mean_std(np.where(ok, sub[var].values, np.nan)) for _, var, _ in columns),
+                         "-" if not np.isfinite(wall) else f"{wall:.3g}"])
+        return _markdown(header, rows)
     columns = [("final test acc (%)", "final_test_accuracy", True), ("best test acc (%)", "best_test_accuracy", True),
                ("final train acc (%)", "final_train_accuracy", True), ("final test loss", "final_test_loss", False),
                ("final train loss", "final_train_loss", False)]
