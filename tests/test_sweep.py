@@ -394,7 +394,7 @@ import os
 def member(x, seed=0, fail_at=-1):
     if x == fail_at and not os.environ.get("LABTRAIN_TEST_FIXED"):
         raise RuntimeError(f"cannot measure at x = {x}")
-    return {"y": 2.0 * x + seed, "stats": {"a": x / 10}, "curve": [float(x)] * (x + 1), "ok": x > 1, "tag": f"x{x}"}
+    return {"y": 2.0 * x + seed, "stats": {"a": x / 10}, "curve": [float(x)] * (x + 1), "ok": x > 1, "tag": f"x{x}", "x": -x}
 '''
 
 
@@ -416,6 +416,7 @@ def test_a_measurement_sweep_calls_its_function_per_member_and_summarises_what_i
     assert ds["curve"].dims == ("x", "seed", "item") and ds.sizes["item"] == 4
     assert np.isnan(ds["curve"].values[0, 0, 2]) and ds["curve"].values[2, 1, 3] == 3.0
     assert ds["ok"].values.tolist() == [[False, False], [True, True], [True, True]] and ds["tag"].values[1, 0] == "x2"
+    assert ds["x_result"].values[2, 1] == -3 and ds["x"].values.tolist() == [1, 2, 3]  # a key named like an axis
     record = json.loads((tmp_path / "serial" / "runs" / "ms-m002.json").read_text())
     assert record["args"] == {"x": 2, "seed": 0} and record["result"]["y"] == 4.0
     # the same sweep file on a local Dask cluster: the same numbers

@@ -207,6 +207,11 @@ def _function_dataset(folder: Path, manifest: Mapping):
             except (OSError, ValueError, KeyError):
                 res = None
         results.append(res)
+    taken = set(_coord_names(axes).values()) | {a.name for a in axes} | {"status", "member", "run_file", "message",
+                                                                           "wall_s", "item"}
+    for i, res in enumerate(results):  # a returned key named like a coordinate or bookkeeping: key_result
+        if res is not None:
+            results[i] = {(f"{k}_result" if k in taken else k): v for k, v in res.items()}
     keys: list[str] = []
     for res in results:
         keys += [k for k in (res or {}) if k not in keys]
