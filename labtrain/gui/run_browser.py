@@ -166,7 +166,9 @@ def sweep_rows(folder: str | Path) -> tuple[list[dict], list[dict]]:
                                "status": member.get("status", "pending"), "message": member.get("message") or "",
                                "steps_done": 0, "total_steps": 0, "test_loss": math.nan, "test_accuracy": math.nan,
                                "overrides": member.get("overrides") or {}}
-        if member.get("run_file"):
+        if member.get("run_file") and manifest.get("function"):  # a measurement sweep: a JSON result, no curves
+            row["message"] = row["message"] or f"measurement result: {member['run_file']}"
+        elif member.get("run_file"):
             try:
                 row.update(read_summary(folder / member["run_file"]))
             except (StoreError, OSError, KeyError, ValueError) as exc:
