@@ -180,7 +180,8 @@ BASE_SCHEMA: dict[str, dict[str, Field]] = {
         "learning_rate": F("float", 0.01, "Step size, in units of each parameter's allowed range", 0, 1e6, low_open=True),
         "lr_halflife_steps": F("float", 0.0, "sgd / momentum / adam: the step size halves every this many steps "
                                "(exponential decay; 0 = constant learning_rate)", 0, 1e9),
-        "momentum": F("float", 0.9, "Momentum coefficient", 0, 1),
+        "momentum": F("float", 0.9, "Momentum coefficient (below 1: at 1 the velocity never forgets a gradient)",
+                      0, 1, high_open=True),
         "deadband": F("float", 0.0, "tap_step: normalised gradients below this do not move a pot", 0, 1e6),
         "update_fraction": F("float", 1.0, "Fraction of edges updated per step (partial updates)", 0, 1, low_open=True),
         "mask_mode": F("str", "fixed", "Partial updates: fixed subset or a new random subset each step",
@@ -303,11 +304,18 @@ def _check_chip_type(s: dict[str, dict[str, Any]], given: dict[str, dict[str, An
 def _cross_checks(s: dict[str, dict[str, Any]], source: str) -> None:
     """Checks of keys several kinds share (each applies only where the kind has the keys)."""
     chip, task, learning = s["chip"], s["task"], s["learning"]
-    if "g_min_s" in chip and chip["g_min_s"] > chip["g_max_s"]:
-        raise ConfigError(f"{source}: [chip] g_min_s = {chip['g_min_s']!r} is above g_max_s = {chip['g_max_s']!r}")
+    if "g_min_s" in chip and chip["g_min_s"] >= chip["g_max_s"]:
+        raise ConfigError(f"{source}: [chip] g_min_s = {chip['g_min_s']!r} is not below g_max_s = {chip['g_max_s']!r}"
+                          ": the conductances have no range to train in")
     if "input_low_v" in task and task["input_low_v"] == task["input_high_v"]:
         raise ConfigError(f"{source}: [task] input_low_v = input_high_v = {task['input_low_v']!r}: the inputs "
                           "would carry no information")
+    if "target_on_v" in task and task["target_on_v"] == task["target_off_v"]:
+        raise ConfigError(f"{source}: [task] target_on_v = target_off_v = {task['target_on_v']!r}: the targets "
+                          "would not tell the classes apart")
+    if "state_target_on" in task and task["state_target_on"] == task["state_target_off"]:
+        raise ConfigError(f"{source}: [task] state_target_on = state_target_off = {task['state_target_on']!r}: the "
+                          "targets would not tell the classes apart")
     if chip.get("topology") == "edge_list" and not chip["edge_list"]:
         raise ConfigError(f"{source}: [chip] topology = 'edge_list' needs edge_list = \"path/to/edges.txt\"")
     if chip.get("topology") == "edge_list" and not (chip["inputs"] and chip["outputs"] and chip["grounds"]):
@@ -322,6 +330,8 @@ def _cross_checks(s: dict[str, dict[str, Any]], source: str) -> None:
 def load_experiment(path: str | Path, overrides: dict[str, dict[str, Any]] | None = None) -> Experiment:
     """Read and validate an experiment file (raises :class:`ConfigError`)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not an experiment file")
     if not path.is_file():
         raise ConfigError(f"{path}: experiment file not found")
     try:

@@ -37,6 +37,7 @@ class Field:
     high: float | None = None
     choices: tuple[str, ...] | None = None
     low_open: bool = False  # True: value must be > low
+    high_open: bool = False  # True: value must be < high
     types: tuple[str, ...] | None = None  # [chip] types the key applies to (None: every type)
     rules: tuple[str, ...] | None = None  # [learning] rules that read the key (None: every rule)
 
@@ -48,7 +49,7 @@ class Field:
         hi = "inf" if self.high is None else num(self.high)
         if self.low is None and self.high is None:
             return f"a value of type {self.kind}"
-        return f"{self.kind} in {'(' if self.low_open else '['}{lo}, {hi}]"
+        return f"{self.kind} in {'(' if self.low_open else '['}{lo}, {hi}{')' if self.high_open else ']'}"
 
 
 def suggest(word: str, options: list[str]) -> str:
@@ -101,7 +102,7 @@ def check_number(bad, value: Any, spec: Field, kind: str) -> float | int:
     if not math.isfinite(value):
         raise bad("expected a finite number")
     too_low = spec.low is not None and (value <= spec.low if spec.low_open else value < spec.low)
-    too_high = spec.high is not None and value > spec.high
+    too_high = spec.high is not None and (value >= spec.high if spec.high_open else value > spec.high)
     if too_low or too_high:
         raise bad(f"out of range; allowed: {spec.allowed()}")
     return int(value) if kind == "int" else float(value)

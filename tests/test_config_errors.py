@@ -243,7 +243,7 @@ def test_missing_experiment_file(tmp_path, capsys):
 
 def test_experiment_file_is_a_folder(tmp_path, capsys):
     code, out, err = cli(["check", tmp_path], capsys)
-    assert_one_line_error(code, out, err, str(tmp_path), "not found")
+    assert_one_line_error(code, out, err, str(tmp_path), "folder")
 
 
 def test_experiment_file_not_text(tmp_path, capsys):

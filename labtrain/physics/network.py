@@ -365,6 +365,10 @@ def random_graph(
                    f"random {n_nodes} nodes / {n_edges} edges", np.c_[rad * np.cos(ang), rad * np.sin(ang)])
 
 
+#: Largest node count of an edge-list file (the ``[chip] n_nodes`` limit of the other builders).
+MAX_EDGE_LIST_NODES = 10_000_000
+
+
 def from_edge_list(
     path: str | Path,
     *,
@@ -383,8 +387,16 @@ def from_edge_list(
     path = Path(path)
     if not path.is_file():
         raise NetworkError(f"edge-list file {path} does not exist")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NetworkError(f"{path}: not a text edge list (byte {exc.start} is not UTF-8 text)") from None
+    except OSError as exc:
+        raise NetworkError(f"{path}: cannot read ({exc.strerror})") from None
+    if "\x00" in text:
+        raise NetworkError(f"{path}: not a text edge list (it holds NUL bytes)")
     rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
@@ -397,5 +409,8 @@ def from_edge_list(
     if not rows:
         raise NetworkError(f"{path}: no edges found")
     edges = np.array(rows)
+    if int(edges.max()) >= MAX_EDGE_LIST_NODES:
+        raise NetworkError(f"{path}: node index {int(edges.max())} is beyond the {MAX_EDGE_LIST_NODES:,} nodes an "
+                           "edge list may have (nodes are numbered 0, 1, 2, ...)")
     n = int(edges.max()) + 1 if n_nodes is None else int(n_nodes)
     return Network(n, edges, list(inputs), list(outputs), list(grounds), g_min_s, g_max_s, f"edge list {path.name}")

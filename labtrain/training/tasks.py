@@ -199,8 +199,19 @@ def _find_idx(directory: Path, stem: str) -> Path:
 
 
 def _images_and_labels(directory: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
-    x = load_idx(_find_idx(directory, f"{prefix}-images-idx3-ubyte")).reshape(-1, 784).astype(float)
-    y = load_idx(_find_idx(directory, f"{prefix}-labels-idx1-ubyte")).astype(int)
+    images = _find_idx(directory, f"{prefix}-images-idx3-ubyte")
+    x = load_idx(images)
+    if x.ndim != 3 or x.shape[1:] != (28, 28):
+        raise TaskError(f"{images}: holds an array of shape {x.shape}, MNIST images are (n, 28, 28)")
+    x = x.reshape(-1, 784).astype(float)
+    labels = _find_idx(directory, f"{prefix}-labels-idx1-ubyte")
+    y = load_idx(labels)
+    if y.ndim != 1:
+        raise TaskError(f"{labels}: holds an array of shape {y.shape}, MNIST labels are (n,)")
+    y = y.astype(int)
+    if len(y) and (y.min() < 0 or y.max() > 9):
+        bad = int(y[(y < 0) | (y > 9)][0])
+        raise TaskError(f"{labels}: label {bad} is not a digit 0..9")
     if len(x) != len(y):
         raise TaskError(f"MNIST {prefix} files in {directory}: {len(x)} images but {len(y)} labels")
     return x, y
