@@ -276,10 +276,11 @@ def _nodes(nodes, shown: int = 12) -> str:
 def cmd_check(args: argparse.Namespace) -> int:
     from labtrain.build import build_setup, check_bench
     from labtrain.config import load_experiment
-    from labtrain.training.launch import overrides_from_cli
+    from labtrain.training.launch import check_out_dir, overrides_from_cli
     from labtrain.training.run import Run
 
     exp = load_experiment(args.file, _with_sets(args, overrides_from_cli(backend=args.backend)))
+    check_out_dir(exp)  # run would refuse it before building anything
     bench = check_bench(exp)
     if bench is not None:
         return _print_bench_check(args, exp, *bench)
@@ -623,27 +624,57 @@ def cmd_export(args: argparse.Namespace) -> int:
     from labtrain.training.store import RunStore
 
     RunStore.open(args.run).close()  # a clean StoreError for a bad file
+    _check_export_targets(Path(args.run), args.format, args.output, args.force)
     for path in export_run(args.run, args.format, args.output):
         print(path)
     return EXIT_OK
 
 
+def _check_export_targets(run: Path, fmt: str, output: str | None, force: bool) -> None:
+    """Refuse, before anything is written, an export into a missing folder or onto a folder, the run file
+    itself or (without ``--force``) an existing file."""
+    if fmt == "netcdf":
+        targets = [Path(output) if output else run.with_suffix(".nc")]
+    else:
+        stem = Path(output) if output else run.with_suffix("")
+        targets = [Path(f"{stem}-{name}.csv") for name in ("steps", "eval", "parameters")]
+    for target in targets:
+        folder = target.parent
+        if not folder.is_dir():
+            raise UsageError(f"{target}: folder {folder} " + ("is a file" if folder.exists() or any(
+                p.is_file() for p in folder.parents) else "does not exist") + "; create it first or choose another "
+                "-o/--output")
+        if target.is_dir():
+            raise UsageError(f"{target}: is a folder; give a file name with -o/--output")
+        if target.exists() and target.resolve() == run.resolve():
+            raise UsageError(f"{target}: is the run file itself; choose another -o/--output")
+        if target.exists() and not force:
+            raise UsageError(f"{target}: exists; use --force to overwrite it or choose another -o/--output")
+        if not os.access(folder, os.W_OK):
+            raise UsageError(f"{target}: folder {folder} is not writable")
+
+
 def _gradcheck_setup(path: str, overrides: dict):
     """Setup and parameters for gradcheck: an experiment file, or a run file (at its latest checkpoint)."""
     from labtrain.build import build_setup
-    from labtrain.config import experiment_from_text, load_experiment
-    from labtrain.training.store import RunStore
+    from labtrain.config import load_experiment
+    from labtrain.training.launch import experiment_of_run
+    from labtrain.training.store import RunStore, StoreError
 
     if str(path).endswith(".h5"):
         with RunStore.open(path) as store:
             merged = store.overrides
             for section, values in overrides.items():
                 merged.setdefault(section, {}).update(values)
-            source = store.source
-            exp = experiment_from_text(store.experiment_text, Path(source) if source else None, merged)
+            text, source = store.experiment_text, store.source
             cp = store.latest_checkpoint()
-        setup = build_setup(exp)
+        setup = build_setup(experiment_of_run(path, text, source, merged))
         if cp is not None:
+            size = setup.chip.parameter_spec.size
+            if len(cp[1]) != size:
+                setup.chip.close()
+                raise StoreError(f"{path}: its checkpoint has {len(cp[1])} parameters, the chip built with these "
+                                 f"settings {size} (--set must not change the chip's shape)")
             setup.chip.set_parameters(cp[1])
         return setup, f"at the checkpoint after step {cp[0]}" if cp else "at the initial parameters"
     return build_setup(load_experiment(path, overrides)), "at the initial parameters"
@@ -655,6 +686,18 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     given = {name: value for name, value in (("beta", args.beta), ("beta_s", args.beta_s), ("eta", args.eta))
              if value is not None}
     refused = [name for name in given if name not in kind.gradcheck_options]
+    if not refused:  # the options go through the schema ranges of the file's keys
+        from labtrain.config import schema_for
+        from labtrain.schema import check_value
+
+        fields = schema_for(kind.name)["learning"]
+        try:
+            for name, value in given.items():
+                if name in fields:
+                    check_value(f"--{name.replace('_', '-')}: [learning]", name, value, fields[name])
+        except ConfigError:
+            chip.close()
+            raise
     if kind.gradcheck is None or refused:
         chip.close()
         if kind.gradcheck is None:
@@ -805,6 +848,7 @@ def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
     r.add_argument("run")
     r.add_argument("--format", choices=("netcdf", "csv"), default="netcdf")
     r.add_argument("-o", "--output", help="output file (netcdf) or path stem (csv); default: next to the run")
+    r.add_argument("--force", action="store_true", help="overwrite existing output files")
     r.set_defaults(func=cmd_export)
 
     r = sub.add_parser("gradcheck", help="compare every supported gradient estimator with the exact gradient")

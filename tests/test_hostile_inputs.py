@@ -448,7 +448,7 @@ RUN_FILES = {
     "truncated-tenth": _truncate(0.1),
     "truncated-header": _truncate(0.001),
     "zeroed-head": _zero(0.0, 0.05),
-    "zeroed-middle": _zero(0.3, 0.7),
+    "zeroed-first-half": _zero(0.0, 0.5),
     "random-bytes": _garbage,
     "hdf5-signature-only": _hdf5_signature_then_garbage,
     "foreign-hdf5": _foreign,
@@ -585,7 +585,7 @@ def test_unwritable_out(tmp_path, capsys, name):
 
 def test_out_dir_in_file_is_a_file(tmp_path, capsys):
     (tmp_path / "afile").write_text("not a folder\n")
-    refused_file(with_keys(R, "run", out_dir=str(tmp_path / "afile")), tmp_path, capsys, "out_dir")
+    refused_file(with_keys(R, "run", out_dir=str(tmp_path / "afile")), tmp_path, capsys, "out_dir", out=False)
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes into read-only folders")

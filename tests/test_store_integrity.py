@@ -309,6 +309,7 @@ def test_rlimit_fsize_on_run_and_resume(reference, tmp_path, capsys):
 def test_export_to_a_full_target_exits_cleanly(reference, tmp_path, capsys):
     with prepare_run(_experiment(tmp_path / "runs")) as run:
         path = run.run().path
+    (tmp_path / "x").mkdir()  # export writes into an existing folder (a missing one is refused, exit 2)
     for fmt, target in (("netcdf", tmp_path / "x" / "run.nc"), ("csv", tmp_path / "x" / "run")):
         p = _labtrain(["export", path, "--format", fmt, "-o", target], limit=200)
         assert p.returncode == 4, p.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from labtrain.config import ConfigError, Experiment, experiment_from_text, load_
 from labtrain.training.run import Listener, Run, run_file_path
 from labtrain.training.store import RunStore, RunUnits, StoreError
 
-__all__ = ["prepare_run", "prepare_resume", "open_run", "overrides_from_cli"]
+__all__ = ["prepare_run", "prepare_resume", "open_run", "overrides_from_cli", "experiment_of_run", "check_out_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,33 @@ def _snapshot(setup: Setup) -> dict:
             "run": dict(exp["run"]), "experiment": exp.sections}
 
 
+def check_out_dir(exp: Experiment) -> Path:
+    """``[run] out_dir`` can take a new run file: an existing writable folder, or a path whose nearest
+    existing parent is one (created when the run starts).  Creates nothing; raises :class:`ConfigError`."""
+    out_dir = exp["run"]["out_dir"]
+    where = f"{exp.path or '<experiment>'}: [run] out_dir = {out_dir!r}"
+    if not str(out_dir).strip():
+        raise ConfigError(f"{where}: empty; give the folder for run files")
+    folder = Path(out_dir).expanduser()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{where}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{where}: folder {existing} is not writable")
+    return folder
+
+
+def _make_out_dir(exp: Experiment) -> None:
+    folder = check_out_dir(exp)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{exp.path or '<experiment>'}: [run] out_dir = {exp['run']['out_dir']!r}: cannot create "
+                          f"the folder ({exc.strerror})") from None
+
+
 def prepare_run(experiment: str | Path | Experiment, overrides: dict | None = None,
                 listeners: list[Listener] | None = None, store: bool = True,
                 attrs: dict[str, Any] | None = None) -> Run:
@@ -60,9 +88,16 @@ def prepare_run(experiment: str | Path | Experiment, overrides: dict | None = No
     :class:`~labtrain.training.store.StoreWriteError` if the disk cannot hold the file (none is left).
     """
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment, overrides)
+    if store:
+        check_out_dir(exp)
     setup = build_setup(exp)
     run_store = None
     if store:
+        try:
+            _make_out_dir(exp)
+        except ConfigError:
+            setup.chip.close()
+            raise
         probe = _make_run(setup, None, [])
         while True:
             try:
@@ -77,6 +112,10 @@ def prepare_run(experiment: str | Path | Experiment, overrides: dict | None = No
                          exp["backend"]["kind"], exp["learning"]["rule"], probe.total_steps)
                 break
             except FileExistsError:  # another run took the name in the same second: take the next one
+                if not Path(exp["run"]["out_dir"]).is_dir():
+                    setup.chip.close()
+                    raise ConfigError(f"{exp.path or '<experiment>'}: [run] out_dir = {exp['run']['out_dir']!r}: "
+                                      "not a folder") from None
                 continue
             except BaseException:
                 setup.chip.close()
@@ -84,30 +123,51 @@ def prepare_run(experiment: str | Path | Experiment, overrides: dict | None = No
     return _make_run(setup, run_store, list(listeners or []))
 
 
+def experiment_of_run(path: str | Path, text: str, source: str, overrides: dict) -> Experiment:
+    """The experiment stored in the run file ``path`` (its text, source and overrides), validated; a
+    :class:`ConfigError` names the run file (it is what was given), not the source it was made from."""
+    try:
+        return experiment_from_text(text, Path(source) if source else None, overrides)
+    except ConfigError as exc:
+        message, prefix = str(exc), f"{source or '<experiment>'}: "
+        if message.startswith(prefix):
+            message = message[len(prefix):]
+        raise ConfigError(f"{path}: the experiment stored in the run file does not build: {message}") from None
+
+
 def prepare_resume(path: str | Path, listeners: list[Listener] | None = None,
                    epochs: int | None = None) -> Run:
     """Reopen a stopped or crashed run at its latest checkpoint.
 
-    Takes the run file's lease (:class:`~labtrain.training.store.LeaseError` if a live process
-    holds it; a dead process's lease is taken over).  ``epochs`` extends (or sets) the run's
-    length.  Raises :class:`StoreError` for an unusable file and :class:`ConfigError` if its
-    experiment no longer builds.
+    Everything is checked before the file is touched: its status, the stored experiment (with
+    ``epochs``), the setup it builds and that ``epochs`` leaves steps to do.  Then the run file's lease
+    is taken (:class:`~labtrain.training.store.LeaseError` if a live process holds it; a dead
+    process's lease is taken over).  ``epochs`` extends (or sets) the run's length.  Raises
+    :class:`StoreError` for an unusable file and :class:`ConfigError` if its experiment no longer
+    builds.
     """
-    if epochs is None:
-        with RunStore.open(path) as peek:  # refused without writing anything
-            if peek.attrs["status"] == "completed":
-                raise StoreError(f"{path}: run already completed (use --epochs to train longer)")
-    store = RunStore.open(path, "r+")
-    setup = None
+    with RunStore.open(path) as peek:  # refused without writing anything
+        if peek.attrs["status"] == "completed" and epochs is None:
+            raise StoreError(f"{path}: run already completed (use --epochs to train longer)")
+        overrides, text, source = peek.overrides, peek.experiment_text, peek.source
+        checkpoint = peek.latest_checkpoint()
+    if epochs is not None:
+        overrides.setdefault("run", {})["epochs"] = epochs
+    exp = experiment_of_run(path, text, source, overrides)
+    setup = build_setup(exp)
+    store = None
     try:
+        done = checkpoint[0] + 1 if checkpoint is not None else 0
+        probe = _make_run(setup, None, [])
+        if epochs is not None and probe.total_steps <= done:
+            raise StoreError(f"{path}: --epochs {epochs} is {probe.total_steps} steps, and {done} are done already; "
+                             f"give more epochs to train longer")
+        if checkpoint is not None and len(checkpoint[1]) != setup.chip.parameter_spec.size:
+            raise StoreError(f"{path}: checkpoint has {len(checkpoint[1])} parameters, the chip "
+                             f"{setup.chip.parameter_spec.size}")
+        store = RunStore.open(path, "r+")
         if store.attrs["status"] == "completed" and epochs is None:
             raise StoreError(f"{path}: run already completed (use --epochs to train longer)")
-        overrides = store.overrides
-        if epochs is not None:
-            overrides.setdefault("run", {})["epochs"] = epochs
-        source = store.source
-        exp = experiment_from_text(store.experiment_text, Path(source) if source else None, overrides)
-        setup = build_setup(exp)
         checkpoint = store.latest_checkpoint()
         run = _make_run(setup, store, list(listeners or []))
         if checkpoint is not None:
@@ -125,9 +185,9 @@ def prepare_resume(path: str | Path, listeners: list[Listener] | None = None,
         log.info("%s: resuming after step %d of %d", path, run.next_step, run.total_steps)
         return run
     except BaseException:
-        store.close()
-        if setup is not None:
-            setup.chip.close()
+        if store is not None:
+            store.close()
+        setup.chip.close()
         raise
 
 

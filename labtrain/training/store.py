@@ -1155,25 +1155,37 @@ class RunStore:
         if self.version == 2:
             self._load_state()
 
+    def _stored(self, what: str, read: Callable[[], Any], table: bool = False) -> Any:
+        """A stored record; a missing or damaged one is a one-line :class:`StoreError` naming the run file
+        (``table``: a JSON object)."""
+        try:
+            value = read()
+        except (KeyError, OSError, ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise StoreError(f"{self.path}: the run file's {what} is missing or damaged ({_first_line(exc)})") \
+                from None
+        if table and not isinstance(value, dict):
+            raise StoreError(f"{self.path}: the run file's {what} is damaged (not a table)")
+        return value
+
     @property
     def experiment_text(self) -> str:
-        return self.h5["experiment"].asstr()[()]
+        return self._stored("experiment", lambda: str(self.h5["experiment"].asstr()[()]))
 
     @property
     def overrides(self) -> dict:
-        return json.loads(self.h5["experiment"].attrs["overrides"])
+        return self._stored("overrides", lambda: json.loads(self.h5["experiment"].attrs["overrides"]), table=True)
 
     @property
     def source(self) -> str:
-        return str(self.h5["experiment"].attrs["source"])
+        return self._stored("experiment source", lambda: str(self.h5["experiment"].attrs["source"]))
 
     @property
     def snapshot(self) -> dict:
-        return json.loads(self.h5["snapshot"].asstr()[()])
+        return self._stored("snapshot", lambda: json.loads(self.h5["snapshot"].asstr()[()]), table=True)
 
     @property
     def task(self) -> dict:
-        return json.loads(self.h5["task"].asstr()[()])
+        return self._stored("task record", lambda: json.loads(self.h5["task"].asstr()[()]), table=True)
 
     def _read(self, region: _Region, rows: int, start: int = 0) -> np.ndarray:
         raw = _pread(self._fd, rows * region.row_bytes, region.offset + start * region.row_bytes) if rows else b""
