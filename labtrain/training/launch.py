@@ -150,7 +150,7 @@ def prepare_resume(path: str | Path, listeners: list[Listener] | None = None,
         if peek.attrs["status"] == "completed" and epochs is None:
             raise StoreError(f"{path}: run already completed (use --epochs to train longer)")
         overrides, text, source = peek.overrides, peek.experiment_text, peek.source
-        checkpoint = peek.latest_checkpoint()
+        checkpoint = peek.latest_checkpoint() if peek.version == 2 else None  # format 1: converted by "r+"
     if epochs is not None:
         overrides.setdefault("run", {})["epochs"] = epochs
     exp = experiment_of_run(path, text, source, overrides)
