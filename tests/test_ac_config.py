@@ -176,8 +176,8 @@ BAD = {
                             ["fp_mode = 'frequency_domain'", "time_domain"]),
     "nonlinear-gate-range": (with_lines(DIODE_XOR, "chip", "gate_min_v = 2.0", "gate_max_v = 1.0"),
                              ["gate_min_v", "gate_max_v"]),
-    "beta_s-on-nonlinear": (with_lines(DIODE_XOR, "learning", "beta_s = 1e-6"), ["[learning]", "beta_s",
-                                                                                "'nonlinear_resistor'"]),
+    "input_mode-on-nonlinear": (with_lines(DIODE_XOR, "chip", 'input_mode = "current"'), ["[chip]", "input_mode",
+                                                                                        "'nonlinear_resistor'"]),
 }
 
 
