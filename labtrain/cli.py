@@ -949,6 +949,21 @@ _nonnegative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 _positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
 
 
+def _bug_report(exc: BaseException) -> str:
+    """``Type: first line of the message (at file:line in function)``, at the innermost labtrain frame."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if f"{os.sep}labtrain{os.sep}" in f.filename] or frames
+    where = ""
+    if ours:
+        f = ours[-1]
+        name = f.filename.split(f"{os.sep}labtrain{os.sep}", 1)[-1]
+        where = f" (at labtrain/{name}:{f.lineno} in {f.name})"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}{': ' + text[:300] if text else ''}{where}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``labtrain`` console script.
 
@@ -975,7 +990,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if isinstance(exc, BrokenPipeError):  # e.g. `labtrain show RUN | head`: stop quietly
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 return EXIT_OK
-            raise
+            if os.environ.get("LABTRAIN_DEBUG"):
+                raise
+            # Anything else is a bug: one line (what and where) instead of a traceback; every command closes its
+            # chip (safe state) and run file in its own finally blocks before the exception reaches here.
+            print(f"{command}: internal error: {_bug_report(exc)}; please report this bug (LABTRAIN_DEBUG=1 shows "
+                  "the traceback)", file=sys.stderr)
+            return EXIT_FAILED
     except KeyboardInterrupt:  # a terminal shows "^C" without a newline: start the one line below it
         print(f"{chr(10) if sys.stderr.isatty() else ''}{command}: stopped by Ctrl-C", file=sys.stderr)
         return EXIT_STOPPED

@@ -301,6 +301,10 @@ def _check_chip_type(s: dict[str, dict[str, Any]], given: dict[str, dict[str, An
         spec.check(s, given, source)
 
 
+#: Longest acquisition of one example on twin/hardware (s): beyond it a run would sit for hours per example.
+MAX_EXAMPLE_S = 600.0
+
+
 def _cross_checks(s: dict[str, dict[str, Any]], source: str) -> None:
     """Checks of keys several kinds share (each applies only where the kind has the keys)."""
     chip, task, learning = s["chip"], s["task"], s["learning"]
@@ -316,6 +320,20 @@ def _cross_checks(s: dict[str, dict[str, Any]], source: str) -> None:
     if "state_target_on" in task and task["state_target_on"] == task["state_target_off"]:
         raise ConfigError(f"{source}: [task] state_target_on = state_target_off = {task['state_target_on']!r}: the "
                           "targets would not tell the classes apart")
+    backend = s["backend"]
+    if backend["kind"] != "ideal":  # twin and hardware acquire in real time
+        samples = backend["settle_samples"] + backend["average_samples"]
+        seconds = samples / backend["rate_hz"]
+        if seconds > MAX_EXAMPLE_S:
+            raise ConfigError(f"{source}: [backend] rate_hz = {backend['rate_hz']!r}: one example's {samples} samples "
+                              f"(settle_samples + average_samples) take {seconds:.3g} s on {backend['kind']}, more "
+                              f"than {MAX_EXAMPLE_S:g} s; raise rate_hz")
+    if "topology" in chip:  # the graph must fit in memory (terminal counts: at least one each)
+        from labtrain.resources import BYTES_PER_EDGE, BYTES_PER_NODE, check_memory, graph_size
+
+        nodes, edges = graph_size(chip, 1, 1)
+        check_memory(f"{source}: [chip] topology = {chip['topology']!r}", f"a network of {nodes:,} nodes and "
+                     f"{edges:,} edges", BYTES_PER_NODE * nodes + BYTES_PER_EDGE * edges)
     if chip.get("topology") == "edge_list" and not chip["edge_list"]:
         raise ConfigError(f"{source}: [chip] topology = 'edge_list' needs edge_list = \"path/to/edges.txt\"")
     if chip.get("topology") == "edge_list" and not (chip["inputs"] and chip["outputs"] and chip["grounds"]):

@@ -18,6 +18,7 @@ from labtrain.protocols.fidelity import compare_gradients, fidelity_row
 from labtrain.protocols.frequency_propagation import FrequencyPropagation
 from labtrain.protocols.homodyne import HomodyneGradient
 from labtrain.kinds import source_of
+from labtrain.resources import check_memory
 
 __all__ = ["fp_rule", "hge_rule", "check_ac_settings", "fp_gradcheck_rows", "one_line"]
 
@@ -46,6 +47,14 @@ def check_ac_settings(exp: Experiment, estimator, chip) -> None:
     """Plan the rule's tones on ``chip`` and check amplitudes; a ``ConfigError`` naming the key on failure."""
     where = f"{source_of(exp)}: [learning]"
     lr = exp["learning"]
+    if isinstance(estimator, (FrequencyPropagation, HomodyneGradient)) and getattr(estimator, "mode", "") not in (
+            "frequency_domain", "finite_difference"):
+        rate = float(getattr(chip, "rate_hz", None) or exp["backend"]["rate_hz"])
+        samples = rate * (lr["window_s"] + lr["settle_s"])
+        channels = max(16, int(chip.parameter_spec.size))
+        check_memory(f"{where} window_s = {lr['window_s']!r}, settle_s = {lr['settle_s']!r}",
+                     f"one example's waveforms ({samples:.3g} samples at {rate:g} Hz on {channels} channels)",
+                     4 * 8 * samples * channels)
     if isinstance(estimator, FrequencyPropagation) and estimator.mode == "time_domain":
         rate = float(chip.rate_hz or exp["backend"]["rate_hz"])
         try:

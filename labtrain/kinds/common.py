@@ -9,6 +9,7 @@ import numpy as np
 
 from labtrain.config import ConfigError, Experiment, schema_for
 from labtrain.kinds import source_of as _src
+from labtrain.resources import BYTES_PER_EDGE, BYTES_PER_NODE, check_memory, graph_size
 from labtrain.physics.network import Network, NetworkError, all_to_all, from_edge_list, layered, lattice, random_graph
 from labtrain.training.tasks import Task, TaskError, make_task
 
@@ -42,6 +43,9 @@ def build_network(exp: Experiment, n_inputs: int, n_outputs: int) -> Network:
     explicit = {k: (c[k] or None) for k in ("inputs", "outputs", "grounds")}
     bounds = {k: c[k] for k in ("g_min_s", "g_max_s") if k in c}  # conductance kinds: the edge bounds
     topo = c["topology"]
+    nodes, edges = graph_size(c, n_inputs, n_outputs)
+    check_memory(f"{_src(exp)}: [chip] topology = {topo!r}", f"a network of {nodes:,} nodes and {edges:,} edges",
+                 BYTES_PER_NODE * nodes + BYTES_PER_EDGE * edges)
     try:
         if topo == "lattice":
             net = lattice(c["rows"], c["cols"], diagonals=c["diagonals"], skip=c["skip"], n_inputs=n_inputs,

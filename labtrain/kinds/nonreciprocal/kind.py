@@ -9,6 +9,15 @@ from labtrain.kinds.fields import HIDDEN_LAYERS, RELAXATION, merge, topology
 from labtrain.kinds.nonreciprocal.builder import (RULE_NAMES, no_network, nonreciprocal_rule, build_nonreciprocal_chip,
                                                   build_nonreciprocal_task, nonreciprocal_gradcheck)
 from labtrain.kinds.nonreciprocal.schema import OWN
+from labtrain.resources import check_memory
+
+
+def check(s: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], source: str) -> None:
+    """The dense coupling matrices (forward and backward, their gradients and the optimiser's moments: about
+    eight ``n x n`` arrays over every unit) must fit in memory."""
+    n = sum(s["chip"]["hidden_layers"]) + 2
+    check_memory(f"{source}: [chip] hidden_layers = {s['chip']['hidden_layers']!r}",
+                 f"a non-reciprocal network of {n:,} units", 8 * 8 * n * n)
 
 
 def describe(s: dict[str, dict[str, Any]]) -> str:
@@ -27,6 +36,7 @@ KIND = ChipKind(
     backends=("ideal",),
     topologies=("layered",),
     default_topology="layered",
+    check=check,
     gradcheck=nonreciprocal_gradcheck,
     gradcheck_options=("beta",),
     describe=describe,
