@@ -5,6 +5,7 @@ A fragment maps ``section -> {key: Field}``; :func:`merge` joins fragments into 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 from labtrain.linalg import SOLVERS
@@ -13,7 +14,7 @@ from labtrain.schema import ConfigError, Field
 
 __all__ = ["GRAPH", "HIDDEN_LAYERS", "CONDUCTANCE", "GEP", "FP", "VOLTAGE_TASK", "AC_WINDOW", "RELAXATION",
            "SOLVER", "TOPOLOGIES", "FP_ACTIVATIONS", "topology", "merge", "check_fp",
-           "check_direct_solver"]
+           "check_direct_solver", "check_bench_settings"]
 
 F = Field
 #: Every network builder of :mod:`labtrain.physics.network` (a kind accepts a subset).
@@ -135,6 +136,36 @@ def check_direct_solver(s: dict[str, dict[str, Any]], source: str) -> None:
         raise ConfigError(f"{source}: [chip] solver = 'cg': [chip] type = {s['chip']['type']!r} needs a "
                           "factorisation in every Newton step (pivots, stability check); use auto, superlu or "
                           "cholmod")
+
+
+def check_bench_settings(s: dict[str, dict[str, Any]], source: str) -> None:
+    """Twin/hardware benches of voltage-driven pot networks, checked from the file alone (what the bench chip
+    would refuse only once it runs): the pots' nominal range must overlap the allowed conductances, the input
+    levels must lie inside ``+-max_abs_v`` and the largest input step must ramp at ``max_slew_v_per_s`` within
+    ``settle_samples``."""
+    b, chip, task = s["backend"], s["chip"], s["task"]
+    if b["kind"] == "ideal":
+        return
+    if "g_min_s" in chip:
+        r_min = b["pot_r_end_ohm"] + b["pot_r_wiper_ohm"]
+        r_max = r_min + b["pot_r_total_ohm"]
+        if chip["g_min_s"] > (1.0 / r_min if r_min > 0 else float("inf")) or chip["g_max_s"] < 1.0 / r_max:
+            raise ConfigError(f"{source}: [backend] the pots span [{1 / r_max:g}, "
+                              f"{(1 / r_min) if r_min > 0 else float('inf'):g}] S (pot_r_total_ohm, pot_r_wiper_ohm, "
+                              f"pot_r_end_ohm), which misses [chip] g_min_s..g_max_s = [{chip['g_min_s']:g}, "
+                              f"{chip['g_max_s']:g}] S")
+    levels = [task["input_low_v"], task["input_high_v"], *task.get("bias_inputs_v", [])]
+    worst = max(levels, key=abs)
+    if abs(worst) > b["max_abs_v"]:
+        raise ConfigError(f"{source}: [task] input level {worst:g} V is beyond [backend] max_abs_v = "
+                          f"{b['max_abs_v']!r}; the safety layer would refuse it")
+    jump = abs(task["input_high_v"] - task["input_low_v"])
+    step = b["max_slew_v_per_s"] / b["rate_hz"]
+    need = math.ceil(jump / step - 1e-9)
+    if need > b["settle_samples"]:
+        raise ConfigError(f"{source}: [backend] settle_samples = {b['settle_samples']}: an input step of {jump:g} V "
+                          f"ramps for {need:.3g} samples at max_slew_v_per_s = {b['max_slew_v_per_s']!r} and rate_hz = "
+                          f"{b['rate_hz']!r}; raise settle_samples or max_slew_v_per_s")
 
 
 def topology(choices: tuple[str, ...], default: str, doc: str) -> dict[str, dict[str, Field]]:

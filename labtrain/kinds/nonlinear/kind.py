@@ -8,7 +8,7 @@ from labtrain.kinds import ChipKind
 from labtrain.kinds.ac_rules import check_ac_settings, fp_rule
 from labtrain.kinds.common import build_task
 from labtrain.kinds.fields import (AC_WINDOW, CONDUCTANCE, FP, GEP, GRAPH, HIDDEN_LAYERS, SOLVER, VOLTAGE_TASK,
-                                   check_direct_solver, check_fp, merge, topology)
+                                   check_bench_settings, check_direct_solver, check_fp, merge, topology)
 from labtrain.kinds.nonlinear.builder import (build_nonlinear_chip, build_nonlinear_network, check_nonlinear_bench,
                                               nonlinear_gradcheck)
 from labtrain.kinds.nonlinear.schema import OWN
@@ -32,6 +32,7 @@ def check(s: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], source
     """
     c, learning, backend = s["chip"], s["learning"], s["backend"]
     check_direct_solver(s, source)
+    check_bench_settings(s, source)
     if c["gate_min_v"] > c["gate_max_v"]:
         raise ConfigError(f"{source}: [chip] gate_min_v = {c['gate_min_v']!r} is above gate_max_v = "
                           f"{c['gate_max_v']!r}")

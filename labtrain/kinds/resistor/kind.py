@@ -8,7 +8,7 @@ from labtrain.kinds import ChipKind
 from labtrain.kinds.ac_rules import check_ac_settings
 from labtrain.kinds.common import build_task
 from labtrain.kinds.fields import (AC_WINDOW, CONDUCTANCE, FP, GEP, GRAPH, HIDDEN_LAYERS, SOLVER, TOPOLOGIES,
-                                   VOLTAGE_TASK, check_fp, merge, topology)
+                                   VOLTAGE_TASK, check_bench_settings, check_fp, merge, topology)
 from labtrain.kinds.resistor.builder import (RULES, build_resistor_chip, build_resistor_network, check_bench,
                                              resistor_gradcheck)
 from labtrain.kinds.resistor.schema import OWN
@@ -23,6 +23,7 @@ def check(s: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], source
     learning, backend = s["learning"], s["backend"]
     if backend["pot_steps"] == 1:
         raise ConfigError(f"{source}: [backend] pot_steps = 1: a pot needs >= 2 taps (0 = continuous)")
+    check_bench_settings(s, source)
     if learning["rule"] == "cl_clocked" and learning["optimizer"] not in ("adam", "tap_step"):
         # adam is the default; an explicit other choice is a contradiction worth flagging
         raise ConfigError(f"{source}: [learning] optimizer = {learning['optimizer']!r}: rule cl_clocked moves one "
