@@ -215,6 +215,10 @@ def _train(run, quiet: bool) -> int:
               f"file keeps every step up to its last checkpoint" + (f"; resume with: labtrain resume {path}" if path
                                                                      else ""), file=sys.stderr)
         return EXIT_RESOURCE
+    except Exception as exc:  # a bug: the run has put the chip in its safe state and recorded "failed"
+        if run.store is not None:
+            exc.labtrain_run_file = run.store.path  # type: ignore[attr-defined]  # named by main's bug report
+        raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -961,7 +965,9 @@ def _bug_report(exc: BaseException) -> str:
         name = f.filename.split(f"{os.sep}labtrain{os.sep}", 1)[-1]
         where = f" (at labtrain/{name}:{f.lineno} in {f.name})"
     text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}{': ' + text[:300] if text else ''}{where}"
+    run_file = getattr(exc, "labtrain_run_file", None)
+    after = f"; the chip is in its safe state, run file {run_file} (status failed)" if run_file else ""
+    return f"{type(exc).__name__}{': ' + text[:300] if text else ''}{where}{after}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -328,6 +328,13 @@ def _cross_checks(s: dict[str, dict[str, Any]], source: str) -> None:
             raise ConfigError(f"{source}: [backend] rate_hz = {backend['rate_hz']!r}: one example's {samples} samples "
                               f"(settle_samples + average_samples) take {seconds:.3g} s on {backend['kind']}, more "
                               f"than {MAX_EXAMPLE_S:g} s; raise rate_hz")
+    if task["name"] in ("linear_regression", "nonlinear_regression"):  # features, targets and their copies
+        from labtrain.resources import check_memory
+
+        n = task["n_samples"]
+        check_memory(f"{source}: [task] n_samples = {n!r}, n_features = {task['n_features']!r}, n_targets = "
+                     f"{task['n_targets']!r}", "the synthetic data set", 8 * 4 * n * (task["n_features"] +
+                                                                                 task["n_targets"]))
     if "topology" in chip:  # the graph must fit in memory (terminal counts: at least one each)
         from labtrain.resources import BYTES_PER_EDGE, BYTES_PER_NODE, check_memory, graph_size
 

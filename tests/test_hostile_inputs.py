@@ -266,6 +266,8 @@ CONTRADICTIONS = {
                             ["memory"]),
     "nonreciprocal-far-too-big": (with_keys(NR, "chip", hidden_layers=[100000, 100000, 100000]), ["memory"]),
     "nonlinear-far-too-big": (with_keys(NL, "chip", hidden_layers=[100000, 100000, 100000]), ["memory"]),
+    "regression-data-far-too-big": (with_keys(R, "task", name="linear_regression", n_samples=10_000_000,
+                                              n_features=100_000), ["memory"]),
     "random-more-edges-than-pairs": (with_keys(R, "chip", topology="random", n_nodes=10, n_edges=100),
                                      ["45 edges"]),
     "random-too-few-edges": (with_keys(R, "chip", topology="random", n_nodes=100, n_edges=5), ["edges"]),
@@ -671,6 +673,41 @@ def test_gradcheck_run_file_set_changes_the_chip(tmp_path, capsys, good_run):
 def test_gradcheck_eta_through_schema_on_run_file(tmp_path, capsys, good_run):
     p = _copy(good_run, tmp_path)
     refused(["gradcheck", p, "--eta", "1.5"], capsys, tmp_path, "eta")
+
+
+# ------------------------------------------------------------ bug reports
+def test_unexpected_exception_mid_run_is_one_bug_line(tmp_path, capsys, monkeypatch):
+    """Not bad input but a bug: exit 1, one line naming the exception, where it was raised and the run file
+    (status failed), no traceback."""
+    from labtrain.protocols.gep import CoupledLearning
+    from labtrain.training.store import read_summary
+
+    def boom(self, *args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(CoupledLearning, "estimate", boom)
+    f = tmp_path / "exp.toml"
+    f.write_text(R)
+    code, out, err = cli(["run", f, "--out", tmp_path / "runs", "-q"], capsys)
+    assert code == 1 and "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    (path,) = (tmp_path / "runs").glob("*.h5")
+    assert "internal error: RuntimeError: boom (at labtrain/" in line and str(path) in line
+    assert read_summary(path)["status"] == "failed"
+
+
+def test_unexpected_exception_before_run_is_one_bug_line(tmp_path, capsys, monkeypatch):
+    import labtrain.training.launch as launch
+
+    def boom(exp):
+        raise KeyError("no such thing")
+
+    monkeypatch.setattr(launch, "build_setup", boom)
+    f = tmp_path / "exp.toml"
+    f.write_text(R)
+    code, out, err = cli(["run", f, "--out", tmp_path / "runs", "-q"], capsys)
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "internal error: KeyError" in err and not (tmp_path / "runs").exists()
 
 
 # ------------------------------------------------------------- subprocess
