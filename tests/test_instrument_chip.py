@@ -157,10 +157,10 @@ def test_twin_pots_hold_the_believed_taps_and_history_is_safe():
 
 def test_settle_samples_too_short_for_slew_is_a_clear_error():
     net = lt.lattice(3, 3, n_inputs=2, n_outputs=1)
-    backend, wiring = twin_backend(max_slew_v_per_s=100.0)
+    backend, wiring = twin_backend()
     # an experiment file with these settings is refused before any chip exists (tests/test_hostile_inputs.py);
     # the chip keeps its own check for settings that reach it another way
-    chip = build_instrument_chip({**backend, "settle_samples": 2}, wiring, net, None, 0)
+    chip = build_instrument_chip({**backend, "settle_samples": 2, "max_slew_v_per_s": 100.0}, wiring, net, None, 0)
     try:
         with pytest.raises(ValueError, match="settle_samples"):
             chip.measure(np.array([[0.0, 0.0], [1.0, 1.0]]))
