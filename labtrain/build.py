@@ -103,5 +103,7 @@ def check_bench(exp: Experiment) -> tuple[Task, Network | None, dict[str, str], 
     task = kind.task(exp)
     net = kind.network(exp, task)
     estimator = build_estimator(exp)
+    if kind.check_setup is not None:  # what run checks once the chip exists, as far as it needs no chip
+        kind.check_setup(exp, estimator, None)
     identities, wiring = kind.check_bench(exp, estimator, net)
     return task, net, identities, wiring

@@ -84,7 +84,8 @@ class ChipKind:
         Cross-checks of the validated sections (defaults filled; ``given`` is what the file wrote);
         may fill derived defaults; raises :class:`~labtrain.schema.ConfigError`.
     check_setup : callable(exp, estimator, chip), optional
-        Checks once the chip exists (tone plans at the chip's clock, amplitudes); ConfigError.
+        Checks once the chip exists (tone plans at the chip's clock, amplitudes); ConfigError.  ``labtrain
+        check`` on a bench calls it with ``chip=None`` (no chip is built there): it checks what needs no chip.
     check_bench : callable(exp) -> (identities, wiring dict), optional
         ``labtrain check`` on twin/hardware: builds the wiring and asks every instrument its identity,
         without applying any voltage.

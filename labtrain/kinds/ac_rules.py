@@ -44,19 +44,22 @@ def hge_rule(exp: Experiment, mode: str | None = None) -> HomodyneGradient:
 
 
 def check_ac_settings(exp: Experiment, estimator, chip) -> None:
-    """Plan the rule's tones on ``chip`` and check amplitudes; a ``ConfigError`` naming the key on failure."""
+    """Plan the rule's tones on ``chip`` and check amplitudes; a ``ConfigError`` naming the key on failure.
+
+    ``chip`` None (``labtrain check`` on a bench, which builds no chip): what needs no chip -- the waveforms'
+    memory and the fp tone plan at ``[backend] rate_hz``."""
     where = f"{source_of(exp)}: [learning]"
     lr = exp["learning"]
     if isinstance(estimator, (FrequencyPropagation, HomodyneGradient)) and getattr(estimator, "mode", "") not in (
             "frequency_domain", "finite_difference"):
         rate = float(getattr(chip, "rate_hz", None) or exp["backend"]["rate_hz"])
         samples = rate * (lr["window_s"] + lr["settle_s"])
-        channels = max(16, int(chip.parameter_spec.size))
+        channels = max(16, int(chip.parameter_spec.size) if chip is not None else 16)
         check_memory(f"{where} window_s = {lr['window_s']!r}, settle_s = {lr['settle_s']!r}",
                      f"one example's waveforms ({samples:.3g} samples at {rate:g} Hz on {channels} channels)",
                      4 * 8 * samples * channels)
     if isinstance(estimator, FrequencyPropagation) and estimator.mode == "time_domain":
-        rate = float(chip.rate_hz or exp["backend"]["rate_hz"])
+        rate = float(getattr(chip, "rate_hz", None) or exp["backend"]["rate_hz"])
         try:
             plan = estimator.frequency_plan(rate)
         except ValueError as exc:
@@ -66,6 +69,8 @@ def check_ac_settings(exp: Experiment, estimator, chip) -> None:
                               f"{one_line(exc)}") from None
         estimator.plan = None  # keep the rule's own planning (same tones): describe() stays as configured
         estimator.last_plan = plan
+    elif chip is None:  # labtrain check on a bench: no chip is built; the tone plan of hge needs one
+        return
     elif isinstance(estimator, HomodyneGradient) and estimator.mode != "finite_difference":
         try:
             plan = estimator.plan_for(chip)

@@ -154,11 +154,13 @@ def check_bench_settings(s: dict[str, dict[str, Any]], source: str) -> None:
                               f"{(1 / r_min) if r_min > 0 else float('inf'):g}] S (pot_r_total_ohm, pot_r_wiper_ohm, "
                               f"pot_r_end_ohm), which misses [chip] g_min_s..g_max_s = [{chip['g_min_s']:g}, "
                               f"{chip['g_max_s']:g}] S")
-    levels = [task["input_low_v"], task["input_high_v"], *task.get("bias_inputs_v", [])]
-    worst = max(levels, key=abs)
-    if abs(worst) > b["max_abs_v"]:
-        raise ConfigError(f"{source}: [task] input level {worst:g} V is beyond [backend] max_abs_v = "
-                          f"{b['max_abs_v']!r}; the safety layer would refuse it")
+    levels = {"input": [task["input_low_v"], task["input_high_v"], *task.get("bias_inputs_v", [])],
+              "target": [task["target_on_v"], task["target_off_v"]]}  # outputs are clamped towards the targets
+    for what, values in levels.items():
+        worst = max(values, key=abs)
+        if abs(worst) > b["max_abs_v"]:
+            raise ConfigError(f"{source}: [task] {what} level {worst:g} V is beyond [backend] max_abs_v = "
+                              f"{b['max_abs_v']!r}; the safety layer would refuse it")
     jump = abs(task["input_high_v"] - task["input_low_v"])
     step = b["max_slew_v_per_s"] / b["rate_hz"]
     need = math.ceil(jump / step - 1e-9)
