@@ -328,6 +328,11 @@ def _cross_checks(s: dict[str, dict[str, Any]], source: str) -> None:
             raise ConfigError(f"{source}: [backend] rate_hz = {backend['rate_hz']!r}: one example's {samples} samples "
                               f"(settle_samples + average_samples) take {seconds:.3g} s on {backend['kind']}, more "
                               f"than {MAX_EXAMPLE_S:g} s; raise rate_hz")
+        ramp_s = 2 * backend["max_abs_v"] / backend["max_slew_v_per_s"]
+        if ramp_s > MAX_EXAMPLE_S:
+            raise ConfigError(f"{source}: [backend] max_slew_v_per_s = {backend['max_slew_v_per_s']!r}: a ramp across "
+                              f"+-max_abs_v = {backend['max_abs_v']!r} V takes {ramp_s:.3g} s, more than "
+                              f"{MAX_EXAMPLE_S:g} s; raise max_slew_v_per_s")
     if task["name"] in ("linear_regression", "nonlinear_regression"):  # features, targets and their copies
         from labtrain.resources import check_memory
 
