@@ -263,6 +263,11 @@ CONTRADICTIONS = {
                                                        window_s=1e-12), ["window_s"]),
     "dnpu-twin-slew-1e-12": (DNPU.replace('kind = "ideal"', 'kind = "twin"').replace(
         "max_slew_v_per_s = 200.0", "max_slew_v_per_s = 1e-12"), ["max_slew_v_per_s"]),
+    "nonlinear-twin-window-1000s": (with_keys(with_keys(NL, "backend", kind="twin"), "learning", window_s=1000.0),
+                                    ["window_s"]),
+    "dnpu-twin-window-1000s": (DNPU.replace('kind = "ideal"', 'kind = "twin"').replace("window_s = 0.05",
+                                                                                       "window_s = 1000.0"),
+                               ["window_s"]),
     "fp-window-1000s": (with_keys(with_keys(R, "learning", rule="fp", window_s=1000.0), "backend",
                                   rate_hz=1e7), ["window_s"]),
     "fp-window-1000s-nonlinear": (with_keys(with_keys(NL, "learning", window_s=1000.0), "backend", rate_hz=1e7),

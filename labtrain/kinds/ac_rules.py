@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labtrain.config import ConfigError, Experiment, _show
+from labtrain.config import MAX_EXAMPLE_S, ConfigError, Experiment, _show
 from labtrain.protocols.fidelity import compare_gradients, fidelity_row
 from labtrain.protocols.frequency_propagation import FrequencyPropagation
 from labtrain.protocols.homodyne import HomodyneGradient
@@ -55,6 +55,10 @@ def check_ac_settings(exp: Experiment, estimator, chip) -> None:
         rate = float(getattr(chip, "rate_hz", None) or exp["backend"]["rate_hz"])
         samples = rate * (lr["window_s"] + lr["settle_s"])
         channels = max(16, int(chip.parameter_spec.size) if chip is not None else 16)
+        seconds = lr["window_s"] + lr["settle_s"]
+        if exp["backend"]["kind"] != "ideal" and seconds > MAX_EXAMPLE_S:
+            raise ConfigError(f"{where} window_s = {lr['window_s']!r}, settle_s = {lr['settle_s']!r}: one example "
+                              f"takes {seconds:g} s on {exp['backend']['kind']}, more than {MAX_EXAMPLE_S:g} s")
         check_memory(f"{where} window_s = {lr['window_s']!r}, settle_s = {lr['settle_s']!r}",
                      f"one example's waveforms ({samples:.3g} samples at {rate:g} Hz on {channels} channels)",
                      4 * 8 * samples * channels)
