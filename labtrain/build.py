@@ -84,12 +84,16 @@ def build_setup(exp: Experiment) -> Setup:
     if kind.check_setup is not None:
         try:
             kind.check_setup(exp, estimator, chip)  # e.g. tones planned at the chip's clock, amplitudes
-        except ConfigError:
+        except BaseException:  # bad input or a bug: the chip goes to its safe state either way
             chip.close()
             raise
     setup = Setup(exp, task, net, chip, estimator, optimizer, mask, kind)
     if exp["run"].get("record_maps_every", 0) and kind.maps is not None:
-        setup.maps = kind.maps(setup)
+        try:
+            setup.maps = kind.maps(setup)
+        except BaseException:
+            chip.close()
+            raise
     return setup
 
 
