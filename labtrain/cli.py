@@ -382,6 +382,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             return EXIT_OK
         cluster, workers, jobqueue = args.cluster or spec.cluster, args.workers or spec.workers, spec.jobqueue
         sw.check_cluster(spec, cluster)
+        if args.out:
+            _check_folder_target(Path(args.out), "--out")
         folder, _ = sw.prepare_folder(spec, Path(args.out) if args.out else None)
         print(f"sweep folder {folder}", file=sys.stderr)
     report = sw.run_sweep(folder, cluster=cluster, workers=workers, jobqueue=jobqueue, quiet=args.quiet,
@@ -634,6 +636,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_folder_target(folder: Path, option: str) -> None:
+    """``folder`` is a folder, or can be created: its nearest existing parent is a writable folder."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {folder}: folder {existing} is not writable")
+
+
 def _check_export_targets(run: Path, fmt: str, output: str | None, force: bool) -> None:
     """Refuse, before anything is written, an export into a missing folder or onto a folder, the run file
     itself or (without ``--force``) an existing file."""
@@ -765,6 +778,11 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     kind = kind_of(exp)
     if kind.selftest is None:
         raise UsageError(f"[chip] type = {kind.name!r} has no selftest")
+    if args.report:  # refused before the bench is touched, not after the self-test
+        report_path = Path(args.report)
+        if report_path.is_dir():
+            raise UsageError(f"--report {report_path}: is a folder; give a file name")
+        _check_folder_target(report_path.parent, "--report")
     try:
         report = kind.selftest(exp, {"thresholds": thresholds, "twin_faults": faults})
     except InstrumentUnreachable as exc:

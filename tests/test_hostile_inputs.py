@@ -664,6 +664,11 @@ FLAG_CASES = {
     "selftest-bad-limit": (["selftest", "{f}", "--backend", "twin", "--limit", "noise_max_v=-1"], "noise"),
     "selftest-bad-fault": (["selftest", "{f}", "--backend", "twin", "--twin-fault", "explode"], "explode"),
     "sweep-nothing": (["sweep"], "sweep"),
+    "sweep-out-is-a-file": (["sweep", "{f}", "--set", "learning.learning_rate=0.1,0.2", "--out", "{f}"],
+                            "exp.toml"),
+    "selftest-report-onto-a-folder": (["selftest", "{f}", "--backend", "twin", "--report", "{tmp}"], "--report"),
+    "selftest-report-under-a-file": (["selftest", "{f}", "--backend", "twin", "--report", "{f}/r.h5"],
+                                     "--report"),
     "sweep-summary-missing": (["sweep", "--summary", "{tmp}/nosweep"], "nosweep"),
 }
 
