@@ -362,6 +362,8 @@ def load_experiment(path: str | Path, overrides: dict[str, dict[str, Any]] | Non
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder, not an experiment file")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: not a regular file (an experiment file is a TOML text file)")
     if not path.is_file():
         raise ConfigError(f"{path}: experiment file not found")
     try:

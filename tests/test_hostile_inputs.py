@@ -555,6 +555,17 @@ def test_run_file_missing(tmp_path, capsys, command):
     refused([command, tmp_path / "nowhere.h5"], capsys, tmp_path, "nowhere.h5", "not found")
 
 
+@pytest.mark.parametrize("command", ["show", "resume", "export", "gradcheck", "repair"])
+def test_run_file_is_a_folder(tmp_path, capsys, command):
+    (tmp_path / "runs.h5").mkdir()
+    refused([command, tmp_path / "runs.h5"], capsys, tmp_path, "runs.h5", "is a folder")
+
+
+@pytest.mark.parametrize("command", ["show", "resume", "export", "gradcheck", "repair", "check", "run"])
+def test_device_file_given(tmp_path, capsys, command):
+    refused([command, "/dev/null"], capsys, tmp_path, "/dev/null", "not a regular file")
+
+
 @pytest.mark.parametrize("command", ["show", "resume", "export", "repair"])
 def test_run_file_is_an_experiment_file(tmp_path, capsys, command):
     f = tmp_path / "exp.toml"

@@ -1539,6 +1539,10 @@ def _place_new(img: _SparseImage, path: Path) -> None:
 
 
 def _format_of(path: Path) -> str:
+    if path.is_dir():
+        raise StoreError(f"{path}: is a folder, not a run file (labtrain runs {path} lists the run files in it)")
+    if path.exists() and not path.is_file():
+        raise StoreError(f"{path}: not a regular file (a labtrain run file is an HDF5 file)")
     if not path.is_file():
         raise StoreError(f"{path}: run file not found")
     if not h5py.is_hdf5(path):
