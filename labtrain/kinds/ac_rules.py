@@ -54,14 +54,16 @@ def check_ac_settings(exp: Experiment, estimator, chip) -> None:
             "frequency_domain", "finite_difference"):
         rate = float(getattr(chip, "rate_hz", None) or exp["backend"]["rate_hz"])
         samples = rate * (lr["window_s"] + lr["settle_s"])
-        channels = max(16, int(chip.parameter_spec.size) if chip is not None else 16)
+        net = getattr(chip, "network", None)  # waveforms per parameter, edge or node, whichever is more
+        channels = max(16, int(chip.parameter_spec.size) if chip is not None else 16,
+                       *((int(net.n_edges), int(net.n_nodes)) if net is not None else ()))
         seconds = lr["window_s"] + lr["settle_s"]
         if exp["backend"]["kind"] != "ideal" and seconds > MAX_EXAMPLE_S:
             raise ConfigError(f"{where} window_s = {lr['window_s']!r}, settle_s = {lr['settle_s']!r}: one example "
                               f"takes {seconds:g} s on {exp['backend']['kind']}, more than {MAX_EXAMPLE_S:g} s")
         check_memory(f"{where} window_s = {lr['window_s']!r}, settle_s = {lr['settle_s']!r}",
-                     f"one example's waveforms ({samples:.3g} samples at {rate:g} Hz on {channels} channels)",
-                     4 * 8 * samples * channels)
+                     f"one example's acquisition ({samples:.3g} samples at {rate:g} Hz on {channels} channels)",
+                     6 * 8 * samples * channels)
     if isinstance(estimator, FrequencyPropagation) and estimator.mode == "time_domain":
         rate = float(getattr(chip, "rate_hz", None) or exp["backend"]["rate_hz"])
         try:
