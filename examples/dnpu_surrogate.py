@@ -24,7 +24,7 @@ Usage::
 
     python examples/dnpu_surrogate.py [--quick] [--duration-s 30] [--gates and,xor,nand] [--save s.h5]
 
-``--quick`` (about 25 s on a loaded 2-core machine): 3 s of characterisation,
+``--quick`` (a few seconds on a loaded 2-core machine): 3 s of characterisation,
 a 3 x 64 tanh surrogate, gates AND and NAND, 40 iterations.  The full run
 (default): 30 s of characterisation (3e5 samples), a 5 x 90 surrogate (the
 published shape; tanh by default, ``--activation relu`` for the published
@@ -35,18 +35,20 @@ seed 0, twin with 0.1 mV white noise and 16-bit converters, targets
 -1.5 / -0.5 V, plain SGD lr 0.03 from mid-range controls (a 2-core machine
 shared with other jobs):
 
-* ``--quick``: surrogate test RMSE 1.4 nA = 1.74 % of the output range
-  (27 000 samples, 40 epochs); AND and NAND 100 % on the surrogate and 100 %
-  on the original twin (losses 0.040 / 0.047 and 0.024 / 0.028 V^2).
-* full: 300 000 samples (30 s) through the DAQ in 32 s, output range 96 nA,
-  nothing clipped; 5 x 90 tanh surrogate test RMSE 0.31 nA = 0.32 % of the
-  output range (22 epochs, early stopping, 224 s); AND 100 % / 100 % (loss
-  0.033 / 0.034 V^2), NAND 100 % / 100 % (0.007 / 0.009), XOR 75 % / 75 %
-  (0.062 / 0.058: a single plain-SGD run from mid-range does not find XOR on
-  this device; ``examples/dnpu_gates.py`` uses restarts for that); 274 s in
-  all.  With ``--activation relu`` (the published activation): test RMSE
-  0.32 nA = 0.33 %, AND and NAND again 100 % / 100 %.  Surrogate and twin
-  losses agree within ~20 %: what was learned on the surrogate transfers.
+* ``--quick``: surrogate test RMSE 1.5 nA = 1.91 % of the output range
+  (27 000 samples, 34 epochs, 1.1 s); AND and NAND 100 % on the surrogate and
+  100 % on the original twin (losses 0.062 / 0.053 and 0.006 / 0.026 V^2).
+* full: 300 000 samples (30 s) through the DAQ in 19 s, output range 96 nA,
+  nothing clipped; 5 x 90 tanh surrogate test RMSE 0.32 nA = 0.33 % of the
+  output range (19 epochs, early stopping, 80 s with the numpy fitter; the
+  former scikit-learn fitter: 0.32 %, 224 s); AND 100 % / 100 % (loss
+  0.039 / 0.034 V^2), NAND 100 % / 100 % (0.008 / 0.009), XOR 75 % / 75 %
+  (0.066 / 0.057: a single plain-SGD run from mid-range does not find XOR on
+  this device; ``examples/dnpu_gates.py`` uses restarts for that); 111 s in
+  all.  With ``--activation relu`` (the published activation; measured with
+  the scikit-learn fitter): test RMSE 0.32 nA = 0.33 %, AND and NAND again
+  100 % / 100 %.  Surrogate and twin losses agree within ~20 %: what was
+  learned on the surrogate transfers.
 """
 
 from __future__ import annotations
