@@ -638,13 +638,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _check_folder_target(folder: Path, option: str) -> None:
     """``folder`` is a folder, or can be created: its nearest existing parent is a writable folder."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UsageError(f"{option} {folder}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {folder}: folder {existing} is not writable")
+    from labtrain.training.launch import folder_problem
+
+    problem = folder_problem(folder)
+    if problem:
+        raise UsageError(f"{option} {folder}: {problem}")
 
 
 def _check_export_targets(run: Path, fmt: str, output: str | None, force: bool) -> None:

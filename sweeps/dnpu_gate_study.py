@@ -14,25 +14,19 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
+
+from labtrain.training.sweep import load_module
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "dnpu_gate_study.py"
 
 
 def _study():
     """benchmarks/dnpu_gate_study.py as a module."""
-    name = "labtrain_benchmarks_dnpu_gate_study"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_module(SCRIPT)
 
 
 def _options(**given) -> argparse.Namespace:

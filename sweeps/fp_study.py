@@ -14,10 +14,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
 from pathlib import Path
+
+from labtrain.training.sweep import load_module
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "fp_study.py"
 PARTS = ("linear_ideal", "linear_noise", "linear_twin", "diode_gamma", "timings", "diode_twin")
@@ -25,13 +25,7 @@ PARTS = ("linear_ideal", "linear_noise", "linear_twin", "diode_gamma", "timings"
 
 def _study():
     """benchmarks/fp_study.py as a module."""
-    name = "labtrain_benchmarks_fp_study"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_module(SCRIPT)
 
 
 def member(part: str, value: float = 0.0, noise_seeds: int = 8, repeats: int = 5) -> dict:

@@ -15,12 +15,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from labtrain.training.sweep import load_module
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "hge_vs_fd.py"
 FD_STEPS = {"fd4": 1e-4, "fd2": 1e-2}
@@ -28,13 +28,7 @@ FD_STEPS = {"fd4": 1e-4, "fd2": 1e-2}
 
 def _study():
     """benchmarks/hge_vs_fd.py as a module (its batched HGE, FD and exact derivatives)."""
-    name = "labtrain_benchmarks_hge_vs_fd"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_module(SCRIPT)
 
 
 def _rel_cos(d: np.ndarray, ref: np.ndarray) -> tuple[list, list]:

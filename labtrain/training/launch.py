@@ -56,14 +56,23 @@ def check_out_dir(exp: Experiment) -> Path:
     if not str(out_dir).strip():
         raise ConfigError(f"{where}: empty; give the folder for run files")
     folder = Path(out_dir).expanduser()
+    problem = folder_problem(folder)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+    return folder
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why files cannot be made in ``folder`` (``None`` when they can): its nearest existing parent is a file,
+    or a folder that is not writable."""
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise ConfigError(f"{where}: {existing} is a file, not a folder")
+        return f"{existing} is a file, not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"{where}: folder {existing} is not writable")
-    return folder
+        return f"folder {existing} is not writable"
+    return None
 
 
 def _make_out_dir(exp: Experiment) -> None:

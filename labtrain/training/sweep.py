@@ -400,16 +400,18 @@ def _function_target(path: Path, spec: str, where: str) -> tuple[Path, str]:
 
 
 _FUNCTIONS: dict[tuple[str, str], Callable[..., Any]] = {}
+_MODULES: dict[str, Any] = {}
 
 
-def load_function(file: str | Path, name: str) -> Callable[..., Any]:
-    """The callable ``name`` of the Python file ``file`` (imported once per process)."""
+def load_module(file: str | Path) -> Any:
+    """The Python file ``file`` as a module (imported once per process; a sweep file's function or a study
+    script it reuses)."""
     import importlib.util
 
-    key = (str(Path(file).resolve()), name)
-    if key not in _FUNCTIONS:
-        module_name = f"labtrain_sweep_{Path(file).stem}_{abs(hash(key[0])) % 10 ** 8}"
-        spec = importlib.util.spec_from_file_location(module_name, key[0])
+    path = str(Path(file).resolve())
+    if path not in _MODULES:
+        module_name = f"labtrain_sweep_{Path(file).stem}_{abs(hash(path)) % 10 ** 8}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
             raise SweepError(f"{file}: not a Python file")
         module = importlib.util.module_from_spec(spec)
@@ -419,6 +421,15 @@ def load_function(file: str | Path, name: str) -> Callable[..., Any]:
         except Exception:
             sys.modules.pop(module_name, None)
             raise
+        _MODULES[path] = module
+    return _MODULES[path]
+
+
+def load_function(file: str | Path, name: str) -> Callable[..., Any]:
+    """The callable ``name`` of the Python file ``file`` (imported once per process)."""
+    key = (str(Path(file).resolve()), name)
+    if key not in _FUNCTIONS:
+        module = load_module(file)
         fn = getattr(module, name, None)
         if not callable(fn):
             raise SweepError(f"{file}: has no function {name!r}")
