@@ -144,6 +144,9 @@ def test_sigkill_mid_training_then_resume(experiment_file, reference, tmp_path, 
     out = tmp_path / "runs"
     proc = _start(experiment_file, out)
     path = _wait_for_steps(proc, out, at_least=12)
+    # frozen mid-run (a fast machine would otherwise finish the 168 steps while the checks below run; SIGSTOP
+    # can land inside a write, like the SIGKILL after it)
+    os.kill(proc.pid, signal.SIGSTOP)
     # while it runs: listed as running, and it cannot be resumed a second time
     assert read_summary(path)["status"] == "running"
     capsys.readouterr()

@@ -52,9 +52,9 @@ def check_ac_settings(exp: Experiment, estimator, chip) -> None:
     lr = exp["learning"]
     if isinstance(estimator, (FrequencyPropagation, HomodyneGradient)) and getattr(estimator, "mode", "") not in (
             "frequency_domain", "finite_difference"):
-        rate = float(getattr(chip, "rate_hz", None) or exp["backend"]["rate_hz"])
+        rate = float((chip.rate_hz if chip is not None else None) or exp["backend"]["rate_hz"])
         samples = rate * (lr["window_s"] + lr["settle_s"])
-        net = getattr(chip, "network", None)  # waveforms per parameter, edge or node, whichever is more
+        net = chip.network if chip is not None else None  # waveforms per parameter, edge or node, the most
         channels = max(16, int(chip.parameter_spec.size) if chip is not None else 16,
                        *((int(net.n_edges), int(net.n_nodes)) if net is not None else ()))
         seconds = lr["window_s"] + lr["settle_s"]
@@ -65,7 +65,7 @@ def check_ac_settings(exp: Experiment, estimator, chip) -> None:
                      f"one example's acquisition ({samples:.3g} samples at {rate:g} Hz on {channels} channels)",
                      6 * 8 * samples * channels)
     if isinstance(estimator, FrequencyPropagation) and estimator.mode == "time_domain":
-        rate = float(getattr(chip, "rate_hz", None) or exp["backend"]["rate_hz"])
+        rate = float((chip.rate_hz if chip is not None else None) or exp["backend"]["rate_hz"])
         try:
             plan = estimator.frequency_plan(rate)
         except ValueError as exc:
