@@ -32,13 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
+    from labtrain.build import kind_of
     from labtrain.config import load_experiment
-    from labtrain.kinds.common import build_task
 
     exp = load_experiment(args.experiment, {"task": {"mnist_path": args.mnist}})
-    task = build_task(exp)
+    task = kind_of(exp).task(exp)  # the chip kind's own task keys (nonreciprocal: state targets)
     x_train, x_test = task.x_train, task.x_test
-    if exp["task"]["complementary_inputs"]:  # the mirrored copies and bias inputs carry no new information
+    if exp["task"].get("complementary_inputs"):  # the mirrored copies and bias inputs carry no new information
         n = (x_train.shape[1] - len(exp["task"]["bias_inputs_v"])) // 2
         x_train, x_test = x_train[:, :n], x_test[:, :n]
     hidden = tuple(exp["chip"]["hidden_layers"])
