@@ -4,6 +4,7 @@ Needs the ``gui`` extra (``pip install -e '.[gui]'`` in the labtrain checkout: P
 Importing :mod:`labtrain.gui` does not import Qt; its modules are:
 
 =========================  ======================================================
+``options``                the command-line options of ``labtrain gui`` (no Qt)
 ``app``                    entry point (``main(argv)``), argument checks, screenshot mode
 ``main_window``            the window: docks, run controls, status bar, queue drain
 ``worker``                 the run in a worker process (spawn); events -> a
@@ -30,27 +31,9 @@ trains: it imports the physics only to draw (a past run's network).
 
 from __future__ import annotations
 
-import argparse
+from labtrain.gui.options import GUI_EXTRA, add_arguments
 
 __all__ = ["add_arguments", "main", "GUI_EXTRA"]
-
-GUI_EXTRA = "pip install -e '.[gui]' in the labtrain checkout"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Options of ``labtrain gui`` (shared by the CLI and :func:`labtrain.gui.app.main`)."""
-    parser.add_argument("file", nargs="?", help="experiment file (TOML) or run file (.h5) to open")
-    parser.add_argument("--backend", choices=("ideal", "twin", "hardware"), help="override [backend] kind")
-    parser.add_argument("--epochs", type=int, help="override [run] epochs")
-    parser.add_argument("--out", help="override [run] out_dir (folder for run files)")
-    parser.add_argument("--run", action="store_true", help="start the run as soon as the window opens")
-    parser.add_argument("--steps", type=int, metavar="N",
-                        help="stop the run after N steps (with --screenshot: N steps before the picture; default 20)")
-    parser.add_argument("--screenshot", metavar="PATH",
-                        help="save a PNG of the window (PATH.png) without showing it, then exit: an experiment FILE "
-                             "is run for --steps steps first; a run file (.h5) is shown as it ended, nothing run")
-    parser.add_argument("--size", default="1600x1000", help="window size WxH for --screenshot (default 1600x1000)")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from pathlib import Path
 from PyQt6 import QtCore, QtWidgets
 
 from labtrain.config import ConfigError, load_experiment
-from labtrain.gui import add_arguments
+from labtrain.gui.options import add_arguments
 from labtrain.gui.main_window import MainWindow
 from labtrain.training.launch import overrides_from_cli
 from labtrain.training.store import StoreError, read_summary

@@ -40,6 +40,8 @@ A requested optional method that is not installed falls back (``cholmod`` to
 
 from __future__ import annotations
 
+import abc
+
 import logging
 import math
 import warnings
@@ -202,7 +204,7 @@ def choose_solver(indptr: np.ndarray, indices: np.ndarray, size: int, requested:
 
 
 # ------------------------------------------------------------------ factors
-class SPDFactor:
+class SPDFactor(abc.ABC):
     """Numeric factorisation (or CG operator) of one matrix; ``solve`` takes and returns rows in the pattern's order.
 
     Attributes
@@ -216,9 +218,9 @@ class SPDFactor:
     method: str = ""
     last_result: CGResult | None = None
 
+    @abc.abstractmethod
     def solve(self, rhs: np.ndarray, x0: np.ndarray | None = None) -> np.ndarray:
         """``A^-1 rhs`` for ``rhs`` of shape (n,) or (n, k); ``x0`` warm-starts CG (ignored by direct methods)."""
-        raise NotImplementedError
 
     def pivots(self) -> np.ndarray:
         """Pivots ``D`` of ``A = L D L^T`` (no pivoting), one per row in the pattern's order.

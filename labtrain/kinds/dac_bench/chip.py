@@ -34,6 +34,8 @@ channel, the example and the allowed range.
 
 from __future__ import annotations
 
+import abc
+
 import logging
 
 from dataclasses import dataclass
@@ -237,16 +239,16 @@ class DACBenchChip(NetworkChip):
         self.daq.check_ao_values(self.wiring.ao_channels(), levels_v, what=self.ao_labels(output_role), where=where,
                                  columns=columns)
 
+    @abc.abstractmethod
     def _acquire_plateaus(self, levels_v: np.ndarray, switches_closed: bool) -> tuple[np.ndarray, float]:
         """One DC acquisition of a batch: ``levels_v`` (n_signal_ao, B), already checked, one plateau per example;
         returns the averaged node voltages of the read nodes (B, n_read) and the acquisition's duration."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _acquire_windows(self, ao: np.ndarray, switches_closed: bool, settle_samples: int,
                          extra: dict | None = None) -> tuple[np.ndarray, float]:
         """One AC acquisition of B windows ``ao`` (n_signal_ao, B, n_s), already checked; returns the AI windows
         (B, n_read, n_s) and the acquisition's duration."""
-        raise NotImplementedError
 
     def _switched_write_read(self, wave: np.ndarray, switches_closed: bool) -> tuple[np.ndarray, Any]:
         """Play ``wave`` (n_signal_ao, n) on the signal AOs and read every AI, the output switches closed or

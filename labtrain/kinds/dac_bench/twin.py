@@ -12,6 +12,8 @@ is closed and ``switch_off_s`` (a real switch's leakage) when it is open.
 
 from __future__ import annotations
 
+import abc
+
 from typing import Mapping
 
 import numpy as np
@@ -23,7 +25,7 @@ from labtrain.simulators.pot_twin import SimulatedPotArray
 __all__ = ["SwitchedOutputs", "default_pot_array"]
 
 
-class SwitchedOutputs:
+class SwitchedOutputs(abc.ABC):
     """The output switch paths of a bench circuit and its augmented network (a base of the bench circuits)."""
 
     network: Network
@@ -62,8 +64,9 @@ class SwitchedOutputs:
         closed = np.array([bool(do_states.get(line, False)) for line in self.do_lines])
         return np.where(closed, self.closed_conductance_s, self.switch_off_s)
 
+    @abc.abstractmethod
     def node_voltages(self, ao_v: np.ndarray, do_states: Mapping[str, bool]) -> np.ndarray:
-        raise NotImplementedError
+        """Node voltages (V) of the circuit for AO levels ``ao_v`` and the output switches ``do_states``."""
 
     def output_current_a(self, ao_v: np.ndarray, do_states: Mapping[str, bool]) -> np.ndarray:
         """Current flowing from each output's AO into its node, shape (n_outputs, n_samples), amperes."""

@@ -27,6 +27,8 @@ unchanged on either.
 
 from __future__ import annotations
 
+import abc
+
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -139,7 +141,7 @@ def tone_electrode_waveforms(layout: DNPULayout, data_v: np.ndarray, control_v: 
     return wave
 
 
-class DNPUControls:
+class DNPUControls(abc.ABC):
     """Control-voltage parameters and data-electrode checks shared by the ideal :class:`DNPUChip` and the
     instrument-backed ``InstrumentDNPUChip`` (list it before :class:`Chip` in the bases).
 
@@ -152,9 +154,9 @@ class DNPUControls:
     #: the device model behind the chip (ideal: its model; twin: the simulated device), for exact gradients
     reference_model: DNPUModel | None = None
 
+    @abc.abstractmethod
     def acquire_electrodes(self, electrode_v: np.ndarray) -> np.ndarray:
         """Drive arbitrary electrode waveforms ``(n_electrodes, n_samples)``; the output current (A) per sample."""
-        raise NotImplementedError
 
     def max_step_v(self) -> np.ndarray:
         """Largest change per sample allowed on every electrode at ``rate_hz`` (inf: no limit)."""
