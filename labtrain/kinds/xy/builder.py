@@ -31,10 +31,12 @@ DEFAULT_MAX_STEPS = 20000
 def build_xy_task(exp: Experiment) -> Task:
     """A phase-encoded task: inputs in ``[-input_phase_rad, +input_phase_rad]``, targets ``+-target_phase_rad``."""
     t = exp["task"]
+    mnist_path = str(exp.resolve(t["mnist_path"])) if t["mnist_path"] else ""
     try:
         return phase_task(t["name"], seed=t["seed"], input_phase=t["input_phase_rad"],
                           target_phase=t["target_phase_rad"], test_fraction=t["test_fraction"],
-                          decoder="nearest_phase", classes=t["classes"] or None, downsample=t["downsample"])
+                          decoder="nearest_phase", classes=t["classes"] or None, downsample=t["downsample"],
+                          mnist_path=mnist_path, n_train=t["n_train"], n_test=t["n_test"])
     except TaskError as exc:
         raise ConfigError(f"{source_of(exp)}: [task] {exc}") from None
 
