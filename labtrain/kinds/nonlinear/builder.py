@@ -29,6 +29,7 @@ from labtrain.kinds import GradcheckReport, source_of
 from labtrain.kinds.ac_rules import fp_gradcheck_rows
 from labtrain.kinds.common import build_network, build_task, with_install_hint
 from labtrain.kinds.dac_bench.hardware import require_rule_capabilities
+from labtrain.kinds.nonlinear.amplified import layered_node_layers
 from labtrain.kinds.nonlinear.bench import NonlinearBenchChip
 from labtrain.kinds.nonlinear.chip import NonlinearResistorChip
 from labtrain.kinds.nonlinear.hardware import (BUILD_ERRORS, build_nonlinear_bench_chip, build_nonlinear_wiring,
@@ -120,8 +121,12 @@ def build_nonlinear_chip(exp: Experiment, net: Network, task: Task) -> Chip:
     if b["kind"] != "ideal":
         return _build_bench_chip(exp, net, edges)
     try:
+        c = exp["chip"]
+        amplified = c["topology"] == "layered" and c["layer_gain"] != 1.0
         chip = NonlinearResistorChip(net, edges, read_noise_v=b["read_noise_v"], rate_hz=b["rate_hz"],
-                                     seed=exp["run"]["seed"], solver=exp["chip"]["solver"])
+                                     seed=exp["run"]["seed"], solver=c["solver"],
+                                     layer_gain=c["layer_gain"] if amplified else 1.0,
+                                     node_layer=layered_node_layers(net, c["hidden_layers"]) if amplified else None)
         spec = chip.parameter_spec
         n_g = chip.network_model().n_conductances
         chip.set_parameters(initial_parameters(exp, spec.lower, spec.upper, n_g))

@@ -26,6 +26,7 @@ import numpy as np
 from labtrain.physics.demod import Demodulated, FrequencyPlan, demodulate
 from labtrain.physics.network import Network
 from labtrain.physics.readouts import EdgeDrops
+from labtrain.kinds.nonlinear.amplified import AmplifiedNetwork
 from labtrain.kinds.nonlinear.model import NonlinearEdges, NonlinearResistorNetwork
 from labtrain.chip.base import (REFERENCE_GRADIENT, AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement, ClampNudge,
                    CurrentNudge, Measurement, NetworkChip, ParameterSpec, Tone)
@@ -60,6 +61,12 @@ class NonlinearResistorChip(NetworkChip):
         per-sample node and edge arrays hold at most about this many numbers.
     solver : {"auto", "cholmod", "superlu"}
         Sparse factorisation of the model's Newton steps.
+    layer_gain : float
+        Gain ``A`` of ideal bidirectional amplifiers between consecutive node layers (dimensionless; 1 = a
+        passive network): the model is then :class:`~labtrain.kinds.nonlinear.amplified.AmplifiedNetwork` and
+        every measurement (outputs, edge drops after the amplifiers) is physical.
+    node_layer : ndarray of int, shape (n_nodes,), optional
+        Layer of every node; needed when ``layer_gain != 1``.
     """
 
     backend = "ideal"
@@ -68,7 +75,8 @@ class NonlinearResistorChip(NetworkChip):
                  parameters: np.ndarray | None = None, *, read_noise_v: float = 0.0, rate_hz: float = 10_000.0,
                  seed: int | None = None, tol_a: float = 1e-15, rtol: float = 1e-11, tol_v: float = 1e-12,
                  max_iter: int = 100,
-                 max_chunk_elements: int = 20_000_000, solver: str = "auto") -> None:
+                 max_chunk_elements: int = 20_000_000, solver: str = "auto", layer_gain: float = 1.0,
+                 node_layer: np.ndarray | None = None) -> None:
         if not read_noise_v >= 0:
             raise ValueError(f"read_noise_v must be >= 0, got {read_noise_v}")
         if not rate_hz > 0:
@@ -76,8 +84,18 @@ class NonlinearResistorChip(NetworkChip):
         if max_chunk_elements < 1:
             raise ValueError(f"max_chunk_elements must be >= 1, got {max_chunk_elements}")
         self.network = network
-        self._model = NonlinearResistorNetwork(network, edges, parameters, tol_a=tol_a, rtol=rtol, tol_v=tol_v,
-                                                max_iter=max_iter, solver=solver)
+        if float(layer_gain) != 1.0:
+            if node_layer is None:
+                raise ValueError("layer_gain != 1 needs node_layer (the layer of every node)")
+            if isinstance(edges, str) or not isinstance(edges, NonlinearEdges):
+                edges = NonlinearEdges.uniform(network.n_edges, edges) if isinstance(edges, str) else \
+                    NonlinearEdges.from_kinds(edges)
+            self._model = AmplifiedNetwork(network, edges, node_layer, layer_gain, parameters, tol_a=tol_a,
+                                           rtol=rtol, tol_v=tol_v, max_iter=max_iter, solver=solver)
+        else:
+            self._model = NonlinearResistorNetwork(network, edges, parameters, tol_a=tol_a, rtol=rtol,
+                                                    tol_v=tol_v, max_iter=max_iter, solver=solver)
+        self.layer_gain = float(layer_gain)
         self.edges = self._model.edges
         self.read_noise_v = float(read_noise_v)
         self.rate_hz = float(rate_hz)
@@ -166,9 +184,15 @@ class NonlinearResistorChip(NetworkChip):
         node_v = state.node_v + self.rng.normal(0.0, self.read_noise_v, size=state.node_v.shape)
         drops = None
         if edge_drops:
-            e = self.network.edges
-            drops = EdgeDrops.dense(node_v[:, e[:, 0]] - node_v[:, e[:, 1]])
+            drops = EdgeDrops.dense(self._drops_of_nodes(node_v))
         return Measurement(node_v[:, list(self.network.outputs)], drops)
+
+    def _drops_of_nodes(self, node_v: np.ndarray) -> np.ndarray:
+        """Edge drops (V) from node readings ``(..., n_nodes)``; with amplifiers, the drops after them."""
+        if isinstance(self._model, AmplifiedNetwork):
+            return self._model.edge_drop_of_nodes(node_v)
+        e = self.network.edges
+        return node_v[..., e[:, 0]] - node_v[..., e[:, 1]]
 
     def _tone_amplitudes(self, tones: Sequence[Tone], plan: FrequencyPlan, n_examples: int
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -242,7 +266,6 @@ class NonlinearResistorChip(NetworkChip):
         model = self._model
         net = self.network
         outs = list(net.outputs)
-        e = net.edges
         waves = np.empty((n_b, self.n_outputs, n_s))
         has_current = bool(np.any(a_out))
         kw = dict(settle_samples=int(settle_samples), window_samples=plan.window_samples)
@@ -260,7 +283,7 @@ class NonlinearResistorChip(NetworkChip):
                 node_v = node_v + self.rng.normal(0.0, self.read_noise_v, size=node_v.shape)
             waves[lo:hi] = node_v[:, :, outs].transpose(0, 2, 1)
             if edge_drops:
-                drops = (node_v[:, :, e[:, 0]] - node_v[:, :, e[:, 1]]).transpose(0, 2, 1)
+                drops = self._drops_of_nodes(node_v).transpose(0, 2, 1)
                 parts.append(demodulate(drops, plan.rate_hz, plan.tones_hz, **kw))
         out = demodulate(waves, plan.rate_hz, plan.tones_hz, **kw)
         edge = None
@@ -279,6 +302,7 @@ class NonlinearResistorChip(NetworkChip):
             "parameter_blocks": [{k: v for k, v in b.items() if k != "edges"} for b in self.parameter_blocks()],
             "read_noise_v": self.read_noise_v,
             "rate_hz": self.rate_hz,
+            "layer_gain": self.layer_gain,
             "solver": {"tol_a": self._model.tol_a, "rtol": self._model.rtol, "tol_v": self._model.tol_v,
                        "max_iter": self._model.max_iter},
             "capabilities": sorted(self.capabilities),

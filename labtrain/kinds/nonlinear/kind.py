@@ -36,6 +36,16 @@ def check(s: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], source
     if c["gate_min_v"] > c["gate_max_v"]:
         raise ConfigError(f"{source}: [chip] gate_min_v = {c['gate_min_v']!r} is above gate_max_v = "
                           f"{c['gate_max_v']!r}")
+    if c["layer_gain"] != 1.0:
+        if c["topology"] != "layered":
+            raise ConfigError(f"{source}: [chip] layer_gain = {c['layer_gain']!r} needs topology = 'layered' "
+                              f"(amplifiers sit between node layers; this is {c['topology']!r})")
+        if backend["kind"] != "ideal":
+            raise ConfigError(f"{source}: [chip] layer_gain = {c['layer_gain']!r} is modelled on the ideal "
+                              f"backend only (the {backend['kind']} bench has no amplifiers between layers)")
+        if learning["rule"] == "fp":
+            raise ConfigError(f"{source}: [chip] layer_gain = {c['layer_gain']!r} with rule 'fp': not modelled "
+                              "(use ep, cl or analytic)")
     if learning["rule"] == "ep" and backend["kind"] != "ideal" and "output_series_ohm" not in given.get("wiring", {}):
         # EP's nudge beta (t - v_O) through 1 / beta ohms is the AO at the target voltage: a physical current source
         s["wiring"]["output_series_ohm"] = 1.0 / learning["beta_s"]

@@ -16,6 +16,9 @@ OWN: dict[str, dict[str, Field]] = {
         "diode_orientation": F("str", "both", "nonlinear_resistor, layered: diodes conducting above ground "
                                "(down), below (up) or an antiparallel pair (both: a soft clip at about +-0.5 V)",
                                choices=("both", "down", "up")),
+        "layer_gain": F("float", 1.0, "nonlinear_resistor, layered: voltage gain A of ideal bidirectional "
+                        "amplifiers between consecutive node layers (forward A v, backward current / A; Kendall et "
+                        "al. 2020); 1 = passive", 1, 1e6),
         "skip_inputs": F("bool", True, "nonlinear_resistor, layered: also join every input (and the ground) to "
                          "the outputs"),
         "diode_saturation_current_a": F("float", 1e-12, "nonlinear_resistor, diode: saturation current I_s (A)",
