@@ -128,7 +128,7 @@ class AmplifiedNetwork(NonlinearResistorNetwork):
         return AmplifiedNetwork(self.network, self.physical_edges, self.node_layer, self.layer_gain, parameters,
                                 tol_a=self.tol_a, rtol=self.rtol, tol_v=self.tol_v, max_iter=self.max_iter,
                                 dense_max_nodes=self.dense_max_nodes, max_chunk_elements=self.max_chunk_elements,
-                                solver=self.solver)
+                                solver=self.solver, fold_sources=self.fold_sources)
 
     # ------------------------------------------------------------ unit conversion
     def edge_drop_of_nodes(self, node_v: np.ndarray) -> np.ndarray:

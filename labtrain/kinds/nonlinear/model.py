@@ -564,12 +564,21 @@ class NonlinearResistorNetwork(NetworkTerminals):
         ``auto`` is sparse Cholesky (CHOLMOD, scikit-sparse) when installed,
         else SuperLU; ``cholmod`` without scikit-sparse falls back to SuperLU
         with a logged note.
+    fold_sources : bool or None
+        Solve with the linear edges between a source (input or ground) and
+        a free node folded into one Norton equivalent per free node (a
+        conductance ``G_j = sum g`` from a source at ``sum g v_s / G_j``):
+        exact up to round-off, and the Newton steps then never touch those
+        edges (a layered network's input layer: 784 x 100 edges become 100).
+        ``None`` (default): fold when it removes at least 1,000 edges and
+        half of all edges; ``True``: whenever possible; ``False``: never.
     """
 
     def __init__(self, network: Network, edges: NonlinearEdges | str | Sequence[str],
                  parameters: np.ndarray | None = None, *, tol_a: float = 1e-15, rtol: float = 1e-11,
                  tol_v: float = 1e-12, max_iter: int = 100, dense_max_nodes: int = 48,
-                 max_chunk_elements: int = 4_000_000, solver: str = "auto") -> None:
+                 max_chunk_elements: int = 4_000_000, solver: str = "auto",
+                 fold_sources: bool | None = None) -> None:
         if isinstance(edges, str):
             edges = NonlinearEdges.uniform(network.n_edges, edges)
         elif not isinstance(edges, NonlinearEdges):
@@ -609,6 +618,8 @@ class NonlinearResistorNetwork(NetworkTerminals):
         self.parameters = np.clip(theta, self.lower, self.upper)
         if np.any(self.parameters[:len(lin)] <= 0):
             raise ValueError("linear-edge conductances must be > 0")
+        self.fold_sources = fold_sources
+        self._fold: "_SourceFold | None | bool" = False  # not built yet
 
     # ------------------------------------------------------------ shape
     @property
@@ -629,7 +640,14 @@ class NonlinearResistorNetwork(NetworkTerminals):
         """The same network at other parameters (same solver settings)."""
         return NonlinearResistorNetwork(self.network, self.edges, parameters, tol_a=self.tol_a, rtol=self.rtol,
                                         tol_v=self.tol_v, max_iter=self.max_iter, dense_max_nodes=self.dense_max_nodes,
-                                        max_chunk_elements=self.max_chunk_elements, solver=self.solver)
+                                        max_chunk_elements=self.max_chunk_elements, solver=self.solver,
+                                        fold_sources=self.fold_sources)
+
+    def source_fold(self) -> "_SourceFold | None":
+        """The Norton fold of the source edges used by :meth:`steady_state` (None: solved unfolded)."""
+        if self._fold is False:
+            self._fold = None if self.fold_sources is False else _SourceFold.build(self, self.fold_sources is True)
+        return self._fold
 
     # ------------------------------------------------------------ element access
     def edge_characteristics(self, edge_drop_v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -708,6 +726,9 @@ class NonlinearResistorNetwork(NetworkTerminals):
             raise ValueError(f"inputs must end in {self.n_inputs} input voltages, got shape {x.shape}")
         if not np.all(np.isfinite(x)):
             raise ValueError("inputs contain NaN or inf")
+        fold = self.source_fold()
+        if fold is not None:
+            return fold.steady_state(x, output_current_a, output_clamp_v, start_v, chord, max_iter)
         lead = x.shape[:-1]
         clamped = output_clamp_v is not None
         if clamped and output_current_a is not None:
@@ -982,6 +1003,108 @@ class NonlinearResistorNetwork(NetworkTerminals):
         return {"network": self.network.describe(), "edges": self.edges.describe(),
                 "solver": {"tol_a": self.tol_a, "rtol": self.rtol, "tol_v": self.tol_v, "max_iter": self.max_iter,
                            "linear_solver": self.solver}}
+
+
+class _SourceFold:
+    """The network with its source edges folded into Norton equivalents (:class:`NonlinearResistorNetwork`,
+    ``fold_sources``).
+
+    Every linear edge ``(s, j)`` between a source node ``s`` (an input or a ground) and a free node ``j``
+    carries ``g (v_s - v_j)`` into ``j``; their sum over ``s`` is ``G_j (vbar_j - v_j)`` with ``G_j = sum g``
+    and ``vbar_j = sum g v_s / G_j``.  The reduced network replaces them by one edge of ``G_j`` from a new input
+    node held at ``vbar_j`` and drops the input nodes; its steady state is the full one (the free nodes meet
+    the same KCL), and every edge's drop, current and slope is then evaluated once on the full network.
+    """
+
+    def __init__(self, full: NonlinearResistorNetwork, reduced: NonlinearResistorNetwork, weights: np.ndarray,
+                 keep_nodes: np.ndarray) -> None:
+        self.full = full
+        self.reduced = reduced
+        self.weights = weights          # (n_inputs, n_virtual): vbar = x @ weights (grounds at 0 V)
+        self.keep_nodes = keep_nodes    # full index of reduced nodes n_virtual.. (grounds and free nodes)
+
+    @classmethod
+    def build(cls, model: NonlinearResistorNetwork, always: bool) -> "_SourceFold | None":
+        net = model.network
+        n, e = net.n_nodes, net.edges
+        source = np.zeros(n, bool)
+        source[list(net.inputs) + list(net.grounds)] = True
+        lin = model.edges.indices("linear")
+        g = model.conductance_s
+        t, h = e[lin, 0], e[lin, 1]
+        fold = source[t] != source[h]
+        n_fold = int(fold.sum())
+        if n_fold == 0 or (not always and (n_fold < 1000 or 2 * n_fold < net.n_edges)):
+            return None
+        folded = lin[fold]
+        keep = np.setdiff1d(np.flatnonzero(~(source[e[:, 0]] & source[e[:, 1]])), folded)
+        is_input = np.zeros(n, bool)
+        is_input[list(net.inputs)] = True
+        if np.any(is_input[e[keep, 0]] | is_input[e[keep, 1]]):
+            return None  # a nonlinear element at an input: that input stays a node
+        free_end = np.where(source[t[fold]], h[fold], t[fold])
+        src_end = np.where(source[t[fold]], t[fold], h[fold])
+        targets, pos = np.unique(free_end, return_inverse=True)
+        g_fold = g[fold]
+        g_sum = np.bincount(pos, g_fold, len(targets))
+        in_pos = np.full(n, -1)
+        in_pos[list(net.inputs)] = np.arange(len(net.inputs))
+        weights = np.zeros((len(net.inputs), len(targets)))
+        at_input = in_pos[src_end] >= 0
+        np.add.at(weights, (in_pos[src_end[at_input]], pos[at_input]), g_fold[at_input] / g_sum[pos[at_input]])
+        n_v = len(targets)
+        keep_nodes = np.flatnonzero(~is_input)
+        new = np.full(n, -1)
+        new[keep_nodes] = n_v + np.arange(len(keep_nodes))
+        red_edges = np.r_[new[e[keep]], np.c_[np.arange(n_v), new[targets]]].astype(np.int64)
+        kinds = [model.edges.kinds[k] for k in keep] + ["linear"] * n_v
+        params = {name: np.r_[arr[keep], np.zeros(n_v)] for name, arr in model.edges.params.items()}
+        try:
+            red_net = Network(n_v + len(keep_nodes), red_edges, list(range(n_v)), list(new[list(net.outputs)]),
+                              list(new[list(net.grounds)]), np.r_[net.g_min_s[keep], g_sum],
+                              np.r_[net.g_max_s[keep], g_sum], net.name + " (source edges folded)")
+        except NetworkError:
+            return None  # e.g. a free node whose only way to ground ran through an input
+        red_edges_desc = NonlinearEdges.from_kinds(kinds, **params)
+        keep_lin = np.isin(lin, keep)
+        tr = model.edges.indices("transistor")
+        theta = np.r_[g[keep_lin], g_sum, model.gate_v[np.isin(tr, keep)]]
+        reduced = NonlinearResistorNetwork(red_net, red_edges_desc, theta, tol_a=model.tol_a, rtol=model.rtol,
+                                           tol_v=model.tol_v, max_iter=model.max_iter,
+                                           dense_max_nodes=model.dense_max_nodes,
+                                           max_chunk_elements=model.max_chunk_elements, solver=model.solver,
+                                           fold_sources=False)
+        return cls(model, reduced, weights, keep_nodes)
+
+    def steady_state(self, x: np.ndarray, output_current_a: np.ndarray | None, output_clamp_v: np.ndarray | None,
+                     start_v: np.ndarray | None, chord: bool, max_iter: int | None) -> NonlinearSteadyState:
+        full, net = self.full, self.full.network
+        lead = x.shape[:-1]
+        vbar = x @ self.weights
+        start = None
+        if start_v is not None:
+            s = np.asarray(start_v, float)
+            start = np.concatenate([np.zeros(s.shape[:-1] + (self.weights.shape[1],)), s[..., self.keep_nodes]],
+                                   axis=-1)
+        red = self.reduced.steady_state(vbar, output_current_a, output_clamp_v, start_v=start, chord=chord,
+                                        max_iter=max_iter)
+        node_v = np.empty(lead + (net.n_nodes,))
+        node_v[..., list(net.inputs)] = x
+        node_v[..., self.keep_nodes] = red.node_v[..., self.weights.shape[1]:]
+        flat = node_v.reshape(-1, net.n_nodes)
+        m = net.n_edges
+        dv = np.empty((flat.shape[0], m))
+        cur, gd = np.empty_like(dv), np.empty_like(dv)
+        e = net.edges
+        chunk = max(1, full.max_chunk_elements // (4 * m))
+        for lo in range(0, flat.shape[0], chunk):
+            block = flat[lo:lo + chunk].T
+            d = block[e[:, 0]] - block[e[:, 1]]
+            c, g, _ = full._el.evaluate(d, full.conductance_s, full.gate_v)
+            dv[lo:lo + chunk], cur[lo:lo + chunk], gd[lo:lo + chunk] = d.T, c.T, g.T
+        return NonlinearSteadyState(net, node_v, dv.reshape(lead + (m,)), cur.reshape(lead + (m,)),
+                                    gd.reshape(lead + (m,)), red.clamp_current_a, red.iterations,
+                                    red.max_residual_a)
 
 
 # ------------------------------------------------------------------ builders

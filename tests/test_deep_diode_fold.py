@@ -1,0 +1,62 @@
+"""``NonlinearResistorNetwork(fold_sources=...)``: the source edges folded into Norton equivalents give the
+unfolded network's steady states, clamp currents, chord solves and gradients (to round-off)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labtrain.kinds.nonlinear.amplified import AmplifiedNetwork, layered_node_layers
+from labtrain.kinds.nonlinear.model import NonlinearResistorNetwork, diode_network
+
+
+def _pair(gain: float = 1.0):
+    net, edges = diode_network((3, 4, 3, 2), complementary_inputs=True, n_bias_inputs=1)
+    rng = np.random.default_rng(0)
+    g = np.exp(rng.uniform(np.log(net.g_min_s[0]), np.log(net.g_max_s[0]), len(edges.indices("linear"))))
+    if gain == 1.0:
+        return (NonlinearResistorNetwork(net, edges, g, fold_sources=False),
+                NonlinearResistorNetwork(net, edges, g, fold_sources=True))
+    layer = layered_node_layers(net, (4, 3))
+    return (AmplifiedNetwork(net, edges, layer, gain, g, fold_sources=False),
+            AmplifiedNetwork(net, edges, layer, gain, g, fold_sources=True))
+
+
+@pytest.mark.parametrize("gain", [1.0, 3.0])
+def test_folded_solve_is_the_full_solve(gain):
+    plain, folded = _pair(gain)
+    assert plain.source_fold() is None and folded.source_fold() is not None
+    # the input layer (7 inputs + ground -> 4 hidden) and the skip edges (-> 2 outputs) fold into 6 edges
+    red = folded.source_fold().reduced.network
+    assert red.n_edges == plain.network.n_edges - 8 * 4 - 8 * 2 + 6
+    x = np.random.default_rng(1).uniform(0, 1, (5, 7))
+    for kw in ({}, {"output_current_a": np.full((5, 2), 2e-5)}, {"output_clamp_v": np.full((5, 2), 0.3)}):
+        a, b = plain.steady_state(x, **kw), folded.steady_state(x, **kw)
+        scale = np.abs(a.edge_current_a).max()
+        np.testing.assert_allclose(b.node_v, a.node_v, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(b.edge_drop_v, a.edge_drop_v, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(b.edge_current_a, a.edge_current_a, rtol=0, atol=1e-12 * scale)
+        np.testing.assert_allclose(b.conductance_s, a.conductance_s, rtol=1e-9)
+        if "output_clamp_v" in kw:
+            np.testing.assert_allclose(b.clamp_current_a, a.clamp_current_a, rtol=0, atol=1e-12 * scale)
+    t = np.full((5, 2), 0.3)
+    np.testing.assert_allclose(folded.exact_gradient(x, t), plain.exact_gradient(x, t), rtol=1e-9,
+                               atol=1e-12 * np.abs(plain.exact_gradient(x, t)).max())
+
+
+def test_folded_chord_series_is_the_full_one():
+    plain, folded = _pair()
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 1, (3, 7))
+    series = x[:, None, :] + 0.01 * np.sin(np.linspace(0, 6, 8))[None, :, None]
+    start = plain.steady_state(x).node_v[:, None, :]
+    a = plain.steady_state(series, start_v=start, chord=True)
+    b = folded.steady_state(series, start_v=start, chord=True)
+    np.testing.assert_allclose(b.node_v, a.node_v, rtol=0, atol=1e-12)
+
+
+def test_auto_folds_only_large_source_layers():
+    net, edges = diode_network((3, 4, 2), complementary_inputs=True, n_bias_inputs=1)
+    assert NonlinearResistorNetwork(net, edges).source_fold() is None  # 48 source edges: not worth it
+    big, big_edges = diode_network((200, 10, 2), complementary_inputs=True, n_bias_inputs=1)
+    assert NonlinearResistorNetwork(big, big_edges).source_fold() is not None
