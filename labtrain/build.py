@@ -75,7 +75,11 @@ def build_setup(exp: Experiment) -> Setup:
     optimizer = build_optimizer(exp)
     lr = exp["learning"]
     chip = kind.chip(exp, net, task)
-    mask = UpdateMask(chip.parameter_spec.size, lr["update_fraction"], lr["mask_mode"], exp["run"]["seed"])
+    try:
+        mask = UpdateMask.for_chip(chip, lr["update_fraction"], lr["mask_mode"], exp["run"]["seed"])
+    except ValueError as exc:  # near_output on a chip whose parameters are not network edges
+        chip.close()
+        raise ConfigError(f"{source_of(exp)}: [learning] {exc}") from None
     try:
         estimator.check(chip)
     except Exception as exc:
@@ -107,6 +111,9 @@ def check_bench(exp: Experiment) -> tuple[Task, Network | None, dict[str, str], 
     task = kind.task(exp)
     net = kind.network(exp, task)
     estimator = build_estimator(exp)
+    if exp["learning"]["mask_mode"] == "near_output" and net is None:  # build_setup checks it on the chip
+        raise ConfigError(f"{source_of(exp)}: [learning] mask_mode = 'near_output' needs parameters that are "
+                          f"network edges; [chip] type = {exp['chip']['type']!r} has no network")
     if kind.check_setup is not None:  # what run checks once the chip exists, as far as it needs no chip
         kind.check_setup(exp, estimator, None)
     identities, wiring = kind.check_bench(exp, estimator, net)

@@ -184,7 +184,9 @@ BASE_SCHEMA: dict[str, dict[str, Field]] = {
                       0, 1, high_open=True),
         "deadband": F("float", 0.0, "tap_step: normalised gradients below this do not move a pot", 0, 1e6),
         "update_fraction": F("float", 1.0, "Fraction of edges updated per step (partial updates)", 0, 1, low_open=True),
-        "mask_mode": F("str", "fixed", "Partial updates: fixed subset or a new random subset each step",
+        "mask_mode": F("str", "fixed", "Partial updates, which edges: fixed (one random subset), random (a new "
+                       "random subset each step), near_output (the edges fewest hops from an output; network "
+                       "edges only), largest_gradient (each step the entries of largest gradient magnitude)",
                        choices=MASK_MODES),
     },
     "run": {

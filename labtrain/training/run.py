@@ -317,7 +317,7 @@ class Run:
         self._reseed(step, 4)
         t0 = time.perf_counter()
         est = self.estimator.estimate(self.chip, x, t)
-        mask = self.mask.at_step(step) if self.mask is not None else None
+        mask = self.mask.at_step(step, est.gradient) if self.mask is not None else None
         params = self.optimizer.apply(self.chip, est.gradient, mask)
         elapsed = time.perf_counter() - t0
         self.step_loss.append(est.loss)
