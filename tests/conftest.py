@@ -39,3 +39,29 @@ def pytest_collection_modifyitems(config, items):
 import os  # noqa: E402
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+# Fabricated MNIST files (the IDX layout: magic 0 0 type ndim, big-endian sizes, then the bytes).
+def write_idx(path, array) -> None:
+    """Write ``array`` (uint8) as an IDX file, gzip-compressed when ``path`` ends in ``.gz``."""
+    import gzip
+
+    import numpy as np
+
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    with (gzip.open if str(path).endswith(".gz") else open)(path, "wb") as fh:
+        fh.write(header + array.tobytes())
+
+
+@pytest.fixture(scope="session")
+def fake_mnist_10k(tmp_path_factory):
+    """A folder with fabricated t10k files of 60 random 28x28 images, labels 0-9 in turn (MNIST-10k layout:
+    the experiment files that need ``task.mnist_path`` build on it without the real data)."""
+    import numpy as np
+
+    folder = tmp_path_factory.mktemp("fake_mnist")
+    rng = np.random.default_rng(0)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (60, 28, 28)))
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.arange(60) % 10)
+    return folder

@@ -363,19 +363,33 @@ def test_ctrl_c_stops_a_serial_sweep_at_a_step_boundary_and_resume_finishes_it(t
 
 
 # ------------------------------------------------------------------ the studies in sweeps/
+def _experiment_text(sweep_file: Path) -> str:
+    """The text of the experiment file a study sweep points at (``[sweep] experiment``), plus its own."""
+    import tomllib
+
+    text = sweep_file.read_text()
+    experiment = tomllib.loads(text)["sweep"].get("experiment")
+    return text + ((sweep_file.parent / experiment).read_text() if experiment else "")
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "sweeps").glob("*.toml")))
-def test_every_study_sweep_file_checks_all_its_members(name):
-    """Every member of every study sweep file passes the schema and builds (the --dry-run check)."""
-    spec = load_sweep(ROOT / "sweeps" / f"{name}.toml")
+def test_every_study_sweep_file_checks_all_its_members(name, fake_mnist_10k):
+    """Every member of every study sweep file passes the schema and builds (the --dry-run check); the MNIST
+    studies take the data folder on the command line, here a fabricated one."""
+    needs_mnist = 'name = "mnist"' in _experiment_text(ROOT / "sweeps" / f"{name}.toml")
+    spec = load_sweep(ROOT / "sweeps" / f"{name}.toml",
+                      {"task.mnist_path": [str(fake_mnist_10k)]} if needs_mnist else None)
     assert spec.name == name and len(spec.members()) >= 8 and (ROOT / "sweeps" / f"{name}.py").is_file()
 
 
 def test_a_study_table_script_reads_a_tiny_run_of_its_sweep(tmp_path, capsys):
-    """sweeps/partial_updates.toml cut to 2 members of 1 epoch (the rate axis fixed on the command line):
-    its table script lays out what the sweep ran."""
+    """sweeps/partial_updates.toml cut to 2 members of 1 epoch (fraction, network size and seed fixed, two subset
+    choices, on the command line): its table script lays out what the sweep ran."""
     import importlib.util
 
-    spec = load_sweep(ROOT / "sweeps" / "partial_updates.toml", {"run.epochs": [1], "learning.update_fraction": [0.5]})
+    spec = load_sweep(ROOT / "sweeps" / "partial_updates.toml",
+                      {"run.epochs": [1], "learning.update_fraction": [0.5], "learning.mask_mode": ["fixed", "random"],
+                       "chip.n_nodes": [300], "chip.n_edges": [1500], "run.seed": [0], "chip.graph_seed": [1]})
     folder, _ = prepare_folder(spec, tmp_path / "pu")
     assert run_sweep(folder, cluster="serial", quiet=True).ok
     module_spec = importlib.util.spec_from_file_location("partial_updates_table", ROOT / "sweeps" / "partial_updates.py")
@@ -383,8 +397,12 @@ def test_a_study_table_script_reads_a_tiny_run_of_its_sweep(tmp_path, capsys):
     module_spec.loader.exec_module(module)
     assert module.main([str(folder)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[2].startswith("| edges updated | fixed subset: test acc. |") and lines[4].startswith("| 50 % | ")
-    assert len(lines) == 5 and "| - |" not in lines[4]          # both members measured
+    assert lines[2] == "300 nodes / 1500 edges, seed 0"
+    assert lines[4].startswith("| edges updated | fixed subset: test acc. |") and lines[6].startswith("| 50 % | ")
+    assert "| - |" not in lines[6]          # both members measured
+    # what the fixed subset freezes: 750 of the 1500 edges learn
+    assert lines[10].startswith("| nodes | edges updated | subset | edges learning |")
+    assert lines[12].startswith("| 300 | 50 % | fixed | 750 | ") and len(lines) == 13
 
 
 # ------------------------------------------------------------------ measurement sweeps (function members)
