@@ -402,7 +402,11 @@ def test_a_study_table_script_reads_a_tiny_run_of_its_sweep(tmp_path, capsys):
     assert "| - |" not in lines[6]          # both members measured
     # what the fixed subset freezes: 750 of the 1500 edges learn
     assert lines[10].startswith("| nodes | edges updated | subset | edges learning |")
-    assert lines[12].startswith("| 300 | 50 % | fixed | 750 | ") and len(lines) == 13
+    assert lines[12].startswith("| 300 | 50 % | fixed | 750 | ")
+    assert lines[14].startswith("300 nodes: ") and "join two driven nodes" in lines[14]
+    # edges updated at least once in the one step: the half of the edges each mask chose, less a few at a bound
+    assert lines[18] == "| nodes | edges updated per step | fixed | random |" and lines[20].startswith("| 300 | 50 % | 4")
+    assert len(lines) == 21
 
 
 # ------------------------------------------------------------------ measurement sweeps (function members)
