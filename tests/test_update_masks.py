@@ -159,9 +159,9 @@ def test_parameters_are_edges_contract():
 
 
 @pytest.mark.parametrize("example,needle", [
-    ("dnpu_xor_hge.toml", "not"),            # DNPU: control-electrode voltages, no network
-    ("digits_aep.toml", "not"),              # layered rate network: weights, not network edges
-    ("xor_xy_all_to_all.toml", "not"),       # oscillator network with trainable bias fields
+    ("dnpu_xor_hge.toml", "DNPUChip"),               # control-electrode voltages, no network
+    ("digits_aep.toml", "NonReciprocalChip"),        # layered rate network: weights, not network edges
+    ("xor_xy_all_to_all.toml", "XYChip"),            # oscillator network with trainable bias fields
 ])
 def test_check_refuses_near_output_where_parameters_are_not_edges(example, needle, capsys):
     code, out, err = cli(["check", ROOT / "examples" / example, "--set", "learning.mask_mode=near_output"], capsys)
