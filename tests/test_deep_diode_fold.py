@@ -60,3 +60,14 @@ def test_auto_folds_only_large_source_layers():
     assert NonlinearResistorNetwork(net, edges).source_fold() is None  # 48 source edges: not worth it
     big, big_edges = diode_network((200, 10, 2), complementary_inputs=True, n_bias_inputs=1)
     assert NonlinearResistorNetwork(big, big_edges).source_fold() is not None
+
+
+def test_outputs_only_measure_is_chunked_and_equal():
+    """An evaluation (no nudge, no edge drops) is solved in chunks: the same outputs as one solve."""
+    from labtrain.kinds.nonlinear.chip import NonlinearResistorChip
+    net, edges = diode_network((3, 4, 2), complementary_inputs=True, n_bias_inputs=1)
+    x = np.random.default_rng(3).uniform(0, 1, (25, 7))
+    whole = NonlinearResistorChip(net, edges).measure(x).output_v
+    small = NonlinearResistorChip(net, edges, max_chunk_elements=3 * net.n_edges * 4)  # 4 examples per chunk
+    np.testing.assert_allclose(small.measure(x).output_v, whole, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(small.network_model().steady_state(x).output_v, whole, rtol=0, atol=1e-13)

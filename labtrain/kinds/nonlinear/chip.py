@@ -57,8 +57,8 @@ class NonlinearResistorChip(NetworkChip):
     tol_a, rtol, tol_v, max_iter
         Newton settings of the model.
     max_chunk_elements : int
-        Memory bound of ``measure_ac``: examples are simulated in chunks whose
-        per-sample node and edge arrays hold at most about this many numbers.
+        Memory bound of ``measure_ac`` and of an outputs-only ``measure`` (no nudge, no edge drops): examples
+        are simulated in chunks whose per-sample node and edge arrays hold at most about this many numbers.
     solver : {"auto", "cholmod", "superlu"}
         Sparse factorisation of the model's Newton steps.
     layer_gain : float
@@ -171,6 +171,15 @@ class NonlinearResistorChip(NetworkChip):
     def measure(self, inputs: np.ndarray, nudge: CurrentNudge | ClampNudge | None = None,
                 edge_drops: bool = False) -> Measurement:
         x = self._check_inputs(inputs)
+        chunk = max(1, self.max_chunk_elements // (3 * self.network.n_edges))
+        if nudge is None and not edge_drops and len(x) > chunk:
+            # outputs only (an evaluation of a whole data set): solve in chunks, so that the per-edge arrays of
+            # a large network (784 x 100 input edges x 10,000 examples) are never held at once
+            node_v = np.concatenate([self._model.steady_state(x[lo:lo + chunk]).node_v
+                                     for lo in range(0, len(x), chunk)])
+            if self.read_noise_v > 0.0:
+                node_v = node_v + self.rng.normal(0.0, self.read_noise_v, size=node_v.shape)
+            return Measurement(node_v[:, list(self.network.outputs)], None)
         if isinstance(nudge, CurrentNudge):
             state = self._model.steady_state(x, output_current_a=nudge.current_a)
         elif isinstance(nudge, ClampNudge):
