@@ -5,13 +5,13 @@ Tests on the real test set (``../shared/data/mnist``) skip when it is absent.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import write_idx
 from labtrain.training.tasks import MNIST10K_SPLIT_SEED, TaskError, load_idx, make_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,11 +31,6 @@ def mnist_dir() -> Path:
 @pytest.fixture(scope="module")
 def mnist10k(mnist_dir):
     return make_task("mnist", mnist_path=str(mnist_dir))
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    (gzip.open if path.suffix == ".gz" else open)(path, "wb").write(header + array.astype(np.uint8).tobytes())
 
 
 def row_keys(x: np.ndarray) -> set[bytes]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 
 import numpy as np
 import pytest
 
+from conftest import write_idx
 from labtrain.training.tasks import GATES, TaskError, accuracy, decode, load_idx, make_task
 
 
@@ -81,23 +81,16 @@ def test_task_errors(kwargs, message):
         make_task(**kwargs)
 
 
-def _write_idx(path, array, gz=False):
-    codes = {np.dtype(np.uint8): 0x08}
-    header = bytes([0, 0, codes[array.dtype], array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    data = header + array.tobytes()
-    (gzip.open if gz else open)(path, "wb").write(data)
-
-
 def test_mnist_from_idx_files(tmp_path):
     rng = np.random.default_rng(0)
     tr_x = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8)
     tr_y = rng.integers(0, 10, 40).astype(np.uint8)
     te_x = rng.integers(0, 256, (10, 28, 28), dtype=np.uint8)
     te_y = rng.integers(0, 10, 10).astype(np.uint8)
-    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", tr_x, gz=True)
-    _write_idx(tmp_path / "train-labels-idx1-ubyte", tr_y)
-    _write_idx(tmp_path / "t10k-images-idx3-ubyte", te_x)
-    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", te_y, gz=True)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", tr_x)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", tr_y)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", te_x)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", te_y)
     np.testing.assert_array_equal(load_idx(tmp_path / "train-images-idx3-ubyte.gz"), tr_x)
     t = make_task("mnist", mnist_path=str(tmp_path), downsample=4, n_train=30, n_test=10)
     assert t.x_train.shape == (30, 49) and t.x_test.shape == (10, 49)  # MNIST keeps its own split
@@ -113,7 +106,7 @@ def test_mnist_missing_file_and_bad_idx(tmp_path):
     (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04rest")
     with pytest.raises(TaskError, match="bad magic"):
         load_idx(tmp_path / "bad")
-    _write_idx(tmp_path / "short", np.zeros((3, 4), np.uint8))
+    write_idx(tmp_path / "short", np.zeros((3, 4), np.uint8))
     (tmp_path / "short").write_bytes((tmp_path / "short").read_bytes()[:-2])
     with pytest.raises(TaskError, match="header says"):
         load_idx(tmp_path / "short")
