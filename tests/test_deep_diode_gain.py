@@ -256,3 +256,17 @@ def test_config_refuses_layer_gain_elsewhere(tmp_path, extra, rule, words, capsy
     assert main(["check", path]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "layer_gain" in err
+
+
+def test_gradcheck_on_an_amplified_chip(tmp_path, capsys):
+    """``labtrain gradcheck``: centred EP is the exact gradient on a 2-hidden-layer amplified chip; FP is named
+    as not modelled rather than reported with a wrong scale."""
+    from labtrain.cli import main
+    path = _write(tmp_path, 'topology = "layered"\nhidden_layers = [4, 3]\nlayer_gain = 2.0')
+    text = open(path).read().replace('rule = "ep"', 'rule = "ep"\nbeta_s = 1e-7')
+    open(path, "w").write(text)
+    assert main(["gradcheck", path]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("ep centred"))
+    assert float(row.split()[5]) > 0.999999  # cosine (after "ep centred beta_s = 1e-07")
+    assert "not modelled with [chip] layer_gain" in out

@@ -7,7 +7,9 @@ Topologies:
   layers ``(n_features, *hidden_layers, n_outputs)`` joined by trainable resistors, fixed diodes
   (``diode``, ``diode_orientation``) from every hidden node to ground; the input layer holds the task's
   features, their mirrors (``[task] complementary_inputs``, needed for non-monotone tasks such as XOR)
-  and the bias inputs (``[task] bias_inputs_v``), in that order, plus the ground node.
+  and the bias inputs (``[task] bias_inputs_v``), in that order, plus the ground node.  ``[chip]
+  layer_gain`` > 1 puts ideal bidirectional amplifiers between the node layers
+  (:class:`labtrain.kinds.nonlinear.amplified.AmplifiedNetwork`).
 * ``lattice``, ``all_to_all``, ``random``, ``edge_list``: the resistor-network graph builders with every
   edge of ``edge_kind`` (``linear``: trainable conductance; ``transistor``: trainable gate voltage).
 
@@ -207,7 +209,10 @@ def nonlinear_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed: in
     rows += estimator_rows(gep_family(beta_s, eta), chip, inputs, targets, exact, seed,
                            "co-content derivative at measured drops")
     gamma = exp["learning"]["gamma_a_per_v"]
-    for g in (10 * gamma, gamma, 0.1 * gamma):
+    if exp["chip"]["layer_gain"] != 1.0:  # FP's in-phase edge products are not modelled through amplifiers
+        rows.append(["fp", "-", "-", "-", "-", "-", "-", "not modelled with [chip] layer_gain != 1"])
+        gamma = None
+    for g in (() if gamma is None else (10 * gamma, gamma, 0.1 * gamma)):
         try:
             rows += fp_gradcheck_rows(exp, chip, inputs, targets, exact, seed, [g])
         except ValueError as exc:  # on a bench: the error current's AO swing beyond the safety limits
