@@ -260,10 +260,15 @@ def _ms_per_epoch(group: list[dict[str, Any]], size: dict[str, Any] | None) -> f
     return 1e3 * float(np.mean([r["step_time_s"] * r["steps_done"] / size["epochs"] for r in done]))
 
 
+def _ms(x: float) -> str:
+    return "-" if not np.isfinite(x) else f"{x:.0f}"
+
+
 def _size_cells(size: dict[str, Any] | None, reference: int | None) -> str:
     if size is None:
         return "- | - | - | -"
-    delta = "0" if reference is None or size["params"] == reference else f"{100 * (size['params'] / reference - 1):+.1f} %"
+    same = reference is None or size["params"] == reference
+    delta = "0" if same else f"{100 * (size['params'] / reference - 1):+.1f} %"
     return f"{size['nodes']} | {size['edges']} | {size['params']} | {delta}"
 
 
@@ -284,7 +289,7 @@ def xor_table(folder: Path, threshold: float = 0.01) -> str:
         ok = sum(c["accuracy"] == 1.0 and c["cosine_loss"] < threshold for c in done)
         median = float(np.median([c["cosine_loss"] for c in done])) if done else float("nan")
         lines.append(f"| {arch} | {_size_cells(size, reference)} | {len(done)}/{n} | {_fraction(ok, n)} | "
-                     f"{_fraction(correct, n)} | {median:.4f} | {_ms_per_epoch(group, size):.0f} |")
+                     f"{_fraction(correct, n)} | {median:.4f} | {_ms(_ms_per_epoch(group, size))} |")
     return "\n".join(lines)
 
 
@@ -307,7 +312,7 @@ def accuracy_table(folder: Path, threshold: float) -> str:
         ok = sum(np.isfinite(a) and a >= threshold for a in test)
         lines.append(f"| {arch} | {_size_cells(size, reference)} | {len(done)}/{len(group)} | "
                      f"{_pct(m_tr)} ± {_pct(s_tr)} | {_pct(m_te)} ± {_pct(s_te)} | [{_pct(lo)}, {_pct(hi)}] | "
-                     f"{_fraction(ok, len(group))} | {_ms_per_epoch(group, size):.0f} |")
+                     f"{_fraction(ok, len(group))} | {_ms(_ms_per_epoch(group, size))} |")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Table of sweeps/xy_matched_iris.toml: ``python sweeps/xy_matched_iris.py FOLDER`` = ``python sweeps/xy_matched.py --iris FOLDER``.
+"""Table of sweeps/xy_matched_iris.toml (= ``python sweeps/xy_matched.py --iris FOLDER``).
 
 The matched XY comparison has one table script for its three sweeps, sweeps/xy_matched.py; this file is its
 entry point for the iris sweep alone (every sweep file in sweeps/ has a table script of the same name).

@@ -1,4 +1,4 @@
-"""Table of sweeps/xy_matched_xor.toml: ``python sweeps/xy_matched_xor.py FOLDER`` = ``python sweeps/xy_matched.py --xor FOLDER``.
+"""Table of sweeps/xy_matched_xor.toml (= ``python sweeps/xy_matched.py --xor FOLDER``).
 
 The matched XY comparison has one table script for its three sweeps, sweeps/xy_matched.py; this file is its
 entry point for the xor sweep alone (every sweep file in sweeps/ has a table script of the same name).

@@ -28,7 +28,7 @@ PHASE_TASKS = tuple(GATES) + ("iris", "digits", "mnist")
 def phase_task(name: str, *, seed: int = 0, input_phase: float = np.pi / 2, target_phase: float = np.pi / 2,
                test_fraction: float = 0.3, decoder: str = "nearest_target", classes: Sequence[int] | None = None,
                downsample: int = 1, mnist_path: str = "", n_train: int = 60000, n_test: int = 10000) -> Task:
-    """A gate (e.g. ``"xor"``), ``"iris"``, ``"digits"`` or ``"mnist"`` with inputs in ``[-input_phase, input_phase]`` rad.
+    """A gate (e.g. ``"xor"``), ``"iris"``, ``"digits"`` or ``"mnist"``; inputs in ``[-input_phase, input_phase]`` rad.
 
     Targets are ``+target_phase`` for the class (or the output's class) and
     ``-target_phase`` otherwise.  Gates train and test on the four input pairs.
