@@ -9,7 +9,8 @@ sweeps/xy_matched_mnist.toml and prints one markdown table per task, with
 * every planned member counted: ``runs`` is completed / planned; a member that did not complete counts as a
   failure in the success fraction and is left out of the accuracy statistics (the table says how many);
 * success fractions with 95 % Wilson score intervals (:func:`wilson_interval`);
-* accuracies as mean ± sample std and a 95 % Student-t interval of the mean (:func:`t_interval`).
+* accuracies as mean ± sample std and a 95 % Student-t interval of the mean (:func:`t_interval`; shown clipped
+  to [0, 100] %), and every seed's test accuracy (in seed order; ``-``: the member did not complete).
 
 XOR success = all four inputs correct and mean cosine cost ``(1 - cos(phi - tau)) / 2`` < 0.01 over fresh
 random starts (seeded ``[seed, 99]``, the chip's ``n_starts``) at the final parameters -- the criterion of
@@ -297,8 +298,9 @@ def accuracy_table(folder: Path, threshold: float) -> str:
     """Markdown table of a classification sweep: train / test accuracy (mean ± std, 95 % t), success (Wilson)."""
     rows = member_rows(folder)
     lines = ["| architecture | nodes | edges | params | vs lattice | runs | train acc (%) | test acc (%) | "
-             f"test acc 95 % t-interval (%) | test acc >= {100 * threshold:.0f} % [95 % Wilson] | ms / epoch |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"test acc 95 % t-interval (%) | test acc >= {100 * threshold:.0f} % [95 % Wilson] | "
+             "test acc per seed (%) | ms / epoch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     reference = None
     for arch, group in _groups(rows):
         size = _sizes(group)
@@ -311,8 +313,10 @@ def accuracy_table(folder: Path, threshold: float) -> str:
         m_te, s_te, lo, hi = t_interval(test)
         ok = sum(np.isfinite(a) and a >= threshold for a in test)
         lines.append(f"| {arch} | {_size_cells(size, reference)} | {len(done)}/{len(group)} | "
-                     f"{_pct(m_tr)} ± {_pct(s_tr)} | {_pct(m_te)} ± {_pct(s_te)} | [{_pct(lo)}, {_pct(hi)}] | "
-                     f"{_fraction(ok, len(group))} | {_ms(_ms_per_epoch(group, size))} |")
+                     f"{_pct(m_tr)} ± {_pct(s_tr)} | {_pct(m_te)} ± {_pct(s_te)} | "
+                     f"[{_pct(max(lo, 0.0))}, {_pct(min(hi, 1.0))}] | {_fraction(ok, len(group))} | "
+                     f"{' / '.join(_pct(r.get('final_test_accuracy', np.nan)) for r in group)} | "
+                     f"{_ms(_ms_per_epoch(group, size))} |")
     return "\n".join(lines)
 
 
