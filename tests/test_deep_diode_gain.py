@@ -271,3 +271,14 @@ def test_gradcheck_on_an_amplified_chip(tmp_path, capsys):
     row = next(line for line in out.splitlines() if line.startswith("ep centred"))
     assert float(row.split()[5]) > 0.999999  # cosine (after "ep centred beta_s = 1e-07")
     assert "not modelled with [chip] layer_gain" in out
+
+
+def test_chip_reports_the_physical_elements():
+    """The snapshot names the datasheet diodes, not the rescaled copies the solver uses."""
+    net, edges, layer, g_s = _net()
+    chip = NonlinearResistorChip(net, edges, g_s, layer_gain=2.0, node_layer=layer)
+    snap = chip.snapshot()
+    assert snap["layer_gain"] == 2.0
+    assert snap["edges"]["diode"]["saturation_current_a"] == I_S_A
+    assert chip.network_model().describe()["edges"]["diode"]["saturation_current_a"] == I_S_A
+    assert chip.network_model().describe()["amplifiers"]["n_layers"] == 3

@@ -90,8 +90,9 @@ class AmplifiedNetwork(NonlinearResistorNetwork):
     edges : NonlinearEdges
         The *physical* elements (diode parameters as on the datasheet).
     node_layer : ndarray of int, shape (n_nodes,)
-        Layer of every node (:func:`layered_node_layers`); every edge must join different layers or a node and
-        the ground.
+        Layer of every node (:func:`layered_node_layers`).  An edge belongs to the later layer of its two
+        ends (a hidden node's diodes to the ground: the node's layer); an edge within one layer has no
+        amplifier in front of it.
     layer_gain : float
         Voltage gain ``A`` >= 1 of every amplifier (dimensionless); 1 = the passive network.
     parameters : ndarray, optional
@@ -196,6 +197,7 @@ class AmplifiedNetwork(NonlinearResistorNetwork):
 
     def describe(self) -> dict:
         out = super().describe()
+        out["edges"] = self.physical_edges.describe()
         out["amplifiers"] = {"layer_gain": self.layer_gain, "n_layers": self.n_layers,
                              "model": "ideal bidirectional voltage amplifiers between node layers"}
         return out

@@ -96,7 +96,8 @@ class NonlinearResistorChip(NetworkChip):
             self._model = NonlinearResistorNetwork(network, edges, parameters, tol_a=tol_a, rtol=rtol,
                                                     tol_v=tol_v, max_iter=max_iter, solver=solver)
         self.layer_gain = float(layer_gain)
-        self.edges = self._model.edges
+        # the physical elements (an amplified model solves a rescaled copy of them)
+        self.edges = self._model.physical_edges if isinstance(self._model, AmplifiedNetwork) else self._model.edges
         self.read_noise_v = float(read_noise_v)
         self.rate_hz = float(rate_hz)
         self.max_chunk_elements = int(max_chunk_elements)
