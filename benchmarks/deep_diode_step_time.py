@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -247,7 +247,8 @@ def test_config_layer_gain_builds_an_amplified_chip(tmp_path):
     ('topology = "lattice"\nrows = 3\ncols = 3\nlayer_gain = 2.0', "ep", "needs topology = 'layered'"),
     ('topology = "layered"\nhidden_layers = [4]\nlayer_gain = 2.0', "fp", "not modelled"),
     ('topology = "layered"\nhidden_layers = [4]\nlayer_gain = 0.5', "ep", "layer_gain"),
-    ('topology = "layered"\nhidden_layers = [4]\nlayer_gain = 2.0\n[backend]\nkind = "twin"', "ep", "ideal backend only"),
+    ('topology = "layered"\nhidden_layers = [4]\nlayer_gain = 2.0\n[backend]\nkind = "twin"', "ep",
+     "ideal backend only"),
 ])
 def test_config_refuses_layer_gain_elsewhere(tmp_path, extra, rule, words, capsys):
     from labtrain.cli import main
