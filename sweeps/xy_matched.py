@@ -192,7 +192,8 @@ def network_counts(run_file: Path) -> dict[str, Any]:
         net, c = setup.network, exp["chip"]
         out = {"nodes": net.n_nodes, "edges": net.n_edges, "params": int(setup.chip.parameter_spec.size),
                "n_inputs": len(net.inputs), "n_outputs": len(net.outputs), "epochs": int(exp["run"]["epochs"]),
-               "n_train": len(setup.task.x_train)}
+               "n_train": len(setup.task.x_train), "inputs": [int(i) for i in net.inputs],
+               "outputs": [int(i) for i in net.outputs]}
         closed = xy_parameter_count(c["topology"], out["n_inputs"], out["n_outputs"], rows=c["rows"],
                                     cols=c["cols"], n_nodes=c["n_nodes"], hidden_layers=c["hidden_layers"],
                                     bias=c["bias"])
@@ -353,7 +354,6 @@ def maps_png(folder: Path, png: Path, dpi: int = 90) -> str:
     coupling = maps["coupling_image_rad_per_s"][k]
     response = maps["response_image"][k]
     rows, cols = response.shape
-    n_in, n_out = size["n_inputs"], size["n_outputs"]
     fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.9))
     vmax = float(np.nanmax(np.abs(coupling)))
     im = axes[0].imshow(coupling, cmap="RdBu_r", vmin=-vmax, vmax=vmax, extent=(-0.25, cols - 0.75, rows - 0.75, -0.25))
@@ -363,12 +363,9 @@ def maps_png(folder: Path, png: Path, dpi: int = 90) -> str:
     im2 = axes[1].imshow(pos, cmap="viridis", norm=LogNorm(vmin=max(float(np.nanmin(pos)), 1e-4), vmax=1.0))
     axes[1].set_title(r"response $|\partial\phi_i/\partial\phi_{in}|$, mean over inputs")
     fig.colorbar(im2, ax=axes[1], shrink=0.85)
-    # terminals: inputs fill columns from the left, outputs from the right (labtrain.physics.network.lattice)
-    idx = np.arange(rows * cols).reshape(rows, cols)
-    ins = idx.T.ravel()[:n_in] if rows < n_in else idx[:, 0][:n_in]
-    outs = idx[:, ::-1].T.ravel()[:n_out] if rows < n_out else idx[:, -1][:n_out]
-    r_in, c_in = np.divmod(ins, cols)
-    r_out, c_out = np.divmod(outs, cols)
+    # terminals of the built network (lattice node r * cols + c sits at image row r, column c)
+    r_in, c_in = np.divmod(np.asarray(size["inputs"]), cols)
+    r_out, c_out = np.divmod(np.asarray(size["outputs"]), cols)
     for ax in axes:
         ax.scatter(c_in, r_in, marker="s", s=22, facecolors="none", edgecolors="k", linewidths=0.8,
                    label="input")
@@ -381,7 +378,7 @@ def maps_png(folder: Path, png: Path, dpi: int = 90) -> str:
                  f"{100 * best['final_test_accuracy']:.1f} %), after step {step + 1}", fontsize=10)
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=dpi)
+    fig.savefig(png, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return (f"{png}: lattice {rows}x{cols} seed {best['seed']}, test accuracy "
             f"{100 * best['final_test_accuracy']:.1f} %, maps after step {step + 1}")

@@ -118,8 +118,8 @@ def test_tables_of_a_tiny_xor_and_iris_sweep_count_every_member(xm, tmp_path, ca
     assert out[2].startswith("| architecture |") and "test acc >= 90 %" in out[2] and len(out) == 7
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in out[4:]]
     assert [r[3] for r in rows] == ["82", "82", "78"] and [r[4] for r in rows] == ["0", "0", "-4.9 %"]
-    for r in rows:  # one seed: a mean, no std or t-interval
-        assert r[5] == "1/1" and r[7].endswith("± -") and r[8] == "[-, -]"
+    for r in rows:  # one seed: a mean, no std or t-interval; the per-seed column is that mean
+        assert r[5] == "1/1" and r[7].endswith("± -") and r[8] == "[-, -]" and r[10] == r[7].split()[0]
         assert 0.0 <= float(r[7].split()[0]) <= 100.0
 
 
