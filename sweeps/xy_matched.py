@@ -333,7 +333,10 @@ def maps_png(folder: Path, png: Path, dpi: int = 90) -> str:
 
     Returns a one-line description of what was drawn.
     """
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("xy_matched: --maps-png needs matplotlib (pip install -e '.[plots]')") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
