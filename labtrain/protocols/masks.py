@@ -25,6 +25,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import shortest_path
 
+from labtrain.chip.base import NetworkChip
+
 __all__ = ["UpdateMask", "MASK_MODES", "output_distance_hops", "parameters_are_edges"]
 
 MASK_MODES = ("fixed", "random", "near_output", "largest_gradient")
@@ -67,11 +69,10 @@ def parameters_are_edges(chip: Any) -> bool:
     parameter; False for chips without a graph (DNPUs, layered rate networks) or with parameters
     that are not edges (an oscillator network's bias fields).
     """
-    network = getattr(chip, "network", None)
-    if network is None or not hasattr(network, "edges") or not hasattr(chip, "parameter_edges"):
+    if not isinstance(chip, NetworkChip):
         return False
     edges = np.asarray(chip.parameter_edges)
-    n_edges = len(np.asarray(network.edges).reshape(-1, 2))
+    n_edges = len(np.asarray(chip.network.edges).reshape(-1, 2))
     return (edges.shape == (chip.parameter_spec.size,) and np.issubdtype(edges.dtype, np.integer)
             and bool(np.all((edges >= 0) & (edges < n_edges))))
 
