@@ -81,8 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         raise SystemExit("run_curves: no run files (.h5) in " + ", ".join(map(str, args.runs)))
     groups: dict[str, list[dict]] = defaultdict(list)
+    from labtrain.training.store import StoreError
+
     for f in files:
-        curve = read_curve(f)
+        try:
+            curve = read_curve(f)
+        except (StoreError, OSError) as exc:
+            raise SystemExit(f"run_curves: {exc}") from None
         groups[curve["rule"]].append(curve)
     for rule, curves in groups.items():
         steps_per_epoch = _steps_per_epoch(files[0])
