@@ -205,30 +205,15 @@ def network_counts(run_file: Path) -> dict[str, Any]:
 
 
 def xor_final_check(run_file: Path) -> dict[str, float]:
-    """Accuracy and cosine loss of a member's final parameters on fresh random starts (seeded ``[seed, 99]``)."""
-    from labtrain.build import build_setup
-    from labtrain.config import experiment_from_text
-    from labtrain.kinds.xy.model import PhaseCost
-    from labtrain.kinds.xy.tasks import phase_accuracy
-    from labtrain.training.store import RunStore
+    """Accuracy and cosine loss of a member's final parameters on fresh random starts (seeded ``[seed, 99]``):
+    the check of sweeps/xy_xor.py."""
+    import sys
 
-    with RunStore.open(run_file) as store:
-        source = store.source
-        exp = experiment_from_text(store.experiment_text, Path(source) if source else None, store.overrides)
-        params = store.parameters("final")
-        seed = int(store.attrs["seed"])
-    if params is None:
-        return {"accuracy": float("nan"), "cosine_loss": float("nan")}
-    setup = build_setup(exp)
-    try:
-        chip, task = setup.chip, setup.task
-        chip.set_parameters(params)
-        chip.reseed([seed, 99])
-        final = chip.measure(task.x_train)
-        cosine = float(np.mean(PhaseCost("cosine").value(final.output_phases, task.t_train[:, None, :])))
-        return {"accuracy": phase_accuracy(task, final.output_v, task.y_train), "cosine_loss": cosine}
-    finally:
-        chip.close()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from xy_xor import final_check
+
+    got = final_check(run_file)
+    return {"accuracy": got["accuracy"], "cosine_loss": got["cosine_loss"]}
 
 
 def _groups(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:

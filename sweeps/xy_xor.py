@@ -37,6 +37,8 @@ def final_check(run_file: Path) -> dict:
         exp = experiment_from_text(store.experiment_text, Path(source) if source else None, store.overrides)
         params = store.parameters("final")
         seed = int(store.attrs["seed"])
+    if params is None:  # stopped before its first checkpoint
+        return {"accuracy": float("nan"), "cosine_loss": float("nan")}
     setup = build_setup(exp)
     try:
         chip, task = setup.chip, setup.task

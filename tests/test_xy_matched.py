@@ -113,7 +113,7 @@ def test_tables_of_a_tiny_xor_and_iris_sweep_count_every_member(xm, tmp_path, ca
     iris = load_sweep(ROOT / "sweeps" / "xy_matched_iris.toml", {**small, "run.epochs": [1]})
     folder, _ = prepare_folder(iris, tmp_path / "iris")
     assert run_sweep(folder, cluster="serial", quiet=True).ok
-    assert _module("xy_matched_iris").main([str(folder)]) == 0
+    assert xm.main(["--iris", str(folder)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[2].startswith("| architecture |") and "test acc >= 90 %" in out[2] and len(out) == 7
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in out[4:]]
