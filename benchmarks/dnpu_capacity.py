@@ -214,15 +214,10 @@ def report(result: dict, devices: list[str], ns: list[int], args) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--devices", default="hopping,real", help="comma list of hopping, real")
+    gate_study.add_protocol_arguments(p)
     p.add_argument("--n", default="4,5,6,7,8", help="comma list of point counts (4..8)")
     p.add_argument("--k", type=int, default=256, help="labellings per N > 4 (all 2^N if k >= 2^N)")
     p.add_argument("--restarts", type=int, default=8, help="restarts per labelling; every one counts")
-    p.add_argument("--iterations", type=int, default=100, help="most gradient steps per restart")
-    p.add_argument("--lr0", type=float, default=0.2, help="SGD lr x (target gap)^2, normalised coordinates")
-    p.add_argument("--stop-margin", type=float, default=0.25, help="early stop: every point this x half-gap beyond")
-    p.add_argument("--range-samples", type=int, default=500, help="control vectors sampled for the target rule")
-    p.add_argument("--surrogate", type=Path, default=gate_study.DEFAULT_SURROGATE)
     p.add_argument("--out", type=Path, default=None, help="write the markdown report here")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)

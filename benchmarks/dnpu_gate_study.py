@@ -220,21 +220,28 @@ def fidelity_study(device: str, args) -> dict:
     return out
 
 
+def add_protocol_arguments(p: argparse.ArgumentParser) -> None:
+    """The fixed-protocol options shared with benchmarks/dnpu_capacity.py: devices, the surrogate file, the
+    per-restart step budget, the step size, the early stop and the target rule's sampling."""
+    p.add_argument("--devices", default="hopping,real", help="comma list of hopping, real")
+    p.add_argument("--iterations", type=int, default=100, help="most gradient (HGE) steps per restart")
+    p.add_argument("--lr0", type=float, default=0.2, help="SGD lr x (target gap)^2, normalised coordinates")
+    p.add_argument("--stop-margin", type=float, default=0.25,
+                   help="early stop: every training case this x half-gap beyond its target")
+    p.add_argument("--range-samples", type=int, default=500, help="control vectors sampled for the target rule")
+    p.add_argument("--surrogate", type=Path, default=DEFAULT_SURROGATE)
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--devices", default="hopping,real", help="comma list of hopping, real")
+    add_protocol_arguments(p)
     p.add_argument("--gates", default="all", help="'all' or a comma list of gate names")
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     p.add_argument("--restarts", type=int, default=1, help="restarts per (gate, seed); every one counts")
-    p.add_argument("--iterations", type=int, default=100, help="most HGE steps per restart")
-    p.add_argument("--lr0", type=float, default=0.2, help="SGD lr x (target gap)^2, normalised coordinates")
-    p.add_argument("--stop-margin", type=float, default=0.25, help="early stop: every case this x half-gap beyond")
     p.add_argument("--window-s", type=float, default=0.025, help="HGE window per input case (s; a multiple of 25 ms)")
-    p.add_argument("--range-samples", type=int, default=500, help="control vectors sampled for the target rule")
     p.add_argument("--fidelity-points", type=int, default=10)
     p.add_argument("--skip-gates", action="store_true", help="part 2 only")
-    p.add_argument("--surrogate", type=Path, default=DEFAULT_SURROGATE)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     devices = [d.strip() for d in args.devices.split(",") if d.strip()]
