@@ -283,3 +283,22 @@ def test_chip_reports_the_physical_elements():
     assert snap["edges"]["diode"]["saturation_current_a"] == I_S_A
     assert chip.network_model().describe()["edges"]["diode"]["saturation_current_a"] == I_S_A
     assert chip.network_model().describe()["amplifiers"]["n_layers"] == 3
+
+
+def test_complementary_outputs_double_the_output_layer(tmp_path, capsys):
+    """``[task] complementary_outputs``: the layered builder gets two outputs per class and centred EP stays the
+    exact gradient; the DNPU (one output) refuses it in one line."""
+    from labtrain.cli import main
+    path = _write(tmp_path, 'topology = "layered"\nhidden_layers = [4]')
+    text = open(path).read().replace('name = "xor"', 'name = "iris"\ncomplementary_outputs = true')
+    open(path, "w").write(text.replace('rule = "ep"', 'rule = "ep"\nbeta_s = 1e-7'))
+    setup = build_setup(load_experiment(path))
+    assert len(setup.network.outputs) == 6 and setup.task.decoder == "nearest_target"
+    assert main(["gradcheck", path]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("ep centred"))
+    assert float(row.split()[5]) > 0.999999
+    dnpu = tmp_path / "dnpu.toml"
+    dnpu.write_text('[chip]\ntype = "dnpu"\n[task]\nname = "xor"\ncomplementary_outputs = true\n')
+    assert main(["check", str(dnpu)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "outputs" in err

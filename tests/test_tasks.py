@@ -116,3 +116,26 @@ def test_nearest_phase_decoder_wraps_around():
     targets = np.array([[-np.pi / 2], [np.pi / 2]])
     out = np.array([[-1.4], [1.6], [np.pi / 2 + 2 * np.pi], [-np.pi / 2 - 2 * np.pi + 0.1]])
     np.testing.assert_array_equal(decode(out, "nearest_phase", targets), [0, 1, 1, 0])
+
+
+def test_complementary_outputs_mirror_the_targets_and_read_the_pair_difference():
+    t = make_task("iris", complementary_outputs=True, target_on_v=0.3, target_off_v=-0.1)
+    assert t.n_outputs == 6 and t.decoder == "nearest_target" and t.describe()["complementary_outputs"] is True
+    np.testing.assert_allclose(t.class_targets_v[:, 3:], 0.2 - t.class_targets_v[:, :3])
+    np.testing.assert_allclose(t.t_train, t.class_targets_v[t.y_train])
+    # nearest_target on mirrored pairs is the argmax of the pair differences v_k - v_k'
+    rng = np.random.default_rng(0)
+    out = rng.normal(0.1, 0.3, (500, 6))
+    np.testing.assert_array_equal(decode(out, t.decoder, t.class_targets_v), np.argmax(out[:, :3] - out[:, 3:], 1))
+    gate = make_task("xor", complementary_outputs=True, target_on_v=0.6, target_off_v=0.2)
+    np.testing.assert_allclose(gate.class_targets_v, [[0.2, 0.6], [0.6, 0.2]])
+    assert make_task("iris").n_outputs == 3  # off by default
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"name": "iris", "decoder": "argmax"}, "complementary_outputs gives two"),
+    ({"name": "linear_regression"}, "needs a classification task"),
+])
+def test_complementary_outputs_errors(kwargs, message):
+    with pytest.raises(TaskError, match=message):
+        make_task(complementary_outputs=True, **kwargs)

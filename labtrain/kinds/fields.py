@@ -92,6 +92,9 @@ VOLTAGE_TASK: dict[str, dict[str, Field]] = {
         "bias_inputs_v": F("floats", [], "Constant voltages appended to every input vector (V)", -10, 10),
         "complementary_inputs": F("bool", False, "Also drive every feature's mirrored voltage "
                                   "(input_low_v + input_high_v - x) on a second input (differential drive)"),
+        "complementary_outputs": F("bool", False, "Classification: give every output a partner whose target is "
+                                   "the mirrored voltage (target_on_v + target_off_v - t); a class is read from the "
+                                   "difference of its pair (signed readout of the last hidden layer)"),
         "noise_v": F("float", 0.0, "Regression: target noise (std, V)", 0, 10),
     },
 }

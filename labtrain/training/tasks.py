@@ -275,6 +275,7 @@ def make_task(
     n_train: int = 60000,
     n_test: int = 10000,
     complementary_inputs: bool = False,
+    complementary_outputs: bool = False,
 ) -> Task:
     """Build and encode a task by name (one of :data:`TASKS`).
 
@@ -287,6 +288,12 @@ def make_task(
     voltage ``input_low_v + input_high_v - x`` (differential drive): a passive
     network can only form non-negative weighted averages of its inputs, and the
     mirrored copy lets it weight a feature negatively.
+    ``complementary_outputs`` (classification only) gives every output a partner
+    output whose target is the mirrored voltage ``target_on_v + target_off_v -
+    t``: class ``k`` is read from the pair as the difference ``v_k - v_k'``, which
+    lets a passive network weight its last hidden layer with both signs.  The
+    decoder is then ``nearest_target``, which for mirrored pairs picks the class
+    with the largest difference.
     """
     rng = np.random.default_rng([seed, 1])
     name = name.lower()
@@ -313,6 +320,8 @@ def make_task(
         x_tr, x_te = x_all[tr], x_all[te]
         t_tr, t_te = targets[tr], targets[te]
         info = {"n_features": n_features, "n_targets": n_targets, "noise_v": noise_v}
+        if complementary_outputs:
+            raise TaskError(f"complementary_outputs needs a classification task; {name} is a regression")
         return _finish(name, x_tr, t_tr, x_te, t_te, None, None, decoder or "regression", None,
                        bias_inputs_v, info, complementary_inputs and (input_low_v, input_high_v))
     elif name in ("iris", "digits", "mnist"):
@@ -362,9 +371,15 @@ def make_task(
     else:
         class_targets = np.full((n_classes, n_classes), target_off_v)
         np.fill_diagonal(class_targets, target_on_v)
-    dec = decoder or ("nearest_target" if n_classes == 2 else "argmax")
+    dec = decoder or ("nearest_target" if n_classes == 2 or complementary_outputs else "argmax")
     if dec == "argmax" and n_classes == 2:
         raise TaskError("decoder argmax needs one output per class; two-class tasks use nearest_target")
+    if complementary_outputs:
+        if dec != "nearest_target":
+            raise TaskError(f"decoder {dec} reads one output per class; complementary_outputs gives two (a "
+                            "mirrored pair) per class: use nearest_target (the default)")
+        class_targets = np.hstack([class_targets, target_on_v + target_off_v - class_targets])
+    info["complementary_outputs"] = bool(complementary_outputs)
     return _finish(name, x_tr, class_targets[y_tr], x_te, class_targets[y_te], y_tr, y_te, dec,
                    class_targets, bias_inputs_v, info, complementary_inputs and (input_low_v, input_high_v),
                    test_is_train=name in GATES)
