@@ -329,3 +329,48 @@ def test_homodyne_sequential_through_the_lockin_matches_parallel_software(model)
     assert cos > 0.999
     np.testing.assert_allclose(g_lock.gradient, g_soft.gradient, rtol=0.05, atol=0.01 * np.abs(g_soft.gradient).max())
     lock_chip.close()
+
+
+def _lockin_twin(chip):
+    inner = chip.lockin
+    while not hasattr(inner, "amplitude_record"):
+        inner = inner.wrapped
+    return inner
+
+
+def test_lockin_amplitude_moves_within_the_slew_limit(model):
+    """Sequential lock-in mode: the sine's amplitude is ramped onto and off an electrode in steps within the
+    channel's slew limit (one step per 1 / rate_hz), and a tone whose own slope 2 pi f peak is too steep is
+    refused before anything is sent."""
+    plan, tones = plan_and_tones()          # steepest tone: 200 Hz at 30 mV peak, 37.7 V/s
+    x = GATE_X[:2]
+    ref = build_dnpu_twin(model, lockin=True, noise_white_v=0.0, adc_bits=None, dac_bits=None)
+    want = ref.measure_ac(x, tones, plan, demodulator="lockin").output.in_phase
+    slew = 40.0                             # V/s: 4 mV peak per step at 10 kHz, 7 steps up to 30 mV peak
+    chip = build_dnpu_twin(model, lockin=True, noise_white_v=0.0, adc_bits=None, dac_bits=None,
+                           max_slew_v_per_s=slew)
+    twin = _lockin_twin(chip)
+    n0 = len(twin.amplitude_record)
+    got = chip.measure_ac(x, tones, plan, demodulator="lockin").output.in_phase
+    np.testing.assert_allclose(got, want, rtol=1e-3)   # the ramps (< 1 ms) barely move the settled reading
+    rec = twin.amplitude_record[n0:]
+    levels = np.array([r.amplitude_v for r in rec])
+    jumps_peak = np.sqrt(2) * np.abs(np.diff(levels))
+    assert jumps_peak.max() <= slew / plan.rate_hz * (1 + 1e-9)
+    assert np.sum(jumps_peak > 0) >= 2 * 2 * 7                      # up and down, per example, for tone 0
+    assert levels.max() == pytest.approx(0.03 / np.sqrt(2))
+    held_s = np.diff([r.t_s for r in rec])                 # held_s[k]: level k held before step k
+    within_ramp = (jumps_peak[1:] > 0) & (jumps_peak[:-1] > 0)
+    assert within_ramp.sum() >= 2 * 2 * 6
+    assert np.all(held_s[1:][within_ramp] >= 1 / plan.rate_hz * (1 - 1e-9))
+    # too steep for the limit: refused in one line, nothing sent
+    sim = sim_of(chip)
+    tight = build_dnpu_twin(model, lockin=True, max_slew_v_per_s=30.0)
+    before = (len(sim_of(tight).history), len(_lockin_twin(tight).amplitude_record))
+    with pytest.raises(ValueError, match="max_slew_v_per_s") as info:
+        tight.measure_ac(x, tones, plan, demodulator="lockin")
+    assert "\n" not in str(info.value) and "200 Hz" in str(info.value)
+    assert (len(sim_of(tight).history), len(_lockin_twin(tight).amplitude_record)) == before
+    for c in (chip, ref, tight):
+        c.close()
+    assert sim is not None

@@ -78,12 +78,15 @@ class AuditReport:
             max(self.highest_v, other.highest_v))
 
 
-def audit_twin_record(daq: SafeDAQ, lockin: Any = None, router: Any = None) -> AuditReport:
+def audit_twin_record(daq: SafeDAQ, lockin: Any = None, router: Any = None,
+                      amplitude_rate_hz: float | None = None) -> AuditReport:
     """Replay everything the DAQ twin behind ``daq`` (and the lock-in twin / its router) put on the chip.
 
     Every channel starts at its power-up 0 V; every AO sample is checked against the channel's limits --
     widened by the sine out's peak ``sqrt(2) * amplitude`` on the electrode it is routed onto -- and its step
-    from the previous sample against ``max_slew_v_per_s / rate_hz`` of its own write.
+    from the previous sample against ``max_slew_v_per_s / rate_hz`` of its own write.  With
+    ``amplitude_rate_hz``, every change of a routed sine's peak is a step checked against
+    ``max_slew_v_per_s / amplitude_rate_hz`` of that electrode.
     """
     sim = daq.daq
     assert isinstance(sim, SimulatedDAQ) and not sim.history_truncated
@@ -124,6 +127,11 @@ def audit_twin_record(daq: SafeDAQ, lockin: Any = None, router: Any = None) -> A
                 report.aborted_writes += 1
                 report.aborted_away_from_safe += any(level[c] != limits[c].safe_level_v for c in event.channels)
         elif kind == "amplitude":
+            if routed is not None and amplitude_rate_hz is not None:
+                step = math.sqrt(2) * abs(event.amplitude_v - amplitude_v)
+                allowed = limits[routed].max_slew_v_per_s / amplitude_rate_hz
+                if step > allowed * (1 + SLEW_RTOL) + V_ATOL:
+                    report.slew_violations.append((f"{routed} (lock-in sine peak)", step, allowed))
             amplitude_v = event.amplitude_v
             if routed is not None:
                 check(routed, np.array([level[routed]]))
@@ -225,14 +233,16 @@ class TanhDNPU:
         return 60e-9 * np.tanh(np.tanh(np.asarray(electrode_v, float) @ self.w1 + self.b1) @ self.w2)
 
 
-def dnpu_chip(seed: int) -> InstrumentDNPUChip:
+def dnpu_chip(seed: int, max_slew_v_per_s: float = 200.0) -> InstrumentDNPUChip:
     return build_dnpu_twin(TanhDNPU(seed), lockin=True, seed=seed, rate_hz=RATE_HZ, noise_white_v=1e-4,
-                           lockin_time_constant_s=0.01, lockin_settle_time_constants=5.0)
+                           lockin_time_constant_s=0.01, lockin_settle_time_constants=5.0,
+                           max_slew_v_per_s=max_slew_v_per_s)
 
 
 def lockin_request(chip: InstrumentDNPUChip, rng: np.random.Generator, n_b: int = 4):
     """Inputs spread over the data range and, per example, the largest tone amplitudes that keep DC +- peak
-    inside each electrode's range: a sine left routed while the next example's DC moves would leave it."""
+    inside each electrode's range (a sine left routed while the next example's DC moves would leave it) and
+    the sine's slope ``2 pi f peak`` within the slew limit."""
     lay = chip.layout
     lo, hi = np.asarray(lay.low_v), np.asarray(lay.high_v)
     data = list(lay.data_electrodes)
@@ -243,7 +253,8 @@ def lockin_request(chip: InstrumentDNPUChip, rng: np.random.Generator, n_b: int 
     tones = []
     for f, (terminal, index, el) in zip(freqs, targets):
         margin = np.minimum(dc[:, el] - lo[el], hi[el] - dc[:, el])
-        tones.append(Tone(terminal, index, f, np.maximum(0.9 * margin, 0.006)))
+        max_peak = 0.9 * chip.daq.limits[chip.electrode_ao[el]].max_slew_v_per_s / (2 * np.pi * f)
+        tones.append(Tone(terminal, index, f, np.clip(0.9 * margin, 0.006, max_peak)))
     return x, tones, FrequencyPlan.from_frequencies(freqs, RATE_HZ, 0.05)
 
 
@@ -265,7 +276,7 @@ def run_dnpu(seed: int, replay: Replay) -> AuditReport:
     raw_lockin = chip.lockin.lockin
     replay_faults(chip.daq.daq, dnpu_calls(chip, rng), rng, replay, raw_lockin)
     chip.safe_state()
-    report = audit_twin_record(chip.daq, raw_lockin, chip.lockin_router)
+    report = audit_twin_record(chip.daq, raw_lockin, chip.lockin_router, amplitude_rate_hz=RATE_HZ)
     chip.close()
     return report
 
@@ -349,8 +360,9 @@ def lockin_schedules() -> tuple[AuditReport, AuditReport]:
     """The same lock-in batch through the chip's schedule and through the pre-fix one: both twin audits.
 
     Input 0 goes mid-range (-0.3 V), to one edge (-1.15 V), to the other (0.55 V) and back; its tone in each
-    example is 90 % of that example's margin (0.81 V peak at -0.3 V)."""
-    chip = dnpu_chip(0)
+    example is 90 % of that example's margin (0.81 V peak at -0.3 V; at 360 Hz its slope is 1.8 kV/s, so the
+    electrodes get a 2.5 kV/s slew limit: the lock-in's amplitude then moves in steps of up to 0.25 V)."""
+    chip = dnpu_chip(0, max_slew_v_per_s=2500.0)
     lay = chip.layout
     chip.set_parameters(0.5 * (lay.control_low_v + lay.control_high_v))
     x = np.array([[-0.3, -0.3], [-1.15, 0.55], [0.55, -1.15], [-0.3, -0.3]])
@@ -359,9 +371,9 @@ def lockin_schedules() -> tuple[AuditReport, AuditReport]:
     margin = np.minimum(x[:, 0] - lay.low_v[el], lay.high_v[el] - x[:, 0])
     tones[1] = Tone("input", 0, tones[1].frequency_hz, 0.9 * margin)
     chip.measure_ac(x, tones, plan, demodulator="lockin")
-    fixed = audit_twin_record(chip.daq, chip.lockin.lockin, chip.lockin_router)
+    fixed = audit_twin_record(chip.daq, chip.lockin.lockin, chip.lockin_router, amplitude_rate_hz=RATE_HZ)
     old_lockin_schedule(chip, x, tones)
-    old = audit_twin_record(chip.daq, chip.lockin.lockin, chip.lockin_router)
+    old = audit_twin_record(chip.daq, chip.lockin.lockin, chip.lockin_router, amplitude_rate_hz=RATE_HZ)
     chip.close()
     return fixed, old
 
@@ -371,6 +383,7 @@ def test_audit_finds_the_excursions_of_the_old_lockin_schedule_and_the_new_one_h
     assert fixed.beyond_limit == [] and fixed.slew_violations == [] and fixed.not_safe_at_end == []
     assert fixed.lowest_v < -1.19 and fixed.highest_v > 0.59  # the sine did reach close to both edges
     assert len(old.beyond_limit) > 0 and old.lowest_v < -1.9  # -1.15 V DC under the 0.81 V peak sine
+    assert any("lock-in sine peak" in v[0] for v in old.slew_violations)  # it also jumped the amplitude
 
 
 def test_lockin_schedule_is_checked_across_transitions_before_anything_is_sent():

@@ -374,13 +374,33 @@ class InstrumentDNPUChip(DNPUControls, Chip):
         self.lockin.amplitude_v = amplitude_v
         self._call("route lock-in", self.lockin_router, None)
 
-    def _check_lockin_schedule(self, dc_v: np.ndarray, electrode: list[int], rms: np.ndarray) -> None:
+    def _ramp_lockin_amplitude(self, target_rms_v: float, ao_channel: str) -> None:
+        """Move the routed sine's amplitude to ``target_rms_v`` within the electrode's slew limit.
+
+        An amplitude change is a jump of the electrode's voltage of up to ``sqrt(2) |delta rms|``; the move goes
+        from the amplitude the lock-in reports holding, in steps of at most the channel's ``max_step_v`` at the
+        acquisition rate, each held ``1 / rate_hz`` on the DAQ's clock -- the pace of the safety layer's stepped
+        DC ramps.  A step within the limit is one write.
+        """
+        assert self.lockin is not None
+        start = float(self.lockin.amplitude_v)
+        max_step_rms = float(np.asarray(self.daq.max_step_v([ao_channel], self.rate_hz), float)[0]) / np.sqrt(2)
+        n_steps = max(1, int(np.ceil(abs(target_rms_v - start) / max_step_rms * (1 - 1e-12))))
+        for level in np.linspace(start, target_rms_v, n_steps + 1)[1:]:
+            self.lockin.amplitude_v = float(level)
+            if n_steps > 1:
+                self._wait(1.0 / self.rate_hz)
+
+    def _check_lockin_schedule(self, dc_v: np.ndarray, electrode: list[int], rms: np.ndarray,
+                               frequency_hz: np.ndarray) -> None:
         """Every state the sequential schedule passes through, through the safety layer, before anything is sent.
 
         State (example ``b``, tone ``i``): the DC levels of example ``b`` with the sine routed onto electrode
         ``electrode[i]`` at ``sqrt(2) rms[b, i]`` V peak -- both extremes, ``DC - peak`` and ``DC + peak``.  The
         schedule parks the sine (minimum amplitude, routed nowhere) before every DC change, so these states are
         all there is: the check covers the transitions between examples, not only each example on its own.
+        The sine's own steepest slope, ``2 pi f peak``, must be within the electrode channel's slew limit
+        (amplitude changes are ramped by :meth:`_ramp_lockin_amplitude`).
         """
         n_b, n_t = rms.shape
         peak = np.sqrt(2) * rms                                                          # (B, T)
@@ -393,6 +413,14 @@ class InstrumentDNPUChip(DNPUControls, Chip):
                   for sign in ("-", "+") for b in range(n_b) for i in range(n_t)]
         self.daq.check_ao_values(self.electrode_ao, np.concatenate([low, high]).T, what=self.electrode_labels(),
                                  where="measure_ac (lock-in)", columns=labels)
+        for i in range(n_t):
+            channel = self.electrode_ao[electrode[i]]
+            max_slew = float(np.asarray(self.daq.max_step_v([channel], 1.0), float)[0])  # V per 1 s = V/s
+            slew = 2 * np.pi * float(frequency_hz[i]) * float(peak[:, i].max())
+            if slew > max_slew * (1 + 1e-9):
+                raise ValueError(f"{channel}: measure_ac (lock-in) tone {i} at {frequency_hz[i]:g} Hz, "
+                                 f"{peak[:, i].max():.4g} V peak slews {slew:.4g} V/s, above the channel's "
+                                 f"max_slew_v_per_s = {max_slew:.4g} V/s; nothing was sent")
 
     def _measure_ac_lockin(self, x: np.ndarray, tones: list[Tone], plan: FrequencyPlan) -> ACMeasurement:
         if self.lockin is None or self.lockin_router is None:
@@ -419,7 +447,7 @@ class InstrumentDNPUChip(DNPUControls, Chip):
                      for t in tones]
         # every state of the schedule through the safety layer, then the layout's ranges (DC +- summed
         # amplitudes, conservative for one tone at a time), before anything is sent
-        self._check_lockin_schedule(dc_v, electrode, rms)
+        self._check_lockin_schedule(dc_v, electrode, rms, freqs[which])
         tone_electrode_waveforms(lay, x, self._v, tones, self.rate_hz, 1)
         xr = np.zeros((n_b, 1, plan.n_tones))
         yr = np.zeros((n_b, 1, plan.n_tones))
@@ -436,14 +464,14 @@ class InstrumentDNPUChip(DNPUControls, Chip):
                     lockin.amplitude_v = lo_rms      # the sine moves between electrodes at its minimum only
                     self._call("route lock-in", route, self.electrode_ao[electrode[i]])
                     lockin.frequency_hz = float(freqs[which[i]])
-                    lockin.amplitude_v = float(rms[b, i])
+                    self._ramp_lockin_amplitude(float(rms[b, i]), self.electrode_ao[electrode[i]])
                     wait = self.lockin_settle_time_constants * float(lockin.time_constant_s)
                     self._wait(wait)
                     waited += wait
                     r = self._call("read lock-in", lockin.read_xy)
                     xr[b, 0, which[i]] = self.sign * np.sqrt(2) * r.x_v
                     yr[b, 0, which[i]] = self.sign * np.sqrt(2) * r.y_v
-                    lockin.amplitude_v = lo_rms
+                    self._ramp_lockin_amplitude(lo_rms, self.electrode_ao[electrode[i]])
         finally:
             self._lockin_safe()
             self.daq.safe_state()
