@@ -234,7 +234,9 @@ def _train(run, quiet: bool) -> int:
             label = "before training" if when < 0 else f"after step {when + 1}"
             print(f"last evaluation {label}; last step's batch loss "
                   f"{_fmt(result.step_loss[-1]) if result.step_loss else '-'}{unit}")
-        print(f"train loss  {_fmt(final['train_loss'])}{unit}   accuracy {_pct(final['train_accuracy'])}")
+        n_eval, n_train = len(run.eval_train_index), len(run.task.x_train)
+        subset = f"   (on {n_eval} of {n_train} training examples)" if n_eval < n_train else ""
+        print(f"train loss  {_fmt(final['train_loss'])}{unit}   accuracy {_pct(final['train_accuracy'])}{subset}")
         print(f"test loss   {_fmt(final['test_loss'])}{unit}   accuracy {_pct(final['test_accuracy'])}")
     if result.path is not None:
         print(f"run file    {result.path}")
@@ -569,7 +571,10 @@ def _show_summary(summary: dict, attrs: dict, snapshot: dict, evals: dict, event
     if len(steps):
         last = {k: float(v[-1]) for k, v in evals.items()}
         when = "before training" if last["step"] < 0 else f"after step {int(last['step']) + 1}"
-        row("final", f"train loss {_fmt(last['train_loss'])}{unit}, accuracy {_pct(last['train_accuracy'])}; "
+        n_eval = int(snapshot.get("run", {}).get("eval_train_examples", 0) or 0)
+        subset = f" (on {n_eval} training examples)" if n_eval else ""
+        row("final", f"train loss {_fmt(last['train_loss'])}{unit}, accuracy {_pct(last['train_accuracy'])}"
+                     f"{subset}; "
                      f"test loss {_fmt(last['test_loss'])}{unit}, accuracy {_pct(last['test_accuracy'])} ({when})")
         best = []
         for key, pick, show in (("test_loss", np.nanargmin, lambda v: f"{_fmt(v)}{unit}"),

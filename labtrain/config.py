@@ -194,6 +194,9 @@ BASE_SCHEMA: dict[str, dict[str, Field]] = {
         "batch_size": F("int", 0, "Examples per step (0 = full batch)", 0, 10_000_000),
         "seed": F("int", 0, "Seed of shuffling, initial conductances and read noise", 0, 2**32 - 1),
         "eval_every": F("int", 0, "Evaluate train/test every N steps (0 = once per epoch)", 0, 10_000_000),
+        "eval_train_examples": F("int", 0, "Evaluate the train loss and accuracy on this many training examples, "
+                                 "a fixed seeded subset (0 = all); the test set is always evaluated in full",
+                                 0, 10_000_000),
         "checkpoint_every": F("int", 1, "Write a resumable checkpoint every N steps", 1, 10_000_000),
         "record_parameters_every": F("int", 1, "Store the parameter vector every N steps (0 = never)", 0, 10_000_000),
         "out_dir": F("str", "runs", "Folder for run files (relative to the working directory)"),

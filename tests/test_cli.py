@@ -319,3 +319,17 @@ def test_run_file_is_plain_hdf5(trained):
         assert state["status"] == "completed" and state["final"]
         assert f["steps"]["loss"][:state["rows"]["steps"]].shape == (10,)
         assert f["parameters/final"].shape == f["parameters/initial"].shape
+
+
+def test_train_evaluation_subset_is_named_in_the_summaries(tmp_path, experiment, capsys):
+    """``[run] eval_train_examples``: ``run`` and ``show`` say the train numbers are on a subset."""
+    out_dir = tmp_path / "runs_sub"
+    code, out, err = cli(["run", experiment, "--out", out_dir, "--set", "run.eval_train_examples=3", "-q"], capsys)
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if x.startswith("train loss"))
+    assert line.endswith("(on 3 of 4 training examples)")
+    (path,) = out_dir.glob("*.h5")
+    code, out, err = cli(["show", path], capsys)
+    assert code == 0 and "(on 3 training examples)" in out
+    code, out, err = cli(["check", experiment, "--set", "run.eval_train_examples=-1"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "eval_train_examples" in err

@@ -10,6 +10,7 @@ import pytest
 
 import labtrain as lt
 from labtrain.training.store import RunStore
+from labtrain.training.tasks import accuracy
 
 
 def small_run(tmp_path=None, epochs=3, batch_size=2, listeners=(), chip=None, **kw):
@@ -118,3 +119,27 @@ def test_same_seed_same_result_and_batches_cover_epoch():
     np.testing.assert_array_equal(a.run().parameters, b.run().parameters)
     seen = np.vstack([a.batch(k)[0] for k in range(4)])  # one epoch of single examples
     assert sorted(map(tuple, seen.tolist())) == sorted(map(tuple, a.task.x_train.tolist()))
+
+
+def test_train_evaluation_on_a_fixed_seeded_subset():
+    """``eval_train_examples``: the train loss / accuracy of every evaluation is measured on one fixed subset
+    drawn from the run's seed (the same at every evaluation and on resume); the test set stays whole."""
+    task = lt.make_task("iris", bias_inputs_v=[1.0])
+    net = lt.lattice(4, 4, n_inputs=task.n_inputs, n_outputs=task.n_outputs)
+
+    def run(k, seed=0):
+        return lt.Run(lt.IdealChip(net), lt.CoupledLearning(eta=0.1), lt.Adam(learning_rate=0.05), task, epochs=1,
+                      batch_size=8, seed=seed, eval_train_examples=k)
+    full, sub = run(0), run(20)
+    assert len(full.eval_train_index) == len(task.x_train) and len(sub.eval_train_index) == 20
+    idx = sub.eval_train_index
+    assert len(set(idx.tolist())) == 20 and np.array_equal(idx, run(20).eval_train_index)
+    assert not np.array_equal(idx, run(20, seed=1).eval_train_index)
+    assert len(run(10_000).eval_train_index) == len(task.x_train)   # more than there are: all
+    ev = sub.evaluate(0)
+    out = sub.chip.measure(task.x_train[idx])
+    assert ev["train_loss"] == pytest.approx(sub.estimator.measurement_loss(out, task.t_train[idx]))
+    assert ev["train_accuracy"] == accuracy(task, out.output_v, task.y_train[idx])
+    ev_full = full.evaluate(0)
+    assert ev["test_loss"] == pytest.approx(ev_full["test_loss"])     # the test set is evaluated in full
+    assert ev["train_loss"] != pytest.approx(ev_full["train_loss"])

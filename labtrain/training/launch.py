@@ -36,6 +36,7 @@ def _make_run(setup: Setup, store: RunStore | None, listeners: list[Listener]) -
     r = setup.experiment["run"]
     return Run(setup.chip, setup.estimator, setup.optimizer, setup.task, epochs=r["epochs"],
                batch_size=r["batch_size"], seed=r["seed"], mask=setup.mask, eval_every=r["eval_every"],
+               eval_train_examples=r.get("eval_train_examples", 0),
                checkpoint_every=r["checkpoint_every"], record_parameters_every=r["record_parameters_every"],
                maps=setup.maps, record_maps_every=r.get("record_maps_every", 0), store=store, listeners=listeners)
 

@@ -170,6 +170,9 @@ class Run:
         Partial updates.
     eval_every : int
         Evaluate every N steps (0: at the end of every epoch).
+    eval_train_examples : int
+        Evaluate the train loss and accuracy on a fixed subset of this many training examples, drawn once
+        from the run's seed (0: all of them); the test set is always evaluated in full.
     checkpoint_every : int
         Write a resumable checkpoint every N steps (and always at the end).
     record_parameters_every : int
@@ -194,8 +197,8 @@ class Run:
 
     def __init__(self, chip: Chip, estimator: GradientEstimator, optimizer: Optimizer, task: Task, *,
                  epochs: int = 10, batch_size: int = 0, seed: int = 0, mask: UpdateMask | None = None,
-                 eval_every: int = 0, checkpoint_every: int = 1, record_parameters_every: int = 1,
-                 maps: Any = None, record_maps_every: int = 0,
+                 eval_every: int = 0, eval_train_examples: int = 0, checkpoint_every: int = 1,
+                 record_parameters_every: int = 1, maps: Any = None, record_maps_every: int = 0,
                  store: RunStore | None = None, listeners: list[Listener] | None = None) -> None:
         estimator.check(chip)
         if task.n_inputs != chip.n_inputs or task.n_outputs != chip.n_outputs:
@@ -209,6 +212,9 @@ class Run:
         self.total_steps = self.epochs * self.steps_per_epoch
         self.mask = mask
         self.eval_every = int(eval_every)
+        #: training examples the train loss / accuracy is evaluated on (all, or a fixed seeded subset)
+        self.eval_train_index = np.arange(n) if not eval_train_examples or eval_train_examples >= n else \
+            np.sort(np.random.default_rng([self.seed, 6]).choice(n, int(eval_train_examples), replace=False))
         self.checkpoint_every = max(1, int(checkpoint_every))
         self.record_parameters_every = int(record_parameters_every)
         self.maps = maps if record_maps_every else None
@@ -293,15 +299,17 @@ class Run:
         return self.task.x_train[idx], self.task.t_train[idx]
 
     def evaluate(self, step: int) -> dict[str, float]:
-        """Loss and accuracy on the train and test sets, measured on the chip."""
+        """Loss and accuracy on the train set (or its subset :attr:`eval_train_index`) and the test set,
+        measured on the chip."""
         self._reseed(step, 5)
-        t = self.task
-        tr = self.chip.measure(t.x_train)
+        t, idx = self.task, self.eval_train_index
+        tr = self.chip.measure(t.x_train[idx])
         te = self.chip.measure(t.x_test)
         loss = self.estimator.measurement_loss
         return {
             "step": step, "epoch": step // self.steps_per_epoch,
-            "train_loss": loss(tr, t.t_train), "train_accuracy": accuracy(t, tr.output_v, t.y_train),
+            "train_loss": loss(tr, t.t_train[idx]),
+            "train_accuracy": accuracy(t, tr.output_v, None if t.y_train is None else t.y_train[idx]),
             "test_loss": loss(te, t.t_test), "test_accuracy": accuracy(t, te.output_v, t.y_test),
         }
 
