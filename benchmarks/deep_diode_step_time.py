@@ -12,7 +12,9 @@ Usage::
 
 Measured (2026-12-07, 2-core machine shared with other training runs at load average ~7, CPU seconds per step,
 batch 32, ``--repeats 2``): 196-100-10 1.14 s unfolded, 0.15 s folded; 784-100-10 5.66 s unfolded, 0.49 s
-folded.  (Wall time per step in a full ``labtrain run`` at that load: 1.35 s, 784 inputs, folded.)
+folded.  (Wall time per step in a full ``labtrain run`` at that load: 1.35 s, 784 inputs, folded.)  Those
+numbers are for the file's earlier design (0..1 V drive, skip edges input -> output); the symmetric +-5 V
+drive without skip edges ran at 0.84-1.9 s wall per step in ``labtrain run`` with 2-3 other runs on the cores.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Trains scikit-learn's ``MLPClassifier`` (ReLU, Adam, the experiment's batch size) with the hidden layer sizes
 of the experiment file on exactly the training examples labtrain's task gives it (the 8,000 / 2,000 split of
-MNIST-10k), and prints the test accuracy after 1 and after N epochs, mean +- std over seeds.
+MNIST-10k, the voltages mapped back to pixel intensities in [0, 1]), and prints the test accuracy after 1 and
+after N epochs, mean +- std over seeds.
 
 Usage::
 
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     if exp["task"].get("complementary_inputs"):  # the mirrored copies and bias inputs carry no new information
         n = (x_train.shape[1] - len(exp["task"]["bias_inputs_v"])) // 2
         x_train, x_test = x_train[:, :n], x_test[:, :n]
+    low_v, high_v = exp["task"].get("input_low_v", 0.0), exp["task"].get("input_high_v", 1.0)
+    if (low_v, high_v) != (0.0, 1.0):  # the same images as pixel intensities in [0, 1], whatever the drive
+        x_train, x_test = (x_train - low_v) / (high_v - low_v), (x_test - low_v) / (high_v - low_v)
     hidden = tuple(exp["chip"]["hidden_layers"])
     print(f"backprop reference: {x_train.shape[1]}-{'-'.join(map(str, hidden))}-10 (ReLU, Adam 1e-3, batch "
           f"{exp['run']['batch_size']}), {len(x_train)} train / {len(x_test)} test")
