@@ -23,7 +23,8 @@ Usage::
         --mnist runs/xy_matched_mnist --maps-png benchmarks/results/xy_matched_mnist_maps.png
 
 ``--maps-png`` (needs matplotlib) draws the final coupling and response maps of the MNIST lattice member with
-the best test accuracy.  ``--match N_IN N_OUT TARGET`` prints the all-to-all size and the hidden-layer width
+the best test accuracy.  ``--references MNIST_PATH`` adds digital classifiers (logistic regression, a ReLU MLP
+of the layered member's widths) fitted on the members' own inputs.  ``--match N_IN N_OUT TARGET`` prints the all-to-all size and the hidden-layer width
 whose parameter counts come nearest to ``TARGET`` (how the sweep files were sized).
 """
 
@@ -368,8 +369,46 @@ def maps_png(folder: Path, png: Path, dpi: int = 90) -> str:
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
+    at_outputs = [float(np.mean(maps["response_image"][f][r_out, c_out])) for f in (0, k)]
     return (f"{png}: lattice {rows}x{cols} seed {best['seed']}, test accuracy "
-            f"{100 * best['final_test_accuracy']:.1f} %, maps after step {step + 1}")
+            f"{100 * best['final_test_accuracy']:.1f} %, maps after step {step + 1}; the outputs' mean response "
+            f"to an input {at_outputs[0]:.2g} after step {int(maps['step'][0]) + 1} (0 = before training), "
+            f"{at_outputs[1]:.2g} after step {step + 1}")
+
+
+def digital_references(folder: Path, mnist_path: str, seeds: int = 3) -> str:
+    """Digital classifiers on exactly the inputs the MNIST sweep's members saw (its downsampled images, its
+    training subset, the same 2000 test images): logistic regression, and a ReLU MLP with the layered member's
+    hidden widths (Adam, its batch size and epochs).  A floor and a ceiling for the oscillator networks."""
+    import json
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    from labtrain.training.tasks import make_task
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    fixed = manifest["fixed"]
+    t, r = fixed["task"], fixed.get("run", {})
+    task = make_task("mnist", mnist_path=mnist_path, downsample=int(t["downsample"]),
+                     n_train=int(t.get("n_train", 60000)), n_test=int(t.get("n_test", 10000)))
+    hidden = tuple(next(m["values"]["chip.hidden_layers"] for m in manifest["members"]
+                        if m["values"].get("chip.topology") == "layered"))
+    epochs, batch = int(r.get("epochs", 1)), int(r.get("batch_size", 16))
+    linear = 100 * LogisticRegression(max_iter=5000).fit(task.x_train, task.y_train).score(task.x_test, task.y_test)
+    mlp = []
+    for seed in range(seeds):
+        clf = MLPClassifier(hidden, max_iter=epochs, batch_size=batch, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(task.x_train, task.y_train)
+        mlp.append(100 * clf.score(task.x_test, task.y_test))
+    return (f"digital references on the same {task.n_inputs} inputs ({len(task.x_train)} train / "
+            f"{len(task.x_test)} test images): logistic regression {linear:.1f} %; ReLU MLP "
+            f"{task.n_inputs}-{'-'.join(map(str, hidden))}-10 (Adam 1e-3, batch {batch}, {epochs} epochs, seeds "
+            f"0-{seeds - 1}) {np.mean(mlp):.1f} ± {np.std(mlp, ddof=1):.1f} %")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iris-threshold", type=float, default=0.9, help="Iris success: test accuracy >= this")
     parser.add_argument("--mnist-threshold", type=float, default=0.5, help="MNIST success: test accuracy >= this")
     parser.add_argument("--maps-png", type=Path, help="with --mnist: draw the best lattice member's maps here")
+    parser.add_argument("--references", metavar="MNIST_PATH",
+                        help="with --mnist: also fit logistic regression and an MLP on the members' own inputs")
     parser.add_argument("--match", type=int, nargs=3, metavar=("N_IN", "N_OUT", "TARGET"),
                         help="print the all-to-all N and hidden width nearest TARGET parameters")
     args = parser.parse_args(argv)
@@ -399,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.mnist:
         blocks.append(f"MNIST-10k ({args.mnist}): final evaluation, mean ± sample std over completed seeds\n\n"
                       + accuracy_table(args.mnist, args.mnist_threshold))
+    if args.references:
+        if not args.mnist:
+            parser.error("--references needs --mnist")
+        blocks.append(digital_references(args.mnist, args.references))
     if blocks:
         print("\n\n".join(blocks))
     if args.maps_png:
