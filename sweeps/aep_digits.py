@@ -13,6 +13,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +41,15 @@ def spread(values: np.ndarray, percent: bool = True) -> str:
     return f"{v.mean():.1f} ± {v.std(ddof=1):.1f} ({v.min():.1f}–{v.max():.1f})"
 
 
-def after_first_epoch(ds) -> np.ndarray:
-    """Test accuracy at the first evaluation after training started (the end of epoch 1)."""
+def after_first_epoch(ds, steps_per_epoch: int) -> np.ndarray | None:
+    """Test accuracy of the evaluation at the end of epoch 1 (``None`` if the sweep did not evaluate there)."""
     steps = ds["eval_step"].values
     acc = ds["curve_test_accuracy"].values
-    trained = np.where(steps >= 0, 1, 0)
-    first = np.argmax(trained, axis=-1)
-    return np.take_along_axis(acc, first[..., None], axis=-1)[..., 0]
+    at = steps == steps_per_epoch - 1
+    if not at.any():
+        return None
+    first = np.argmax(at, axis=-1)
+    return np.where(at.any(axis=-1), np.take_along_axis(acc, first[..., None], axis=-1)[..., 0], np.nan)
 
 
 def complete_axes(ds, fixed: dict):
@@ -62,12 +65,12 @@ def complete_axes(ds, fixed: dict):
     return ds.transpose("backward", "rule", ...)
 
 
-def table(ds) -> str:
-    epochs = int(np.nanmax(ds["curve_test_accuracy"].notnull().sum("eval").values)) - 1
-    first = after_first_epoch(ds)
+def table(ds, epochs: int) -> str:
+    """Markdown table of a sweep whose members train ``epochs`` epochs (the sweep's ``run.epochs``)."""
+    steps_per_epoch = int(round(float(np.nanmax(ds["steps_done"].values)) / max(epochs, 1)))
+    first = after_first_epoch(ds, steps_per_epoch)
     later = epochs > 1  # a one-epoch sweep has one column of test accuracies
-    steps_per_epoch = float(np.nanmax(ds["steps_done"].values)) / max(epochs, 1)
-    head = ["network", "rule", "test acc. after 1 epoch (%)"]
+    head = ["network", "rule"] + (["test acc. after 1 epoch (%)"] if first is not None else [])
     head += [f"test acc. after {epochs} epochs (%)"] if later else []
     head += ["train acc. (%)", "train loss", "s / step", "s / epoch (training steps)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -83,7 +86,7 @@ def table(ds) -> str:
             rule = RULE_LABEL.get(str(ds["rule"].values[j]), str(ds["rule"].values[j]))
             loss = np.nanmean(pick("final_train_loss")) if ok.any() else np.nan
             step = np.nanmean(pick("step_time_s")) if ok.any() else np.nan
-            cells = [net, rule, spread(np.where(ok, first[at], np.nan))]
+            cells = [net, rule] + ([spread(np.where(ok, first[at], np.nan))] if first is not None else [])
             cells += [spread(pick("final_test_accuracy"))] if later else []
             cells += [spread(pick("final_train_accuracy")), f"{loss:.4f}", f"{step:.3f}",
                       f"{step * steps_per_epoch:.0f}"]
@@ -95,11 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="the sweep folder of sweeps/aep_digits.toml")
     args = parser.parse_args(argv)
-    fixed = flatten(read_manifest(args.folder)["fixed"])
+    manifest = read_manifest(args.folder)
+    experiment = flatten(tomllib.loads(manifest["experiment"]["text"]))  # the base file's settings ...
+    fixed = {**experiment, **flatten(manifest["fixed"])}                  # ... under the sweep's fixed ones
     ds = complete_axes(summary_dataset(args.folder), fixed)
     print(ds.attrs.get("description", ""))
     print()
-    print(table(ds))
+    print(table(ds, int(fixed.get("run.epochs", 1))))
     print("\nTest accuracy: mean ± sample std (min–max) over seeds (every seed counted; a member that did not "
           "complete is left out and shows as -).  s / step: mean time of a training step (estimator + optimiser; "
           "evaluation excluded); s / epoch: that times the steps per epoch.")
