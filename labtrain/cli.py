@@ -530,7 +530,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     summary = read_summary(args.run)
     with RunStore.open(args.run) as store:
         print(_show_summary(summary, store.attrs, store.snapshot, store.table("eval"), store.events(),
-                            full=args.full))
+                            full=args.full, n_train=store.task.get("n_train")))
         if args.full:
             print("\nexperiment file:\n" + store.experiment_text.rstrip())
             if store.overrides:
@@ -539,7 +539,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _show_summary(summary: dict, attrs: dict, snapshot: dict, evals: dict, events: dict, full: bool) -> str:
+def _show_summary(summary: dict, attrs: dict, snapshot: dict, evals: dict, events: dict, full: bool,
+                  n_train: int | None = None) -> str:
     """The lines of ``labtrain show``: ``summary`` from ``read_summary``, the rest from the run file."""
     import time
 
@@ -572,7 +573,7 @@ def _show_summary(summary: dict, attrs: dict, snapshot: dict, evals: dict, event
         last = {k: float(v[-1]) for k, v in evals.items()}
         when = "before training" if last["step"] < 0 else f"after step {int(last['step']) + 1}"
         n_eval = int(snapshot.get("run", {}).get("eval_train_examples", 0) or 0)
-        subset = f" (on {n_eval} training examples)" if n_eval else ""
+        subset = f" (on {n_eval} training examples)" if n_eval and (n_train is None or n_eval < n_train) else ""
         row("final", f"train loss {_fmt(last['train_loss'])}{unit}, accuracy {_pct(last['train_accuracy'])}"
                      f"{subset}; "
                      f"test loss {_fmt(last['test_loss'])}{unit}, accuracy {_pct(last['test_accuracy'])} ({when})")

@@ -387,13 +387,14 @@ def digital_references(folder: Path, mnist_path: str, seeds: int = 3) -> str:
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
-    from labtrain.training.tasks import make_task
+    from labtrain.kinds.xy.tasks import phase_task
 
     manifest = json.loads((folder / "manifest.json").read_text())
     fixed = manifest["fixed"]
     t, r = fixed["task"], fixed.get("run", {})
-    task = make_task("mnist", mnist_path=mnist_path, downsample=int(t["downsample"]),
-                     n_train=int(t.get("n_train", 60000)), n_test=int(t.get("n_test", 10000)))
+    task = phase_task("mnist", mnist_path=mnist_path, downsample=int(t["downsample"]),
+                      n_train=int(t.get("n_train", 60000)), n_test=int(t.get("n_test", 10000)),
+                      **{k: float(t[k + "_rad"]) for k in ("input_phase", "target_phase") if k + "_rad" in t})
     hidden = tuple(next(m["values"]["chip.hidden_layers"] for m in manifest["members"]
                         if m["values"].get("chip.topology") == "layered"))
     epochs, batch = int(r.get("epochs", 1)), int(r.get("batch_size", 16))

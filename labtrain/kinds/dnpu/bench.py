@@ -374,7 +374,7 @@ class InstrumentDNPUChip(DNPUControls, Chip):
         self.lockin.amplitude_v = amplitude_v
         self._call("route lock-in", self.lockin_router, None)
 
-    def _ramp_lockin_amplitude(self, target_rms_v: float, ao_channel: str) -> None:
+    def _ramp_lockin_amplitude(self, target_rms_v: float, electrode: int) -> None:
         """Move the routed sine's amplitude to ``target_rms_v`` within the electrode's slew limit.
 
         An amplitude change is a jump of the electrode's voltage of up to ``sqrt(2) |delta rms|``; the move goes
@@ -384,7 +384,7 @@ class InstrumentDNPUChip(DNPUControls, Chip):
         """
         assert self.lockin is not None
         start = float(self.lockin.amplitude_v)
-        max_step_rms = float(np.asarray(self.daq.max_step_v([ao_channel], self.rate_hz), float)[0]) / np.sqrt(2)
+        max_step_rms = float(self.max_step_v()[electrode]) / np.sqrt(2)
         n_steps = max(1, int(np.ceil(abs(target_rms_v - start) / max_step_rms * (1 - 1e-12))))
         for level in np.linspace(start, target_rms_v, n_steps + 1)[1:]:
             self.lockin.amplitude_v = float(level)
@@ -413,14 +413,14 @@ class InstrumentDNPUChip(DNPUControls, Chip):
                   for sign in ("-", "+") for b in range(n_b) for i in range(n_t)]
         self.daq.check_ao_values(self.electrode_ao, np.concatenate([low, high]).T, what=self.electrode_labels(),
                                  where="measure_ac (lock-in)", columns=labels)
+        limit_v_per_s = self.max_step_v() * self.rate_hz                            # per electrode
         for i in range(n_t):
-            channel = self.electrode_ao[electrode[i]]
-            max_slew = float(np.asarray(self.daq.max_step_v([channel], 1.0), float)[0])  # V per 1 s = V/s
-            slew = 2 * np.pi * float(frequency_hz[i]) * float(peak[:, i].max())
-            if slew > max_slew * (1 + 1e-9):
+            channel, limit = self.electrode_ao[electrode[i]], float(limit_v_per_s[electrode[i]])
+            slope_v_per_s = 2 * np.pi * float(frequency_hz[i]) * float(peak[:, i].max())
+            if slope_v_per_s > limit * (1 + 1e-9):
                 raise ValueError(f"{channel}: measure_ac (lock-in) tone {i} at {frequency_hz[i]:g} Hz, "
-                                 f"{peak[:, i].max():.4g} V peak slews {slew:.4g} V/s, above the channel's "
-                                 f"max_slew_v_per_s = {max_slew:.4g} V/s; nothing was sent")
+                                 f"{peak[:, i].max():.4g} V peak slews {slope_v_per_s:.4g} V/s, above the channel's "
+                                 f"max_slew_v_per_s = {limit:.4g} V/s; nothing was sent")
 
     def _measure_ac_lockin(self, x: np.ndarray, tones: list[Tone], plan: FrequencyPlan) -> ACMeasurement:
         if self.lockin is None or self.lockin_router is None:
@@ -464,14 +464,14 @@ class InstrumentDNPUChip(DNPUControls, Chip):
                     lockin.amplitude_v = lo_rms      # the sine moves between electrodes at its minimum only
                     self._call("route lock-in", route, self.electrode_ao[electrode[i]])
                     lockin.frequency_hz = float(freqs[which[i]])
-                    self._ramp_lockin_amplitude(float(rms[b, i]), self.electrode_ao[electrode[i]])
+                    self._ramp_lockin_amplitude(float(rms[b, i]), electrode[i])
                     wait = self.lockin_settle_time_constants * float(lockin.time_constant_s)
                     self._wait(wait)
                     waited += wait
                     r = self._call("read lock-in", lockin.read_xy)
                     xr[b, 0, which[i]] = self.sign * np.sqrt(2) * r.x_v
                     yr[b, 0, which[i]] = self.sign * np.sqrt(2) * r.y_v
-                    self._ramp_lockin_amplitude(lo_rms, self.electrode_ao[electrode[i]])
+                    self._ramp_lockin_amplitude(lo_rms, electrode[i])
         finally:
             self._lockin_safe()
             self.daq.safe_state()
