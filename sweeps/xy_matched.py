@@ -24,8 +24,9 @@ Usage::
 
 ``--maps-png`` (needs matplotlib) draws the final coupling and response maps of the MNIST lattice member with
 the best test accuracy.  ``--references MNIST_PATH`` adds digital classifiers (logistic regression, a ReLU MLP
-of the layered member's widths) fitted on the members' own inputs.  ``--match N_IN N_OUT TARGET`` prints the all-to-all size and the hidden-layer width
-whose parameter counts come nearest to ``TARGET`` (how the sweep files were sized).
+of the layered member's widths) fitted on the members' own inputs.  ``--match N_IN N_OUT TARGET`` prints the
+all-to-all size and the hidden-layer width whose parameter counts come nearest to ``TARGET`` (how the sweep
+files were sized).
 """
 
 from __future__ import annotations
