@@ -374,3 +374,36 @@ def test_lockin_amplitude_moves_within_the_slew_limit(model):
     for c in (chip, ref, tight):
         c.close()
     assert sim is not None
+
+
+def test_lockin_fault_mid_tone_ramps_the_sine_down_before_opening_the_relay(model):
+    """A lock-in reading that fails while the sine sits on an electrode at full amplitude: the exit path ramps
+    the amplitude down from the level the lock-in holds, in steps within the slew limit, and only then opens
+    the relay; the electrodes end at 0 V."""
+    plan, tones = plan_and_tones()
+    slew = 40.0                             # V/s: 4 mV peak per step at 10 kHz
+    chip = build_dnpu_twin(model, lockin=True, noise_white_v=0.0, adc_bits=None, dac_bits=None,
+                           max_slew_v_per_s=slew)
+    twin = _lockin_twin(chip)
+    routes = []
+    router = chip.lockin_router
+    chip.lockin_router = lambda channel: (routes.append((len(twin.amplitude_record), channel)), router(channel))[1]
+
+    def broken_read():
+        raise RuntimeError("GPIB timeout")
+
+    chip.lockin.read_xy = broken_read
+    n0 = len(twin.amplitude_record)
+    with pytest.raises(RuntimeError, match="GPIB timeout"):
+        chip.measure_ac(GATE_X[:1], tones, plan, demodulator="lockin")
+    levels = np.array([r.amplitude_v for r in twin.amplitude_record[n0:]])
+    top = int(np.argmax(levels))
+    assert levels[top] == pytest.approx(0.03 / np.sqrt(2))           # the fault came at full amplitude
+    down = levels[top:]
+    assert np.all(np.diff(down) <= 0) and down[-1] == pytest.approx(0.004)
+    assert np.sqrt(2) * np.abs(np.diff(down)).max() <= slew / plan.rate_hz * (1 + 1e-9)
+    assert np.sum(np.diff(down) < 0) >= 6                             # ramped, not dropped in one write
+    opened = [k for k, channel in routes if channel is None and k > n0 + top]
+    assert opened and opened[0] >= n0 + len(levels) - 1               # the relay opens after the ramp
+    assert router.channel is None and all(v == 0.0 for v in sim_of(chip).dc_levels_v().values())
+    chip.close()

@@ -182,6 +182,8 @@ class InstrumentDNPUChip(DNPUControls, Chip):
         self.backend = backend
         self.lockin = lockin
         self.lockin_router = lockin_router
+        #: electrode the lock-in's sine out may be routed onto (None: routed nowhere, as far as is known)
+        self._lockin_electrode: int | None = None
         self.lockin_settle_time_constants = float(lockin_settle_time_constants)
         self.demodulator = demodulator
         self.on_fault = on_fault
@@ -369,10 +371,30 @@ class InstrumentDNPUChip(DNPUControls, Chip):
         self.daq.sleep(seconds)
 
     def _park_lockin(self, amplitude_v: float) -> None:
-        """Sine out down to ``amplitude_v`` (its minimum) and routed to no electrode: nothing may move under it."""
+        """Sine out down to ``amplitude_v`` (its minimum) and routed to no electrode: nothing may move under it.
+
+        While the sine may still sit on an electrode the amplitude is ramped down (:meth:`_ramp_lockin_amplitude`);
+        routed nowhere it is one write.
+        """
         assert self.lockin is not None and self.lockin_router is not None
-        self.lockin.amplitude_v = amplitude_v
-        self._call("route lock-in", self.lockin_router, None)
+        if self._lockin_electrode is None:
+            self.lockin.amplitude_v = amplitude_v
+        else:
+            self._ramp_lockin_amplitude(amplitude_v, self._lockin_electrode)
+        self._route_lockin(None)
+
+    def _route_lockin(self, electrode: int | None) -> None:
+        """Route the sine out onto ``electrode`` (None: nowhere), remembering where it may be.
+
+        The electrode is recorded before the router is called (a failed call may have closed the relay), and
+        cleared only once routing to nowhere has succeeded: the safe-state path then ramps whenever in doubt.
+        """
+        assert self.lockin_router is not None
+        if electrode is not None:
+            self._lockin_electrode = int(electrode)
+        self._call("route lock-in", self.lockin_router, None if electrode is None else self.electrode_ao[electrode])
+        if electrode is None:
+            self._lockin_electrode = None
 
     def _ramp_lockin_amplitude(self, target_rms_v: float, electrode: int) -> None:
         """Move the routed sine's amplitude to ``target_rms_v`` within the electrode's slew limit.
@@ -451,7 +473,7 @@ class InstrumentDNPUChip(DNPUControls, Chip):
         tone_electrode_waveforms(lay, x, self._v, tones, self.rate_hz, 1)
         xr = np.zeros((n_b, 1, plan.n_tones))
         yr = np.zeros((n_b, 1, plan.n_tones))
-        lockin, route = self.lockin, self.lockin_router
+        lockin = self.lockin
         waited = 0.0
         try:
             self._park_lockin(lo_rms)
@@ -462,7 +484,7 @@ class InstrumentDNPUChip(DNPUControls, Chip):
                            {c: float(v) for c, v in zip(self.electrode_ao, dc_v[b])})
                 for i, tone in enumerate(tones):
                     lockin.amplitude_v = lo_rms      # the sine moves between electrodes at its minimum only
-                    self._call("route lock-in", route, self.electrode_ao[electrode[i]])
+                    self._route_lockin(electrode[i])
                     lockin.frequency_hz = float(freqs[which[i]])
                     self._ramp_lockin_amplitude(float(rms[b, i]), electrode[i])
                     wait = self.lockin_settle_time_constants * float(lockin.time_constant_s)
@@ -479,9 +501,19 @@ class InstrumentDNPUChip(DNPUControls, Chip):
         return ACMeasurement(demod, plan, None, waited, None)
 
     def _lockin_safe(self) -> None:
-        """Lock-in at its safe (minimum) amplitude, then routed to no electrode; failures go to the fault log."""
+        """Lock-in at its safe (minimum) amplitude, then routed to no electrode; failures go to the fault log.
+
+        While the sine may sit on an electrode (a fault mid-tone), its amplitude is first ramped down from the
+        level the lock-in reports holding within the electrode's slew limit; only if that ramp fails does the
+        driver's own safe state drop it in one write.
+        """
         errors = []
         if self.lockin is not None:
+            if self._lockin_electrode is not None:
+                try:
+                    self._ramp_lockin_amplitude(float(self.lockin.min_amplitude_v), self._lockin_electrode)
+                except Exception as exc:  # noqa: BLE001 -- the driver's safe state below still runs
+                    errors.append(f"lock-in amplitude ramp: {exc}")
             try:
                 self.lockin.safe_state()
             except Exception as exc:  # noqa: BLE001 -- the router must still be opened
@@ -489,6 +521,7 @@ class InstrumentDNPUChip(DNPUControls, Chip):
         if self.lockin_router is not None:
             try:
                 self.lockin_router(None)
+                self._lockin_electrode = None
             except Exception as exc:  # noqa: BLE001
                 errors.append(f"lock-in router: {exc}")
         if errors:
