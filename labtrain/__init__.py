@@ -7,13 +7,24 @@ The names most notebooks need are importable from here::
     chip = lt.IdealChip(net)
 """
 
-from importlib import metadata as _metadata
 from typing import TYPE_CHECKING
 
-try:  # set at install time from the git tags (setuptools-scm, pyproject.toml)
-    __version__: str = _metadata.version("labtrain")
-except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+if TYPE_CHECKING:
+    __version__: str
+
+
+def _version() -> str:
+    """The installed version (set at install time from the git tags: setuptools-scm, pyproject.toml).
+
+    Looked up on first use of ``labtrain.__version__``: importlib.metadata costs ~50 ms at start-up, inside
+    the window where Ctrl-C would otherwise end the ``labtrain`` command with a traceback.
+    """
+    from importlib import metadata
+
+    try:
+        return metadata.version("labtrain")
+    except metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+        return "0.0.0+unknown"
 
 # The names below are imported on first use (PEP 562): `import labtrain` (and the `labtrain` command's
 # start-up) must not pull in numpy, scipy, h5py, xarray, dask or Qt.  Add a public name to _LAZY (and to
@@ -45,6 +56,9 @@ _LAZY = {
 
 
 def __getattr__(name: str):
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'labtrain' has no attribute {name!r}")

@@ -61,3 +61,34 @@ def test_ctrl_c_while_starting_is_one_line_exit_130(monkeypatch, capsys):
     assert cli.main(["run", "examples/iris_cl.toml", "-q"]) == cli.EXIT_STOPPED
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["labtrain run: stopped by Ctrl-C"]
+
+
+def test_ctrl_c_while_the_cli_module_loads_is_one_line_exit_130(monkeypatch, capsys):
+    """The console script's entry point imports nothing; an interrupt while labtrain.cli loads is one line."""
+    import importlib.abc
+
+    from labtrain import console
+
+    class InterruptedImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "labtrain.cli":
+                raise KeyboardInterrupt
+            return None
+
+    monkeypatch.delitem(sys.modules, "labtrain.cli")
+    monkeypatch.setattr(sys, "meta_path", [InterruptedImport(), *sys.meta_path])
+    assert console.main(["--help"]) == console.EXIT_STOPPED == cli.EXIT_STOPPED
+    assert capsys.readouterr().err.strip().splitlines() == ["labtrain: stopped by Ctrl-C"]
+
+
+def test_console_script_is_the_guarded_entry_point_and_import_is_cheap():
+    import tomllib
+    from pathlib import Path
+
+    scripts = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["labtrain"] == "labtrain.console:main"
+    probe = ("import sys, labtrain\nassert 'importlib.metadata' not in sys.modules, 'import labtrain read metadata'\n"
+             "import labtrain.console\nassert 'labtrain.cli' not in sys.modules\n"
+             "v = labtrain.__version__\nassert isinstance(v, str) and v, v\nprint(v)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
