@@ -22,6 +22,8 @@ plus ``gate_ao``.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from labtrain.chip.base import Chip
@@ -67,13 +69,16 @@ def _network_and_edges(exp: Experiment, task: Task) -> tuple[Network, NonlinearE
         per_feature = 2 if t["complementary_inputs"] else 1
         n_features = (task.n_inputs - n_bias) // per_feature
         try:
-            net, edges = diode_network((n_features, *c["hidden_layers"], task.n_outputs),
+            n_output_nodes = task.n_outputs * (2 if c["differential_outputs"] else 1)  # o+ then o- per output
+            net, edges = diode_network((n_features, *c["hidden_layers"], n_output_nodes),
                                        complementary_inputs=t["complementary_inputs"], n_bias_inputs=n_bias,
                                        diode=c["diode"], orientation=c["diode_orientation"],
                                        skip_inputs=c["skip_inputs"], g_min_s=c["g_min_s"], g_max_s=c["g_max_s"],
                                        **_diode_params(c))
         except (NetworkError, ValueError) as exc:
             raise ConfigError(f"{src}: [chip] {exc}") from None
+        if c["differential_outputs"]:
+            net = dataclasses.replace(net, name=f"{net.name}, outputs read as {task.n_outputs} differential pairs")
         return net, edges
     net = build_network(exp, task.n_inputs, task.n_outputs)
     try:
@@ -128,7 +133,8 @@ def build_nonlinear_chip(exp: Experiment, net: Network, task: Task) -> Chip:
         chip = NonlinearResistorChip(net, edges, read_noise_v=b["read_noise_v"], rate_hz=b["rate_hz"],
                                      seed=exp["run"]["seed"], solver=c["solver"],
                                      layer_gain=c["layer_gain"] if amplified else 1.0,
-                                     node_layer=layered_node_layers(net, c["hidden_layers"]) if amplified else None)
+                                     node_layer=layered_node_layers(net, c["hidden_layers"]) if amplified else None,
+                                     differential_outputs=c["differential_outputs"])
         spec = chip.parameter_spec
         n_g = chip.network_model().n_conductances
         chip.set_parameters(initial_parameters(exp, spec.lower, spec.upper, n_g))
@@ -211,6 +217,9 @@ def nonlinear_gradcheck(setup, inputs: np.ndarray, targets: np.ndarray, seed: in
     gamma = exp["learning"]["gamma_a_per_v"]
     if exp["chip"]["layer_gain"] != 1.0:  # FP's in-phase edge products are not modelled through amplifiers
         rows.append(["fp", "-", "-", "-", "-", "-", "-", "not modelled with [chip] layer_gain != 1"])
+        gamma = None
+    elif exp["chip"]["differential_outputs"]:  # an output-current tone would be a floating source across a pair
+        rows.append(["fp", "-", "-", "-", "-", "-", "-", "not modelled with [chip] differential_outputs"])
         gamma = None
     for g in (() if gamma is None else (10 * gamma, gamma, 0.1 * gamma)):
         try:

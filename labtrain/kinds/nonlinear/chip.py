@@ -27,9 +27,10 @@ from labtrain.physics.demod import Demodulated, FrequencyPlan, demodulate
 from labtrain.physics.network import Network
 from labtrain.physics.readouts import EdgeDrops
 from labtrain.kinds.nonlinear.amplified import AmplifiedNetwork
+from labtrain.kinds.nonlinear.differential import DifferentialReadout, pair_difference
 from labtrain.kinds.nonlinear.model import NonlinearEdges, NonlinearResistorNetwork
-from labtrain.chip.base import (REFERENCE_GRADIENT, AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement, ClampNudge,
-                   CurrentNudge, Measurement, NetworkChip, ParameterSpec, Tone)
+from labtrain.chip.base import (REFERENCE_GRADIENT, AC_TONES, CLAMP_NUDGE, CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, ACMeasurement,
+                   CapabilityError, ClampNudge, CurrentNudge, Measurement, NetworkChip, ParameterSpec, Tone)
 
 __all__ = ["NonlinearResistorChip"]
 
@@ -67,6 +68,10 @@ class NonlinearResistorChip(NetworkChip):
         every measurement (outputs, edge drops after the amplifiers) is physical.
     node_layer : ndarray of int, shape (n_nodes,), optional
         Layer of every node; needed when ``layer_gain != 1``.
+    differential_outputs : bool
+        Read output ``k`` as the voltage between output nodes ``k`` and ``K + k`` of the network (``2K`` output
+        nodes, ``K`` outputs; :mod:`~labtrain.kinds.nonlinear.differential`): current nudges are floating
+        sources across the pairs; clamp nudges and AC tones are not offered.
     """
 
     backend = "ideal"
@@ -76,7 +81,7 @@ class NonlinearResistorChip(NetworkChip):
                  seed: int | None = None, tol_a: float = 1e-15, rtol: float = 1e-11, tol_v: float = 1e-12,
                  max_iter: int = 100,
                  max_chunk_elements: int = 20_000_000, solver: str = "auto", layer_gain: float = 1.0,
-                 node_layer: np.ndarray | None = None) -> None:
+                 node_layer: np.ndarray | None = None, differential_outputs: bool = False) -> None:
         if not read_noise_v >= 0:
             raise ValueError(f"read_noise_v must be >= 0, got {read_noise_v}")
         if not rate_hz > 0:
@@ -98,6 +103,9 @@ class NonlinearResistorChip(NetworkChip):
         self.layer_gain = float(layer_gain)
         # the physical elements (an amplified model solves a rescaled copy of them)
         self.edges = self._model.physical_edges if isinstance(self._model, AmplifiedNetwork) else self._model.edges
+        self.differential_outputs = bool(differential_outputs)
+        if self.differential_outputs:
+            self._model = DifferentialReadout(self._model)
         self.read_noise_v = float(read_noise_v)
         self.rate_hz = float(rate_hz)
         self.max_chunk_elements = int(max_chunk_elements)
@@ -107,8 +115,20 @@ class NonlinearResistorChip(NetworkChip):
         unit = "mixed" if (n_g and n_v) else ("S" if n_g else "V")
         name = "parameters" if unit == "mixed" else ("conductance" if n_g else "gate_voltage")
         self._spec = ParameterSpec(name, unit, self._model.lower.copy(), self._model.upper.copy())
-        self.capabilities = frozenset({CURRENT_NUDGE, CLAMP_NUDGE, EDGE_DROPS, NETWORK_MODEL, AC_TONES,
-                                       REFERENCE_GRADIENT})
+        caps = {CURRENT_NUDGE, EDGE_DROPS, NETWORK_MODEL, REFERENCE_GRADIENT}
+        if not self.differential_outputs:  # a clamp or a tone across a pair would be a floating source
+            caps |= {CLAMP_NUDGE, AC_TONES}
+        self.capabilities = frozenset(caps)
+
+    @property
+    def n_outputs(self) -> int:
+        """Number of outputs (with a differential readout: pairs of output nodes)."""
+        return int(self._model.n_outputs)
+
+    def _outputs_of_nodes(self, node_v: np.ndarray) -> np.ndarray:
+        """Output readings from node voltages ``(..., n_nodes)``: the output nodes, or their pair differences."""
+        out = node_v[..., list(self.network.outputs)]
+        return pair_difference(out) if self.differential_outputs else out
 
     # ----------------------------------------------------------- parameters
     def parameter_blocks(self) -> list[dict]:
@@ -180,10 +200,13 @@ class NonlinearResistorChip(NetworkChip):
                                      for lo in range(0, len(x), chunk)])
             if self.read_noise_v > 0.0:
                 node_v = node_v + self.rng.normal(0.0, self.read_noise_v, size=node_v.shape)
-            return Measurement(node_v[:, list(self.network.outputs)], None)
+            return Measurement(self._outputs_of_nodes(node_v), None)
         if isinstance(nudge, CurrentNudge):
             state = self._model.steady_state(x, output_current_a=nudge.current_a)
         elif isinstance(nudge, ClampNudge):
+            if self.differential_outputs:
+                raise CapabilityError("a differential readout cannot clamp an output (a floating voltage source "
+                                      "across the pair is not modelled); use a current nudge")
             state = self._model.steady_state(x, output_clamp_v=nudge.voltage_v)
         elif nudge is None:
             state = self._model.steady_state(x)
@@ -195,12 +218,13 @@ class NonlinearResistorChip(NetworkChip):
         drops = None
         if edge_drops:
             drops = EdgeDrops.dense(self._drops_of_nodes(node_v))
-        return Measurement(node_v[:, list(self.network.outputs)], drops)
+        return Measurement(self._outputs_of_nodes(node_v), drops)
 
     def _drops_of_nodes(self, node_v: np.ndarray) -> np.ndarray:
         """Edge drops (V) from node readings ``(..., n_nodes)``; with amplifiers, the drops after them."""
-        if isinstance(self._model, AmplifiedNetwork):
-            return self._model.edge_drop_of_nodes(node_v)
+        network = self._model.model if self.differential_outputs else self._model
+        if isinstance(network, AmplifiedNetwork):
+            return network.edge_drop_of_nodes(node_v)
         e = self.network.edges
         return node_v[..., e[:, 0]] - node_v[..., e[:, 1]]
 
@@ -265,6 +289,9 @@ class NonlinearResistorChip(NetworkChip):
         """
         if not isinstance(plan, FrequencyPlan):
             raise TypeError(f"plan must be a labtrain.physics.demod.FrequencyPlan, got {type(plan).__name__}")
+        if self.differential_outputs:
+            raise CapabilityError("AC tones are not modelled with a differential readout (an output-current tone "
+                                  "would be a floating source across a pair)")
         if settle_samples < 0:
             raise ValueError(f"settle_samples must be >= 0, got {settle_samples}")
         x = self._check_inputs(inputs)
@@ -313,6 +340,7 @@ class NonlinearResistorChip(NetworkChip):
             "read_noise_v": self.read_noise_v,
             "rate_hz": self.rate_hz,
             "layer_gain": self.layer_gain,
+            "readout": "differential pairs" if self.differential_outputs else "single-ended",
             "solver": {"tol_a": self._model.tol_a, "rtol": self._model.rtol, "tol_v": self._model.tol_v,
                        "max_iter": self._model.max_iter},
             "capabilities": sorted(self.capabilities),

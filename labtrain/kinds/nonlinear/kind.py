@@ -31,6 +31,17 @@ def check(s: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], source
     then the output AO held at the target); ``cl`` keeps the 10-ohm clamp.
     """
     c, learning, backend = s["chip"], s["learning"], s["backend"]
+    if c["differential_outputs"]:
+        if c["topology"] != "layered":
+            raise ConfigError(f"{source}: [chip] differential_outputs = true needs topology = 'layered' (it places "
+                              f"two output nodes per output; this is {c['topology']!r})")
+        if backend["kind"] != "ideal":
+            raise ConfigError(f"{source}: [chip] differential_outputs = true is modelled on the ideal backend only "
+                              f"(the {backend['kind']} bench reads and nudges single-ended outputs)")
+        if learning["rule"] not in ("ep", "analytic"):
+            raise ConfigError(f"{source}: [chip] differential_outputs = true with rule {learning['rule']!r}: its "
+                              "nudge would be a floating voltage source (cl) or tone (fp) across a pair, not "
+                              "modelled; use ep or analytic")
     check_direct_solver(s, source)
     check_bench_settings(s, source)
     if c["gate_min_v"] > c["gate_max_v"]:

@@ -19,6 +19,10 @@ OWN: dict[str, dict[str, Field]] = {
         "layer_gain": F("float", 1.0, "nonlinear_resistor, layered: voltage gain A of ideal bidirectional "
                         "amplifiers between consecutive node layers (forward A v, backward current / A; Kendall et "
                         "al. 2020); 1 = passive", 1, 1e6),
+        "differential_outputs": F("bool", False, "nonlinear_resistor, layered, ideal backend: two output nodes "
+                                  "per output, read as the voltage between them (signed weights from the hidden "
+                                  "layer with passive parts); EP's nudge is a floating current source across each "
+                                  "pair (rules ep and analytic)"),
         "skip_inputs": F("bool", True, "nonlinear_resistor, layered: also join every input (and the ground) to "
                          "the outputs"),
         "diode_saturation_current_a": F("float", 1e-12, "nonlinear_resistor, diode: saturation current I_s (A)",
