@@ -78,7 +78,8 @@ def _network_and_edges(exp: Experiment, task: Task) -> tuple[Network, NonlinearE
         except (NetworkError, ValueError) as exc:
             raise ConfigError(f"{src}: [chip] {exc}") from None
         if c["differential_outputs"]:
-            net = dataclasses.replace(net, name=f"{net.name}, outputs read as {task.n_outputs} differential pairs")
+            pairs = f"{task.n_outputs} differential pair{'s' if task.n_outputs != 1 else ''}"
+            net = dataclasses.replace(net, name=f"{net.name}, outputs read as {pairs}")
         return net, edges
     net = build_network(exp, task.n_inputs, task.n_outputs)
     try:
