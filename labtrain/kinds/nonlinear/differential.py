@@ -111,16 +111,10 @@ class DifferentialReadout:
         err = np.asarray(error_v, float)
         return self.model.adjoint_gradient(inputs, np.concatenate([err, -err], axis=-1), state)
 
-    def exact_gradient(self, inputs: np.ndarray, targets_v: np.ndarray) -> np.ndarray:
-        """``dC/dtheta`` of ``C = mean_b 1/2 ||y - t||^2`` (order of ``parameter_edges``)."""
-        x = np.atleast_2d(np.asarray(inputs, float))
-        state = self.steady_state(x)
-        return self.adjoint_gradient(x, state.output_v - np.atleast_2d(np.asarray(targets_v, float)), state)
-
-    def loss(self, inputs: np.ndarray, targets_v: np.ndarray) -> float:
-        """``C = mean_b 1/2 ||y - t||^2`` (V^2)."""
-        y = self.steady_state(np.atleast_2d(np.asarray(inputs, float))).output_v
-        return float(0.5 * np.mean(np.sum((y - targets_v) ** 2, axis=1)))
+    #: ``dC/dtheta`` and ``C = mean_b 1/2 ||y - t||^2`` (V^2): the network's own methods, which solve through
+    #: :meth:`steady_state` (outputs ``y``) and differentiate through :meth:`adjoint_gradient` (errors ``[e, -e]``)
+    exact_gradient = NonlinearResistorNetwork.exact_gradient
+    loss = NonlinearResistorNetwork.loss
 
     def describe(self) -> dict:
         out = self.model.describe()

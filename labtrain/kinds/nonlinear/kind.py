@@ -32,12 +32,8 @@ def check(s: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], source
     """
     c, learning, backend = s["chip"], s["learning"], s["backend"]
     if c["differential_outputs"]:
-        if c["topology"] != "layered":
-            raise ConfigError(f"{source}: [chip] differential_outputs = true needs topology = 'layered' (it places "
-                              f"two output nodes per output; this is {c['topology']!r})")
-        if backend["kind"] != "ideal":
-            raise ConfigError(f"{source}: [chip] differential_outputs = true is modelled on the ideal backend only "
-                              f"(the {backend['kind']} bench reads and nudges single-ended outputs)")
+        _layered_ideal_only(s, source, "differential_outputs = true", "it places two output nodes per output",
+                            "reads and nudges single-ended outputs")
         if learning["rule"] not in ("ep", "analytic"):
             raise ConfigError(f"{source}: [chip] differential_outputs = true with rule {learning['rule']!r}: its "
                               "nudge would be a floating voltage source (cl) or tone (fp) across a pair, not "
@@ -48,12 +44,8 @@ def check(s: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], source
         raise ConfigError(f"{source}: [chip] gate_min_v = {c['gate_min_v']!r} is above gate_max_v = "
                           f"{c['gate_max_v']!r}")
     if c["layer_gain"] != 1.0:
-        if c["topology"] != "layered":
-            raise ConfigError(f"{source}: [chip] layer_gain = {c['layer_gain']!r} needs topology = 'layered' "
-                              f"(amplifiers sit between node layers; this is {c['topology']!r})")
-        if backend["kind"] != "ideal":
-            raise ConfigError(f"{source}: [chip] layer_gain = {c['layer_gain']!r} is modelled on the ideal "
-                              f"backend only (the {backend['kind']} bench has no amplifiers between layers)")
+        _layered_ideal_only(s, source, f"layer_gain = {c['layer_gain']!r}", "amplifiers sit between node layers",
+                            "has no amplifiers between layers")
         if learning["rule"] == "fp":
             raise ConfigError(f"{source}: [chip] layer_gain = {c['layer_gain']!r} with rule 'fp': not modelled "
                               "(use ep, cl or analytic)")
@@ -73,6 +65,18 @@ def check(s: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], source
             raise ConfigError(f"{source}: [learning] fp_mode = 'frequency_domain' is a model shortcut for ideal "
                               f"linear resistor networks (this is nonlinear_resistor on {s['backend']['kind']}); "
                               "use 'time_domain'")
+
+
+def _layered_ideal_only(s: dict[str, dict[str, Any]], source: str, setting: str, why_layered: str,
+                        bench_lacks: str) -> None:
+    """Refuse ``[chip] setting`` (one line) off the layered topology or off the ideal backend."""
+    topology, backend = s["chip"]["topology"], s["backend"]["kind"]
+    if topology != "layered":
+        raise ConfigError(f"{source}: [chip] {setting} needs topology = 'layered' ({why_layered}; this is "
+                          f"{topology!r})")
+    if backend != "ideal":
+        raise ConfigError(f"{source}: [chip] {setting} is modelled on the ideal backend only (the {backend} bench "
+                          f"{bench_lacks})")
 
 
 def describe(s: dict[str, dict[str, Any]]) -> str:
