@@ -260,6 +260,13 @@ def _hinge(x: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return h, slope, big
 
 
+def _contiguous(index: np.ndarray) -> np.ndarray | slice:
+    """``index`` as ``slice(a, b)`` when it is exactly ``a, a + 1, ..., b - 1`` (non-empty); else unchanged."""
+    if len(index) and index[-1] - index[0] + 1 == len(index) and np.all(np.diff(index) == 1):
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
+
+
 class _Elements:
     """Vectorised I-V of every edge: currents, differential conductances, co-contents, parameter slopes."""
 
@@ -267,6 +274,9 @@ class _Elements:
         p = edges.params
         self.n_edges = edges.n_edges
         self.lin = edges.indices("linear")
+        #: the linear edges as a slice when they are one contiguous run (every layered diode network): views
+        #: instead of copies of the (edges x examples) arrays in the hot paths
+        self.lin_at = _contiguous(self.lin)
         d = edges.indices("diode")
         rs = p["series_ohm"][d]
         self.dio = d[rs == 0]
@@ -314,12 +324,15 @@ class _Elements:
         co = np.empty_like(dv) if phi else None
         with np.errstate(over="ignore", invalid="ignore"):
             if len(self.lin):
-                x = dv[self.lin]
+                x = dv[self.lin_at]
                 g = conductance_s[:, None]
-                cur[self.lin] = g * x
-                gd[self.lin] = g
+                if isinstance(self.lin_at, slice):
+                    np.multiply(g, x, out=cur[self.lin_at])
+                else:
+                    cur[self.lin_at] = g * x
+                gd[self.lin_at] = g
                 if phi:
-                    co[self.lin] = 0.5 * g * x**2
+                    co[self.lin_at] = 0.5 * g * x**2
             if len(self.dio):
                 v = dv[self.dio]
                 x = v / self.d_nvt
@@ -365,7 +378,7 @@ class _Elements:
     def parameter_slope(self, dv: np.ndarray, conductance_s: np.ndarray, gate_v: np.ndarray) -> np.ndarray:
         """``di_e/dtheta_e`` of every trainable edge, ``(N, n_params)``: linear edges, then transistors."""
         out = np.empty(dv.shape[:-1] + (len(self.lin) + len(self.tr),))
-        out[..., :len(self.lin)] = dv[..., self.lin]
+        out[..., :len(self.lin)] = dv[..., self.lin_at]
         if len(self.tr):
             v = dv[..., self.tr]
             veff, dveff = self.overdrive(gate_v)
@@ -383,7 +396,9 @@ class _Elements:
         times ``dV_eff/dV_g`` (A).
         """
         out = np.empty(dv.shape[:-1] + (len(self.lin) + len(self.tr),))
-        out[..., :len(self.lin)] = 0.5 * dv[..., self.lin] ** 2
+        lin = dv[..., self.lin_at]
+        np.multiply(lin, lin, out=out[..., :len(self.lin)])
+        out[..., :len(self.lin)] *= 0.5
         if len(self.tr):
             u = np.abs(dv[..., self.tr])
             veff, dveff = self.overdrive(gate_v)
@@ -1097,11 +1112,12 @@ class _SourceFold:
         cur, gd = np.empty_like(dv), np.empty_like(dv)
         e = net.edges
         chunk = max(1, full.max_chunk_elements // (4 * m))
+        tail, head = e[:, 0], e[:, 1]
         for lo in range(0, flat.shape[0], chunk):
-            block = flat[lo:lo + chunk].T
-            d = block[e[:, 0]] - block[e[:, 1]]
-            c, g, _ = full._el.evaluate(d, full.conductance_s, full.gate_v)
-            dv[lo:lo + chunk], cur[lo:lo + chunk], gd[lo:lo + chunk] = d.T, c.T, g.T
+            block = flat[lo:lo + chunk]
+            d = np.subtract(block[:, tail], block[:, head], out=dv[lo:lo + chunk])  # example-major, no transposes
+            c, g, _ = full._el.evaluate(d.T, full.conductance_s, full.gate_v)     # edge-major views of it
+            cur[lo:lo + chunk], gd[lo:lo + chunk] = c.T, g.T
         return NonlinearSteadyState(net, node_v, dv.reshape(lead + (m,)), cur.reshape(lead + (m,)),
                                     gd.reshape(lead + (m,)), red.clamp_current_a, red.iterations,
                                     red.max_residual_a)
