@@ -10,11 +10,12 @@ Usage::
 
     python benchmarks/deep_diode_step_time.py --mnist PATH/TO/mnist [--gain A]
 
-Measured (2026-12-07, 2-core machine shared with other training runs at load average ~7, CPU seconds per step,
-batch 32, ``--repeats 2``): 196-100-10 1.14 s unfolded, 0.15 s folded; 784-100-10 5.66 s unfolded, 0.49 s
-folded.  (Wall time per step in a full ``labtrain run`` at that load: 1.35 s, 784 inputs, folded.)  Those
-numbers are for the file's earlier design (0..1 V drive, skip edges input -> output); the symmetric +-5 V
-drive without skip edges ran at 0.84-1.9 s wall per step in ``labtrain run`` with 2-3 other runs on the cores.
+Measured (2026-12-07, 2-core machine with one other training run, CPU seconds per step, batch 32,
+``--repeats 2``), the file's current design (symmetric +-5 V drive, no skip edges, differential readout of 20
+output nodes): 394 inputs (196 pixels) 1.04 s unfolded, 0.16 s folded; 1570 inputs (784 pixels) 2.50 s
+unfolded, **0.23 s folded**.  The single-ended design measured 0.47 s folded before the linear edges' hot paths
+used slice views (commit 174612f) and 0.26 s after, the same gradient bit for bit.  (Wall time per step in a
+full ``labtrain run`` with three runs on the 2 cores: 0.9-1.2 s.)
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         folded = chip.network_model()
         for fold in (False, None):
             model = folded.with_parameters(folded.parameters)
-            model.fold_sources = fold
+            getattr(model, "model", model).fold_sources = fold  # the network under a differential readout
             ep = EquilibriumPropagation(exp["learning"]["beta_s"], centred=True)
             free = model.steady_state(x)
             start = time.process_time()
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                     model.energy_parameter_derivative(nudged.edge_drop_v)
             cpu = (time.process_time() - start) / args.repeats
             print(f"{x.shape[1]:5d} inputs, {setup.network.n_edges:6d} edges, layer_gain {args.gain:g}, "
-                  f"source edges {'folded  ' if model.source_fold() is not None else 'unfolded'}: "
+                  f"source edges {'folded  ' if getattr(model, 'model', model).source_fold() is not None else 'unfolded'}: "
                   f"{cpu:.2f} s CPU per EP step (3 solves of 32, {free.iterations} Newton iterations)", flush=True)
     return 0
 
