@@ -48,11 +48,6 @@ class DifferentialSteadyState(NonlinearSteadyState):
         """``v(o_k+) - v(o_k-)`` per task output, shape S + (K,)."""
         return pair_difference(self.node_v[..., list(self.network.outputs)])
 
-    @property
-    def physical_output_v(self) -> np.ndarray:
-        """The ``2K`` output-node voltages (``o+`` first), shape S + (2K,)."""
-        return self.node_v[..., list(self.network.outputs)]
-
 
 class DifferentialReadout:
     """A nonlinear network read differentially: task output ``k`` is ``v(o_k+) - v(o_k-)`` (module docstring).
