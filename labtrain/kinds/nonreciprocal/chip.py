@@ -235,8 +235,8 @@ class NonReciprocalChip(Chip):
     def antisymmetric_feedback(self, inputs: np.ndarray, free_states: np.ndarray) -> AffineForce:
         """Asymmetric-EP force ``-2A (s - s0)`` with ``A = (J - J^T)/2`` at the free states ``s0``."""
         x = np.atleast_2d(np.asarray(inputs, float))
-        two_a = 2.0 * self.network_model().antisymmetric_part(x, free_states)
-        return AffineForce(two_a, np.matmul(two_a, free_states[..., None])[..., 0])
+        two_a = self.network_model().antisymmetric_operator(x, free_states)
+        return AffineForce(two_a, two_a.matvec(free_states))
 
     def relax_mirror(self, inputs: np.ndarray, free_states: np.ndarray, offset: np.ndarray,
                      max_steps: int | None = None) -> StateMeasurement:
@@ -253,22 +253,22 @@ class NonReciprocalChip(Chip):
         """
         x = np.atleast_2d(np.asarray(inputs, float))
         model = self.network_model()
-        jt = model.jacobian(x, free_states).transpose(0, 2, 1)
+        jt = model.jacobian_operator(x, free_states).transpose()
         b = np.asarray(offset, float)
         tol = self.relax_settings["tol"]
         steps = self.relax_settings["max_steps"] if max_steps is None else int(max_steps)
         dt = self.relax_settings["dt"]
-        diag = np.maximum(-np.diagonal(jt, axis1=1, axis2=2), 0.0)
+        diag = np.maximum(-jt.diagonal(), 0.0)
         lam = np.zeros_like(b)
         res = np.full(len(b), np.inf)
         for _ in range(steps):
-            f = np.einsum("bij,bj->bi", jt, lam) + b
+            f = jt.matvec(lam) + b
             res = np.max(np.abs(f), axis=1)
             if np.all(res < max(tol, 1e-3 * np.max(np.abs(b), initial=0.0))):
                 break
             lam = lam + dt / (1.0 + dt * diag) * f
-        lam = lam + model.solve(jt, -(np.einsum("bij,bj->bi", jt, lam) + b))
-        final = np.max(np.abs(np.einsum("bij,bj->bi", jt, lam) + b), axis=1)
+        lam = lam + model.solve(jt, -(jt.matvec(lam) + b))
+        final = np.max(np.abs(jt.matvec(lam) + b), axis=1)
         converged = np.isfinite(final) & (final < max(tol, 1e-9 * np.max(np.abs(b), initial=0.0)))
         self.stats["relaxations"] += 1
         self.stats["unconverged_examples"] += int(np.sum(~converged))

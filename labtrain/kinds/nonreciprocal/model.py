@@ -63,6 +63,7 @@ from functools import cached_property
 
 import numpy as np
 
+from labtrain.kinds.nonreciprocal.operator import ScaledCouplings
 from labtrain.kinds.nonreciprocal.relax_jax import relax_jax
 from labtrain.linalg.backend import resolve_array_backend
 
@@ -324,7 +325,11 @@ class AffineForce:
 
     def take(self, idx: np.ndarray) -> "AffineForce":
         """The force on a subset of the batch."""
-        m = self.matrix if self.matrix is None or self.matrix.ndim == 2 else self.matrix[idx]
+        m = self.matrix
+        if isinstance(m, ScaledCouplings):
+            m = m.take(idx)
+        elif m is not None and m.ndim == 3:
+            m = m[idx]
         o = self.offset if self.offset is None or self.offset.ndim == 1 else self.offset[idx]
         return AffineForce(m, o)
 
@@ -346,10 +351,19 @@ def _add(a, b):
         return b
     if b is None:
         return a
+    if isinstance(b, ScaledCouplings):
+        return b + a
     return a + b
 
 
-def _matvec(m: np.ndarray, s: np.ndarray) -> np.ndarray:
+def _dense(m: "np.ndarray | ScaledCouplings | None", batch: int) -> np.ndarray | None:
+    """A matrix as an array (``ScaledCouplings`` materialised per example)."""
+    return m.dense_matrix(batch) if isinstance(m, ScaledCouplings) else m
+
+
+def _matvec(m: "np.ndarray | ScaledCouplings", s: np.ndarray) -> np.ndarray:
+    if isinstance(m, ScaledCouplings):
+        return m.matvec(s)
     if m.ndim == 2:
         return s @ m.T
     return np.matmul(m, s[..., None])[..., 0]
@@ -451,30 +465,46 @@ class NonReciprocalNetwork:
         if extra_force is not None:
             f = f + extra_force(s)
             m = extra_force.matrix
-            if m is not None:
+            if isinstance(m, ScaledCouplings):
+                jd = jd - m.diagonal()
+            elif m is not None:
                 jd = jd - (np.diag(m) if m.ndim == 2 else np.diagonal(m, axis1=1, axis2=2))
         return f, jd
 
-    def jacobian(self, inputs: np.ndarray, s: np.ndarray, extra_force: AffineForce | None = None,
-                 external: np.ndarray | None = None) -> np.ndarray:
-        """``J = dF/ds`` per example, shape (B, n, n): ``-I + diag(g' z) + diag(g) W diag(rho')``."""
+    def jacobian_operator(self, inputs: np.ndarray, s: np.ndarray, extra_force: AffineForce | None = None,
+                          external: np.ndarray | None = None) -> ScaledCouplings:
+        """``J = dF/ds = diag(-1 + g' z) + diag(g) W diag(rho')`` per example, kept in that form.
+
+        No (B, n, n) array is built: products and the blocks a solve needs come from the shared ``W``
+        (:class:`~labtrain.kinds.nonreciprocal.operator.ScaledCouplings`).
+        """
         ext = self.external(inputs) if external is None else external
         r, d, d2 = activation(self.topology.activation, s)
         g, dg = self._gain(s, d, d2)
-        n = self.topology.n_units
-        g = np.broadcast_to(g, s.shape)
-        J = g[:, :, None] * self.W[None, :, :] * d[:, None, :]
         diag = -1.0 + np.broadcast_to(dg, s.shape) * (r @ self.W.T + ext)
-        idx = np.arange(n)
-        J[:, idx, idx] += diag
+        J = ScaledCouplings(diag, ((g if np.ndim(g) else None, self.W, d),))
         if extra_force is not None and extra_force.matrix is not None:
             J = J - extra_force.matrix
         return J
 
+    def jacobian(self, inputs: np.ndarray, s: np.ndarray, extra_force: AffineForce | None = None,
+                 external: np.ndarray | None = None) -> np.ndarray:
+        """``J = dF/ds`` per example as a dense array, shape (B, n, n) (see :meth:`jacobian_operator`)."""
+        return self.jacobian_operator(inputs, s, extra_force, external).dense_matrix(len(np.atleast_2d(s)))
+
+    def antisymmetric_operator(self, inputs: np.ndarray, s: np.ndarray) -> ScaledCouplings:
+        """``2A = J - J^T = G W D - D W^T G`` at the states ``s`` (``G = diag(g)``, ``D = diag(rho')``).
+
+        The diagonal parts of ``J`` cancel, so ``2A`` lives on the couplings alone.
+        """
+        r, d, d2 = activation(self.topology.activation, s)
+        g, _ = self._gain(s, d, d2)
+        g = g if np.ndim(g) else None
+        return ScaledCouplings(np.zeros_like(s), ((g, self.W, d), (-d, self.W.T, g)))
+
     def antisymmetric_part(self, inputs: np.ndarray, s: np.ndarray) -> np.ndarray:
         """``A = (J - J^T) / 2`` at the states ``s``, shape (B, n, n)."""
-        J = self.jacobian(inputs, s)
-        return 0.5 * (J - J.transpose(0, 2, 1))
+        return 0.5 * self.antisymmetric_operator(inputs, s).dense_matrix(len(np.atleast_2d(s)))
 
     # ---------------------------------------------------------- relaxation
     def relax(self, inputs: np.ndarray, start: np.ndarray | None = None,
@@ -571,7 +601,7 @@ class NonReciprocalNetwork:
         got = relax_jax(self.W, self.external(x), s, activation=self.topology.activation,
                         dynamics=self.topology.dynamics, dt=self.dt, tol=self.tol, max_steps=self.max_steps,
                         newton_from=self.newton_from, max_newton=self.max_newton, newton_first=first,
-                        extra_matrix=None if ef is None else ef.matrix, extra_offset=None if ef is None else ef.offset)
+                        extra_matrix=None if ef is None else _dense(ef.matrix, len(x)), extra_offset=None if ef is None else ef.offset)
         return self._finish(got.states, got.residual, got.euler_steps, got.newton_steps, got.min_dt, strict)
 
     def _newton(self, x, ext, s, f, res, switch_at, extra_force) -> int:
@@ -587,7 +617,7 @@ class NonReciprocalNetwork:
             ef = None if extra_force is None else extra_force.take(active)
             xa, ea, sa, fa = x[active], ext[active], s[active], f[active]
             try:
-                delta = self.solve(self.jacobian(xa, sa, ef, ea), -fa)
+                delta = self.solve(self.jacobian_operator(xa, sa, ef, ea), -fa)
             except np.linalg.LinAlgError:
                 return iters
             # Accept on the 2-norm: the Newton direction always descends |F|^2, so halving the step
@@ -607,29 +637,41 @@ class NonReciprocalNetwork:
             s[idx], f[idx], res[idx] = trial[ok], ft[ok], np.max(np.abs(ft[ok]), axis=1)
         return iters
 
-    def solve(self, J: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-        """Solve ``J_b y_b = rhs_b`` for a batch (B x n x n, B x n).
+    def solve(self, J: "np.ndarray | ScaledCouplings", rhs: np.ndarray) -> np.ndarray:
+        """Solve ``J_b y_b = rhs_b`` for a batch (``J`` dense B x n x n or a :class:`ScaledCouplings`; B x n).
 
         Units of one layer do not couple to each other, so the first layer's block
         of ``J`` is diagonal (also with the EP nudge and AEP's ``2A``, whose
         diagonal blocks vanish); it is eliminated first and only the Schur
-        complement on the remaining units is factored (10 x 10 for a 64-64-10
-        network instead of 74 x 74).  Falls back to a dense solve otherwise
+        complement on the remaining units is factored (10 x 10 for a 784-512-10
+        network instead of 522 x 522).  From a :class:`ScaledCouplings` only the
+        blocks this needs are built.  Falls back to a dense solve otherwise
         (a dense extra force, a singular diagonal).
         """
+        rhs = np.asarray(rhs, float)
+        n_b, n = rhs.shape
         h = self.topology.layer_slices[0]
         n1 = h.stop
-        if n1 < self.topology.n_units:
-            d1 = np.diagonal(J[:, h, h], axis1=1, axis2=2)
-            off = J[:, h, h] - d1[:, :, None] * np.eye(n1)
-            if not np.any(off) and np.min(np.abs(d1)) > 1e-12:
-                C, E, R = J[:, :n1, n1:], J[:, n1:, :n1], J[:, n1:, n1:]
-                b1, b2 = rhs[:, :n1], rhs[:, n1:]
+        rest = slice(n1, n)
+        if n1 < n:
+            if isinstance(J, ScaledCouplings):
+                d1 = np.broadcast_to(J.diagonal(), (n_b, n))[:, h]
+                blocks = None if J.couples_within(h) else lambda: (J.block(h, rest, n_b), J.block(rest, h, n_b),
+                                                                   J.block(rest, rest, n_b))
+            else:
+                d1 = np.diagonal(J[:, h, h], axis1=1, axis2=2)
+                off = np.any(J[:, h, h] - d1[:, :, None] * np.eye(n1))
+                blocks = None if off else lambda: (J[:, h, rest], J[:, rest, h], J[:, rest, rest])
+            if blocks is not None and np.min(np.abs(d1)) > 1e-12:
+                C, E, R = blocks()
+                b1, b2 = rhs[:, h], rhs[:, rest]
                 inv = 1.0 / d1
                 schur = R - np.matmul(E * inv[:, None, :], C)
                 y2 = np.linalg.solve(schur, (b2 - np.einsum("bij,bj->bi", E, inv * b1))[..., None])[..., 0]
                 y1 = inv * (b1 - np.einsum("bij,bj->bi", C, y2))
                 return np.concatenate([y1, y2], axis=1)
+        if isinstance(J, ScaledCouplings):
+            J = J.dense_matrix(n_b)
         return np.linalg.solve(J, rhs[..., None])[..., 0]
 
     def steady_state(self, inputs: np.ndarray) -> Relaxation:
@@ -692,8 +734,7 @@ class NonReciprocalNetwork:
         """``lambda_b = J_b^{-T} dc_b/ds`` per example (B x n_units), one batched solve."""
         grad_s = np.zeros_like(states)
         grad_s[:, self.topology.output_slice] = self.outputs(states) - targets
-        J = self.jacobian(inputs, states)
-        return self.solve(J.transpose(0, 2, 1), grad_s)
+        return self.solve(self.jacobian_operator(inputs, states).transpose(), grad_s)
 
     def exact_gradient(self, inputs: np.ndarray, targets: np.ndarray, states: np.ndarray | None = None) -> np.ndarray:
         """``dC/dtheta = -mean_b (dF/dtheta)^T J^{-T} dc_b/ds`` at the free fixed points (implicit differentiation)."""
