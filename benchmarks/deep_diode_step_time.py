@@ -14,7 +14,10 @@ Measured (2026-12-07, 2-core machine with one other training run, CPU seconds pe
 ``--repeats 2``), the file's current design (symmetric +-5 V drive, no skip edges, differential readout of 20
 output nodes): 394 inputs (196 pixels) 1.04 s unfolded, 0.16 s folded; 1570 inputs (784 pixels) 2.50 s
 unfolded, **0.23 s folded**.  The single-ended design measured 0.47 s folded before the linear edges' hot paths
-used slice views (commit 174612f) and 0.26 s after, the same gradient bit for bit.  (Wall time per step in a
+used slice views (commit 174612f) and 0.26 s after, the same gradient bit for bit.  Since the drops of dense
+layer blocks are one broadcast difference and the currents/conductances are evaluated only when read
+(``EdgeDropGather``, lazy ``NonlinearSteadyState``): 784 pixels folded 0.22 -> **0.09 s**, 196 pixels 0.16 -> 0.12 s
+(the two versions run back to back, one other training run on the machine; bit-identical gradient).  (Wall time per step in a
 full ``labtrain run`` with three runs on the 2 cores: 0.9-1.2 s.)
 """
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from labtrain.kinds.nonlinear.amplified import AmplifiedNetwork, layered_node_layers
-from labtrain.kinds.nonlinear.model import NonlinearResistorNetwork, diode_network
+from labtrain.kinds.nonlinear.model import EdgeDropGather, NonlinearResistorNetwork, diode_network
 
 
 def _pair(gain: float = 1.0):
@@ -71,3 +71,31 @@ def test_outputs_only_measure_is_chunked_and_equal():
     small = NonlinearResistorChip(net, edges, max_chunk_elements=3 * net.n_edges * 4)  # 4 examples per chunk
     np.testing.assert_allclose(small.measure(x).output_v, whole, rtol=0, atol=1e-13)
     np.testing.assert_allclose(small.network_model().steady_state(x).output_v, whole, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("sizes,min_block", [((3, 4, 3, 2), 1), ((20, 30, 10), 256), ((5, 6, 4), 10 ** 9)])
+def test_edge_drop_gather_blocks_equal_the_plain_gather(sizes, min_block):
+    """Dense layer blocks by broadcasting (or none, when every run is below ``min_block``) = the gather."""
+    net, _ = diode_network(sizes, complementary_inputs=True, n_bias_inputs=1)
+    gather = EdgeDropGather(net.edges, min_block_edges=min_block)
+    if min_block <= 256:
+        assert gather.blocks and len(gather.rest) < net.n_edges
+    else:
+        assert not gather.blocks and len(gather.rest) == net.n_edges
+    covered = sum(hi - lo for lo, hi, _, _ in gather.blocks) + len(gather.rest)
+    assert covered == net.n_edges
+    v = np.random.default_rng(2).normal(size=(7, net.n_nodes))
+    want = v[:, net.edges[:, 0]] - v[:, net.edges[:, 1]]
+    np.testing.assert_array_equal(gather.of(v), want)
+
+
+def test_folded_state_evaluates_elements_only_when_read():
+    _, folded = _pair()
+    x = np.random.default_rng(3).uniform(0, 1, (4, 7))
+    state = folded.steady_state(x)
+    assert callable(state._edge_current_a)  # an EP step reads the drops only
+    cur, gd = state.edge_current_a, state.conductance_s
+    assert not callable(state._edge_current_a) and state.edge_current_a is cur
+    want_cur, want_g, _ = folded._el.evaluate(state.edge_drop_v.T, folded.conductance_s, folded.gate_v)
+    np.testing.assert_array_equal(cur, want_cur.T)
+    np.testing.assert_array_equal(gd, want_g.T)

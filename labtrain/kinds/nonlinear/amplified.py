@@ -141,14 +141,14 @@ class AmplifiedNetwork(NonlinearResistorNetwork):
     def _physical(self, s: NonlinearSteadyState) -> NonlinearSteadyState:
         clamp = None if s.clamp_current_a is None else s.clamp_current_a * self.output_scale
         return NonlinearSteadyState(s.network, s.node_v * self.node_scale, s.edge_drop_v * self.edge_scale,
-                                    s.edge_current_a * self.edge_scale, s.conductance_s, clamp, s.iterations,
-                                    s.max_residual_a)
+                                    lambda: (s.edge_current_a * self.edge_scale, s.conductance_s), None, clamp,
+                                    s.iterations, s.max_residual_a)
 
     def _reduced(self, s: NonlinearSteadyState) -> NonlinearSteadyState:
         clamp = None if s.clamp_current_a is None else s.clamp_current_a / self.output_scale
         return NonlinearSteadyState(s.network, s.node_v / self.node_scale, s.edge_drop_v / self.edge_scale,
-                                    s.edge_current_a / self.edge_scale, s.conductance_s, clamp, s.iterations,
-                                    s.max_residual_a)
+                                    lambda: (s.edge_current_a / self.edge_scale, s.conductance_s), None, clamp,
+                                    s.iterations, s.max_residual_a)
 
     # ------------------------------------------------------------ element access (physical drops)
     def edge_characteristics(self, edge_drop_v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -79,7 +79,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -507,6 +507,9 @@ class NonlinearSteadyState:
         Current through each element from tail to head.
     conductance_s : ndarray, shape S + (n_edges,)
         Differential conductance ``di/d(dv)`` at the operating point.
+        ``edge_current_a`` and ``conductance_s`` may be given as one callable
+        returning both: they are then evaluated on first use (an EP step reads
+        only the drops).
     clamp_current_a : ndarray, shape S + (n_outputs,), or None
         Current the output clamps inject (clamped solves only).
     iterations : int
@@ -518,11 +521,27 @@ class NonlinearSteadyState:
     network: Network
     node_v: np.ndarray
     edge_drop_v: np.ndarray
-    edge_current_a: np.ndarray
-    conductance_s: np.ndarray
+    _edge_current_a: "np.ndarray | Callable[[], tuple[np.ndarray, np.ndarray]]"
+    _conductance_s: np.ndarray | None
     clamp_current_a: np.ndarray | None
     iterations: int
     max_residual_a: float
+
+    def _elements(self) -> None:
+        if callable(self._edge_current_a):
+            self._edge_current_a, self._conductance_s = self._edge_current_a()
+
+    @property
+    def edge_current_a(self) -> np.ndarray:
+        """Current through each element from tail to head (A), shape S + (n_edges,)."""
+        self._elements()
+        return self._edge_current_a
+
+    @property
+    def conductance_s(self) -> np.ndarray:
+        """Differential conductance ``di/d(dv)`` of each element at the operating point (S)."""
+        self._elements()
+        return self._conductance_s
 
     @property
     def output_v(self) -> np.ndarray:
@@ -1020,6 +1039,56 @@ class NonlinearResistorNetwork(NetworkTerminals):
                            "linear_solver": self.solver}}
 
 
+class EdgeDropGather:
+    """``v_tail - v_head`` of every edge for a batch of node voltages, fast on dense layers.
+
+    A layered network's edges come in runs where a range of tails meets one and the same list of heads
+    (every input to every hidden node, ...).  Such a block's drops are one broadcast difference
+    ``v[:, tails, None] - v[:, None, heads]`` written in place, instead of two gathers of every edge's ends;
+    the edges outside blocks are gathered.  The result is identical either way.
+
+    Parameters
+    ----------
+    edges : ndarray, shape (n_edges, 2)
+        ``(tail, head)`` node indices.
+    min_block_edges : int
+        Smallest block worth a broadcast (smaller runs are gathered).
+    """
+
+    def __init__(self, edges: np.ndarray, min_block_edges: int = 256) -> None:
+        tail, head = np.asarray(edges[:, 0]), np.asarray(edges[:, 1])
+        self.tail, self.head, self.n_edges = tail, head, len(tail)
+        starts = np.flatnonzero(np.r_[True, tail[1:] != tail[:-1]])
+        ends = np.r_[starts[1:], len(tail)]
+        blocks: list[tuple[int, int, np.ndarray, np.ndarray]] = []
+        i = 0
+        while i < len(starts):
+            heads = head[starts[i]:ends[i]]
+            j = i + 1
+            while j < len(starts) and ends[j] - starts[j] == len(heads) and np.array_equal(head[starts[j]:ends[j]],
+                                                                                           heads):
+                j += 1
+            if (ends[j - 1] - starts[i]) >= min_block_edges and j - i > 1:
+                blocks.append((int(starts[i]), int(ends[j - 1]), tail[starts[i:j]], heads))
+            i = j
+        self.blocks = blocks
+        covered = np.zeros(len(tail), bool)
+        for lo, hi, _, _ in blocks:
+            covered[lo:hi] = True
+        self.rest = np.flatnonzero(~covered)
+
+    def of(self, node_v: np.ndarray) -> np.ndarray:
+        """Drops ``(B, n_edges)`` of node voltages ``(B, n_nodes)``."""
+        v = np.asarray(node_v, float)
+        out = np.empty((v.shape[0], self.n_edges))
+        for lo, hi, tails, heads in self.blocks:
+            view = out[:, lo:hi].reshape(v.shape[0], len(tails), len(heads))
+            np.subtract(v[:, tails, None], v[:, None, heads], out=view)
+        if len(self.rest):
+            out[:, self.rest] = v[:, self.tail[self.rest]] - v[:, self.head[self.rest]]
+        return out
+
+
 class _SourceFold:
     """The network with its source edges folded into Norton equivalents (:class:`NonlinearResistorNetwork`,
     ``fold_sources``).
@@ -1037,6 +1106,7 @@ class _SourceFold:
         self.reduced = reduced
         self.weights = weights          # (n_inputs, n_virtual): vbar = x @ weights (grounds at 0 V)
         self.keep_nodes = keep_nodes    # full index of reduced nodes n_virtual.. (grounds and free nodes)
+        self.drops = EdgeDropGather(full.network.edges)
 
     @classmethod
     def build(cls, model: NonlinearResistorNetwork, always: bool) -> "_SourceFold | None":
@@ -1108,19 +1178,18 @@ class _SourceFold:
         node_v[..., self.keep_nodes] = red.node_v[..., self.weights.shape[1]:]
         flat = node_v.reshape(-1, net.n_nodes)
         m = net.n_edges
-        dv = np.empty((flat.shape[0], m))
-        cur, gd = np.empty_like(dv), np.empty_like(dv)
-        e = net.edges
-        chunk = max(1, full.max_chunk_elements // (4 * m))
-        tail, head = e[:, 0], e[:, 1]
-        for lo in range(0, flat.shape[0], chunk):
-            block = flat[lo:lo + chunk]
-            d = np.subtract(block[:, tail], block[:, head], out=dv[lo:lo + chunk])  # example-major, no transposes
-            c, g, _ = full._el.evaluate(d.T, full.conductance_s, full.gate_v)     # edge-major views of it
-            cur[lo:lo + chunk], gd[lo:lo + chunk] = c.T, g.T
-        return NonlinearSteadyState(net, node_v, dv.reshape(lead + (m,)), cur.reshape(lead + (m,)),
-                                    gd.reshape(lead + (m,)), red.clamp_current_a, red.iterations,
-                                    red.max_residual_a)
+        dv = self.drops.of(flat)  # example-major
+
+        def elements() -> tuple[np.ndarray, np.ndarray]:
+            cur, gd = np.empty_like(dv), np.empty_like(dv)
+            chunk = max(1, full.max_chunk_elements // (4 * m))
+            for lo in range(0, dv.shape[0], chunk):
+                c, g, _ = full._el.evaluate(dv[lo:lo + chunk].T, full.conductance_s, full.gate_v)  # edge-major views
+                cur[lo:lo + chunk], gd[lo:lo + chunk] = c.T, g.T
+            return cur.reshape(lead + (m,)), gd.reshape(lead + (m,))
+
+        return NonlinearSteadyState(net, node_v, dv.reshape(lead + (m,)), elements, None, red.clamp_current_a,
+                                    red.iterations, red.max_residual_a)
 
 
 # ------------------------------------------------------------------ builders

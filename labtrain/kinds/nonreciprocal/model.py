@@ -29,9 +29,12 @@ overshoot), then, once an example is close, a batched Newton polish to machine
 precision (learning phases, which start at the free state, go to Newton
 first); an example is *converged* when ``max_i |ds_i/dt| < tol``.  Everything
 is vectorised over the batch (no Python loop over examples): matrix products
-for the force, batched solves for Newton steps and for the adjoint (units of a
+for the force, batched solves for Newton steps and for the adjoint.  Jacobians
+are never built as (B, n, n) arrays: per example they are a diagonal plus
+row/column-scaled copies of the shared couplings
+(:class:`~labtrain.kinds.nonreciprocal.operator.ScaledCouplings`); units of a
 layer do not couple to each other, so the first layer is eliminated and only a
-Schur complement on the remaining units is factored).
+Schur complement on the remaining units is formed and factored.
 
 The exact gradient of ``C = mean_b 1/2 |s_out - t|^2`` (implicit
 differentiation of ``F(s*, theta) = 0``): with ``J = dF/ds`` at the fixed point,
@@ -299,7 +302,9 @@ class LayeredTopology:
 class AffineForce:
     """An extra force ``offset - matrix @ s`` added to the dynamics (per example).
 
-    ``matrix``: ``None``, ``(n, n)`` (same for every example) or ``(B, n, n)``;
+    ``matrix``: ``None``, ``(n, n)`` (same for every example), ``(B, n, n)`` or a
+    :class:`~labtrain.kinds.nonreciprocal.operator.ScaledCouplings` (AEP's
+    feedback, built from the shared couplings without a per-example array);
     ``offset``: ``None``, ``(n,)`` or ``(B, n)``.  Affine forces cover the EP
     nudge ``-beta dC/ds = beta (t - s_out)`` and AEP's ``-2A (s - s0)``; the
     Newton polish uses ``-matrix`` as their Jacobian.
