@@ -145,6 +145,9 @@ class NonlinearEdges:
         if bad:
             raise ValueError(f"edge {kinds.index(bad[0])} has unknown kind {bad[0]!r}; expected one of {EDGE_KINDS}")
         m = len(kinds)
+        kind_array = np.array(kinds, dtype=object if not kinds else None)
+        object.__setattr__(self, "_kind_array", kind_array)
+        object.__setattr__(self, "_derived", {})  # per-kind indices and the element tables, built once
         known = {name for d in _DEFAULTS.values() for name in d}
         unknown = sorted(set(self.params) - known)
         if unknown:
@@ -154,7 +157,7 @@ class NonlinearEdges:
             for name, value in defaults.items():
                 given = self.params.get(name, value)
                 arr = np.broadcast_to(np.asarray(given, float), (m,)).copy()
-                mask = np.array([k == kind for k in kinds], bool)
+                mask = kind_array == kind
                 if name in full:  # shared name (off_s, smoothing_v): keep the other kind's values
                     full[name] = np.where(mask, arr, full[name])
                 else:
@@ -164,7 +167,7 @@ class NonlinearEdges:
         self._validate()
 
     def _validate(self) -> None:
-        k = np.array(self.kinds)
+        k = self._kind_array
         p = self.params
         checks = [
             ("diode", "saturation_current_a", lambda x: x > 0, "> 0"),
@@ -212,8 +215,19 @@ class NonlinearEdges:
         return len(self.kinds)
 
     def indices(self, kind: str) -> np.ndarray:
-        """Edge indices of one kind, increasing."""
-        return np.flatnonzero(np.array(self.kinds) == kind)
+        """Edge indices of one kind, increasing (a read-only array, computed once)."""
+        key = ("indices", kind)
+        if key not in self._derived:
+            idx = np.flatnonzero(self._kind_array == kind)
+            idx.flags.writeable = False
+            self._derived[key] = idx
+        return self._derived[key]
+
+    def elements(self) -> "_Elements":
+        """The vectorised element tables of these edges (built once)."""
+        if "elements" not in self._derived:
+            self._derived["elements"] = _Elements(self)
+        return self._derived["elements"]
 
     @property
     def parameter_edges(self) -> np.ndarray:
@@ -634,7 +648,7 @@ class NonlinearResistorNetwork(NetworkTerminals):
         self.tol_a, self.rtol, self.tol_v, self.max_iter = float(tol_a), float(rtol), float(tol_v), int(max_iter)
         self.dense_max_nodes = int(dense_max_nodes)
         self.max_chunk_elements = int(max_chunk_elements)
-        self._el = _Elements(edges)
+        self._el = edges.elements()
         self.parameter_edges = edges.parameter_edges
         lin, tr = edges.indices("linear"), edges.indices("transistor")
         self.n_conductances = len(lin)
@@ -1089,33 +1103,31 @@ class EdgeDropGather:
         return out
 
 
-class _SourceFold:
-    """The network with its source edges folded into Norton equivalents (:class:`NonlinearResistorNetwork`,
-    ``fold_sources``).
+class _FoldStructure:
+    """The parameter-independent part of a :class:`_SourceFold`: which edges fold where, the reduced topology.
 
-    Every linear edge ``(s, j)`` between a source node ``s`` (an input or a ground) and a free node ``j``
-    carries ``g (v_s - v_j)`` into ``j``; their sum over ``s`` is ``G_j (vbar_j - v_j)`` with ``G_j = sum g``
-    and ``vbar_j = sum g v_s / G_j``.  The reduced network replaces them by one edge of ``G_j`` from a new input
-    node held at ``vbar_j`` and drops the input nodes; its steady state is the full one (the free nodes meet
-    the same KCL), and every edge's drop, current and slope is then evaluated once on the full network.
+    Built once per (network, edge description) and reused after every parameter update: only the
+    Norton conductances ``G_j`` and the source weights change with the parameters.
     """
 
-    def __init__(self, full: NonlinearResistorNetwork, reduced: NonlinearResistorNetwork, weights: np.ndarray,
-                 keep_nodes: np.ndarray) -> None:
-        self.full = full
-        self.reduced = reduced
-        self.weights = weights          # (n_inputs, n_virtual): vbar = x @ weights (grounds at 0 V)
-        self.keep_nodes = keep_nodes    # full index of reduced nodes n_virtual.. (grounds and free nodes)
-        self.drops = EdgeDropGather(full.network.edges)
+    _cache: "weakref.WeakKeyDictionary[Network, list]" = weakref.WeakKeyDictionary()
 
     @classmethod
-    def build(cls, model: NonlinearResistorNetwork, always: bool) -> "_SourceFold | None":
-        net = model.network
+    def of(cls, net: Network, edges: NonlinearEdges, always: bool) -> "_FoldStructure | None":
+        entries = cls._cache.setdefault(net, [])
+        for known_edges, known_always, structure in entries:
+            if known_edges is edges and known_always == always:
+                return structure
+        structure = cls._build(net, edges, always)
+        entries.append((edges, always, structure))
+        return structure
+
+    @classmethod
+    def _build(cls, net: Network, edges: NonlinearEdges, always: bool) -> "_FoldStructure | None":
         n, e = net.n_nodes, net.edges
         source = np.zeros(n, bool)
         source[list(net.inputs) + list(net.grounds)] = True
-        lin = model.edges.indices("linear")
-        g = model.conductance_s
+        lin = edges.indices("linear")
         t, h = e[lin, 0], e[lin, 1]
         fold = source[t] != source[h]
         n_fold = int(fold.sum())
@@ -1130,36 +1142,76 @@ class _SourceFold:
         free_end = np.where(source[t[fold]], h[fold], t[fold])
         src_end = np.where(source[t[fold]], t[fold], h[fold])
         targets, pos = np.unique(free_end, return_inverse=True)
-        g_fold = g[fold]
-        g_sum = np.bincount(pos, g_fold, len(targets))
+        n_v = len(targets)
         in_pos = np.full(n, -1)
         in_pos[list(net.inputs)] = np.arange(len(net.inputs))
-        weights = np.zeros((len(net.inputs), len(targets)))
         at_input = in_pos[src_end] >= 0
-        np.add.at(weights, (in_pos[src_end[at_input]], pos[at_input]), g_fold[at_input] / g_sum[pos[at_input]])
-        n_v = len(targets)
         keep_nodes = np.flatnonzero(~is_input)
         new = np.full(n, -1)
         new[keep_nodes] = n_v + np.arange(len(keep_nodes))
         red_edges = np.r_[new[e[keep]], np.c_[np.arange(n_v), new[targets]]].astype(np.int64)
-        kinds = [model.edges.kinds[k] for k in keep] + ["linear"] * n_v
-        params = {name: np.r_[arr[keep], np.zeros(n_v)] for name, arr in model.edges.params.items()}
+        kinds = [edges.kinds[k] for k in keep] + ["linear"] * n_v
+        params = {name: np.r_[arr[keep], np.zeros(n_v)] for name, arr in edges.params.items()}
+        # A Norton edge's conductance is the sum of its folded edges' (each within its bounds), so the sums of
+        # the bounds bound it: the reduced network never clips it.
+        g_lo = np.bincount(pos, net.g_min_s[folded], n_v)
+        g_hi = np.bincount(pos, net.g_max_s[folded], n_v)
         try:
             red_net = Network(n_v + len(keep_nodes), red_edges, list(range(n_v)), list(new[list(net.outputs)]),
-                              list(new[list(net.grounds)]), np.r_[net.g_min_s[keep], g_sum],
-                              np.r_[net.g_max_s[keep], g_sum], net.name + " (source edges folded)")
+                              list(new[list(net.grounds)]), np.r_[net.g_min_s[keep], g_lo],
+                              np.r_[net.g_max_s[keep], g_hi], net.name + " (source edges folded)")
         except NetworkError:
             return None  # e.g. a free node whose only way to ground ran through an input
-        red_edges_desc = NonlinearEdges.from_kinds(kinds, **params)
-        keep_lin = np.isin(lin, keep)
-        tr = model.edges.indices("transistor")
-        theta = np.r_[g[keep_lin], g_sum, model.gate_v[np.isin(tr, keep)]]
-        reduced = NonlinearResistorNetwork(red_net, red_edges_desc, theta, tol_a=model.tol_a, rtol=model.rtol,
+        out = cls()
+        out.fold, out.pos, out.n_virtual = fold, pos, n_v
+        out.at_input, out.input_row = at_input, in_pos[src_end[at_input]]
+        out.keep_lin = np.isin(lin, keep)
+        out.keep_tr = np.isin(edges.indices("transistor"), keep)
+        out.keep_nodes = keep_nodes
+        out.network = red_net
+        out.edges = NonlinearEdges.from_kinds(kinds, **params)
+        out.drops = EdgeDropGather(e)
+        return out
+
+
+class _SourceFold:
+    """The network with its source edges folded into Norton equivalents (:class:`NonlinearResistorNetwork`,
+    ``fold_sources``).
+
+    Every linear edge ``(s, j)`` between a source node ``s`` (an input or a ground) and a free node ``j``
+    carries ``g (v_s - v_j)`` into ``j``; their sum over ``s`` is ``G_j (vbar_j - v_j)`` with ``G_j = sum g``
+    and ``vbar_j = sum g v_s / G_j``.  The reduced network replaces them by one edge of ``G_j`` from a new input
+    node held at ``vbar_j`` and drops the input nodes; its steady state is the full one (the free nodes meet
+    the same KCL), and every edge's drop, current and slope is then evaluated once on the full network.
+    """
+
+    def __init__(self, full: NonlinearResistorNetwork, reduced: NonlinearResistorNetwork, weights: np.ndarray,
+                 structure: "_FoldStructure") -> None:
+        self.full = full
+        self.reduced = reduced
+        self.weights = weights          # (n_inputs, n_virtual): vbar = x @ weights (grounds at 0 V)
+        self.keep_nodes = structure.keep_nodes  # full index of reduced nodes n_virtual.. (grounds, free nodes)
+        self.drops = structure.drops
+
+    @classmethod
+    def build(cls, model: NonlinearResistorNetwork, always: bool) -> "_SourceFold | None":
+        """The fold at ``model``'s parameters (the topology-only part is built once per network and edges)."""
+        st = _FoldStructure.of(model.network, model.edges, always)
+        if st is None:
+            return None
+        g = model.conductance_s
+        g_fold = g[st.fold]
+        g_sum = np.bincount(st.pos, g_fold, st.n_virtual)
+        weights = np.zeros((len(model.network.inputs), st.n_virtual))
+        at = st.at_input
+        np.add.at(weights, (st.input_row, st.pos[at]), g_fold[at] / g_sum[st.pos[at]])
+        theta = np.r_[g[st.keep_lin], g_sum, model.gate_v[st.keep_tr]]
+        reduced = NonlinearResistorNetwork(st.network, st.edges, theta, tol_a=model.tol_a, rtol=model.rtol,
                                            tol_v=model.tol_v, max_iter=model.max_iter,
                                            dense_max_nodes=model.dense_max_nodes,
                                            max_chunk_elements=model.max_chunk_elements, solver=model.solver,
                                            fold_sources=False)
-        return cls(model, reduced, weights, keep_nodes)
+        return cls(model, reduced, weights, st)
 
     def steady_state(self, x: np.ndarray, output_current_a: np.ndarray | None, output_clamp_v: np.ndarray | None,
                      start_v: np.ndarray | None, chord: bool, max_iter: int | None) -> NonlinearSteadyState:
