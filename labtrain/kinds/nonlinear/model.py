@@ -79,7 +79,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -541,20 +541,20 @@ class NonlinearSteadyState:
     iterations: int
     max_residual_a: float
 
-    def _elements(self) -> None:
+    def _evaluate_elements(self) -> None:
         if callable(self._edge_current_a):
             self._edge_current_a, self._conductance_s = self._edge_current_a()
 
     @property
     def edge_current_a(self) -> np.ndarray:
         """Current through each element from tail to head (A), shape S + (n_edges,)."""
-        self._elements()
+        self._evaluate_elements()
         return self._edge_current_a
 
     @property
     def conductance_s(self) -> np.ndarray:
         """Differential conductance ``di/d(dv)`` of each element at the operating point (S)."""
-        self._elements()
+        self._evaluate_elements()
         return self._conductance_s
 
     @property
@@ -1103,6 +1103,7 @@ class EdgeDropGather:
         return out
 
 
+@dataclass(frozen=True, eq=False)
 class _FoldStructure:
     """The parameter-independent part of a :class:`_SourceFold`: which edges fold where, the reduced topology.
 
@@ -1110,7 +1111,19 @@ class _FoldStructure:
     Norton conductances ``G_j`` and the source weights change with the parameters.
     """
 
-    _cache: "weakref.WeakKeyDictionary[Network, list]" = weakref.WeakKeyDictionary()
+    fold: np.ndarray          # mask over the linear edges: folded into a Norton edge
+    pos: np.ndarray           # Norton edge (0..n_virtual-1) of every folded edge
+    n_virtual: int            # Norton edges = virtual input nodes of the reduced network
+    at_input: np.ndarray      # mask over the folded edges: source end is an input (not a ground)
+    input_row: np.ndarray     # input index of those source ends
+    keep_lin: np.ndarray      # mask over the linear edges: kept in the reduced network
+    keep_tr: np.ndarray       # mask over the transistor edges: kept (all of them)
+    keep_nodes: np.ndarray    # full index of the reduced nodes n_virtual.. (grounds and free nodes)
+    network: Network          # the reduced network
+    edges: NonlinearEdges     # its edge description
+    drops: "EdgeDropGather"   # drops of every edge of the full network
+
+    _cache: ClassVar[weakref.WeakKeyDictionary] = weakref.WeakKeyDictionary()  # Network -> [(edges, always, structure)]
 
     @classmethod
     def of(cls, net: Network, edges: NonlinearEdges, always: bool) -> "_FoldStructure | None":
@@ -1162,16 +1175,9 @@ class _FoldStructure:
                               np.r_[net.g_max_s[keep], g_hi], net.name + " (source edges folded)")
         except NetworkError:
             return None  # e.g. a free node whose only way to ground ran through an input
-        out = cls()
-        out.fold, out.pos, out.n_virtual = fold, pos, n_v
-        out.at_input, out.input_row = at_input, in_pos[src_end[at_input]]
-        out.keep_lin = np.isin(lin, keep)
-        out.keep_tr = np.isin(edges.indices("transistor"), keep)
-        out.keep_nodes = keep_nodes
-        out.network = red_net
-        out.edges = NonlinearEdges.from_kinds(kinds, **params)
-        out.drops = EdgeDropGather(e)
-        return out
+        return cls(fold, pos, n_v, at_input, in_pos[src_end[at_input]], np.isin(lin, keep),
+                   np.isin(edges.indices("transistor"), keep), keep_nodes, red_net,
+                   NonlinearEdges.from_kinds(kinds, **params), EdgeDropGather(e))
 
 
 class _SourceFold:

@@ -606,7 +606,8 @@ class NonReciprocalNetwork:
         got = relax_jax(self.W, self.external(x), s, activation=self.topology.activation,
                         dynamics=self.topology.dynamics, dt=self.dt, tol=self.tol, max_steps=self.max_steps,
                         newton_from=self.newton_from, max_newton=self.max_newton, newton_first=first,
-                        extra_matrix=None if ef is None else _dense(ef.matrix, len(x)), extra_offset=None if ef is None else ef.offset)
+                        extra_matrix=None if ef is None else _dense(ef.matrix, len(x)),
+                        extra_offset=None if ef is None else ef.offset)
         return self._finish(got.states, got.residual, got.euler_steps, got.newton_steps, got.min_dt, strict)
 
     def _newton(self, x, ext, s, f, res, switch_at, extra_force) -> int:
