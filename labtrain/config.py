@@ -166,6 +166,9 @@ BASE_SCHEMA: dict[str, dict[str, Field]] = {
         "n_targets": F("int", 1, "Regression: number of outputs", 1, 100_000),
         "classes": F("ints", [], "Classification: keep only these classes (default: all)", 0, 9),
         "downsample": F("int", 1, "Digits/MNIST: average-pool images by this factor", 1, 28),
+        "shift_px": F("int", 0, "Digits/MNIST: shift every training image by a random whole number of pixels, up "
+                      "to this many in x and in y (zero fill, before pooling), drawn anew at every training step; "
+                      "evaluation sees the unshifted images (0 = no augmentation)", 0, 27),
         "mnist_path": F("str", "", "MNIST: folder with the four IDX files (relative paths: to the experiment file)"),
         "n_train": F("int", 60000, "MNIST: number of training images", 1, 60000),
         "n_test": F("int", 10000, "MNIST: number of test images", 1, 10000),
@@ -355,6 +358,9 @@ def _cross_checks(s: dict[str, dict[str, Any]], source: str) -> None:
         raise ConfigError(f"{source}: [chip] topology = 'edge_list' needs edge_list = \"path/to/edges.txt\"")
     if chip.get("topology") == "edge_list" and not (chip["inputs"] and chip["outputs"] and chip["grounds"]):
         raise ConfigError(f"{source}: [chip] topology = 'edge_list' needs explicit inputs, outputs and grounds")
+    if task.get("shift_px") and task["name"] not in ("digits", "mnist"):
+        raise ConfigError(f"{source}: [task] shift_px = {task['shift_px']!r} shifts images; task "
+                          f"{task['name']!r} has none (digits and mnist do)")
     if task["name"] == "mnist" and not task["mnist_path"]:
         raise ConfigError(f"{source}: [task] name = 'mnist' needs mnist_path, a folder with the MNIST IDX files")
     if learning["lr_halflife_steps"] and learning["optimizer"] == "tap_step":

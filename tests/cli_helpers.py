@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from labtrain.cli import main
-from labtrain.training.store import read_summary
+from labtrain.training.store import RunStore, read_summary
 
 
 def cli(argv, capsys) -> tuple[int, str, str]:
@@ -80,6 +80,14 @@ def run_until_killed(experiment: Path, out: Path, at_least: int, env: dict | Non
     proc.communicate(timeout=30)
     assert path is not None and read_summary(path)["status"] == "crashed"
     return path
+
+
+def run_contents(path: Path) -> dict:
+    """What a resumed run must reproduce: ``final`` parameters, the ``steps`` and ``eval`` tables, the parameter
+    ``history`` and the ``status``."""
+    with RunStore.open(path) as store:
+        return {"final": store.parameters("final"), "steps": store.table("steps"), "eval": store.table("eval"),
+                "history": store.parameter_history(), "status": store.attrs["status"]}
 
 
 def assert_resumed_like(got: dict, ref: dict) -> None:

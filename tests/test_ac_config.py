@@ -16,7 +16,8 @@ from labtrain.config import CHIP_RULES, experiment_from_text
 from labtrain.training.launch import prepare_run
 from labtrain.training.store import RunStore, read_summary
 
-from cli_helpers import assert_bad_run_is_one_line_error, assert_resumed_like, cli, run_until_killed, with_lines, write
+from cli_helpers import (assert_bad_run_is_one_line_error, assert_resumed_like, cli, run_contents, run_until_killed,
+                         with_lines, write)
 
 DIODE_XOR = """\
 [chip]
@@ -247,12 +248,6 @@ RESUME = with_lines(DNPU_XOR, "run", "epochs = 30", "seed = 3", "eval_every = 10
 RESUME_STEPS = 30
 
 
-def _contents(path: Path) -> dict:
-    with RunStore.open(path) as store:
-        return {"final": store.parameters("final"), "steps": store.table("steps"), "eval": store.table("eval"),
-                "history": store.parameter_history(), "status": store.attrs["status"]}
-
-
 def test_dnpu_hge_run_killed_mid_way_resumes_bit_identically(tmp_path):
     """Read noise on every sample (reseeded per step by the run loop): the resumed run must still match."""
     from threadpoolctl import threadpool_limits
@@ -264,7 +259,7 @@ def test_dnpu_hge_run_killed_mid_way_resumes_bit_identically(tmp_path):
         assert ref_run.run().status == "completed"
     ref_run.store.close()
     (ref_path,) = (tmp_path / "ref").glob("*.h5")
-    ref = _contents(ref_path)
+    ref = run_contents(ref_path)
     assert len(ref["steps"]["step"]) == RESUME_STEPS
 
     out = tmp_path / "runs"
@@ -274,7 +269,7 @@ def test_dnpu_hge_run_killed_mid_way_resumes_bit_identically(tmp_path):
 
     with threadpool_limits(1):
         assert main(["resume", str(path), "-q"]) == 0
-    got = _contents(path)
+    got = run_contents(path)
     assert_resumed_like(got, ref)
 
 

@@ -20,7 +20,8 @@ from labtrain.kinds.xy.model import PhaseCost
 from labtrain.training.store import RunStore, read_summary
 from labtrain.kinds.xy.tasks import phase_accuracy
 
-from cli_helpers import assert_bad_run_is_one_line_error, assert_resumed_like, cli, run_until_killed, with_lines, write
+from cli_helpers import (assert_bad_run_is_one_line_error, assert_resumed_like, cli, run_contents, run_until_killed,
+                         with_lines, write)
 
 XY_XOR = """\
 [chip]
@@ -247,8 +248,8 @@ RESUME_STEPS = 80
 
 def _contents(path: Path) -> dict:
     with RunStore.open(path) as store:
-        return {"final": store.parameters("final"), "steps": store.table("steps"), "eval": store.table("eval"),
-                "history": store.parameter_history(), "maps": store.maps(), "status": store.attrs["status"]}
+        maps = store.maps()
+    return {**run_contents(path), "maps": maps}
 
 
 def test_xy_run_killed_mid_way_resumes_bit_identically_with_its_maps(tmp_path):

@@ -292,11 +292,12 @@ class Run:
 
     # ------------------------------------------------------------- training
     def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """Inputs and targets of global step ``step`` (shuffled per epoch, seeded)."""
+        """Inputs and targets of global step ``step`` (shuffled per epoch, augmented when the task augments; seeded)."""
         epoch, k = divmod(step, self.steps_per_epoch)
         order = np.random.default_rng([self.seed, 3, epoch]).permutation(len(self.task.x_train))
         idx = order[k * self.batch_size:(k + 1) * self.batch_size]
-        return self.task.x_train[idx], self.task.t_train[idx]
+        x = self.task.training_inputs(idx, np.random.default_rng([self.seed, 7, step]))
+        return x, self.task.t_train[idx]
 
     def evaluate(self, step: int) -> dict[str, float]:
         """Loss and accuracy on the train set (or its subset :attr:`eval_train_index`) and the test set,

@@ -13,9 +13,11 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from labtrain.training.augment import ImageShift, InputEncoding
 
 __all__ = ["Task", "TaskError", "GATES", "TASKS", "DECODERS", "make_task", "decode", "accuracy", "load_idx",
            "MNIST10K_SPLIT_SEED", "MNIST10K_TRAIN_FRACTION"]
@@ -58,6 +60,11 @@ class Task:
     test_is_train : bool
         The test set is the training set (Boolean gates: the 4 input cases), so
         there is no held-out accuracy: see :meth:`accuracy_names`.
+    augment : callable or None
+        ``augment(index, rng)`` -> freshly augmented inputs of training examples
+        ``index`` (e.g. :class:`~labtrain.training.augment.ImageShift`); the run
+        loop trains on them instead of ``x_train[index]``.  Evaluation always
+        reads ``x_train`` / ``x_test``.
     """
 
     name: str
@@ -71,6 +78,7 @@ class Task:
     class_targets_v: np.ndarray | None = None
     info: dict = field(default_factory=dict)
     test_is_train: bool = False
+    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
 
     @property
     def n_inputs(self) -> int:
@@ -83,6 +91,12 @@ class Task:
     @property
     def is_classification(self) -> bool:
         return self.y_train is not None
+
+    def training_inputs(self, index: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Inputs of training examples ``index`` for one training step: augmented when the task augments."""
+        if self.augment is None:
+            return self.x_train[index]
+        return self.augment(index, rng)
 
     def accuracy_names(self) -> tuple[str, str | None]:
         """Labels of the train and test accuracy for summaries and tables.
@@ -127,13 +141,6 @@ def accuracy(task: Task, output_v: np.ndarray, labels: np.ndarray | None) -> flo
 
 
 # ------------------------------------------------------------------ encoding
-def _scale_inputs(train: np.ndarray, test: np.ndarray, low_v: float, high_v: float) -> tuple[np.ndarray, np.ndarray]:
-    lo, hi = train.min(axis=0), train.max(axis=0)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    f = lambda a: low_v + (high_v - low_v) * np.clip((a - lo) / span, 0.0, 1.0)  # noqa: E731
-    return f(train), f(test)
-
-
 def _split(n: int, test_fraction: float, rng: np.random.Generator, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Shuffled (stratified when labels are given) train/test index split."""
     if labels is None:
@@ -276,6 +283,7 @@ def make_task(
     n_test: int = 10000,
     complementary_inputs: bool = False,
     complementary_outputs: bool = False,
+    shift_px: int = 0,
 ) -> Task:
     """Build and encode a task by name (one of :data:`TASKS`).
 
@@ -294,9 +302,15 @@ def make_task(
     lets a passive network weight its last hidden layer with both signs.  The
     decoder is then ``nearest_target``, which for mirrored pairs picks the class
     with the largest difference.
+    ``shift_px`` (digits and MNIST only) makes the task augment its training
+    images: every time an image is used for a training step it is shifted by a
+    random whole number of pixels, up to ``shift_px`` in x and in y (zero fill,
+    before pooling; :class:`~labtrain.training.augment.ImageShift`).
     """
     rng = np.random.default_rng([seed, 1])
     name = name.lower()
+    if shift_px and name not in ("digits", "mnist"):
+        raise TaskError(f"shift_px = {shift_px} shifts images; task {name} has none (digits and mnist do)")
     y_tr = y_te = None
     if name in GATES:
         bits = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)
@@ -342,6 +356,9 @@ def make_task(
             a, b, c, d, mnist_info = _mnist(mnist_path, n_train, n_test)
             feats, labels, side = np.vstack([a, c]), np.r_[b, d], 28
             is_train = np.r_[np.ones(len(a), bool), np.zeros(len(c), bool)]
+        if shift_px and not 0 < shift_px < side:
+            raise TaskError(f"shift_px = {shift_px} must be below the image side {side} of task {name}")
+        images = feats
         if side:
             feats = _downsample(feats, side, downsample)
         if classes is not None:
@@ -350,14 +367,15 @@ def make_task(
             if missing:
                 raise TaskError(f"task {name} has no class {missing[0]} (classes are {sorted(set(labels.tolist()))})")
             keep = np.isin(labels, classes)
-            feats, labels = feats[keep], np.searchsorted(np.array(sorted(classes)), labels[keep])
+            feats, images, labels = feats[keep], images[keep], np.searchsorted(np.array(sorted(classes)), labels[keep])
             is_train = None if is_train is None else is_train[keep]
         n_classes = int(labels.max()) + 1
         if is_train is not None:  # MNIST keeps its own train/test files
             tr, te = np.flatnonzero(is_train), np.flatnonzero(~is_train)
         else:
             tr, te = _split(len(labels), test_fraction, rng, labels)
-        x_tr, x_te = _scale_inputs(feats[tr], feats[te], input_low_v, input_high_v)
+        scaling = InputEncoding.fitted(feats[tr], input_low_v, input_high_v)
+        x_tr, x_te = scaling.scale(feats[tr]), scaling.scale(feats[te])
         y_tr, y_te = labels[tr], labels[te]
         info = {"n_classes": n_classes, "downsample": downsample, "classes": classes}
         if name == "mnist":
@@ -380,9 +398,16 @@ def make_task(
                             "mirrored pair) per class: use nearest_target (the default)")
         class_targets = np.hstack([class_targets, target_on_v + target_off_v - class_targets])
     info["complementary_outputs"] = bool(complementary_outputs)
-    return _finish(name, x_tr, class_targets[y_tr], x_te, class_targets[y_te], y_tr, y_te, dec,
+    task = _finish(name, x_tr, class_targets[y_tr], x_te, class_targets[y_te], y_tr, y_te, dec,
                    class_targets, bias_inputs_v, info, complementary_inputs and (input_low_v, input_high_v),
                    test_is_train=name in GATES)
+    if shift_px:
+        encoding = InputEncoding(scaling.feature_low, scaling.feature_span, input_low_v, input_high_v,
+                                 bool(complementary_inputs), np.asarray(list(bias_inputs_v), float))
+        pixels = images[tr].reshape(-1, side, side).astype(np.float32)  # MNIST/digits pixels are small integers: exact
+        task.augment = ImageShift(pixels, int(shift_px), downsample, encoding)
+        task.info = {**task.info, **task.augment.describe()}
+    return task
 
 
 def _finish(name, x_tr, t_tr, x_te, t_te, y_tr, y_te, decoder, class_targets, bias_inputs_v, info,
@@ -393,13 +418,9 @@ def _finish(name, x_tr, t_tr, x_te, t_te, y_tr, y_te, decoder, class_targets, bi
         raise TaskError(f"unknown decoder {decoder!r}; choose from {DECODERS}")
     if decoder != "regression" and y_tr is None:
         raise TaskError(f"decoder {decoder!r} needs a classification task; {name} is a regression")
-    if mirror_v:
-        x_tr = np.hstack([x_tr, sum(mirror_v) - x_tr])
-        x_te = np.hstack([x_te, sum(mirror_v) - x_te])
     bias = np.asarray(list(bias_inputs_v), float)
-    if bias.size:
-        x_tr = np.hstack([x_tr, np.broadcast_to(bias, (len(x_tr), bias.size))])
-        x_te = np.hstack([x_te, np.broadcast_to(bias, (len(x_te), bias.size))])
+    low_v, high_v = mirror_v or (0.0, 0.0)
+    extras = InputEncoding(None, None, low_v, high_v, bool(mirror_v), bias).extras
     info = {**info, "bias_inputs_v": bias.tolist(), "complementary_inputs": bool(mirror_v)}
-    return Task(name, np.ascontiguousarray(x_tr, float), np.asarray(t_tr, float), np.ascontiguousarray(x_te, float),
+    return Task(name, extras(x_tr), np.asarray(t_tr, float), extras(x_te),
                 np.asarray(t_te, float), y_tr, y_te, decoder, class_targets, info, test_is_train)

@@ -36,7 +36,7 @@ def build_xy_task(exp: Experiment) -> Task:
         return phase_task(t["name"], seed=t["seed"], input_phase=t["input_phase_rad"],
                           target_phase=t["target_phase_rad"], test_fraction=t["test_fraction"],
                           decoder="nearest_phase", classes=t["classes"] or None, downsample=t["downsample"],
-                          mnist_path=mnist_path, n_train=t["n_train"], n_test=t["n_test"])
+                          mnist_path=mnist_path, n_train=t["n_train"], n_test=t["n_test"], shift_px=t["shift_px"])
     except TaskError as exc:
         raise ConfigError(f"{source_of(exp)}: [task] {exc}") from None
 

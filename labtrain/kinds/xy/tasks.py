@@ -27,7 +27,8 @@ PHASE_TASKS = tuple(GATES) + ("iris", "digits", "mnist")
 
 def phase_task(name: str, *, seed: int = 0, input_phase: float = np.pi / 2, target_phase: float = np.pi / 2,
                test_fraction: float = 0.3, decoder: str = "nearest_target", classes: Sequence[int] | None = None,
-               downsample: int = 1, mnist_path: str = "", n_train: int = 60000, n_test: int = 10000) -> Task:
+               downsample: int = 1, mnist_path: str = "", n_train: int = 60000, n_test: int = 10000,
+               shift_px: int = 0) -> Task:
     """A gate (e.g. ``"xor"``), ``"iris"``, ``"digits"`` or ``"mnist"``; inputs in ``[-input_phase, input_phase]`` rad.
 
     Targets are ``+target_phase`` for the class (or the output's class) and
@@ -37,7 +38,8 @@ def phase_task(name: str, *, seed: int = 0, input_phase: float = np.pi / 2, targ
     digit classes and average-pool the 8x8 (digits) or 28x28 (MNIST) images;
     ``mnist_path`` / ``n_train`` / ``n_test`` are those of
     :func:`labtrain.training.tasks.make_task` (MNIST-10k when the folder holds
-    only the t10k files: 8000 train / 2000 test, ``n_train`` keeps the first).
+    only the t10k files: 8000 train / 2000 test, ``n_train`` keeps the first);
+    ``shift_px`` augments the training images with random shifts (as there).
     MNIST has one output oscillator per digit; the circular decoder picks the
     class whose target phase vector is nearest (``argmax_o sin(phi_o)`` for
     ``+-pi/2`` targets).
@@ -48,7 +50,7 @@ def phase_task(name: str, *, seed: int = 0, input_phase: float = np.pi / 2, targ
     task = make_task(name, seed=seed, input_low_v=-input_phase, input_high_v=input_phase,
                      target_on_v=target_phase, target_off_v=-target_phase, decoder=decoder,
                      test_fraction=test_fraction, classes=classes, downsample=downsample, mnist_path=mnist_path,
-                     n_train=n_train, n_test=n_test)
+                     n_train=n_train, n_test=n_test, shift_px=shift_px)
     task.info = {**task.info, "encoding": "phase", "input_phase_rad": float(input_phase),
                  "target_phase_rad": float(target_phase)}
     return task
