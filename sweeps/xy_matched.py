@@ -171,6 +171,13 @@ def member_rows(folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _running_file(folder: Path, name: str) -> Path | None:
+    """The newest run file of member ``name`` in the sweep's ``runs/`` (the manifest names it only once the
+    member has ended), or ``None``."""
+    found = sorted((folder / "runs").glob(f"{name}-*.h5"))
+    return found[-1] if found else None
+
+
 def architecture_label(row: dict[str, Any]) -> str:
     """``lattice 5x5``, ``all-to-all N=12`` or ``layered [14]`` (hidden widths; terminals from the task)."""
     if row["topology"] == "lattice":
@@ -308,6 +315,35 @@ def accuracy_table(folder: Path, threshold: float) -> str:
     return "\n".join(lines)
 
 
+def curve_table(folder: Path) -> str:
+    """Markdown table of test accuracy at every evaluation step, per architecture: mean ± sample std over the
+    members that reached that evaluation (``n``), and every seed's value (``-``: not reached)."""
+    from labtrain.training.store import RunStore
+
+    rows = member_rows(folder)
+    lines = ["| architecture | after step | epochs | n | test acc (%) | test acc per seed (%) |",
+             "|---|---|---|---|---|---|"]
+    for arch, group in _groups(rows):
+        curves = []
+        for r in group:
+            ev: dict[str, np.ndarray] = {}
+            path = r["run_file"] or _running_file(folder, r["name"])  # a running member's curve so far
+            if path is not None and path.is_file():
+                with RunStore.open(path) as store:
+                    ev = store.table("eval")
+            curves.append({int(k): (float(a), int(e)) for k, a, e in
+                           zip(ev.get("step", []), ev.get("test_accuracy", []), ev.get("epoch", []))})
+        for step in sorted({k for c in curves for k in c}):
+            got = [c[step][0] for c in curves if step in c]
+            epoch = next(c[step][1] for c in curves if step in c)
+            mean, std, _, _ = t_interval(got)
+            per_seed = " / ".join(_pct(c[step][0]) if step in c else "-" for c in curves)
+            after = "before training" if step < 0 else str(step + 1)
+            lines.append(f"| {arch} | {after} | {epoch + 1 if step >= 0 else 0} | {len(got)} | {_pct(mean)} ± {_pct(std)} | "
+                         f"{per_seed} |")
+    return "\n".join(lines)
+
+
 def best_member(folder: Path, topology: str = "lattice") -> dict[str, Any] | None:
     """The completed member of ``topology`` with the highest final test accuracy (lowest seed on ties)."""
     done = [r for r in member_rows(folder) if r["status"] == "completed" and r["topology"] == topology
@@ -421,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--xor-threshold", type=float, default=0.01, help="XOR success: cosine loss below this")
     parser.add_argument("--iris-threshold", type=float, default=0.9, help="Iris success: test accuracy >= this")
     parser.add_argument("--mnist-threshold", type=float, default=0.5, help="MNIST success: test accuracy >= this")
+    parser.add_argument("--curves", action="store_true",
+                        help="with --mnist: also the test accuracy at every evaluation (learning curves)")
     parser.add_argument("--maps-png", type=Path, help="with --mnist: draw the best lattice member's maps here")
     parser.add_argument("--references", metavar="MNIST_PATH",
                         help="with --mnist: also fit logistic regression and an MLP on the members' own inputs")
@@ -442,6 +480,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.mnist:
         blocks.append(f"MNIST-10k ({args.mnist}): final evaluation, mean ± sample std over completed seeds\n\n"
                       + accuracy_table(args.mnist, args.mnist_threshold))
+    if args.curves:
+        if not args.mnist:
+            parser.error("--curves needs --mnist")
+        blocks.append(f"MNIST-10k ({args.mnist}): test accuracy at every evaluation\n\n" + curve_table(args.mnist))
     if args.references:
         if not args.mnist:
             parser.error("--references needs --mnist")

@@ -121,6 +121,12 @@ def test_tables_of_a_tiny_xor_and_iris_sweep_count_every_member(xm, tmp_path, ca
     for r in rows:  # one seed: a mean, no std or t-interval; the per-seed column is that mean
         assert r[5] == "1/1" and r[7].endswith("± -") and r[8] == "[-, -]" and r[10] == r[7].split()[0]
         assert 0.0 <= float(r[7].split()[0]) <= 100.0
+    # learning curves: every evaluation of every member, the last one the final table's test accuracy
+    curve = [[c.strip() for c in line.strip("|").split("|")] for line in xm.curve_table(folder).splitlines()[2:]]
+    for r in rows:
+        mine = [c for c in curve if c[0] == r[0]]
+        assert mine[0][1] == "before training" and mine[0][2] == "0" and mine[0][3] == "1"
+        assert mine[-1][1] != "before training" and mine[-1][5] == r[10]
 
 
 def _idx(path: Path, array: np.ndarray) -> None:
