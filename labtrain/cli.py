@@ -306,8 +306,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             spec = setup.chip.parameter_spec
             print(f"  chip      {snap.get('chip', exp['chip']['type'])} {sizes}: {spec.size} "
                   f"parameters ({spec.name}, {spec.unit}); backend {exp['backend']['kind']}")
+        shift = f"; training images shifted by up to {task.info['max_shift_px']} px" if task.augment else ""
         print(f"  task      {task.name}: {len(task.x_train)} train / {len(task.x_test)} test examples, "
-              f"decoder {task.decoder}")
+              f"decoder {task.decoder}{shift}")
         print(f"  learning  {setup.estimator.describe()} with {setup.optimizer.name}")
         print(f"  run       {r['epochs']} epochs x {run.steps_per_epoch} steps of {run.batch_size} examples "
               f"= {run.total_steps} steps; run files in {r['out_dir']}/")

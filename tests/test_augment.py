@@ -157,3 +157,11 @@ def test_bad_shift_is_one_line_error_in_check_and_run(tmp_path, capsys, text, ne
         for needle in needles:
             assert needle in err, (needle, err)
     assert not (tmp_path / "runs").exists()
+
+
+def test_check_names_the_augmentation(tmp_path, capsys):
+    code, out, err = cli(["check", write(tmp_path, EXPERIMENT)], capsys)
+    assert code == 0, err
+    assert "training images shifted by up to 1 px" in out
+    code, out, _ = cli(["check", write(tmp_path, EXPERIMENT.replace("shift_px = 1\n", ""), "plain.toml")], capsys)
+    assert code == 0 and "shifted" not in out
