@@ -18,7 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["InputEncoding", "ImageShift", "shift_images"]
+__all__ = ["InputEncoding", "ImageShift", "shift_images", "average_pool"]
+
+
+def average_pool(images: np.ndarray, side: int, factor: int) -> np.ndarray:
+    """Average-pool square images given as rows (N, side*side) by ``factor`` (which must divide ``side``)."""
+    if factor <= 1:
+        return images
+    s = side // factor
+    return images.reshape(-1, s, factor, s, factor).mean(axis=(2, 4)).reshape(-1, s * s)
 
 
 @dataclass(frozen=True)
@@ -115,11 +123,7 @@ class ImageShift:
         dy, dx = rng.integers(-s, s + 1, size=(2, len(index)))
         shifted = shift_images(self.images[index], dy, dx).astype(float)
         side = shifted.shape[1]
-        flat = shifted.reshape(len(index), side * side)
-        if self.downsample > 1:
-            p = side // self.downsample
-            flat = flat.reshape(-1, p, self.downsample, p, self.downsample).mean(axis=(2, 4)).reshape(-1, p * p)
-        return self.encoding(flat)
+        return self.encoding(average_pool(shifted.reshape(len(index), side * side), side, self.downsample))
 
     def describe(self) -> dict:
         return {"augment": "random shift", "max_shift_px": self.max_shift_px}

@@ -48,6 +48,10 @@ __all__ = ["Run", "Event", "RunResult", "Listener", "run_file_path", "EVENT_ATTR
 
 log = logging.getLogger(__name__)
 
+#: Random streams of a run, each seeded by ``[seed, stream, ...]``: 3 shuffles an epoch, 4 reseeds the chip for a
+#: step, 5 for an evaluation, 6 picks the train-evaluation subset, 7 augments a step's training inputs.
+AUGMENT_STREAM = 7
+
 EVENT_ATTR = "labtrain_event"
 """Log-record attribute (``logger.info(..., extra={EVENT_ATTR: kind})``) that makes a record of any level a
 run event of that kind (``retry``, ``fault``, ``safe_state``, ...) -- if its logger is enabled for that level
@@ -296,7 +300,7 @@ class Run:
         epoch, k = divmod(step, self.steps_per_epoch)
         order = np.random.default_rng([self.seed, 3, epoch]).permutation(len(self.task.x_train))
         idx = order[k * self.batch_size:(k + 1) * self.batch_size]
-        x = self.task.training_inputs(idx, np.random.default_rng([self.seed, 7, step]))
+        x = self.task.training_inputs(idx, np.random.default_rng([self.seed, AUGMENT_STREAM, step]))
         return x, self.task.t_train[idx]
 
     def evaluate(self, step: int) -> dict[str, float]:

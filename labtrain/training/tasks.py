@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from labtrain.training.augment import ImageShift, InputEncoding
+from labtrain.training.augment import ImageShift, InputEncoding, average_pool
 
 __all__ = ["Task", "TaskError", "GATES", "TASKS", "DECODERS", "make_task", "decode", "accuracy", "load_idx",
            "MNIST10K_SPLIT_SEED", "MNIST10K_TRAIN_FRACTION"]
@@ -158,12 +158,9 @@ def _split(n: int, test_fraction: float, rng: np.random.Generator, labels: np.nd
 
 def _downsample(images: np.ndarray, side: int, factor: int) -> np.ndarray:
     """Average-pool square images (N, side*side) by ``factor``."""
-    if factor <= 1:
-        return images
-    if side % factor:
+    if factor > 1 and side % factor:
         raise TaskError(f"downsample factor {factor} does not divide the image side {side}")
-    s = side // factor
-    return images.reshape(-1, s, factor, s, factor).mean(axis=(2, 4)).reshape(-1, s * s)
+    return average_pool(images, side, factor)
 
 
 # ----------------------------------------------------------------- datasets
@@ -374,8 +371,9 @@ def make_task(
             tr, te = np.flatnonzero(is_train), np.flatnonzero(~is_train)
         else:
             tr, te = _split(len(labels), test_fraction, rng, labels)
-        scaling = InputEncoding.fitted(feats[tr], input_low_v, input_high_v)
-        x_tr, x_te = scaling.scale(feats[tr]), scaling.scale(feats[te])
+        encoding = InputEncoding.fitted(feats[tr], input_low_v, input_high_v, bool(complementary_inputs),
+                                        np.asarray(list(bias_inputs_v), float))
+        x_tr, x_te = encoding.scale(feats[tr]), encoding.scale(feats[te])  # _finish adds mirrors and bias inputs
         y_tr, y_te = labels[tr], labels[te]
         info = {"n_classes": n_classes, "downsample": downsample, "classes": classes}
         if name == "mnist":
@@ -402,8 +400,6 @@ def make_task(
                    class_targets, bias_inputs_v, info, complementary_inputs and (input_low_v, input_high_v),
                    test_is_train=name in GATES)
     if shift_px:
-        encoding = InputEncoding(scaling.feature_low, scaling.feature_span, input_low_v, input_high_v,
-                                 bool(complementary_inputs), np.asarray(list(bias_inputs_v), float))
         pixels = images[tr].reshape(-1, side, side).astype(np.float32)  # MNIST/digits pixels are small integers: exact
         task.augment = ImageShift(pixels, int(shift_px), downsample, encoding)
         task.info = {**task.info, **task.augment.describe()}
