@@ -285,7 +285,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from labtrain.training.launch import check_out_dir, overrides_from_cli
     from labtrain.training.run import Run
 
-    exp = load_experiment(args.file, _with_sets(args, overrides_from_cli(backend=args.backend)))
+    exp = load_experiment(args.file, _with_sets(args, overrides_from_cli(args.backend, args.epochs, args.seed, args.out)))
     check_out_dir(exp)  # run would refuse it before building anything
     bench = check_bench(exp)
     if bench is not None:
@@ -845,6 +845,9 @@ def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
     r = sub.add_parser("check", help="validate an experiment file (and build its network and task) without running")
     r.add_argument("file")
     r.add_argument("--backend", choices=BACKENDS, help="override [backend] kind")
+    r.add_argument("--epochs", type=_positive_int, help="override [run] epochs (as run takes it)")
+    r.add_argument("--seed", type=_nonnegative_int, help="override [run] seed (as run takes it)")
+    r.add_argument("--out", help="override [run] out_dir (as run takes it; checked, nothing written)")
     _add_set(r)
     r.set_defaults(func=cmd_check)
 

@@ -284,6 +284,24 @@ def test_check_prints_plan(experiment, capsys):
     assert "3 epochs x 2 steps of 2 examples = 6 steps" in out
 
 
+def test_check_takes_the_run_command_line(experiment, tmp_path, capsys):
+    """``check`` accepts run's --epochs / --seed / --out, so a run's command line can be checked as it stands;
+    a bad --out is refused by both with the same line, and check writes nothing."""
+    out_dir = tmp_path / "new" / "runs"
+    code, out, err = cli(["check", experiment, "--epochs", 5, "--seed", 3, "--out", out_dir], capsys)
+    assert code == 0, err
+    assert "5 epochs x 2 steps of 2 examples = 10 steps" in out and f"run files in {out_dir}/" in out
+    assert not (tmp_path / "new").exists()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    errors = []
+    for command in ("check", "run"):
+        code, out, err = cli([command, experiment, "--out", blocker / "runs", "--epochs", 1], capsys)
+        assert code == 2 and out == "" and err.count("\n") == 1, (command, err)
+        errors.append(err.split("error:", 1)[1])
+    assert errors[0] == errors[1] and "out_dir" in errors[0]
+
+
 def test_resume_with_more_epochs(trained, capsys):
     """A completed run can be extended with --epochs; the old steps stay."""
     path, _, _ = trained
