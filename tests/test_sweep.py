@@ -256,14 +256,25 @@ def test_killed_driver_resumes_without_rerunning_finished_members(local_sweep, t
     proc = subprocess.Popen([sys.executable, "-m", "labtrain", "sweep", str(path), "--workers", "2", "--out",
                              str(folder), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
+    def states() -> tuple[list[dict], list[dict]]:
+        runs = sorted((folder / "runs").glob("*.h5")) if (folder / "runs").exists() else []
+        got = [read_summary(p) for p in runs]
+        done = [s for s in got if s["status"] == "completed"]
+        midway = [s for s in got if s["status"] != "completed" and 2 <= s["steps_done"] <= s["total_steps"] - 4]
+        return done, midway
+
     deadline, ready = time.monotonic() + 120, False
     while not ready and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
-        runs = sorted((folder / "runs").glob("*.h5")) if (folder / "runs").exists() else []
-        states = [read_summary(p) for p in runs]
-        done = [s for s in states if s["status"] == "completed"]
-        midway = [s for s in states if s["status"] != "completed" and 2 <= s["steps_done"] <= s["total_steps"] - 4]
-        ready = bool(done and midway)
+        done, midway = states()
+        if done and midway:
+            # freeze the driver and its workers, then look again: on an idle machine the half-way member can
+            # finish its last steps between the look above and the kill
+            os.killpg(proc.pid, signal.SIGSTOP)
+            done, midway = states()
+            ready = bool(done and midway)
+            if not ready:
+                os.killpg(proc.pid, signal.SIGCONT)
         time.sleep(0.01)
     assert ready, "no member finished while another was half-way"
     # the driver and its worker processes together (a killed job): orphaned workers would finish the half-way
