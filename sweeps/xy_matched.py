@@ -171,13 +171,6 @@ def member_rows(folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _running_file(folder: Path, name: str) -> Path | None:
-    """The newest run file of member ``name`` in the sweep's ``runs/`` (the manifest names it only once the
-    member has ended), or ``None``."""
-    found = sorted((folder / "runs").glob(f"{name}-*.h5"))
-    return found[-1] if found else None
-
-
 def architecture_label(row: dict[str, Any]) -> str:
     """``lattice 5x5``, ``all-to-all N=12`` or ``layered [14]`` (hidden widths; terminals from the task)."""
     if row["topology"] == "lattice":
@@ -319,6 +312,7 @@ def curve_table(folder: Path) -> str:
     """Markdown table of test accuracy at every evaluation step, per architecture: mean ± sample std over the
     members that reached that evaluation (``n``), and every seed's value (``-``: not reached)."""
     from labtrain.training.store import RunStore
+    from labtrain.training.sweep import member_run_file
 
     rows = member_rows(folder)
     lines = ["| architecture | after step | epochs | n | test acc (%) | test acc per seed (%) |",
@@ -327,7 +321,7 @@ def curve_table(folder: Path) -> str:
         curves = []
         for r in group:
             ev: dict[str, np.ndarray] = {}
-            path = r["run_file"] or _running_file(folder, r["name"])  # a running member's curve so far
+            path = r["run_file"] or member_run_file(folder / "runs", r["name"])  # a running member's curve so far
             if path is not None and path.is_file():
                 with RunStore.open(path) as store:
                     ev = store.table("eval")

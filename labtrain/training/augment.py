@@ -14,7 +14,7 @@ never sees shifted images.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -52,13 +52,10 @@ class InputEncoding:
     mirror: bool
     bias_v: np.ndarray
 
-    @classmethod
-    def fitted(cls, train: np.ndarray, low_v: float, high_v: float, mirror: bool = False,
-               bias_v: np.ndarray | None = None) -> "InputEncoding":
-        """Scaling fitted on the training features ``train`` (N, n_features)."""
+    def fitted(self, train: np.ndarray) -> "InputEncoding":
+        """This encoding with its min-max scaling fitted on the training features ``train`` (N, n_features)."""
         lo, hi = train.min(axis=0), train.max(axis=0)
-        return cls(lo, np.where(hi > lo, hi - lo, 1.0), float(low_v), float(high_v), bool(mirror),
-                   np.zeros(0) if bias_v is None else np.asarray(bias_v, float))
+        return replace(self, feature_low=lo, feature_span=np.where(hi > lo, hi - lo, 1.0))
 
     def scale(self, features: np.ndarray) -> np.ndarray:
         """Features min-max scaled to ``[low_v, high_v]`` (unscaled when no scaling was fitted)."""

@@ -296,7 +296,8 @@ class Run:
 
     # ------------------------------------------------------------- training
     def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """Inputs and targets of global step ``step`` (shuffled per epoch, augmented when the task augments; seeded)."""
+        """Inputs and targets of global step ``step`` (shuffled per epoch, augmented when the task augments;
+        seeded)."""
         epoch, k = divmod(step, self.steps_per_epoch)
         order = np.random.default_rng([self.seed, 3, epoch]).permutation(len(self.task.x_train))
         idx = order[k * self.batch_size:(k + 1) * self.batch_size]

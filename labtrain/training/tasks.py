@@ -308,6 +308,9 @@ def make_task(
     name = name.lower()
     if shift_px and name not in ("digits", "mnist"):
         raise TaskError(f"shift_px = {shift_px} shifts images; task {name} has none (digits and mnist do)")
+    # mirrored copies and bias inputs (every task); image and Iris features also get a fitted scaling below
+    encoding = InputEncoding(None, None, float(input_low_v), float(input_high_v), bool(complementary_inputs),
+                             np.asarray(list(bias_inputs_v), float))
     y_tr = y_te = None
     if name in GATES:
         bits = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)
@@ -333,8 +336,7 @@ def make_task(
         info = {"n_features": n_features, "n_targets": n_targets, "noise_v": noise_v}
         if complementary_outputs:
             raise TaskError(f"complementary_outputs needs a classification task; {name} is a regression")
-        return _finish(name, x_tr, t_tr, x_te, t_te, None, None, decoder or "regression", None,
-                       bias_inputs_v, info, complementary_inputs and (input_low_v, input_high_v))
+        return _finish(name, x_tr, t_tr, x_te, t_te, None, None, decoder or "regression", None, encoding, info)
     elif name in ("iris", "digits", "mnist"):
         if name == "iris":
             from sklearn.datasets import load_iris
@@ -371,8 +373,7 @@ def make_task(
             tr, te = np.flatnonzero(is_train), np.flatnonzero(~is_train)
         else:
             tr, te = _split(len(labels), test_fraction, rng, labels)
-        encoding = InputEncoding.fitted(feats[tr], input_low_v, input_high_v, bool(complementary_inputs),
-                                        np.asarray(list(bias_inputs_v), float))
+        encoding = encoding.fitted(feats[tr])
         x_tr, x_te = encoding.scale(feats[tr]), encoding.scale(feats[te])  # _finish adds mirrors and bias inputs
         y_tr, y_te = labels[tr], labels[te]
         info = {"n_classes": n_classes, "downsample": downsample, "classes": classes}
@@ -397,8 +398,7 @@ def make_task(
         class_targets = np.hstack([class_targets, target_on_v + target_off_v - class_targets])
     info["complementary_outputs"] = bool(complementary_outputs)
     task = _finish(name, x_tr, class_targets[y_tr], x_te, class_targets[y_te], y_tr, y_te, dec,
-                   class_targets, bias_inputs_v, info, complementary_inputs and (input_low_v, input_high_v),
-                   test_is_train=name in GATES)
+                   class_targets, encoding, info, test_is_train=name in GATES)
     if shift_px:
         pixels = images[tr].reshape(-1, side, side).astype(np.float32)  # MNIST/digits pixels are small integers: exact
         task.augment = ImageShift(pixels, int(shift_px), downsample, encoding)
@@ -406,17 +406,15 @@ def make_task(
     return task
 
 
-def _finish(name, x_tr, t_tr, x_te, t_te, y_tr, y_te, decoder, class_targets, bias_inputs_v, info,
-            mirror_v=None, test_is_train: bool = False) -> Task:
+def _finish(name, x_tr, t_tr, x_te, t_te, y_tr, y_te, decoder, class_targets, encoding: InputEncoding, info,
+            test_is_train: bool = False) -> Task:
+    """The task, with ``encoding``'s mirrored copies and bias inputs appended to the (already scaled) inputs."""
     if len(x_tr) == 0 or len(x_te) == 0:
         raise TaskError(f"task {name} has an empty train or test split ({len(x_tr)} / {len(x_te)} examples)")
     if decoder not in DECODERS:
         raise TaskError(f"unknown decoder {decoder!r}; choose from {DECODERS}")
     if decoder != "regression" and y_tr is None:
         raise TaskError(f"decoder {decoder!r} needs a classification task; {name} is a regression")
-    bias = np.asarray(list(bias_inputs_v), float)
-    low_v, high_v = mirror_v or (0.0, 0.0)
-    extras = InputEncoding(None, None, low_v, high_v, bool(mirror_v), bias).extras
-    info = {**info, "bias_inputs_v": bias.tolist(), "complementary_inputs": bool(mirror_v)}
-    return Task(name, extras(x_tr), np.asarray(t_tr, float), extras(x_te),
+    info = {**info, "bias_inputs_v": encoding.bias_v.tolist(), "complementary_inputs": encoding.mirror}
+    return Task(name, encoding.extras(x_tr), np.asarray(t_tr, float), encoding.extras(x_te),
                 np.asarray(t_te, float), y_tr, y_te, decoder, class_targets, info, test_is_train)
